@@ -1,0 +1,56 @@
+"""auptimate_core: top investors, real-time alerts and investment pools for syndicate platforms.
+
+The names below are the public contract (see API.md); everything else is internal.
+"""
+
+from .clock import Clock, ManualClock, SystemClock
+from .domain import KINDS, Investor, Pool, Transaction
+from .errors import (
+    AuditError,
+    AuptimateError,
+    IdempotencyConflict,
+    InvalidAmount,
+    InvalidId,
+    InvalidKind,
+    InvalidTimestamp,
+    LateEvent,
+    MissingExtra,
+    PermissionDenied,
+    RowError,
+    StoreError,
+    StoreUnavailable,
+    UnknownInvestor,
+    UnknownPool,
+    ValidationError,
+)
+from .store import WindowStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KINDS",
+    "AuditError",
+    "AuptimateError",
+    "Clock",
+    "IdempotencyConflict",
+    "InvalidAmount",
+    "InvalidId",
+    "InvalidKind",
+    "InvalidTimestamp",
+    "Investor",
+    "LateEvent",
+    "ManualClock",
+    "MissingExtra",
+    "PermissionDenied",
+    "Pool",
+    "RowError",
+    "StoreError",
+    "StoreUnavailable",
+    "SystemClock",
+    "Transaction",
+    "UnknownInvestor",
+    "UnknownPool",
+    "ValidationError",
+    "WindowStore",
+    "__version__",
+]

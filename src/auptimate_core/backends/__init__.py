@@ -1,0 +1,1 @@
+"""Storage backends: memory, Redis and SQL. Each imports its driver only when used."""

@@ -1,0 +1,116 @@
+"""One error hierarchy for the whole library.
+
+Every error the library raises on purpose is an :class:`AuptimateError`. Errors about bad input
+are also :class:`ValueError` (through :class:`ValidationError`) and name the field at fault, so
+callers can catch either the library's type or the built-in one.
+"""
+
+from __future__ import annotations
+
+
+class AuptimateError(Exception):
+    """Base class of every error raised by auptimate_core."""
+
+
+class ValidationError(AuptimateError, ValueError):
+    """A value failed validation. ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class InvalidAmount(ValidationError):
+    """An amount is not a positive, finite Decimal (or int)."""
+
+
+class InvalidTimestamp(ValidationError):
+    """A timestamp is not a timezone-aware datetime."""
+
+
+class InvalidId(ValidationError):
+    """An identifier is not a non-empty string."""
+
+
+class InvalidKind(ValidationError):
+    """A transaction kind is not one of the known kinds."""
+
+
+class RowError(ValidationError):
+    """A row of an input file could not be turned into a transaction.
+
+    ``line`` is the 1-based line number in the file (for CSV, the line the record ends on).
+    """
+
+    def __init__(self, line: int, field: str, message: str, raw: str = "") -> None:
+        self.line = line
+        self.raw = raw
+        super().__init__(field, message)
+        self.args = (f"line {line}: {field}: {message}",)
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.reason}"
+
+
+class LateEvent(ValidationError):
+    """An event is older than the store's allowed lateness allows."""
+
+
+class StoreError(AuptimateError):
+    """A window store could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's server could not be reached (after the allowed retries)."""
+
+
+class MissingExtra(AuptimateError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"{module} is not installed: pip install 'auptimate-core[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
+
+
+class LedgerError(AuptimateError):
+    """Base class of the pools ledger's errors."""
+
+
+class PermissionDenied(LedgerError):
+    """The actor may not perform the action. Nothing was written."""
+
+    def __init__(self, actor: str, action: str, reason: str = "") -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"{actor!r} may not {action}{detail}")
+        self.actor = actor
+        self.action = action
+
+
+class IdempotencyConflict(LedgerError):
+    """An idempotency key was reused for a different request."""
+
+
+class UnknownPool(LedgerError, KeyError):
+    """No pool has this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown pool"
+
+
+class UnknownInvestor(LedgerError, KeyError):
+    """No investor has this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown investor"
+
+
+class AuditError(LedgerError):
+    """The ledger's hash chain does not verify: an entry was edited, deleted or reordered."""
+
+
+class LedgerValidationError(LedgerError, ValidationError):
+    """A ledger request is invalid (for example a distribution to a pool with no capital)."""

@@ -1,0 +1,86 @@
+"""Decimal rules for money: minor units, quantising, and exact pro-rata allocation.
+
+>>> allocate(Decimal("10.00"), {"a": Decimal(1), "b": Decimal(1), "c": Decimal(1)}, "USD")
+{'a': Decimal('3.34'), 'b': Decimal('3.33'), 'c': Decimal('3.33')}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from typing import Final
+
+from .errors import ValidationError
+
+# ISO 4217 currencies whose minor unit is not two digits; every other code has two.
+_MINOR_DIGITS: Final[Mapping[str, int]] = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
+         "UYI", "VND", "VUV", "XAF", "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def minor_digits(currency: str) -> int:
+    """Digits after the decimal point in ``currency``'s minor unit (USD 2, JPY 0, KWD 3)."""
+    return _MINOR_DIGITS.get(currency, 2)
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of ``currency``: ``Decimal('0.01')`` for USD."""
+    return Decimal(1).scaleb(-minor_digits(currency))
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    """Round ``amount`` half-even to ``currency``'s minor unit."""
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
+
+
+def require_exact(amount: Decimal, currency: str, field: str = "amount") -> Decimal:
+    """Return ``amount`` at the minor unit of ``currency``; raise if that would round it.
+
+    >>> require_exact(Decimal("1.5"), "USD")
+    Decimal('1.50')
+    """
+    exact = amount.quantize(minor_unit(currency), rounding=ROUND_DOWN)
+    if exact != amount:
+        raise ValidationError(
+            field, f"{amount} has more digits than the {currency} minor unit allows"
+        )
+    return exact
+
+
+def allocate(total: Decimal, weights: Mapping[str, Decimal], currency: str) -> dict[str, Decimal]:
+    """Split ``total`` among ``weights``' keys pro rata, exactly, by largest remainder.
+
+    Every share is a whole number of minor units and the shares add up to ``total`` exactly.
+    Each key first gets its share rounded down; the minor units left over go one each to the keys
+    with the largest remainders, ties to the smaller key. Keys with zero weight get zero.
+    ``O(k log k)`` for ``k`` keys.
+    """
+    total = require_exact(total, currency, "total")
+    if total < 0:
+        raise ValidationError("total", f"must not be negative, not {total}")
+    if any(w < 0 for w in weights.values()):
+        raise ValidationError("weights", "must not be negative")
+    weight_sum = sum(weights.values(), Decimal(0))
+    if weight_sum <= 0:
+        raise ValidationError("weights", "must have a positive sum to allocate pro rata")
+    scale = 10 ** minor_digits(currency)
+    units = int(total.scaleb(minor_digits(currency)))
+    floors: dict[str, int] = {}
+    remainders: list[tuple[Decimal, str]] = []
+    for key, weight in weights.items():
+        numerator = units * weight
+        floor = int(numerator // weight_sum)
+        floors[key] = floor
+        remainders.append((numerator - floor * weight_sum, key))
+    left = units - sum(floors.values())
+    remainders.sort(key=lambda rk: (-rk[0], rk[1]))
+    for _, key in remainders[:left]:
+        floors[key] += 1
+    exp = minor_unit(currency)
+    return {key: (Decimal(n) / scale).quantize(exp) for key, n in floors.items()}

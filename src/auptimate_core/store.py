@@ -1,0 +1,188 @@
+"""The :class:`WindowStore` protocol: the alert engine's only view of storage.
+
+A store keeps, per key (a pool id), the events of the recent past and answers *tallies*: how many
+events, and how much money, fall in a window that ends at some moment. It also keeps the alert
+lifecycle (which rule is firing for which key), so that engines sharing one store share it.
+
+Everything crosses this boundary as integers, converted once at the edge:
+
+- time is microseconds since the Unix epoch (:func:`auptimate_core.domain.to_micros`);
+- money is a count of :data:`AMOUNT_SCALE` units (0.0001 of the currency), see :func:`to_units`.
+
+A window is an :class:`Interval` relative to an event time ``t``: the half-open span
+``(t - offset - length, t - offset]``. The spike rule's "recent" window is ``Interval(0, w)`` and
+its baseline is ``Interval(w, b)``.
+
+Contract (``auptimate_core.testing`` holds the test suite every store must pass):
+
+- ``observe`` records an event once per ``event_id``: a second arrival of an id still held is
+  ``DUPLICATE`` and changes nothing. An event older than the key's newest event minus the store's
+  allowed lateness is ``LATE`` and is not recorded. Each observation is atomic.
+- The tallies of an observation count every event of its key recorded so far (itself included)
+  whose time lies in each interval ending at the observation's own time.
+- ``observe_many`` gives exactly the results of calling ``observe`` on each item in order.
+- A store may forget what no interval it has been asked about can reach any more (memory stays
+  bounded by the windows, not by the length of the stream).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Final, Protocol, runtime_checkable
+
+import attrs
+
+AMOUNT_SCALE: Final = 10_000
+"""Window sums are kept in integer units of 1/AMOUNT_SCALE of the currency (four decimals)."""
+
+_UNIT: Final = Decimal(1).scaleb(-4)
+
+
+def to_units(amount: Decimal) -> int:
+    """An amount as integer :data:`AMOUNT_SCALE` units (rounded half-even past four decimals).
+
+    >>> to_units(Decimal("12.345"))
+    123450
+    """
+    return int(amount.quantize(_UNIT, rounding=ROUND_HALF_EVEN).scaleb(4))
+
+
+def from_units(units: int) -> Decimal:
+    """The Decimal amount of ``units`` (inverse of :func:`to_units`).
+
+    >>> from_units(123450)
+    Decimal('12.3450')
+    """
+    return Decimal(units).scaleb(-4)
+
+
+@attrs.frozen(slots=True)
+class Interval:
+    """A window relative to an end time ``t``: ``t - offset - length < at <= t - offset``.
+
+    Both fields are microseconds; ``length`` is positive, ``offset`` is not negative.
+    """
+
+    offset: int
+    length: int
+
+    def __attrs_post_init__(self) -> None:
+        if self.length <= 0:
+            raise ValueError(f"length: must be positive, not {self.length}")
+        if self.offset < 0:
+            raise ValueError(f"offset: must not be negative, not {self.offset}")
+
+    @property
+    def reach(self) -> int:
+        """How far back from the end time this interval reaches."""
+        return self.offset + self.length
+
+    def bounds(self, end: int) -> tuple[int, int]:
+        """``(low, high)`` with the interval being ``low < at <= high`` for end time ``end``."""
+        high = end - self.offset
+        return high - self.length, high
+
+
+@attrs.frozen(slots=True)
+class Observation:
+    """One event for a store: ``key`` (the pool), ``event_id``, time ``at`` and ``amount`` units."""
+
+    key: str
+    event_id: str
+    at: int
+    amount: int = 0
+
+
+class Status(enum.Enum):
+    """What a store did with an observation."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+
+
+@attrs.frozen(slots=True)
+class Tally:
+    """How many events, and how many amount units in total, an interval holds."""
+
+    count: int
+    total: int
+
+
+EMPTY: Final = Tally(0, 0)
+
+
+@attrs.frozen(slots=True)
+class Observed:
+    """The result of one observation.
+
+    ``tallies`` has one :class:`Tally` per requested interval, in order (empty unless ``NEW``).
+    ``first_seen`` is the time of the earliest event the store has recorded for the key (the
+    start of its history, kept even after that event is evicted).
+    """
+
+    status: Status
+    tallies: tuple[Tally, ...] = ()
+    first_seen: int | None = None
+
+
+@attrs.frozen(slots=True)
+class LifecycleState:
+    """Whether ``rule`` is firing for a key, and the event time of its last change (or None)."""
+
+    firing: bool = False
+    since: int | None = None
+
+
+IDLE: Final = LifecycleState()
+
+
+@attrs.frozen(slots=True)
+class Transition:
+    """A request to move ``rule`` for ``key`` to ``firing`` at time ``at``.
+
+    It applies only if the current state differs (compare-and-set), which is what lets many
+    engines share one lifecycle: exactly one of them wins each change.
+    """
+
+    key: str
+    rule: str
+    firing: bool
+    at: int
+
+
+@runtime_checkable
+class WindowStore(Protocol):
+    """The storage interface of the alert engine. See the module docstring for the contract."""
+
+    def observe(self, observation: Observation, intervals: Sequence[Interval]) -> Observed:
+        """Record one event (idempotently by id) and tally ``intervals`` ending at its time."""
+        ...
+
+    def observe_many(
+        self, observations: Sequence[Observation], intervals: Sequence[Interval]
+    ) -> list[Observed]:
+        """The results of :meth:`observe` for each observation in order, in one batch."""
+        ...
+
+    def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
+        """Tally ``intervals`` ending at ``at`` for ``key`` without recording anything."""
+        ...
+
+    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
+        """The lifecycle state of each ``(key, rule)`` pair (``IDLE`` when never changed)."""
+        ...
+
+    def transition(self, transitions: Sequence[Transition]) -> list[bool]:
+        """Apply each transition in order if it changes the state; say which ones applied."""
+        ...
+
+    def firing(self, rule: str) -> frozenset[str]:
+        """The keys for which ``rule`` is firing now."""
+        ...
+
+    def close(self) -> None:
+        """Release connections or other resources. The store is not used afterwards."""
+        ...

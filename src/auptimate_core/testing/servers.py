@@ -1,0 +1,206 @@
+"""Throwaway Redis and PostgreSQL servers on free loopback ports, for tests and benchmarks.
+
+Each server runs from a temporary directory and is stopped (and the directory removed) by
+``stop()`` or on leaving the ``with`` block. Nothing here talks to anything but 127.0.0.1.
+
+PostgreSQL's ``initdb`` refuses to run as root; as root the server runs as the ``postgres`` system
+user through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+LOOPBACK = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    """A test server could not be started; the message says why."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerError(f"{what} exited with status {proc.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 0.2):
+            return
+        time.sleep(0.02)
+    raise ServerError(f"{what} did not listen on port {port} within {timeout} s")
+
+
+class RedisServer:
+    """A ``redis-server`` process on a free loopback port.
+
+    ``persistent=True`` turns on the append-only file with ``fsync always``, so that ``kill()``
+    followed by ``start()`` (same port, same directory) shows what survives a crash.
+    """
+
+    def __init__(
+        self,
+        *,
+        persistent: bool = False,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        directory: Path | None = None,
+    ) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise ServerError("redis-server is not installed (apt-get install redis-server)")
+        self.executable = exe
+        self.port = port or free_port()
+        self.persistent = persistent
+        self.extra_args = extra_args
+        self._own_dir = directory is None
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="auptimate-redis-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> Self:
+        args = [
+            self.executable, "--port", str(self.port), "--bind", LOOPBACK,
+            "--dir", str(self.directory), "--save", "", "--protected-mode", "no",
+            "--loglevel", "warning", "--logfile", str(self.directory / "redis.log"),
+        ]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        args += list(self.extra_args)
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _wait_for_port(self.port, self._proc, timeout, "redis-server")
+        return self
+
+    def kill(self) -> None:
+        """Stop the server at once (SIGKILL), keeping its directory for a restart."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory (if this object made it)."""
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _pg_bindir() -> Path:
+    override = os.environ.get("AUPTIMATE_PG_BINDIR")
+    if override:
+        return Path(override)
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    if found:
+        return Path(found[0]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    raise ServerError("PostgreSQL is not installed (apt-get install postgresql)")
+
+
+class PostgresServer:
+    """A PostgreSQL cluster made by ``initdb`` in a temporary directory, on a free port.
+
+    Authentication is ``trust`` on loopback only; the superuser is ``postgres`` and the
+    database ``auptimate`` exists once :meth:`start` returns.
+    """
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.bindir = _pg_bindir()
+        self.port = port or free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="auptimate-pg-"))
+        self.datadir = self.directory / "data"
+        self.database = "auptimate"
+        self._as_root = os.geteuid() == 0
+        self._started = False
+
+    def url(self, driver: str = "psycopg") -> str:
+        return f"postgresql+{driver}://postgres@{LOOPBACK}:{self.port}/{self.database}"
+
+    def _run(self, *args: str, timeout: float = 120.0) -> None:
+        cmd = list(args)
+        if self._as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise ServerError(
+                f"{Path(args[0]).name} failed ({done.returncode}): "
+                f"{done.stderr.decode(errors='replace').strip()[-2000:]}"
+            )
+
+    def start(self) -> Self:
+        if self._as_root:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+            "-A", "trust", "-E", "UTF8", "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -c listen_addresses={LOOPBACK} -k {self.directory} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
+            "-l", str(self.directory / "postgres.log"), "-w", "-t", "60", "start",
+        )
+        self._started = True
+        self._run(
+            str(self.bindir / "createdb"), "-h", LOOPBACK, "-p", str(self.port),
+            "-U", "postgres", self.database,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self._started:
+            with contextlib.suppress(ServerError, subprocess.TimeoutExpired):
+                self._run(
+                    str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
+                    "-w", "stop", timeout=60,
+                )
+            self._started = False
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
