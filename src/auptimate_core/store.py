@@ -20,7 +20,9 @@ Contract (``auptimate_core.testing`` holds the test suite every store must pass)
   allowed lateness is ``LATE`` and is not recorded. Each observation is atomic.
 - The tallies of an observation count every event of its key recorded so far (itself included)
   whose time lies in each interval ending at the observation's own time.
-- ``observe_many`` gives exactly the results of calling ``observe`` on each item in order.
+- ``observe_many`` gives exactly the results of calling ``observe`` on each item in order. It is
+  the fast path, so it is columnar: parallel sequences in, an :class:`ObservedBatch` of parallel
+  lists out, and no object per event on either side.
 - A store may forget what no interval it has been asked about can reach any more (memory stays
   bounded by the windows, not by the length of the stream).
 """
@@ -129,6 +131,35 @@ class Observed:
 
 
 @attrs.frozen(slots=True)
+class ObservedBatch:
+    """The results of :meth:`WindowStore.observe_many`, as parallel lists (index ``i`` is the
+    ``i``-th observation).
+
+    ``counts[j][i]`` and ``totals[j][i]`` tally interval ``j`` for observation ``i``; they are 0
+    unless ``statuses[i]`` is ``NEW``. ``totals`` is empty when totals were not asked for.
+    """
+
+    statuses: list[Status]
+    counts: list[list[int]]
+    totals: list[list[int]]
+    first_seen: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    def observed(self, i: int) -> Observed:
+        """The ``i``-th result as an :class:`Observed` (convenient, not fast)."""
+        if self.statuses[i] is not Status.NEW:
+            return Observed(self.statuses[i], (), self.first_seen[i])
+        totals = [column[i] for column in self.totals] or [0] * len(self.counts)
+        return Observed(
+            Status.NEW,
+            tuple(Tally(column[i], total) for column, total in zip(self.counts, totals)),
+            self.first_seen[i],
+        )
+
+
+@attrs.frozen(slots=True)
 class LifecycleState:
     """Whether ``rule`` is firing for a key, and the event time of its last change (or None)."""
 
@@ -162,9 +193,20 @@ class WindowStore(Protocol):
         ...
 
     def observe_many(
-        self, observations: Sequence[Observation], intervals: Sequence[Interval]
-    ) -> list[Observed]:
-        """The results of :meth:`observe` for each observation in order, in one batch."""
+        self,
+        keys: Sequence[str],
+        event_ids: Sequence[str],
+        ats: Sequence[int],
+        amounts: Sequence[int],
+        intervals: Sequence[Interval],
+        *,
+        totals: bool = False,
+    ) -> ObservedBatch:
+        """Observe each ``(keys[i], event_ids[i], ats[i], amounts[i])`` in order, in one batch.
+
+        The same as calling :meth:`observe` for each in order; ``totals=False`` lets a store
+        skip summing amounts when no rule needs them.
+        """
         ...
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
