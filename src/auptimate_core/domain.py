@@ -91,6 +91,10 @@ def _check_kind(value: object) -> str:
     return str(value)
 
 
+def _to_amount(value: Decimal | int) -> Decimal:
+    return check_amount(value)
+
+
 def _mask_email(email: str | None) -> str:
     return "None" if email is None else "'<redacted>'"
 
@@ -142,8 +146,8 @@ class Transaction:
     id: str
     investor_id: str
     pool_id: str
-    amount: Decimal
-    timestamp: datetime
+    amount: Decimal = attrs.field(converter=_to_amount)
+    timestamp: datetime = attrs.field()
     kind: str = "investment"
 
     def __attrs_post_init__(self) -> None:
@@ -151,9 +155,6 @@ class Transaction:
         check_id("id", self.id)
         check_id("investor_id", self.investor_id)
         check_id("pool_id", self.pool_id)
-        amount = check_amount(self.amount)
-        if amount is not self.amount:
-            object.__setattr__(self, "amount", amount)
         check_timestamp(self.timestamp)
         if self.kind != "investment":
             _check_kind(self.kind)

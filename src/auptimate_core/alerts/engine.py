@@ -1,0 +1,289 @@
+"""The :class:`AlertEngine`: rules applied to each transaction as it arrives, on any WindowStore.
+
+The engine knows storage only through the :class:`~auptimate_core.store.WindowStore` protocol.
+One batch of transactions costs a fixed number of store calls whatever its size:
+``observe_many`` (record and tally), ``states`` (the lifecycle of the pools in the batch) and
+``transition`` (compare-and-set of the changes), so the Redis store pays three round trips per
+batch and the memory store three function calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from ..domain import Transaction, check_timestamp, from_micros, to_micros
+from ..errors import LateEvent, ValidationError
+from ..store import Interval, LifecycleState, Status, Transition, WindowStore, to_units
+from .alert import FIRING, RESOLVED, Alert
+from .rules import TransactionRule, WindowRule
+from .sinks import AlertCallback
+
+logger = logging.getLogger("auptimate_core.alerts")
+
+SinkErrorHandler = Callable[[AlertCallback, Alert, BaseException], object]
+IDLE = LifecycleState()
+
+
+class EngineStats:
+    """Counters of what an engine has done; read them, don't write them."""
+
+    __slots__ = ("alerts", "duplicates", "late", "processed", "sink_failures")
+
+    def __init__(self) -> None:
+        self.processed = 0
+        self.duplicates = 0
+        self.late = 0
+        self.alerts = 0
+        self.sink_failures = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class _Slot:
+    """A window rule as the engine runs it: where its values sit in the store's answer."""
+
+    __slots__ = ("columns", "rule", "uses_totals")
+
+    def __init__(self, rule: WindowRule, columns: tuple[int, ...]) -> None:
+        self.rule = rule
+        self.columns = columns
+        self.uses_totals = rule.measure == "total"
+
+
+class AlertEngine:
+    """Apply ``rules`` to transactions as they arrive and hand the alerts to ``sinks``.
+
+    ``store`` is any :class:`~auptimate_core.store.WindowStore` (``None`` means a new
+    :class:`~auptimate_core.backends.memory.MemoryWindowStore`). ``sinks`` are callables that
+    receive every alert; a failing sink is logged, counted, passed to ``on_sink_error`` if given,
+    and never stops the engine or the other sinks.
+
+    Late transactions (older than the store's allowed lateness) are not counted. By default
+    ``process_many`` finishes the batch and then raises :class:`~auptimate_core.errors.LateEvent`
+    carrying ``transactions`` (the late ones) and ``alerts`` (all alerts of the batch, which the
+    sinks have already received); pass ``on_late`` to be called with each late transaction
+    instead.
+
+    Safe to share between threads: calls are serialised by a lock, and the lifecycle lives in the
+    store, so engines in other processes sharing that store share it too.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[TransactionRule | WindowRule],
+        store: WindowStore | None = None,
+        sinks: Iterable[AlertCallback] = (),
+        *,
+        on_late: Callable[[Transaction], object] | None = None,
+        on_sink_error: SinkErrorHandler | None = None,
+        batch_size: int = 10_000,
+    ) -> None:
+        if store is None:
+            from ..backends.memory import MemoryWindowStore
+
+            store = MemoryWindowStore()
+        self.store: WindowStore = store
+        self.rules = tuple(rules)
+        self._tx_rules: list[TransactionRule] = []
+        self._slots: list[_Slot] = []
+        intervals: list[Interval] = []
+        names: set[str] = set()
+        for rule in self.rules:
+            if rule.name in names:
+                raise ValidationError("rules", f"two rules are named {rule.name!r}")
+            names.add(rule.name)
+            if isinstance(rule, WindowRule):
+                columns = []
+                for interval in rule.intervals:
+                    if interval not in intervals:
+                        intervals.append(interval)
+                    columns.append(intervals.index(interval))
+                self._slots.append(_Slot(rule, tuple(columns)))
+            elif isinstance(rule, TransactionRule):
+                self._tx_rules.append(rule)
+            else:
+                raise ValidationError(
+                    "rules", f"{rule!r} is neither a transaction rule nor a window rule"
+                )
+        self._intervals = tuple(intervals)
+        self._totals = any(slot.uses_totals for slot in self._slots)
+        self.sinks: list[AlertCallback] = list(sinks)
+        self.on_late = on_late
+        self.on_sink_error = on_sink_error
+        if batch_size < 1:
+            raise ValidationError("batch_size", f"must be at least 1, not {batch_size}")
+        self.batch_size = batch_size
+        self.stats = EngineStats()
+        self._lock = threading.RLock()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def process(self, tx: Transaction) -> list[Alert]:
+        """Record one transaction and return the alerts it caused (also sent to the sinks)."""
+        return self.process_many((tx,))
+
+    def process_many(self, transactions: Iterable[Transaction]) -> list[Alert]:
+        """The alerts of calling :meth:`process` on each transaction in order, in batches."""
+        alerts: list[Alert] = []
+        late: list[Transaction] = []
+        iterator = iter(transactions)
+        with self._lock:
+            while batch := list(islice(iterator, self.batch_size)):
+                alerts.extend(self._process_batch(batch, late))
+        if late and self.on_late is None:
+            error = LateEvent(
+                "timestamp",
+                f"{len(late)} transaction(s) older than the store's allowed lateness were not "
+                f"counted, first {late[0].id!r} at {late[0].timestamp.isoformat()}",
+            )
+            error.transactions = late  # type: ignore[attr-defined]
+            error.alerts = alerts  # type: ignore[attr-defined]
+            raise error
+        return alerts
+
+    def evaluate(self, now: datetime) -> list[Alert]:
+        """Resolve what stopped holding as time passed without transactions; alerts at ``now``."""
+        check_timestamp(now, "now")
+        now_us = to_micros(now)
+        alerts: list[Alert] = []
+        with self._lock:
+            for slot in self._slots:
+                rule = slot.rule
+                changes: list[tuple[Transition, Alert]] = []
+                for key in sorted(self.store.firing(rule.name)):
+                    tallies = self.store.tally(key, now_us, rule.intervals)
+                    values = tuple(t.total if slot.uses_totals else t.count for t in tallies)
+                    if rule.holds(*values):
+                        continue
+                    alert = rule.alert(RESOLVED, key, now, None, None, values)
+                    changes.append((Transition(key, rule.name, False, now_us), alert))
+                applied = self.store.transition([change for change, _ in changes])
+                alerts.extend(alert for (_, alert), ok in zip(changes, applied) if ok)
+            self._deliver(alerts)
+        return alerts
+
+    def add_sink(self, sink: AlertCallback) -> Callable[[], None]:
+        """Add a sink; returns a function that removes it again."""
+        with self._lock:
+            self.sinks.append(sink)
+
+        def remove() -> None:
+            with self._lock:
+                if sink in self.sinks:
+                    self.sinks.remove(sink)
+
+        return remove
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> AlertEngine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def _process_batch(self, txs: list[Transaction], late: list[Transaction]) -> list[Alert]:
+        keys = [tx.pool_id for tx in txs]
+        ats = [to_micros(tx.timestamp) for tx in txs]
+        amounts = [to_units(tx.amount) for tx in txs] if self._totals else [0] * len(txs)
+        batch = self.store.observe_many(
+            keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals
+        )
+        statuses = batch.statuses
+        stats = self.stats
+        stats.processed += len(txs)
+
+        # Lifecycle state of every (pool, window rule) of the batch, then decided locally in
+        # order; the store applies the changes by compare-and-set at the end.
+        slots = self._slots
+        states: list[dict[str, LifecycleState]] = []
+        if slots:
+            pools = set(keys)
+            known = self.store.states((pool, s.rule.name) for pool in pools for s in slots)
+            states = [
+                {pool: known.get((pool, s.rule.name), IDLE) for pool in pools} for s in slots
+            ]
+        columns = [
+            tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
+            for s in slots
+        ]
+        window_work = list(zip(slots, states, columns))
+        tx_rules = self._tx_rules
+        first_seen = batch.first_seen
+        new = Status.NEW
+        # Each entry: (alert, index of its transition or -1 when unconditional).
+        pending: list[tuple[Alert, int]] = []
+        transitions: list[Transition] = []
+        for i, status in enumerate(statuses):
+            if status is not new:
+                if status is Status.DUPLICATE:
+                    stats.duplicates += 1
+                else:
+                    stats.late += 1
+                    late.append(txs[i])
+                    if self.on_late is not None:
+                        self.on_late(txs[i])
+                continue
+            if tx_rules:
+                tx = txs[i]
+                for tx_rule in tx_rules:
+                    alert = tx_rule.check(tx)
+                    if alert is not None:
+                        pending.append((alert, -1))
+            for slot, pool_states, cols in window_work:
+                rule = slot.rule
+                if len(cols) == 2:
+                    holds = rule.holds(cols[0][i], cols[1][i])
+                else:
+                    holds = rule.holds(*[col[i] for col in cols])
+                key = keys[i]
+                state = pool_states[key]
+                if holds is state.firing:
+                    continue
+                at = ats[i]
+                if holds and not rule.may_fire(at, first_seen[i], state):
+                    continue
+                pool_states[key] = LifecycleState(holds, at)
+                tx = txs[i]
+                values = tuple(col[i] for col in cols)
+                alert = rule.alert(
+                    FIRING if holds else RESOLVED, key, tx.timestamp, tx.id, tx.investor_id, values
+                )
+                pending.append((alert, len(transitions)))
+                transitions.append(Transition(key, rule.name, holds, at))
+        if not pending:
+            return []
+        applied = self.store.transition(transitions) if transitions else []
+        alerts = [alert for alert, t in pending if t < 0 or applied[t]]
+        self._deliver(alerts)
+        return alerts
+
+    def _deliver(self, alerts: list[Alert]) -> None:
+        self.stats.alerts += len(alerts)
+        for alert in alerts:
+            for sink in self.sinks:
+                try:
+                    sink(alert)
+                except Exception as error:  # a sink's failure must not stop the engine
+                    self.stats.sink_failures += 1
+                    logger.error(
+                        "alert sink %r failed on %s: %s", sink, alert.key, error,
+                        extra={"alert_rule": alert.name, "pool_id": alert.pool_id},
+                    )
+                    if self.on_sink_error is not None:
+                        self.on_sink_error(sink, alert, error)
+
+
+def alert_time(at: int) -> datetime:
+    """The datetime of an integer event time (microseconds since the epoch)."""
+    return from_micros(at)

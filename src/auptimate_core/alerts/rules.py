@@ -1,0 +1,362 @@
+"""Alert rules: small objects that declare what they need and decide from it.
+
+There are two kinds of rule, told apart by what they declare:
+
+- a :class:`TransactionRule` looks at one transaction alone (:class:`ThresholdRule`);
+- a :class:`WindowRule` declares the windows it needs (as :class:`~auptimate_core.store.Interval`
+  objects) and decides from their tallies whether its condition holds at a transaction's event
+  time. The engine keeps its lifecycle: one ``firing`` alert when the condition becomes true,
+  nothing while it stays true, one ``resolved`` alert when it is next found false
+  (:class:`SpikeRule`, :class:`AmountSpikeRule`).
+
+A rule of your own is any object with the attributes and methods of one of the two protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Protocol, runtime_checkable
+
+from ..domain import Transaction, check_id
+from ..errors import ValidationError
+from ..store import Interval, LifecycleState, from_units, to_units
+from .alert import FIRING, Alert, AlertState
+from .significance import rate_ratio_p_value
+
+_US = timedelta(microseconds=1)
+
+
+@runtime_checkable
+class TransactionRule(Protocol):
+    """A rule that decides from one transaction alone, with no state."""
+
+    name: str
+
+    def check(self, tx: Transaction) -> Alert | None:
+        """A ``firing`` alert if ``tx`` breaks the rule, else None."""
+        ...
+
+
+@runtime_checkable
+class WindowRule(Protocol):
+    """A rule that decides from window tallies at an event time, with a firing/resolved lifecycle.
+
+    ``intervals`` are the windows it needs; ``measure`` says whether it reads their event counts
+    (``"count"``) or their amount totals (``"total"``, in store units). ``holds`` receives one
+    value per interval, in order, and must be cheap: it runs on every transaction of the pool.
+    ``may_fire`` can hold back a firing (cold start, cooldown); it runs only on a would-be firing.
+    """
+
+    name: str
+    kind: str
+    intervals: tuple[Interval, ...]
+    measure: str
+
+    def holds(self, *values: int) -> bool: ...
+
+    def may_fire(self, at: int, first_seen: int | None, state: LifecycleState) -> bool: ...
+
+    def alert(
+        self, state: AlertState, pool_id: str, at: datetime, transaction_id: str | None,
+        investor_id: str | None, values: tuple[int, ...],
+    ) -> Alert: ...
+
+
+def _money(value: object, field: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ValidationError(field, f"must be a Decimal or an int, not {type(value).__name__}")
+    amount = Decimal(value)
+    if not amount.is_finite() or amount < 0:
+        raise ValidationError(field, f"must be a finite amount >= 0, not {amount}")
+    return amount
+
+
+def _micros(span: timedelta, field: str) -> int:
+    if not isinstance(span, timedelta):
+        raise ValidationError(field, f"must be a timedelta, not {type(span).__name__}")
+    micros = span // _US
+    if micros <= 0:
+        raise ValidationError(field, f"must be positive, not {span}")
+    return micros
+
+
+def _factor(value: object) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | Fraction):
+        raise ValidationError("factor", f"must be a number, not {type(value).__name__}")
+    factor = Fraction(str(value)) if isinstance(value, float) else Fraction(value)
+    if factor <= 0:
+        raise ValidationError("factor", f"must be positive, not {value}")
+    return factor
+
+
+def _span_text(micros: int) -> str:
+    seconds, rest = divmod(micros, 1_000_000)
+    if rest:
+        return f"{micros / 1_000_000:g}s"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _decimal(fraction: Fraction) -> Decimal:
+    return (Decimal(fraction.numerator) / Decimal(fraction.denominator)).quantize(
+        Decimal("0.0001")
+    ).normalize()
+
+
+class ThresholdRule:
+    """Fire once for every transaction whose amount is strictly greater than its pool's limit.
+
+    ``per_pool`` overrides ``limit`` for the pools it names. Stateless and thread-safe.
+
+    >>> from datetime import UTC
+    >>> rule = ThresholdRule(limit=Decimal("250000"), per_pool={"small": Decimal("1000")})
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> rule.check(Transaction("t1", "i", "big", Decimal("250000"), t)) is None
+    True
+    >>> rule.check(Transaction("t2", "i", "small", Decimal("1000.01"), t)).message
+    'amount 1000.01 > limit 1000 in pool small'
+    """
+
+    kind = "threshold"
+
+    def __init__(
+        self,
+        limit: Decimal | int,
+        per_pool: Mapping[str, Decimal | int] | None = None,
+        *,
+        name: str = "threshold",
+    ) -> None:
+        self.limit = _money(limit, "limit")
+        self.per_pool = {
+            check_id("per_pool", pool): _money(value, f"per_pool[{pool!r}]")
+            for pool, value in (per_pool or {}).items()
+        }
+        self.name = name
+
+    def limit_for(self, pool_id: str) -> Decimal:
+        return self.per_pool.get(pool_id, self.limit)
+
+    def check(self, tx: Transaction) -> Alert | None:
+        limit = self.per_pool.get(tx.pool_id, self.limit)
+        if tx.amount <= limit:
+            return None
+        return Alert(
+            rule=self.kind, state=FIRING, pool_id=tx.pool_id, at=tx.timestamp,
+            transaction_id=tx.id, observed=tx.amount, limit=limit,
+            message=f"amount {tx.amount} > limit {limit} in pool {tx.pool_id}",
+            name=self.name, investor_id=tx.investor_id,
+        )
+
+    def __repr__(self) -> str:
+        return f"ThresholdRule(limit={self.limit!r}, per_pool={self.per_pool!r})"
+
+
+class _RatioRule:
+    """Shared logic of the spike rules: a recent window against the baseline just before it.
+
+    The condition at event time ``t`` is ``recent >= floor`` and ``recent >= factor * expected``
+    where ``expected = base * window / baseline``; it is decided in exact integer arithmetic
+    (``recent * baseline * den >= base * window * num`` for ``factor = num/den``), so every store
+    gives the same answer.
+    """
+
+    kind = "spike"
+    measure = "count"
+
+    def __init__(
+        self,
+        window: timedelta,
+        baseline: timedelta,
+        factor: int | float | Decimal | Fraction,
+        floor: int,
+        *,
+        name: str,
+        min_history: timedelta | None,
+        cooldown: timedelta | None,
+        significance: float | None,
+    ) -> None:
+        self.window = window
+        self.baseline = baseline
+        self._w = _micros(window, "window")
+        self._b = _micros(baseline, "baseline")
+        self.factor = _factor(factor)
+        self._floor = floor
+        self._lhs = self._b * self.factor.denominator
+        self._rhs = self._w * self.factor.numerator
+        self.intervals = (Interval(0, self._w), Interval(self._w, self._b))
+        self.name = name
+        self._min_history = None if min_history is None else _micros(min_history, "min_history")
+        self._cooldown = None if cooldown is None else _micros(cooldown, "cooldown")
+        if significance is not None and not 0 < significance < 1:
+            raise ValidationError("significance", f"must be between 0 and 1, not {significance}")
+        self.significance = significance
+
+    def holds(self, *values: int) -> bool:
+        recent, base = values
+        if recent < self._floor or recent * self._lhs < base * self._rhs:
+            return False
+        if self.significance is None:
+            return True
+        return self.p_value(recent, base) <= self.significance
+
+    def p_value(self, recent: int, base: int) -> float:
+        return rate_ratio_p_value(
+            recent, base, window=self._w, baseline=self._b, factor=self.factor
+        )
+
+    def may_fire(self, at: int, first_seen: int | None, state: LifecycleState) -> bool:
+        if self._min_history is not None and (
+            first_seen is None or at - first_seen < self._min_history
+        ):
+            return False
+        return not (
+            self._cooldown is not None
+            and state.since is not None
+            and not state.firing
+            and at < state.since + self._cooldown
+        )
+
+    def expected(self, base: int) -> Fraction:
+        return Fraction(base * self._w, self._b)
+
+    def _figures(self, recent: int, base: int) -> tuple[Decimal, Decimal, dict[str, str]]:
+        expected = self.expected(base)
+        bar = max(Fraction(self._floor), self.factor * expected)
+        context = {
+            "recent": str(recent), "baseline": str(base), "expected": str(_decimal(expected)),
+            "window": _span_text(self._w), "baseline_span": _span_text(self._b),
+            "factor": str(_decimal(self.factor)),
+        }
+        if self.significance is not None:
+            context["p_value"] = f"{self.p_value(recent, base):.3g}"
+        return Decimal(recent), _decimal(bar), context
+
+    def alert(
+        self, state: AlertState, pool_id: str, at: datetime, transaction_id: str | None,
+        investor_id: str | None, values: tuple[int, ...],
+    ) -> Alert:
+        recent, base = values
+        observed, limit, context = self._figures(recent, base)
+        return Alert(
+            rule=self.kind, state=state, pool_id=pool_id, at=at, transaction_id=transaction_id,
+            observed=observed, limit=limit, message=self._message(state, pool_id, context),
+            name=self.name, investor_id=investor_id, context=tuple(sorted(context.items())),
+        )
+
+    def _message(self, state: AlertState, pool_id: str, context: dict[str, str]) -> str:
+        what = "spike" if state == FIRING else "spike over"
+        return (
+            f"{what} in pool {pool_id}: {context['recent']} transactions in the last "
+            f"{context['window']} against {context['expected']} expected from "
+            f"{context['baseline']} in the {context['baseline_span']} before"
+        )
+
+
+class SpikeRule(_RatioRule):
+    """A sudden rise in the number of a pool's transactions, decided at each transaction.
+
+    At a transaction of pool ``p`` at time ``t``: ``recent`` counts p's transactions in
+    ``(t - window, t]``, ``expected`` is the count in ``(t - window - baseline, t - window]``
+    times ``window / baseline``; the condition holds when ``recent >= min_count`` and
+    ``recent >= factor * expected``.
+
+    Options that keep the rule quiet, all off by default: ``min_history`` (a pool must have that
+    much history before it can spike: cold start), ``cooldown`` (no new firing that soon after a
+    resolution) and ``significance`` (also require a one-sided Poisson rate-ratio test of
+    "recent rate > factor x baseline rate" to pass at that level).
+
+    >>> rule = SpikeRule(window=timedelta(minutes=1), baseline=timedelta(hours=1), factor=10,
+    ...                  min_count=5)
+    >>> rule.holds(5, 0), rule.holds(5, 30), rule.holds(5, 31), rule.holds(4, 0)
+    (True, True, False, False)
+    """
+
+    def __init__(
+        self,
+        window: timedelta = timedelta(minutes=1),
+        baseline: timedelta = timedelta(hours=1),
+        factor: int | float | Decimal | Fraction = 10,
+        min_count: int = 5,
+        *,
+        name: str = "spike",
+        min_history: timedelta | None = None,
+        cooldown: timedelta | None = None,
+        significance: float | None = None,
+    ) -> None:
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValidationError("min_count", f"must be an int >= 1, not {min_count!r}")
+        self.min_count = min_count
+        super().__init__(
+            window, baseline, factor, min_count, name=name, min_history=min_history,
+            cooldown=cooldown, significance=significance,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SpikeRule(window={self.window!r}, baseline={self.baseline!r}, "
+            f"factor={self.factor}, min_count={self.min_count})"
+        )
+
+
+class AmountSpikeRule(_RatioRule):
+    """A sudden rise in the money flowing into a pool: the :class:`SpikeRule` formula on sums.
+
+    ``recent`` is the total amount of the pool's transactions in the window, ``expected`` the
+    total in the baseline before it scaled by ``window / baseline``; the condition holds when
+    ``recent >= min_total`` and ``recent >= factor * expected``. Same lifecycle and options.
+
+    >>> rule = AmountSpikeRule(min_total=Decimal("100000"))
+    >>> rule.holds(100_000 * 10_000, 0), rule.holds(99_999 * 10_000, 0)
+    (True, False)
+    """
+
+    kind = "amount_spike"
+    measure = "total"
+
+    def __init__(
+        self,
+        window: timedelta = timedelta(minutes=1),
+        baseline: timedelta = timedelta(hours=1),
+        factor: int | float | Decimal | Fraction = 10,
+        min_total: Decimal | int = Decimal("100000"),
+        *,
+        name: str = "amount_spike",
+        min_history: timedelta | None = None,
+        cooldown: timedelta | None = None,
+    ) -> None:
+        self.min_total = _money(min_total, "min_total")
+        super().__init__(
+            window, baseline, factor, max(1, to_units(self.min_total)), name=name,
+            min_history=min_history, cooldown=cooldown, significance=None,
+        )
+
+    def _figures(self, recent: int, base: int) -> tuple[Decimal, Decimal, dict[str, str]]:
+        expected = self.expected(base)
+        bar = max(Fraction(self._floor), self.factor * expected)
+        context = {
+            "recent": str(from_units(recent).normalize()),
+            "baseline": str(from_units(base).normalize()),
+            "expected": str(_decimal(expected / 10_000)),
+            "window": _span_text(self._w), "baseline_span": _span_text(self._b),
+            "factor": str(_decimal(self.factor)),
+        }
+        return from_units(recent).normalize(), _decimal(bar / 10_000), context
+
+    def _message(self, state: AlertState, pool_id: str, context: dict[str, str]) -> str:
+        what = "amount spike" if state == FIRING else "amount spike over"
+        return (
+            f"{what} in pool {pool_id}: {context['recent']} invested in the last "
+            f"{context['window']} against {context['expected']} expected from "
+            f"{context['baseline']} in the {context['baseline_span']} before"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AmountSpikeRule(window={self.window!r}, baseline={self.baseline!r}, "
+            f"factor={self.factor}, min_total={self.min_total})"
+        )
