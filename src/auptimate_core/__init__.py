@@ -23,6 +23,7 @@ from .errors import (
     UnknownPool,
     ValidationError,
 )
+from .ranking import InvestorRank, TopInvestors, top_investors
 from .store import WindowStore
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidKind",
     "InvalidTimestamp",
     "Investor",
+    "InvestorRank",
     "LateEvent",
     "ManualClock",
     "MissingExtra",
@@ -47,10 +49,12 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "SystemClock",
+    "TopInvestors",
     "Transaction",
     "UnknownInvestor",
     "UnknownPool",
     "ValidationError",
     "WindowStore",
     "__version__",
+    "top_investors",
 ]
