@@ -1,0 +1,239 @@
+"""The fast one-shot top-investors ranking of a large CSV file, vectorised in DuckDB.
+
+The streaming reader turns every row into a :class:`~auptimate_core.Transaction` in Python, which
+costs about 1.7 s per million rows. This module answers the same question in about the time DuckDB
+needs for the bare ``GROUP BY`` query: DuckDB reads the file as text, checks every row, and sums
+amounts as ``DECIMAL(38, 6)``, exactly.
+
+It only ever decides on files it can judge exactly as the streaming reader would. A row counts as
+*plain* when:
+
+- its ids are non-empty with no whitespace at either end;
+- its amount is written ``digits[.digits]`` (at most 20 integer and 6 fraction digits) and is
+  greater than zero;
+- its timestamp is an ISO 8601 date (midnight UTC), or a date and time with an explicit offset
+  (``Z`` or ``+HH:MM``), at most microseconds, within the years 0002..9998;
+- its kind, when the file has a kind column, is one of the known kinds.
+
+Every plain row is valid for the streaming reader too, with the same investor, pool and amount.
+When any row is not plain, or the file has quotes, blank lines, NUL bytes, a byte-order mark, an
+unknown header or a malformed line, :class:`NotVectorised` says why and the caller reads the file
+with the streaming reader instead, which accepts or rejects each such row and reports the line.
+So the answer, and every error, is the streaming reader's; only the time differs.
+
+Totals carry the exponent a Decimal sum of the same amounts would have (the most fraction digits
+among the investor's amounts), so they print the same as :func:`auptimate_core.top_investors`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+
+from ..domain import KINDS
+from ..errors import AuptimateError, MissingExtra
+from ..ranking import EXACT, InvestorRank, check_n, rank_totals
+
+__all__ = ["HEADER_STYLES", "FastRanking", "NotVectorised", "fast_top_investors"]
+
+HEADER_STYLES: Final[dict[str, dict[str, str]]] = {
+    # role -> column name, per header style of API.md
+    "brief": {"investor": "investor_id", "pool": "syndicate_id",
+              "amount": "transaction_amount", "timestamp": "transaction_date"},
+    "library": {"investor": "investor_id", "pool": "pool_id", "amount": "amount",
+                "timestamp": "timestamp"},
+}
+_OPTIONAL: Final = ("id", "kind")
+
+# DuckDB's regular expressions are RE2. Whitespace in Python's sense (str.isspace) at either end
+# of an id would be kept by one reader and perhaps stripped by another: such rows are not plain.
+_SPACE = r"\s\p{Z}\x{0b}\x{1c}-\x{1f}\x{85}"
+_ID_RE: Final = rf"[^{_SPACE}\x{{00}}](?:[^\x{{00}}\r\n]*[^{_SPACE}\x{{00}}])?"
+_AMOUNT_RE: Final = r"[0-9]{1,20}(?:\.[0-9]{1,6})?"
+_TIME_RE: Final = (
+    r"[1-8][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?"
+)
+_CHUNK: Final = 1 << 22
+
+
+class NotVectorised(AuptimateError):
+    """The file needs the streaming reader; ``reason`` says why (not an error in the file)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@attrs.frozen(slots=True)
+class FastRanking:
+    """The ranking of a file and how many rows were read (all of them valid)."""
+
+    ranks: list[InvestorRank]
+    rows: int
+    style: str
+
+
+def _columns(header: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The header style and role -> column name, or NotVectorised."""
+    names = set(header)
+    if len(names) != len(header):
+        raise NotVectorised("the header repeats a column name")
+    for style, roles in HEADER_STYLES.items():
+        required = set(roles.values())
+        if required <= names and names - required <= set(_OPTIONAL):
+            columns = dict(roles)
+            columns.update({name: name for name in _OPTIONAL if name in names})
+            return style, columns
+    raise NotVectorised(f"the header {list(header)} is not one of the two known styles")
+
+
+def _header(path: str) -> list[str]:
+    """The header's column names, or NotVectorised when the first line is not plain."""
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    if not first:
+        raise NotVectorised("the file is empty")
+    if first.startswith(b"\xef\xbb\xbf"):
+        raise NotVectorised("the file starts with a byte-order mark")
+    try:
+        header = first.decode("utf-8").rstrip("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        raise NotVectorised("the header is not UTF-8") from None
+    if '"' in header or "\r" in header:
+        raise NotVectorised("the header has quotes or carriage returns")
+    return header.split(",")
+
+
+def _scan(path: str) -> tuple[int, bool]:
+    """The number of line breaks, and whether the file ends with one. Raises on quotes.
+
+    Quoted fields are the one part of CSV where DuckDB's reader and Python's csv module could
+    split a line differently, so files with quotes go to the streaming reader. ``O(bytes)``,
+    memory ``O(1)``.
+    """
+    breaks = 0
+    last = b""
+    with open(path, "rb", buffering=0) as handle:
+        while chunk := handle.read(_CHUNK):
+            if chunk.find(b'"') >= 0:
+                raise NotVectorised("the file has quotes")
+            breaks += chunk.count(b"\n")
+            last = chunk
+    return breaks, last.endswith(b"\n")
+
+
+class _Scan(threading.Thread):
+    def __init__(self, path: str) -> None:
+        super().__init__(name="auptimate-scan", daemon=True)
+        self.path = path
+        self._result: tuple[int, bool] | None = None
+        self._error: NotVectorised | OSError | None = None
+
+    def run(self) -> None:
+        try:
+            self._result = _scan(self.path)
+        except (NotVectorised, OSError) as error:
+            self._error = error
+
+    def result(self) -> tuple[int, bool]:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+def _query(header: Sequence[str], columns: dict[str, str]) -> str:
+    """One pass: per (investor, pool) pair, then per investor; checks ride along."""
+
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    spec = ", ".join(f"'{name}': 'VARCHAR'" for name in header)
+    amount, stamp = q(columns["amount"]), q(columns["timestamp"])
+    row_checks = [
+        f"regexp_full_match({amount}, '{_AMOUNT_RE}')",
+        f"regexp_full_match({stamp}, '{_TIME_RE}')",
+        # The pattern allows days up to 31: the calendar decides the rest.
+        f"(substr({stamp}, 9, 2) <= '28' OR "
+        f"TRY_CAST(substr({stamp}, 1, 10) AS DATE) IS NOT NULL)",
+    ]
+    if "id" in columns:
+        row_checks.append(f"regexp_full_match({q(columns['id'])}, '{_ID_RE}')")
+    if "kind" in columns:
+        kinds = ", ".join(f"'{kind}'" for kind in sorted(KINDS))
+        row_checks.append(f"{q(columns['kind'])} IN ({kinds})")
+    value = "TRY_CAST(amount AS DECIMAL(38, 6))"
+    return f"""
+        WITH source AS (
+            SELECT {q(columns["investor"])} AS investor, {q(columns["pool"])} AS pool,
+                   {amount} AS amount, coalesce({" AND ".join(row_checks)}, false) AS plain
+            FROM read_csv($path, header = true, auto_detect = false, delim = ',',
+                          quote = '"', escape = '"', columns = {{{spec}}})
+        ), pairs AS (
+            SELECT investor, pool, SUM({value}) AS total, MIN({value}) AS low,
+                   MAX(length(amount) - instr(amount, '.'))
+                       FILTER (WHERE instr(amount, '.') > 0) AS places,
+                   COUNT(*) AS rows, COUNT(*) FILTER (WHERE NOT plain) AS odd
+            FROM source GROUP BY investor, pool
+        )
+        SELECT investor, COUNT(*) AS unique_pools, SUM(total) AS total, MIN(low) AS low,
+               coalesce(MAX(places), 0) AS places, SUM(rows) AS rows,
+               SUM(odd) + COUNT(*) FILTER (
+                   WHERE NOT coalesce(regexp_full_match(pool, '{_ID_RE}'), false))
+               + CASE WHEN coalesce(regexp_full_match(investor, '{_ID_RE}'), false)
+                      THEN 0 ELSE 1 END AS odd
+        FROM pairs GROUP BY investor
+    """
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+    except ImportError as error:
+        raise MissingExtra("duckdb", "duckdb") from error
+    return duckdb
+
+
+def fast_top_investors(path: str | os.PathLike[str], n: int = 5) -> FastRanking:
+    """Rank a CSV file's investors in DuckDB, exactly as the streaming reader would.
+
+    Raises :class:`NotVectorised` when the file needs the streaming reader (see the module
+    notes), and :class:`~auptimate_core.errors.MissingExtra` when DuckDB is not installed.
+    One pass over the file in DuckDB (on all cores), then ``O(m log n)`` in Python for ``m``
+    investors.
+    """
+    check_n(n)
+    duckdb = _duckdb()
+    name = os.fspath(path)
+    header = _header(name)
+    style, columns = _columns(header)
+    scan = _Scan(name)  # reads the file in a thread while DuckDB works (it releases the GIL)
+    scan.start()
+    connection = duckdb.connect(":memory:")
+    try:
+        rows = connection.execute(_query(header, columns), {"path": name}).fetchall()
+    except duckdb.Error as error:
+        raise NotVectorised(f"DuckDB could not read the file as plain CSV: {error}") from None
+    finally:
+        connection.close()
+        scan.join()
+    breaks, ends_with_break = scan.result()
+    count = sum(row[5] for row in rows)
+    if breaks != count + (1 if ends_with_break else 0):
+        raise NotVectorised("the file has blank lines or line breaks inside fields")
+    odd = sum(row[6] for row in rows) + sum(1 for row in rows if not row[3] > 0)
+    if odd:
+        raise NotVectorised(f"{odd} rows (or ids) are not plain")
+    exponent = {places: Decimal(1).scaleb(-places) for places in {row[4] for row in rows}}
+    totals = [
+        (inv, pools, total.quantize(exponent[places], context=EXACT))
+        for inv, pools, total, _, places, _, _ in rows
+    ]
+    return FastRanking(rank_totals(totals, n), count, style)
