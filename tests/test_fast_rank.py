@@ -107,7 +107,8 @@ GOOD = ["ann", "p1", "10.00", "2024-01-01"]
     (0, ""), (0, " ann"), (0, "ann\t"), (0, "ann\u00a0"), (1, ""), (1, "p1 "),
     (2, "0"), (2, "0.00"), (2, "-1"), (2, "1e3"), (2, " 5"), (2, "1.1234567"), (2, ".5"),
     (2, "5."), (2, "1_000"), (2, ""), (2, "NaN"), (2, "123456789012345678901"),
-    (3, ""), (3, "2024-02-30"), (3, "2023-02-29"), (3, "2024-13-01"), (3, "2024-1-1"),
+    (3, ""), (3, "2024-02-30"), (3, "2023-02-29"),
+    (3, "2100-02-29"), (3, "1900-02-29"), (3, "2024-04-31"), (3, "2024-13-01"), (3, "2024-1-1"),
     (3, "2024-01-01T10:00:00"), (3, "2024-01-01T24:00:00Z"), (3, "2024-01-01T10:00:60Z"),
     (3, "2024-01-01T10:00:00.1234567Z"), (3, "yesterday"), (3, "0999-01-01"),
 ])
@@ -129,7 +130,17 @@ def test_rows_that_are_not_plain_go_to_the_streaming_reader(
     (b"investor_id,investor_id,transaction_amount,transaction_date\n", "repeats"),
     (b"investor_id,syndicate_id,transaction_amount,transaction_date,note\n", "header"),
     (b'investor_id,syndicate_id,transaction_amount,transaction_date\n"ann",p1,1,2024-01-01\n',
-     "quotes"),
+     "quotes|not plain"),
+    (b'investor_id,syndicate_id,transaction_amount,transaction_date\n"a,b",p1,1,2024-01-01\n',
+     "quotes|not plain|could not read"),
+    (b'investor_id,syndicate_id,transaction_amount,transaction_date\n"a\nb",p1,1,2024-01-01\n',
+     "quotes|not plain|could not read"),
+    (b'investor_id,syndicate_id,transaction_amount,transaction_date\nann,p1,"1",2024-01-01\n',
+     "quotes|not plain"),
+    (b'id,investor_id,pool_id,amount,timestamp,kind\n"t1",ann,p1,1,2024-01-01,fee\n',
+     "quotes|not plain"),
+    (b"investor_id,syndicate_id,transaction_amount,transaction_date\nann\rbob,p1,1,2024-01-01\n",
+     "not plain|could not read"),
     (b"investor_id,syndicate_id,transaction_amount,transaction_date\nann,p1,1,2024-01-01\n\n"
      b"bob,p1,1,2024-01-01\n", "blank|not plain"),
     (b"investor_id,syndicate_id,transaction_amount,transaction_date\nann,p1,1,2024-01-01,x\n",
@@ -151,6 +162,15 @@ def test_files_that_are_not_plain_go_to_the_streaming_reader(
     path.write_bytes(content)
     with pytest.raises(NotVectorised, match=reason):
         fast_top_investors(path, engine=engine)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_leap_days_and_month_ends_are_plain(tmp_path: Path, engine: str) -> None:
+    days = ["2024-02-29", "2000-02-29", "1600-02-29", "2023-01-31", "2023-12-31T23:59:59.999999Z",
+            "2024-02-29 00:00+14:00", "8999-12-31"]
+    rows = [["ann", f"p{i}", "1", day] for i, day in enumerate(days)]
+    result = fast_top_investors(write(tmp_path / "x.csv", BRIEF, rows), engine=engine)
+    assert result.rows == len(days) and result.ranks[0].unique_pools == len(days)
 
 
 def test_a_header_alone_ranks_nobody(tmp_path: Path) -> None:
