@@ -1,0 +1,87 @@
+"""A brute-force WindowStore: every event in a list, every tally a scan.
+
+It exists to show the engine needs nothing but the protocol, and as an obviously-right
+reference when a faster store disagrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from auptimate_core.store import (
+    IDLE,
+    Interval,
+    LifecycleState,
+    Observation,
+    Observed,
+    ObservedBatch,
+    Status,
+    Tally,
+    Transition,
+)
+
+
+class NaiveWindowStore:
+    def __init__(self, allowed_lateness_us: int = 300_000_000) -> None:
+        self.lateness = allowed_lateness_us
+        self.events: dict[str, list[tuple[int, int]]] = {}
+        self.ids: set[tuple[str, str]] = set()
+        self.first: dict[str, int] = {}
+        self.lifecycle: dict[tuple[str, str], LifecycleState] = {}
+
+    def _tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
+        out = []
+        for interval in intervals:
+            low, high = interval.bounds(at)
+            hits = [amount for t, amount in self.events.get(key, []) if low < t <= high]
+            out.append(Tally(len(hits), sum(hits)))
+        return tuple(out)
+
+    def observe(self, observation: Observation, intervals: Sequence[Interval]) -> Observed:
+        key, at = observation.key, observation.at
+        events = self.events.setdefault(key, [])
+        if (key, observation.event_id) in self.ids:
+            return Observed(Status.DUPLICATE, (), self.first.get(key))
+        if events and at < max(t for t, _ in events) - self.lateness:
+            return Observed(Status.LATE, (), self.first.get(key))
+        self.ids.add((key, observation.event_id))
+        events.append((at, observation.amount))
+        self.first[key] = min(self.first.get(key, at), at)
+        return Observed(Status.NEW, self._tally(key, at, intervals), self.first[key])
+
+    def observe_many(
+        self, keys: Sequence[str], event_ids: Sequence[str], ats: Sequence[int],
+        amounts: Sequence[int], intervals: Sequence[Interval], *, totals: bool = False,
+    ) -> ObservedBatch:
+        results = [
+            self.observe(Observation(k, e, a, m), intervals)
+            for k, e, a, m in zip(keys, event_ids, ats, amounts)
+        ]
+        counts = [[r.tallies[j].count if r.tallies else 0 for r in results]
+                  for j in range(len(intervals))]
+        sums = [[r.tallies[j].total if r.tallies else 0 for r in results]
+                for j in range(len(intervals))] if totals else []
+        return ObservedBatch([r.status for r in results], counts, sums,
+                             [r.first_seen for r in results])
+
+    def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
+        return self._tally(key, at, intervals)
+
+    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
+        return {pair: self.lifecycle.get(pair, IDLE) for pair in pairs}
+
+    def transition(self, transitions: Sequence[Transition]) -> list[bool]:
+        applied = []
+        for t in transitions:
+            current = self.lifecycle.get((t.key, t.rule), IDLE)
+            ok = current.firing != t.firing
+            if ok:
+                self.lifecycle[(t.key, t.rule)] = LifecycleState(t.firing, t.at)
+            applied.append(ok)
+        return applied
+
+    def firing(self, rule: str) -> frozenset[str]:
+        return frozenset(k for (k, r), s in self.lifecycle.items() if r == rule and s.firing)
+
+    def close(self) -> None:
+        pass
