@@ -15,7 +15,10 @@ the baseline rate. Conditional on ``n = k + m`` events in all, ``k`` is then bin
 from __future__ import annotations
 
 from fractions import Fraction
-from math import comb
+from math import comb, exp, lgamma, log
+
+EXACT_UP_TO = 400
+"""Above this many events in all, the tail is summed in floating point (log space)."""
 
 
 def rate_ratio_p_value(
@@ -23,12 +26,15 @@ def rate_ratio_p_value(
 ) -> float:
     """P(K >= recent) for K ~ Binomial(recent + base, factor*window / (factor*window + baseline)).
 
-    ``O(recent + base)``; exact integer arithmetic until the final division.
+    ``O(recent + base)`` terms: exact rational arithmetic up to :data:`EXACT_UP_TO` events,
+    floating point in log space beyond (where a p-value's last digits no longer matter).
     """
     if recent <= 0:
         return 1.0
     n = recent + base
     p = Fraction(factor) * window / (Fraction(factor) * window + baseline)
+    if n > EXACT_UP_TO:
+        return _float_tail(recent, n, float(p))
     q = 1 - p
     # Sum the shorter side exactly; Fractions keep tiny p-values from underflowing to zero.
     upper = recent > n // 2
@@ -38,3 +44,15 @@ def rate_ratio_p_value(
         total += comb(n, j) * p**j * q ** (n - j)
     tail = total if upper else 1 - total
     return float(tail)
+
+
+def _float_tail(k: int, n: int, p: float) -> float:
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = log(p), log(1 - p)
+    terms = [
+        lgamma(n + 1) - lgamma(j + 1) - lgamma(n - j + 1) + j * log_p + (n - j) * log_q
+        for j in range(k, n + 1)
+    ]
+    top = max(terms)
+    return min(1.0, exp(top) * sum(exp(t - top) for t in terms))
