@@ -187,3 +187,43 @@ def test_arguments_are_checked(tmp_path: Path) -> None:
         fast_top_investors(path, 0)
     with pytest.raises(FileNotFoundError):
         fast_top_investors(tmp_path / "missing.csv")
+
+
+ODD_IDS = ["ann", "bob", " ann", "ann ", "", "a\tb", "ä", "\u00a0x", "x\u2003", "\"q\"", "a;b"]
+ODD_AMOUNTS = ["1", "2.50", "0", "0.0", "-1", "1e2", " 3", "3 ", "1_0", ".5", "5.", "1.1234567",
+               "0001.5", "99999999999999999999.999999", "NaN", "Infinity", ""]
+ODD_TIMES = ["2024-01-01", "2024-02-30", "2024-01-01T10:00:00Z", "2024-01-01T10:00:00",
+             "2024-01-01 10:00+02:00", "2024-01-01T10:00:00.5-08:00", "20240101", " 2024-01-01",
+             "2024-01-01T10:00:00+00:00:00", "9999-12-31", ""]
+
+
+@given(rows=st.lists(st.tuples(st.sampled_from(ODD_IDS), st.sampled_from(ODD_IDS),
+                               st.sampled_from(ODD_AMOUNTS), st.sampled_from(ODD_TIMES)),
+                     max_size=12))
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_fast_path_answers_only_what_the_streaming_reader_answers_the_same(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str, str]]
+) -> None:
+    """For any file, the fast path hands off, or gives exactly the streaming reader's ranking
+    (and never ranks a file the streaming reader would reject)."""
+    import io
+
+    from auptimate_core import RowError
+    from auptimate_core.cli.top_investors import _transactions
+
+    path = write(tmp_path_factory.mktemp("odd") / "x.csv", BRIEF, [list(r) for r in rows])
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            text = io.StringIO(handle.read())
+        expected: list[object] | None = top_investors(
+            _transactions(text, skip_invalid=False, on_reject=lambda e: None), 9)
+    except RowError:
+        expected = None
+    for engine in ENGINES:
+        try:
+            got = fast_top_investors(path, 9, engine=engine).ranks
+        except NotVectorised:
+            continue
+        assert expected is not None, (engine, "ranked a file the reader rejects")
+        same(got, expected)  # type: ignore[arg-type]
