@@ -1,0 +1,155 @@
+"""Pieces the commands share: reading FILE with --skip-invalid/--rejects, durations, amounts."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta, tzinfo
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from ..domain import Transaction
+from ..errors import RowError
+from ..io.readers import read_transactions
+from ..io.records import RejectedRow
+from ..io.writers import RejectsWriter
+
+EXIT_BAD_ROW = 2
+
+
+class BadInput(click.ClickException):
+    """A bad row or file: exit status 2 with a message naming the line and the field."""
+
+    exit_code = EXIT_BAD_ROW
+
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600),
+            "d": Decimal(86400)}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"1m"``, ``"1h30m"``, ``"2d"`` as a timedelta.
+
+    >>> parse_duration("1h30m")
+    datetime.timedelta(seconds=5400)
+    """
+    spec = text.strip().lower()
+    pos, seconds = 0, Decimal(0)
+    for match in _SPAN.finditer(spec):
+        if match.start() != pos:
+            break
+        seconds += Decimal(match.group(1)) * _SECONDS[match.group(2)]
+        pos = match.end()
+    if not spec or pos != len(spec) or seconds <= 0:
+        raise ValueError(f"{text!r} is not a duration like 30s, 1m, 1h30m or 2d")
+    return timedelta(microseconds=int(seconds * 1_000_000))
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    name = "duration"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+class Amount(click.ParamType):  # type: ignore[type-arg]
+    name = "amount"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a decimal amount", param, ctx)
+        if not amount.is_finite() or amount < 0:
+            self.fail(f"{value!r} must be a finite amount >= 0", param, ctx)
+        return amount
+
+
+class TimeZone(click.ParamType):  # type: ignore[type-arg]
+    name = "zone"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tzinfo:
+        if isinstance(value, tzinfo):
+            return value
+        try:
+            return ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(f"{value!r} is not a time zone name like UTC or Europe/London", param, ctx)
+
+
+class Input:
+    """Reads FILE as transactions, reporting (and optionally writing) every rejected row.
+
+    Use as a context manager; ``rejected`` counts what was reported.
+    """
+
+    def __init__(
+        self, path: str, *, skip_invalid: bool, rejects: str | None,
+        assume_tz: tzinfo | None = None,
+    ) -> None:
+        if rejects and not skip_invalid:
+            raise click.UsageError("--rejects needs --skip-invalid (without it the first bad "
+                                   "row stops the run)")
+        self.path = path
+        self.skip_invalid = skip_invalid
+        self.assume_tz = assume_tz
+        self.rejected = 0
+        self.read = 0
+        self._stack = ExitStack()
+        self._writer: RejectsWriter | None = None
+        if rejects:
+            out = self._stack.enter_context(
+                open(rejects, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            )
+            self._writer = RejectsWriter(out)
+
+    def __enter__(self) -> Input:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _reject(self, row: RejectedRow) -> None:
+        self.rejected += 1
+        click.echo(f"rejected {row}", err=True)
+        if self._writer is not None:
+            self._writer(row)
+
+    def transactions(self) -> Iterator[Transaction]:
+        try:
+            for tx in read_transactions(
+                self.path, skip_invalid=self.skip_invalid,
+                on_reject=self._reject if self.skip_invalid else None, assume_tz=self.assume_tz,
+            ):
+                self.read += 1
+                yield tx
+        except RowError as error:
+            raise BadInput(str(error)) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise BadInput(f"{self.path}: {error}") from None
+
+    def summary(self) -> None:
+        if self.rejected:
+            click.echo(f"{self.rejected} rows rejected, {self.read} read", err=True)
+
+
+def progress_wanted(flag: bool | None) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
