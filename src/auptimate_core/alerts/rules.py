@@ -33,7 +33,8 @@ _US = timedelta(microseconds=1)
 class TransactionRule(Protocol):
     """A rule that decides from one transaction alone, with no state."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def check(self, tx: Transaction) -> Alert | None:
         """A ``firing`` alert if ``tx`` breaks the rule, else None."""
@@ -50,10 +51,17 @@ class WindowRule(Protocol):
     ``may_fire`` can hold back a firing (cold start, cooldown); it runs only on a would-be firing.
     """
 
-    name: str
-    kind: str
-    intervals: tuple[Interval, ...]
-    measure: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def intervals(self) -> tuple[Interval, ...]: ...
+
+    @property
+    def measure(self) -> str: ...
 
     def holds(self, *values: int) -> bool: ...
 
