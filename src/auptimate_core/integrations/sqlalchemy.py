@@ -1,6 +1,6 @@
 """Feed every committed row of a user's SQLAlchemy model into an :class:`AlertEngine`.
 
->>> # watch_model(Session, Payment, engine)  # doctest: +SKIP
+Usage: ``watch_model(SessionFactory, Payment, engine)`` once, at start-up.
 
 Rows are collected when the session flushes them and handed to the engine only after the
 session's transaction commits: a rolled-back row never reaches the engine, and a retried commit

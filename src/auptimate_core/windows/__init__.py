@@ -1,1 +1,5 @@
-"""windows."""
+"""Window structures: the exact per-key window and the time-bucket ring."""
+
+from .exact import ExactWindow
+
+__all__ = ["ExactWindow"]

@@ -1,0 +1,112 @@
+"""An exact sliding window of one key's events: sorted event times with running amount sums.
+
+:class:`ExactWindow` answers "how many events, and how much money, lie in ``(low, high]``"
+exactly at any boundary, because it keeps every event time. It is built for the common case of
+events arriving in time order, with occasional ties and late arrivals:
+
+- ``add`` is amortised ``O(1)`` for an event at or after the newest one (an append) and
+  ``O(log n + k)`` for a late one (``k`` events newer than it shift by one);
+- ``count`` and ``total`` are ``O(log n)`` (two binary searches; the upper one is free when
+  ``high`` is at or after the newest event, the usual case);
+- ``trim(before)`` forgets events at or before a time in amortised ``O(1)`` per event: the
+  front is skipped lazily and compacted when more than half the list is dead.
+
+Memory is ``O(n)`` for the ``n`` events younger than the horizon the owner trims to.
+
+The structure is three flat parallel lists rather than a ``sortedcontainers.SortedList``: a
+pool's window holds at most an hour or so of that pool's events, and at that size one flat list
+with ``bisect`` does the same work with less overhead per call.
+
+>>> window = ExactWindow()
+>>> for at, amount in [(10, 5), (20, 7), (20, 1), (35, 2)]:
+...     window.add(at, amount)
+>>> window.count(10, 35), window.total(10, 35), window.count(0, 20)
+(3, 10, 3)
+>>> window.add(15, 100)           # late, still exact
+>>> window.count(10, 20), window.total(10, 20)
+(3, 108)
+>>> window.trim(15), len(window)
+(2, 3)
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from itertools import pairwise
+
+
+class ExactWindow:
+    """Sorted event times and prefix sums of their amounts. Not thread-safe on its own."""
+
+    __slots__ = ("_cum", "_start", "_times")
+
+    def __init__(self) -> None:
+        self._times: list[int] = []
+        # _cum[i] is the sum of the amounts of events [0, i) (with _cum[0] == 0).
+        self._cum: list[int] = [0]
+        self._start = 0
+
+    def __len__(self) -> int:
+        return len(self._times) - self._start
+
+    @property
+    def newest(self) -> int | None:
+        return self._times[-1] if len(self._times) > self._start else None
+
+    @property
+    def oldest(self) -> int | None:
+        return self._times[self._start] if len(self._times) > self._start else None
+
+    def add(self, at: int, amount: int = 0) -> None:
+        times = self._times
+        if not times or at >= times[-1]:
+            times.append(at)
+            self._cum.append(self._cum[-1] + amount)
+            return
+        i = bisect_right(times, at, self._start)
+        times.insert(i, at)
+        cum = self._cum
+        cum.insert(i + 1, cum[i] + amount)
+        for j in range(i + 2, len(cum)):
+            cum[j] += amount
+
+    def _rank(self, at: int) -> int:
+        times = self._times
+        if not times or at >= times[-1]:
+            return len(times)
+        return bisect_right(times, at, self._start)
+
+    def count(self, low: int, high: int) -> int:
+        """Events with ``low < at <= high``."""
+        if high <= low:
+            return 0
+        return self._rank(high) - max(self._start, self._rank(low))
+
+    def total(self, low: int, high: int) -> int:
+        """The sum of the amounts of events with ``low < at <= high``."""
+        if high <= low:
+            return 0
+        cum = self._cum
+        return cum[self._rank(high)] - cum[max(self._start, self._rank(low))]
+
+    def trim(self, before: int) -> int:
+        """Forget events with ``at <= before``; returns how many were forgotten."""
+        times = self._times
+        start = self._start
+        if start >= len(times) or times[start] > before:
+            return 0
+        cut = bisect_right(times, before, start)
+        self._start = cut
+        if cut * 2 > len(times):
+            del times[:cut]
+            base = self._cum[cut]
+            self._cum = [value - base for value in self._cum[cut:]]
+            self._start = 0
+        return cut - start
+
+    def _check(self) -> None:
+        """Assert the invariants (sorted times, consistent prefix sums)."""
+        times = self._times
+        assert len(self._cum) == len(times) + 1
+        assert 0 <= self._start <= len(times)
+        assert all(a <= b for a, b in pairwise(times))
