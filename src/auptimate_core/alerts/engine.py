@@ -46,14 +46,20 @@ class EngineStats:
 
 
 class _Slot:
-    """A window rule as the engine runs it: where its values sit in the store's answer."""
+    """A window rule as the engine runs it: where its values sit in the store's answer.
 
-    __slots__ = ("columns", "rule", "uses_totals")
+    ``linear`` is ``(floor, a, b)`` when the rule's condition on two values is exactly
+    ``v0 >= floor and v0 * a >= v1 * b``: the engine then tests it inline, without a call.
+    """
+
+    __slots__ = ("columns", "linear", "rule", "uses_totals")
 
     def __init__(self, rule: WindowRule, columns: tuple[int, ...]) -> None:
         self.rule = rule
         self.columns = columns
         self.uses_totals = rule.measure == "total"
+        linear = getattr(rule, "linear", None)
+        self.linear: tuple[int, int, int] | None = linear if len(columns) == 2 else None
 
 
 class AlertEngine:
@@ -241,15 +247,17 @@ class AlertEngine:
                     if alert is not None:
                         pending.append((alert, -1))
             for slot, pool_states, cols in window_work:
-                rule = slot.rule
-                if len(cols) == 2:
-                    holds = rule.holds(cols[0][i], cols[1][i])
-                else:
-                    holds = rule.holds(*[col[i] for col in cols])
                 key = keys[i]
                 state = pool_states[key]
+                linear = slot.linear
+                if linear is not None:
+                    v0 = cols[0][i]
+                    holds = v0 >= linear[0] and v0 * linear[1] >= cols[1][i] * linear[2]
+                else:
+                    holds = slot.rule.holds(*[col[i] for col in cols])
                 if holds is state.firing:
                     continue
+                rule = slot.rule
                 at = ats[i]
                 if holds and not rule.may_fire(at, first_seen[i], state):
                     continue

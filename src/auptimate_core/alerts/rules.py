@@ -204,6 +204,14 @@ class _RatioRule:
             raise ValidationError("significance", f"must be between 0 and 1, not {significance}")
         self.significance = significance
 
+    @property
+    def linear(self) -> tuple[int, int, int] | None:
+        """``(floor, a, b)`` when the condition is exactly ``recent >= floor and
+        recent * a >= base * b`` (so the engine may test it inline), else None."""
+        if self.significance is not None:
+            return None
+        return self._floor, self._lhs, self._rhs
+
     def holds(self, *values: int) -> bool:
         recent, base = values
         if recent < self._floor or recent * self._lhs < base * self._rhs:

@@ -29,6 +29,7 @@ Thread-safe: one lock serialises every call, so engines in many threads may shar
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
@@ -52,12 +53,19 @@ _SWEEP_EVERY = 1 << 16
 class _Key:
     """Everything a store keeps for one key."""
 
-    __slots__ = ("ids", "newest", "window")
+    __slots__ = ("first", "id_limit", "ids", "newest", "window")
 
-    def __init__(self) -> None:
+    def __init__(self, first: int) -> None:
         self.window = ExactWindow()
         self.ids: dict[str, int] = {}
         self.newest = -(1 << 62)
+        self.first = first
+        self.id_limit = 64
+
+    def forget_ids(self, horizon: int) -> None:
+        """Forget the ids of events at or before ``horizon`` (which the window forgot too)."""
+        self.ids = {k: v for k, v in self.ids.items() if v > horizon}
+        self.id_limit = 2 * len(self.ids) + 64
 
 
 class MemoryWindowStore:
@@ -103,53 +111,75 @@ class MemoryWindowStore:
         spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
         counts = [[0] * n for _ in spans]
         sums = [[0] * n for _ in spans] if totals else []
+        sums_or_none = sums if totals else None
         statuses = [Status.NEW] * n
         first_seen: list[int | None] = [None] * n
         duplicate, late = Status.DUPLICATE, Status.LATE
+        # The spike rules' shape, (0, w) then (w, w + b), gets a path with three searches.
+        chained = len(spans) == 2 and spans[0][0] == 0 and spans[1][0] == spans[0][1]
+        near = spans[0][1] if chained else 0
+        far = spans[1][1] if chained else 0
+        c0, c1 = (counts[0], counts[1]) if chained else ([], [])
+        s0, s1 = (sums[0], sums[1]) if chained and totals else ([], [])
         with self._lock:
             if spans:
                 self._reach = max(self._reach, max(high for _, high in spans))
             lateness = self._lateness
             keep = lateness + self._reach
             states = self._keys
-            first = self._first
             newest_all = self._newest
             for i in range(n):
                 key = keys[i]
                 at = ats[i]
                 state = states.get(key)
                 if state is None:
-                    state = states[key] = _Key()
-                event_id = event_ids[i]
+                    state = states[key] = _Key(self._first.get(key, at))
                 ids = state.ids
+                event_id = event_ids[i]
                 if event_id in ids:
                     statuses[i] = duplicate
-                    first_seen[i] = first.get(key)
+                    first_seen[i] = state.first
                     continue
                 newest = state.newest
                 if at < newest - lateness:
                     statuses[i] = late
-                    first_seen[i] = first.get(key)
+                    first_seen[i] = state.first
                     continue
-                window = state.window
-                window.add(at, amounts[i])
                 ids[event_id] = at
-                start = first.get(key)
-                if start is None or at < start:
-                    first[key] = start = at
-                first_seen[i] = start
-                if at > newest:
-                    state.newest = newest = at
+                if len(ids) > state.id_limit:
+                    state.forget_ids(at - keep)
+                window = state.window
+                if at >= newest and chained:
+                    # In order (the usual case): an append, maybe a trim, three searches.
+                    state.newest = at
                     if at > newest_all:
                         newest_all = at
-                    if window.trim(newest - keep) and len(ids) > 2 * len(window) + 16:
-                        horizon = newest - keep
-                        state.ids = {k: v for k, v in ids.items() if v > horizon}
-                for j, (offset, high) in enumerate(spans):
-                    end = at - offset
-                    counts[j][i] = window.count(at - high, end)
+                    times = window._times
+                    cum = window._cum
+                    times.append(at)
+                    cum.append(cum[-1] + amounts[i])
+                    begin = window._start
+                    if times[begin] <= at - keep:
+                        window.trim(at - keep)
+                        times = window._times
+                        cum = window._cum
+                        begin = window._start
+                    size = len(times)
+                    mid = bisect_right(times, at - near, begin)
+                    low = bisect_right(times, at - far, begin)
+                    c0[i] = size - mid
+                    c1[i] = mid - low
                     if totals:
-                        sums[j][i] = window.total(at - high, end)
+                        s0[i] = cum[size] - cum[mid]
+                        s1[i] = cum[mid] - cum[low]
+                else:
+                    if at > newest:
+                        state.newest = newest = at
+                        newest_all = max(newest_all, at)
+                    window.record(at, amounts[i], newest - keep, spans, counts, sums_or_none, i)
+                if at < state.first:
+                    state.first = at
+                first_seen[i] = state.first
             self._newest = newest_all
             self._since_sweep += n
             if self._since_sweep >= _SWEEP_EVERY:
@@ -175,7 +205,7 @@ class MemoryWindowStore:
         horizon = self._newest - self._lateness - self._reach
         idle = [key for key, state in self._keys.items() if state.newest < horizon]
         for key in idle:
-            del self._keys[key]
+            self._first[key] = self._keys.pop(key).first
 
     # -- lifecycle ----------------------------------------------------------------------------
 

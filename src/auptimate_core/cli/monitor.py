@@ -22,17 +22,11 @@ TABLE = "{at:<32} {rule:<10} {state:<9} {pool:<14} {tx:<10} {observed:>14} {limi
 
 def open_store(url: str) -> WindowStore:
     """The window store a ``--store`` value names: ``memory`` or a Redis URL."""
-    if url in ("memory", "memory://"):
-        from ..backends.memory import MemoryWindowStore
+    from ..backends.registry import window_store_from_url
 
-        return MemoryWindowStore()
     try:
-        from ..backends.registry import window_store_from_url
-    except ImportError as error:
-        raise click.UsageError(f"--store {url}: this backend is not available ({error})") from None
-    try:
-        return window_store_from_url(url)
-    except (AuptimateError, ValueError) as error:
+        return window_store_from_url("memory://" if url == "memory" else url)
+    except (AuptimateError, ValueError, ImportError) as error:
         raise click.UsageError(f"--store {url}: {error}") from None
 
 

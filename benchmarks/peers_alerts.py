@@ -1,0 +1,99 @@
+"""Hand-written peers of the alert engine, for the benchmarks: no library, no abstraction.
+
+- :func:`deque_loop`: the same two rules (threshold and spike, same semantics) as a
+  straightforward loop over per-pool deques: the floor our engine must match.
+- :func:`minute_scan`: the original brief's design: keep the last hour of transactions in a
+  list and scan it once a minute (here: at each minute boundary of event time).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+
+from auptimate_core import Transaction
+from auptimate_core.domain import EPOCH
+
+_US = timedelta(microseconds=1)
+
+
+def deque_loop(
+    txs: Sequence[Transaction], *, limit: Decimal, window: int, baseline: int, factor: int,
+    min_count: int,
+) -> list[tuple[str, str, str, int]]:
+    """(rule, state, transaction id, event time) of every alert, like the engine's."""
+    recent_q: dict[str, deque[int]] = {}
+    base_q: dict[str, deque[int]] = {}
+    firing: dict[str, bool] = {}
+    seen: set[str] = set()
+    out: list[tuple[str, str, str, int]] = []
+    for tx in txs:
+        if tx.id in seen:
+            continue
+        seen.add(tx.id)
+        t = (tx.timestamp - EPOCH) // _US
+        pool = tx.pool_id
+        if tx.amount > limit:
+            out.append(("threshold", "firing", tx.id, t))
+        recent = recent_q.get(pool)
+        if recent is None:
+            recent = recent_q[pool] = deque()
+            base_q[pool] = deque()
+        base = base_q[pool]
+        recent.append(t)
+        edge = t - window
+        while recent[0] <= edge:
+            base.append(recent.popleft())
+        far = edge - baseline
+        while base and base[0] <= far:
+            base.popleft()
+        n = len(recent)
+        holds = n >= min_count and n * baseline >= factor * len(base) * window
+        if holds != firing.get(pool, False):
+            firing[pool] = holds
+            out.append(("spike", "firing" if holds else "resolved", tx.id, t))
+    return out
+
+
+def minute_scan(
+    txs: Sequence[Transaction], *, limit: Decimal, window: int, baseline: int, factor: int,
+    min_count: int,
+) -> list[tuple[str, str, int, int]]:
+    """The brief's cron job: every minute, scan the last hour's list for each pool.
+
+    Returns (rule, pool, event time of the scan, event time of the triggering data) per alert;
+    thresholds are checked at the scan too, as the brief's job does.
+    """
+    minute = 60_000_000
+    kept: list[tuple[int, str, str, Decimal]] = []
+    firing: set[str] = set()
+    out: list[tuple[str, str, int, int]] = []
+    next_scan: int | None = None
+    for tx in txs:
+        t = (tx.timestamp - EPOCH) // _US
+        if next_scan is None:
+            next_scan = (t // minute + 1) * minute
+        while t >= next_scan:
+            horizon = next_scan - window - baseline
+            kept = [row for row in kept if row[0] > horizon]
+            counts: dict[str, list[int]] = {}
+            for at, pool, tx_id, amount in kept:
+                pair = counts.setdefault(pool, [0, 0])
+                if at > next_scan - window:
+                    pair[0] += 1
+                    if amount > limit:
+                        out.append(("threshold", tx_id, next_scan, at))
+                else:
+                    pair[1] += 1
+            for pool, (recent, base) in counts.items():
+                holds = recent >= min_count and recent * baseline >= factor * base * window
+                if holds and pool not in firing:
+                    firing.add(pool)
+                    out.append(("spike", pool, next_scan, next_scan))
+                elif not holds:
+                    firing.discard(pool)
+            next_scan += minute
+        kept.append((t, tx.pool_id, tx.id, tx.amount))
+    return out
