@@ -1,0 +1,81 @@
+"""The memory store passes the shared contract, stays bounded, and is thread-safe."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+
+from auptimate_core.backends.memory import MemoryWindowStore
+from auptimate_core.store import Interval, Observation, Status, WindowStore
+from auptimate_core.testing.window_store import WindowStoreContract
+
+from .naive_store import NaiveWindowStore
+
+MINUTE = 60_000_000
+SPIKE = [Interval(0, MINUTE), Interval(MINUTE, 60 * MINUTE)]
+
+
+class TestMemoryStore(WindowStoreContract):
+    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+        return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us))
+
+
+class TestNaiveStore(WindowStoreContract):
+    """The reference store of the engine's tests keeps the same contract."""
+
+    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+        return NaiveWindowStore(allowed_lateness_us)
+
+
+def test_memory_is_bounded_by_the_windows_not_the_stream() -> None:
+    store = MemoryWindowStore()
+    rng = random.Random(3)
+    at = 0
+    peak_events = peak_keys = 0
+    for step in range(300):
+        keys, ids, ats = [], [], []
+        for i in range(1_000):
+            at += rng.randrange(0, 4_000_000)  # about 30 events a minute in all
+            keys.append(f"pool-{rng.randrange(2_000)}")
+            ids.append(f"t{step}-{i}")
+            ats.append(at)
+        store.observe_many(keys, ids, ats, [1] * len(keys), SPIKE)
+        size = store.size()
+        peak_events = max(peak_events, size["events"])
+        peak_keys = max(peak_keys, size["keys"])
+        assert size["ids"] <= 2 * size["events"] + 64 * size["keys"]
+        store._check()
+    # 300,000 events over ~10 days; an hour and six minutes of them is about 2,000.
+    assert peak_events < 5_000
+    assert peak_keys <= 2_000
+
+
+def test_late_and_duplicate_statuses() -> None:
+    store = MemoryWindowStore(allowed_lateness=timedelta(seconds=10))
+    seconds = 1_000_000
+    assert store.observe(Observation("p", "a", 100 * seconds), SPIKE).status is Status.NEW
+    assert store.observe(Observation("p", "b", 90 * seconds), SPIKE).status is Status.NEW
+    assert store.observe(Observation("p", "c", 89 * seconds), SPIKE).status is Status.LATE
+    assert store.observe(Observation("p", "a", 100 * seconds), SPIKE).status is Status.DUPLICATE
+    assert store.observe(Observation("q", "c", 1), SPIKE).status is Status.NEW
+
+
+def test_safe_to_share_between_threads() -> None:
+    store = MemoryWindowStore()
+
+    def feed(worker: int) -> None:
+        for start in range(0, 5_000, 100):
+            n = range(start, start + 100)
+            store.observe_many([f"p{i % 7}" for i in n], [f"w{worker}-{i}" for i in n],
+                               [i * 1_000 for i in n], [1] * 100, SPIKE)
+
+    threads = [threading.Thread(target=feed, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store._check()
+    total = sum(store.tally(f"p{k}", 5_000 * 1_000, [Interval(0, 10**9)])[0].count
+                for k in range(7))
+    assert total == 4 * 5_000
