@@ -25,7 +25,8 @@ class NaiveWindowStore:
     def __init__(self, allowed_lateness_us: int = 300_000_000) -> None:
         self.lateness = allowed_lateness_us
         self.events: dict[str, list[tuple[int, int]]] = {}
-        self.ids: set[tuple[str, str]] = set()
+        self.ids: dict[tuple[str, str], int] = {}
+        self.reach = 0
         self.first: dict[str, int] = {}
         self.lifecycle: dict[tuple[str, str], LifecycleState] = {}
 
@@ -39,12 +40,15 @@ class NaiveWindowStore:
 
     def observe(self, observation: Observation, intervals: Sequence[Interval]) -> Observed:
         key, at = observation.key, observation.at
+        self.reach = max([self.reach, *(iv.reach for iv in intervals)])
         events = self.events.setdefault(key, [])
-        if (key, observation.event_id) in self.ids:
+        newest = max((t for t, _ in events), default=None)
+        seen = self.ids.get((key, observation.event_id))
+        if seen is not None and newest is not None and seen > newest - self.lateness - self.reach:
             return Observed(Status.DUPLICATE, (), self.first.get(key))
-        if events and at < max(t for t, _ in events) - self.lateness:
+        if newest is not None and at < newest - self.lateness:
             return Observed(Status.LATE, (), self.first.get(key))
-        self.ids.add((key, observation.event_id))
+        self.ids[(key, observation.event_id)] = at
         events.append((at, observation.amount))
         self.first[key] = min(self.first.get(key, at), at)
         return Observed(Status.NEW, self._tally(key, at, intervals), self.first[key])

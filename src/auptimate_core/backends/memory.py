@@ -136,11 +136,12 @@ class MemoryWindowStore:
                     state = states[key] = _Key(self._first.get(key, at))
                 ids = state.ids
                 event_id = event_ids[i]
-                if event_id in ids:
+                newest = state.newest
+                seen = ids.get(event_id)
+                if seen is not None and seen > newest - keep:
                     statuses[i] = duplicate
                     first_seen[i] = state.first
                     continue
-                newest = state.newest
                 if at < newest - lateness:
                     statuses[i] = late
                     first_seen[i] = state.first

@@ -40,6 +40,7 @@ class ModelStore:
         self.events: dict[str, list[tuple[str, int, int]]] = {}
         self.first: dict[str, int] = {}
         self.lifecycle: dict[tuple[str, str], LifecycleState] = {}
+        self.reach = 0
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         out = []
@@ -50,10 +51,18 @@ class ModelStore:
         return tuple(out)
 
     def observe(self, obs: Observation, intervals: Sequence[Interval]) -> Observed:
+        self.reach = max([self.reach, *(iv.reach for iv in intervals)])
         events = self.events.setdefault(obs.key, [])
-        if any(event_id == obs.event_id for event_id, _, _ in events):
+        newest = max((t for _, t, _ in events), default=None)
+        # An id is remembered while its event can still be reached: within the allowed
+        # lateness plus the longest interval asked for so far, behind the key's newest event.
+        if any(
+            event_id == obs.event_id and t > newest - self.lateness - self.reach
+            for event_id, t, _ in events
+            if newest is not None
+        ):
             return Observed(Status.DUPLICATE, (), self.first.get(obs.key))
-        if events and obs.at < max(t for _, t, _ in events) - self.lateness:
+        if newest is not None and obs.at < newest - self.lateness:
             return Observed(Status.LATE, (), self.first.get(obs.key))
         events.append((obs.event_id, obs.at, obs.amount))
         self.first[obs.key] = min(self.first.get(obs.key, obs.at), obs.at)
