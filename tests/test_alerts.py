@@ -46,12 +46,22 @@ def make_memory() -> WindowStore:
 STORES: dict[str, Callable[[], WindowStore]] = {"naive": make_naive, "memory": make_memory}
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=[*sorted(STORES), pytest.param("redis", marks=pytest.mark.redis)])
 def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], WindowStore]]:
     made: list[WindowStore] = []
 
     def factory() -> WindowStore:
-        store = STORES[request.param]()
+        if request.param == "redis":
+            import uuid
+
+            from auptimate_core.backends.redis import RedisWindowStore
+
+            url = request.getfixturevalue("redis_url")
+            store: WindowStore = RedisWindowStore.from_url(
+                url, namespace=f"e{uuid.uuid4().hex[:12]}", allowed_lateness=LATENESS
+            )
+        else:
+            store = STORES[request.param]()
         made.append(store)
         return store
 

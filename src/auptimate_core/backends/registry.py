@@ -26,7 +26,7 @@ def window_store_from_url(url: str, **options: Any) -> WindowStore:
 
         return MemoryWindowStore(**options)
     if scheme in ("redis", "rediss", "redis+cluster"):
-        from .redis import RedisWindowStore  # type: ignore[import-not-found,unused-ignore]
+        from .redis import RedisWindowStore
 
         store: WindowStore = RedisWindowStore.from_url(url, **options)
         return store

@@ -1,0 +1,334 @@
+"""``RedisWindowStore``: the WindowStore shared by many processes, durable across restarts.
+
+Each key (pool) owns four Redis keys carrying the same hash tag, so that in a Redis Cluster
+they live in one slot and one Lua script may touch them all::
+
+    {namespace}:{<pool id, percent-encoded>}:ev   ZSET  event id -> event time (microseconds)
+    {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "high:low:token" amount
+    {namespace}:{<pool id, percent-encoded>}:mt   HASH  newest, first
+    {namespace}:{<pool id, percent-encoded>}:lc   HASH  rule -> "1:since" / "0:since"
+
+plus one set per rule, ``{namespace}:firing:<rule>``, indexing the pools that are firing.
+
+Every record-and-tally step is one server-side Lua script (``lua/observe.lua``, loaded once,
+called by SHA, reloaded after ``NOSCRIPT``) handling one pool's run of a batch atomically:
+concurrent processes never double-count, lose an event, or see half an update. A batch costs
+one pipelined round trip whatever its size. Event ids are idempotent on the server, and what no
+window can reach any more is trimmed on every write and expired (PEXPIRE) when a pool goes idle.
+
+Amounts are integer units of 1/10,000 split into ``high * 10**8 + low`` so that Lua's doubles
+sum them exactly; Python joins the parts.
+
+Failures: connection errors and timeouts are retried (bounded, with backoff), which is safe
+because a retried batch carries the same token and is answered as it would have been the first
+time; after the last try the error is :class:`~auptimate_core.errors.StoreUnavailable`.
+
+Thread-safe: redis-py clients are (a connection pool); the store keeps no other mutable state
+than its script SHAs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from importlib import resources
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from ..errors import MissingExtra, StoreError, StoreUnavailable
+from ..store import (
+    IDLE,
+    Interval,
+    LifecycleState,
+    Observation,
+    Observed,
+    ObservedBatch,
+    Status,
+    Tally,
+    Transition,
+)
+
+try:
+    import redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise MissingExtra("redis", "redis") from error
+
+T = TypeVar("T")
+_US = timedelta(microseconds=1)
+_SPLIT = 10**8
+_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE)
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+def _script(name: str) -> str:
+    return resources.files("auptimate_core.backends").joinpath("lua", name).read_text()
+
+
+class RedisWindowStore:
+    """A :class:`~auptimate_core.store.WindowStore` on Redis (or a Redis Cluster).
+
+    ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``; ``namespace`` prefixes
+    every key (engines sharing a namespace share counts and the alert lifecycle).
+    ``allowed_lateness`` is as for the memory store. ``idle_ttl`` is the wall-clock time after
+    which an untouched pool's keys expire (at least the event-time horizon). ``retries`` and
+    ``backoff`` bound the retries of a failed call.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        namespace: str = "auptimate",
+        *,
+        allowed_lateness: timedelta = timedelta(minutes=5),
+        idle_ttl: timedelta = timedelta(days=1),
+        retries: int = 3,
+        backoff: float = 0.05,
+        batch_size: int = 5_000,
+    ) -> None:
+        if not namespace or any(c in namespace for c in "{} "):
+            raise ValueError(f"namespace: must be non-empty without braces or spaces, not "
+                             f"{namespace!r}")
+        if allowed_lateness < timedelta(0):
+            raise ValueError(f"allowed_lateness: must not be negative, not {allowed_lateness}")
+        self.client = client
+        self.namespace = namespace
+        self.allowed_lateness = allowed_lateness
+        self._lateness = allowed_lateness // _US
+        self._idle_ttl_ms = max(1, idle_ttl // timedelta(milliseconds=1))
+        self._reach = 0
+        self.retries = retries
+        self.backoff = backoff
+        self.batch_size = batch_size
+        self._sources = {name: _script(f"{name}.lua") for name in ("observe", "tally",
+                                                                    "transition")}
+        self._shas: dict[str, str] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisWindowStore:
+        """A store on ``redis://[:password@]host:port/db``, ``rediss://`` (TLS) or
+        ``redis+cluster://host:port`` (a Redis Cluster, discovered from that node)."""
+        client_options = {
+            key: options.pop(key) for key in ("socket_timeout", "socket_connect_timeout")
+            if key in options
+        }
+        client_options.setdefault("socket_timeout", 10.0)
+        client_options.setdefault("socket_connect_timeout", 5.0)
+        if url.startswith("redis+cluster://"):
+            from redis.cluster import RedisCluster
+
+            client: Any = RedisCluster.from_url(
+                "redis://" + url[len("redis+cluster://"):], **client_options
+            )
+        elif url.startswith(("redis://", "rediss://", "unix://")):
+            client = redis.Redis.from_url(url, **client_options)
+        else:
+            raise ValueError(f"url: {url!r} is not a redis://, rediss:// or "
+                             "redis+cluster:// URL")
+        return cls(client, **options)
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _base(self, key: str) -> str:
+        # quote() encodes every byte outside [A-Za-z0-9_.-~], braces, colons and spaces among
+        # them, so two different pool ids never share a hash tag or a key.
+        return f"{self.namespace}:{{{quote(key, safe='')}}}"
+
+    def _keys(self, key: str) -> list[str]:
+        base = self._base(key)
+        return [f"{base}:ev", f"{base}:am", f"{base}:mt"]
+
+    def _firing_set(self, rule: str) -> str:
+        return f"{self.namespace}:firing:{quote(rule, safe='')}"
+
+    # -- calling Redis ------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with bounded retries on transient errors; map driver errors."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except NoScriptError:
+                self._shas.clear()  # the server lost its scripts (restart, SCRIPT FLUSH)
+                attempt += 1
+                if attempt > self.retries:
+                    raise StoreError(f"redis {what}: scripts could not be loaded") from None
+            except _TRANSIENT as error:
+                attempt += 1
+                if attempt > self.retries:
+                    raise StoreUnavailable(
+                        f"redis {what} failed after {attempt} tries: {error}"
+                    ) from error
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            except RedisError as error:
+                if "NOSCRIPT" in str(error):
+                    self._shas.clear()
+                    attempt += 1
+                    if attempt <= self.retries:
+                        continue
+                raise StoreError(f"redis {what}: {error}") from error
+
+    def _sha(self, name: str) -> str:
+        sha = self._shas.get(name)
+        if sha is None:
+            sha = self._shas[name] = str(self.client.script_load(self._sources[name]))
+        return sha
+
+    def _evalsha_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        def run() -> list[Any]:
+            sha = self._sha(name)
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            results: list[Any] = pipe.execute()
+            return results
+
+        return self._call(name, run)
+
+    # -- recording and tallying ---------------------------------------------------------------
+
+    def observe(self, observation: Observation, intervals: Sequence[Interval]) -> Observed:
+        batch = self.observe_many(
+            (observation.key,), (observation.event_id,), (observation.at,),
+            (observation.amount,), intervals, totals=True,
+        )
+        return batch.observed(0)
+
+    def observe_many(
+        self,
+        keys: Sequence[str],
+        event_ids: Sequence[str],
+        ats: Sequence[int],
+        amounts: Sequence[int],
+        intervals: Sequence[Interval],
+        *,
+        totals: bool = False,
+    ) -> ObservedBatch:
+        n = len(keys)
+        k = len(intervals)
+        if intervals:
+            self._reach = max(self._reach, max(iv.reach for iv in intervals))
+        keep = self._lateness + self._reach
+        ttl = max(self._idle_ttl_ms, keep // 1000 + 1)
+        head: list[Any] = [self._lateness, keep, "1" if totals else "0", ttl, k]
+        for iv in intervals:
+            head += [iv.offset, iv.reach]
+        token = uuid.uuid4().hex
+        # One script call per pool run, in order within the pool; pools are independent.
+        runs: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            runs.setdefault(key, []).append(i)
+        statuses: list[Status] = [Status.NEW] * n
+        first_seen: list[int | None] = [None] * n
+        counts = [[0] * n for _ in intervals]
+        sums = [[0] * n for _ in intervals] if totals else []
+        width = 2 + (3 if totals else 1) * k
+        items = list(runs.items())
+        for start in range(0, len(items), max(1, self.batch_size // 8)):
+            chunk = items[start:start + max(1, self.batch_size // 8)]
+            calls = []
+            for key, rows in chunk:
+                args = list(head)
+                for i in rows:
+                    amount = amounts[i]
+                    args += [event_ids[i], ats[i], amount // _SPLIT, amount % _SPLIT,
+                             f"{token}.{i}"]
+                calls.append((self._keys(key), args))
+            replies = self._evalsha_many("observe", calls)
+            for (_, rows), reply in zip(chunk, replies):
+                for r, i in enumerate(rows):
+                    base = r * width
+                    statuses[i] = _STATUS[int(reply[base])]
+                    first = int(reply[base + 1])
+                    first_seen[i] = None if first == -1 else first
+                    pos = base + 2
+                    for j in range(k):
+                        counts[j][i] = int(reply[pos])
+                        if totals:
+                            sums[j][i] = int(reply[pos + 1]) * _SPLIT + int(reply[pos + 2])
+                            pos += 3
+                        else:
+                            pos += 1
+        return ObservedBatch(statuses, counts, sums, first_seen)
+
+    def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
+        args: list[Any] = [at, "1"]
+        for iv in intervals:
+            args += [iv.offset, iv.reach]
+        (reply,) = self._evalsha_many("tally", [(self._keys(key)[:2], args)])
+        return tuple(
+            Tally(int(reply[3 * j]), int(reply[3 * j + 1]) * _SPLIT + int(reply[3 * j + 2]))
+            for j in range(len(intervals))
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
+        wanted = list(dict.fromkeys(pairs))
+        if not wanted:
+            return {}
+
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for key, rule in wanted:
+                pipe.hget(f"{self._base(key)}:lc", rule)
+            results: list[Any] = pipe.execute()
+            return results
+
+        out: dict[tuple[str, str], LifecycleState] = {}
+        for pair, raw in zip(wanted, self._call("states", run)):
+            out[pair] = IDLE if raw is None else _parse_state(raw)
+        return out
+
+    def transition(self, transitions: Sequence[Transition]) -> list[bool]:
+        if not transitions:
+            return []
+        calls = [
+            ([f"{self._base(t.key)}:lc"], [t.rule, "1" if t.firing else "0", t.at])
+            for t in transitions
+        ]
+        applied = [bool(int(r)) for r in self._evalsha_many("transition", calls)]
+        changed = [t for t, ok in zip(transitions, applied) if ok]
+        if changed:
+            def index() -> None:
+                pipe = self.client.pipeline(transaction=False)
+                for t in changed:
+                    target = self._firing_set(t.rule)
+                    (pipe.sadd if t.firing else pipe.srem)(target, t.key)
+                pipe.execute()
+
+            self._call("firing index", index)
+        return applied
+
+    def firing(self, rule: str) -> frozenset[str]:
+        members = self._call("firing", lambda: self.client.smembers(self._firing_set(rule)))
+        keys = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        # The index is written after the state; trust the state where they disagree.
+        states = self.states((key, rule) for key in keys)
+        return frozenset(key for (key, _), state in states.items() if state.firing)
+
+    def close(self) -> None:
+        with contextlib.suppress(RedisError):  # a server already gone is no error here
+            self.client.close()
+
+    def flush_namespace(self) -> int:
+        """Delete every key of this namespace (for tests and resets); returns how many."""
+        def run() -> int:
+            deleted = 0
+            for key in self.client.scan_iter(match=f"{self.namespace}:*", count=1000):
+                deleted += int(self.client.delete(key))
+            return deleted
+
+        return self._call("flush", run)
+
+
+def _parse_state(raw: Any) -> LifecycleState:
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    flag, _, since = text.partition(":")
+    return LifecycleState(flag == "1", int(since) if since else None)
