@@ -97,6 +97,8 @@ class RedisWindowStore:
         if allowed_lateness < timedelta(0):
             raise ValueError(f"allowed_lateness: must not be negative, not {allowed_lateness}")
         self.client = client
+        self._cluster = hasattr(client, "get_node_from_key")
+        self.owns_client = False
         self.namespace = namespace
         self.allowed_lateness = allowed_lateness
         self._lateness = allowed_lateness // _US
@@ -130,7 +132,9 @@ class RedisWindowStore:
         else:
             raise ValueError(f"url: {url!r} is not a redis://, rediss:// or "
                              "redis+cluster:// URL")
-        return cls(client, **options)
+        store = cls(client, **options)
+        store.owns_client = True
+        return store
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -183,6 +187,8 @@ class RedisWindowStore:
     def _evalsha_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         def run() -> list[Any]:
             sha = self._sha(name)
+            if self._cluster:
+                return self._evalsha_on_nodes(sha, calls)
             pipe = self.client.pipeline(transaction=False)
             for keys, args in calls:
                 pipe.evalsha(sha, len(keys), *keys, *args)
@@ -190,6 +196,25 @@ class RedisWindowStore:
             return results
 
         return self._call(name, run)
+
+    def _evalsha_on_nodes(self, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        # A cluster pipeline refuses EVALSHA, so pipeline per node: every key of one call has
+        # the same hash tag, hence the same slot and node.
+        by_node: dict[str, list[int]] = {}
+        nodes: dict[str, Any] = {}
+        for index, (keys, _) in enumerate(calls):
+            node = self.client.get_node_from_key(keys[0])
+            nodes[node.name] = node
+            by_node.setdefault(node.name, []).append(index)
+        results: list[Any] = [None] * len(calls)
+        for node_name, indexes in by_node.items():
+            pipe = self.client.get_redis_connection(nodes[node_name]).pipeline(transaction=False)
+            for index in indexes:
+                keys, args = calls[index]
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            for index, reply in zip(indexes, pipe.execute()):
+                results[index] = reply
+        return results
 
     # -- recording and tallying ---------------------------------------------------------------
 
@@ -314,8 +339,11 @@ class RedisWindowStore:
         return frozenset(key for (key, _), state in states.items() if state.firing)
 
     def close(self) -> None:
-        with contextlib.suppress(RedisError):  # a server already gone is no error here
-            self.client.close()
+        """Close the client if this store made it (``from_url``); a given client is the
+        caller's to close."""
+        if self.owns_client:
+            with contextlib.suppress(RedisError):  # a server already gone is no error here
+                self.client.close()
 
     def flush_namespace(self) -> int:
         """Delete every key of this namespace (for tests and resets); returns how many."""

@@ -36,6 +36,21 @@ def free_port() -> int:
         return port
 
 
+def free_cluster_port() -> int:
+    """A free port whose Redis Cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10_000 > 65_535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port + 10_000))
+            except OSError:
+                continue
+        return port
+    raise ServerError("no free pair of ports for a Redis Cluster node")
+
+
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -195,6 +210,68 @@ class PostgresServer:
                 )
             self._started = False
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RedisClusterServers:
+    """A Redis Cluster of ``nodes`` masters (no replicas) on free loopback ports.
+
+    Each node is a ``redis-server --cluster-enabled yes`` in its own directory; ``start()``
+    joins them with ``redis-cli --cluster create`` and waits until the cluster says ok.
+    """
+
+    def __init__(self, nodes: int = 3) -> None:
+        self.nodes = [
+            RedisServer(
+                port=free_cluster_port(),
+                extra_args=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                            "--cluster-node-timeout", "5000"),
+            )
+            for _ in range(nodes)
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://{LOOPBACK}:{self.nodes[0].port}"
+
+    def start(self, timeout: float = 30.0) -> Self:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise ServerError("redis-cli is not installed (apt-get install redis-tools)")
+        for node in self.nodes:
+            node.start()
+        addresses = [f"{LOOPBACK}:{node.port}" for node in self.nodes]
+        done = subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            capture_output=True, timeout=timeout, check=False,
+        )
+        if done.returncode != 0:
+            self.stop()
+            raise ServerError(f"redis-cli --cluster create failed: {done.stdout!r}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = subprocess.run(
+                [cli, "-p", str(self.nodes[0].port), "cluster", "info"],
+                capture_output=True, timeout=10, check=False,
+            ).stdout.decode()
+            if "cluster_state:ok" in info:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise ServerError("the Redis Cluster did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
     def __enter__(self) -> Self:
         return self.start()
