@@ -28,10 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from auptimate_core.backends.memory import MemoryWindowStore
-
 from auptimate_core import Transaction
 from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
+from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.domain import to_micros
 
 from .data import anomalous_stream
@@ -77,7 +76,6 @@ def run(transactions: int, use_redis: bool, repeat: int) -> dict[str, Any]:
     peers["minute scan"] = {"seconds": seconds, "alerts": scan_alerts}
     if use_redis:
         from auptimate_core.backends.redis import RedisWindowStore
-
         from auptimate_core.testing.servers import RedisServer
 
         with RedisServer() as server:

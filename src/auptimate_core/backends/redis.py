@@ -89,7 +89,7 @@ class RedisWindowStore:
         idle_ttl: timedelta = timedelta(days=1),
         retries: int = 3,
         backoff: float = 0.05,
-        batch_size: int = 5_000,
+        batch_size: int = 20_000,
     ) -> None:
         if not namespace or any(c in namespace for c in "{} "):
             raise ValueError(f"namespace: must be non-empty without braces or spaces, not "
@@ -253,33 +253,32 @@ class RedisWindowStore:
         first_seen: list[int | None] = [None] * n
         counts = [[0] * n for _ in intervals]
         sums = [[0] * n for _ in intervals] if totals else []
-        width = 2 + (3 if totals else 1) * k
         items = list(runs.items())
         for start in range(0, len(items), max(1, self.batch_size // 8)):
             chunk = items[start:start + max(1, self.batch_size // 8)]
             calls = []
             for key, rows in chunk:
-                args = list(head)
-                for i in rows:
-                    amount = amounts[i]
-                    args += [event_ids[i], ats[i], amount // _SPLIT, amount % _SPLIT,
-                             f"{token}.{i}"]
-                calls.append((self._keys(key), args))
+                numbers = " ".join(
+                    f"{ats[i]} {amounts[i] // _SPLIT} {amounts[i] % _SPLIT} {i}" for i in rows
+                )
+                calls.append((self._keys(key), [*head, token, numbers,
+                                                *[event_ids[i] for i in rows]]))
             replies = self._evalsha_many("observe", calls)
             for (_, rows), reply in zip(chunk, replies):
-                for r, i in enumerate(rows):
-                    base = r * width
-                    statuses[i] = _STATUS[int(reply[base])]
-                    first = int(reply[base + 1])
+                text = reply.decode() if isinstance(reply, bytes) else str(reply)
+                for i, line in zip(rows, text.split("\n")):
+                    fields = line.split(" ")
+                    statuses[i] = _STATUS[int(fields[0])]
+                    first = int(fields[1])
                     first_seen[i] = None if first == -1 else first
-                    pos = base + 2
-                    for j in range(k):
-                        counts[j][i] = int(reply[pos])
-                        if totals:
-                            sums[j][i] = int(reply[pos + 1]) * _SPLIT + int(reply[pos + 2])
-                            pos += 3
-                        else:
-                            pos += 1
+                    if totals:
+                        for j in range(k):
+                            counts[j][i] = int(fields[2 + 3 * j])
+                            sums[j][i] = (int(fields[3 + 3 * j]) * _SPLIT
+                                          + int(fields[4 + 3 * j]))
+                    else:
+                        for j in range(k):
+                            counts[j][i] = int(fields[2 + j])
         return ObservedBatch(statuses, counts, sums, first_seen)
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
