@@ -14,10 +14,12 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from time import perf_counter
+from typing import Any, TypeVar
 
+from .. import metrics as _metrics
 from ..domain import Transaction, check_timestamp, from_micros, to_micros
-from ..errors import LateEvent, ValidationError
+from ..errors import LateEvent, StoreError, ValidationError
 from ..store import Interval, LifecycleState, Status, Transition, WindowStore, to_units
 from .alert import FIRING, RESOLVED, Alert
 from .rules import TransactionRule, WindowRule
@@ -27,6 +29,7 @@ logger = logging.getLogger("auptimate_core.alerts")
 
 SinkErrorHandler = Callable[[AlertCallback, Alert, BaseException], object]
 IDLE = LifecycleState()
+_T = TypeVar("_T")
 
 
 class EngineStats:
@@ -95,6 +98,7 @@ class AlertEngine:
 
             store = MemoryWindowStore()
         self.store: WindowStore = store
+        self._store_name = type(store).__name__
         self.rules = tuple(rules)
         self._tx_rules: list[TransactionRule] = []
         self._slots: list[_Slot] = []
@@ -162,14 +166,16 @@ class AlertEngine:
             for slot in self._slots:
                 rule = slot.rule
                 changes: list[tuple[Transition, Alert]] = []
-                for key in sorted(self.store.firing(rule.name)):
-                    tallies = self.store.tally(key, now_us, rule.intervals)
+                for key in sorted(self._call("firing", self.store.firing, rule.name)):
+                    tallies = self._call("tally", self.store.tally, key, now_us, rule.intervals)
                     values = tuple(t.total if slot.uses_totals else t.count for t in tallies)
                     if rule.holds(*values):
                         continue
                     alert = rule.alert(RESOLVED, key, now, None, None, values)
                     changes.append((Transition(key, rule.name, False, now_us), alert))
-                applied = self.store.transition([change for change, _ in changes])
+                applied = self._call(
+                    "transition", self.store.transition, [change for change, _ in changes]
+                )
                 alerts.extend(alert for (_, alert), ok in zip(changes, applied) if ok)
             self._deliver(alerts)
         return alerts
@@ -198,16 +204,32 @@ class AlertEngine:
 
     # -- the hot path -------------------------------------------------------------------------
 
+    def _call(self, operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``call(*args, **kwargs)``, timed and its StoreError counted when metrics are on."""
+        recorder = _metrics.recorder()
+        if not recorder.enabled:
+            return call(*args, **kwargs)
+        start = perf_counter()
+        try:
+            return call(*args, **kwargs)
+        except StoreError as error:
+            recorder.store_error(self._store_name, operation, type(error).__name__)
+            raise
+        finally:
+            recorder.store_call(self._store_name, operation, perf_counter() - start)
+
     def _process_batch(self, txs: list[Transaction], late: list[Transaction]) -> list[Alert]:
         keys = [tx.pool_id for tx in txs]
         ats = [to_micros(tx.timestamp) for tx in txs]
         amounts = [to_units(tx.amount) for tx in txs] if self._totals else [0] * len(txs)
-        batch = self.store.observe_many(
-            keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals
+        batch = self._call(
+            "observe_many", self.store.observe_many,
+            keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals,
         )
         statuses = batch.statuses
         stats = self.stats
         stats.processed += len(txs)
+        skipped = (stats.duplicates, stats.late)
 
         # Lifecycle state of every (pool, window rule) of the batch, then decided locally in
         # order; the store applies the changes by compare-and-set at the end.
@@ -215,7 +237,9 @@ class AlertEngine:
         states: list[dict[str, LifecycleState]] = []
         if slots:
             pools = set(keys)
-            known = self.store.states((pool, s.rule.name) for pool in pools for s in slots)
+            known = self._call(
+                "states", self.store.states, ((pool, s.rule.name) for pool in pools for s in slots)
+            )
             states = [
                 {pool: known.get((pool, s.rule.name), IDLE) for pool in pools} for s in slots
             ]
@@ -269,27 +293,51 @@ class AlertEngine:
                 )
                 pending.append((alert, len(transitions)))
                 transitions.append(Transition(key, rule.name, holds, at))
+        _metrics.engine_batch(
+            self._store_name, len(txs), stats.duplicates - skipped[0], stats.late - skipped[1]
+        )
         if not pending:
             return []
-        applied = self.store.transition(transitions) if transitions else []
+        applied = (
+            self._call("transition", self.store.transition, transitions) if transitions else []
+        )
         alerts = [alert for alert, t in pending if t < 0 or applied[t]]
         self._deliver(alerts)
         return alerts
 
     def _deliver(self, alerts: list[Alert]) -> None:
         self.stats.alerts += len(alerts)
+        recorder = _metrics.recorder()
         for alert in alerts:
+            if recorder.enabled:
+                recorder.alert_raised(alert.name, alert.state)
             for sink in self.sinks:
                 try:
                     sink(alert)
                 except Exception as error:  # a sink's failure must not stop the engine
                     self.stats.sink_failures += 1
+                    if recorder.enabled:
+                        recorder.sink_delivery(sink_name(sink), False)
                     logger.error(
                         "alert sink %r failed on %s: %s", sink, alert.key, error,
-                        extra={"alert_rule": alert.name, "pool_id": alert.pool_id},
+                        extra={"alert_rule": alert.name, "alert_state": alert.state,
+                               "pool_id": alert.pool_id, "transaction_id": alert.transaction_id,
+                               "sink": sink_name(sink)},
                     )
                     if self.on_sink_error is not None:
                         self.on_sink_error(sink, alert, error)
+                else:
+                    if recorder.enabled:
+                        recorder.sink_delivery(sink_name(sink), True)
+
+
+def sink_name(sink: AlertCallback) -> str:
+    """A sink's name for metrics: its own ``name`` attribute, or its function or class name."""
+    name = getattr(sink, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    qualname = getattr(sink, "__qualname__", None)
+    return qualname if isinstance(qualname, str) else type(sink).__qualname__
 
 
 def alert_time(at: int) -> datetime:
