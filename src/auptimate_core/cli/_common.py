@@ -1,13 +1,17 @@
-"""Pieces the commands share: reading FILE with --skip-invalid/--rejects, durations, amounts."""
+"""Pieces the commands share: reading FILE with --skip-invalid/--rejects, durations, amounts,
+and the observability options (--metrics-port, --log-format)."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -153,3 +157,88 @@ class Input:
 
 def progress_wanted(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
+
+
+# -- observability: metrics server and log format ----------------------------------------------
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> Callable[[], None]:
+    """Enable the Prometheus metrics and serve ``/metrics`` on ``addr:port`` in a thread.
+
+    Returns a function that stops the server and switches the metrics off again. Raises
+    click.UsageError when prometheus_client is missing or the port cannot be bound.
+    """
+    from .. import metrics
+    from ..errors import MissingExtra
+
+    try:
+        server, thread = metrics.serve_metrics(port, addr=addr)
+    except MissingExtra as error:
+        raise click.UsageError(f"--metrics-port: {error}") from None
+    except OSError as error:
+        raise click.UsageError(f"--metrics-port {port}: cannot listen on {addr}: {error}"
+                               ) from None
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        metrics.disable_metrics()
+
+    return stop
+
+
+def configure_logging(fmt: str = "text", level: str = "INFO") -> Callable[[], None]:
+    """Send the library's logs to stderr as ``text`` or ``json`` lines at ``level``.
+
+    Returns a function that removes the handler again.
+    """
+    from ..logs import configure_logging as configure
+
+    root = logging.getLogger()
+    previous = root.level
+    handler = configure(fmt, level)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+    return undo
+
+
+def observability_options(command: _Command) -> _Command:
+    """Adds ``--metrics-port``, ``--metrics-addr``, ``--log-format`` and ``--log-level`` to a
+    click command and acts on them before it runs (undone when the command's context closes).
+
+    Put it between ``@click.command(...)`` and the command's own options.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, metrics_port: int | None, metrics_addr: str, log_format: str | None,
+            log_level: str | None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        if log_format is not None or log_level is not None:
+            ctx.call_on_close(configure_logging(log_format or "text", log_level or "INFO"))
+        if metrics_port is not None:
+            ctx.call_on_close(start_metrics_server(metrics_port, metrics_addr))
+        return command(*args, **kwargs)
+
+    options = (
+        click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+                     help="Serve Prometheus metrics on this port at /metrics while running "
+                          "(needs the 'metrics' extra)."),
+        click.option("--metrics-addr", default="0.0.0.0", show_default=True,
+                     help="Address the metrics server listens on."),
+        click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+                     help="Log lines on stderr as text or JSON with structured fields "
+                          "(pool_id, alert_rule, alert_state, transaction_id ...)."),
+        click.option("--log-level", type=click.Choice(
+                         ["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+                     default=None, help="Lowest level logged (default INFO with --log-format)."),
+    )
+    decorated: Callable[..., Any] = run
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast(_Command, decorated)

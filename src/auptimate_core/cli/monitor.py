@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +16,17 @@ from ..alerts import Alert, AlertEngine, SpikeRule, ThresholdRule
 from ..domain import Transaction
 from ..errors import AuptimateError
 from ..store import WindowStore
-from ._common import Amount, BadInput, Duration, Input, TimeZone, progress_wanted
+from ._common import (
+    Amount,
+    BadInput,
+    Duration,
+    Input,
+    TimeZone,
+    observability_options,
+    progress_wanted,
+)
+
+logger = logging.getLogger("auptimate_core.cli")
 
 TABLE = "{at:<32} {rule:<10} {state:<9} {pool:<14} {tx:<10} {observed:>14} {limit:>14}  {message}"
 
@@ -67,6 +78,7 @@ def _with_progress(txs: Iterator[Transaction], show: bool, every: int = 50_000
 
 
 @click.command("monitor")
+@observability_options
 @click.argument("file", type=str)
 @click.option("--threshold", type=Amount(), default="250000", show_default=True,
               help="Alert on every transaction strictly greater than this amount.")
@@ -137,6 +149,9 @@ def monitor_command(
     click.echo(f"{source.read:,} transactions, {len(alerts)} alerts"
                f"{' (' + counts + ')' if counts else ''}"
                f"{f', {len(late)} late' if late else ''}", err=True)
+    logger.info("monitor finished", extra={
+        "transactions": source.read, "alerts": len(alerts), "late": len(late),
+        "rejected": source.rejected, "store": type(store).__name__})
     if plot:
         from ..plotting import plot_alerts
 
