@@ -256,12 +256,16 @@ def serve_metrics(
 
     Port 0 picks a free port (read it from ``server.server_port``). Stop with
     ``server.shutdown(); server.server_close()``.
+    Metrics are enabled only once the server listens, so a port that cannot be bound (an
+    ``OSError``) leaves them as they were.
     """
-    enable_metrics(registry)
-    import prometheus_client
-
+    try:
+        import prometheus_client
+    except ImportError:
+        raise MissingExtra("prometheus_client", "metrics") from None
     target = prometheus_client.REGISTRY if registry is None else registry
     server, thread = prometheus_client.start_http_server(port, addr=addr, registry=target)
+    enable_metrics(target)
     return server, thread
 
 
