@@ -5,7 +5,9 @@
 All peers run against one local redis-server that the benchmark starts, on the same stream of
 events over 1,000 pools, each event recorded and then counted in a 1-minute and a 1-hour window:
 
-- ``RedisWindowStore.observe_many`` in batches of 5,000 (one pipelined round trip per batch);
+- ``RedisWindowStore.observe_many`` in batches of 5,000 and of 50,000 (pipelined script calls,
+  one per pool in the batch; a pool's run of events costs one script call, so larger batches
+  spread that cost over more events);
 - ``RedisWindowStore.observe``, one round trip per event;
 - the ``limits`` library's Redis moving window (``MovingWindowRateLimiter.hit`` and
   ``get_window_stats`` for two limits per event). It keeps wall-clock windows, not event-time
@@ -31,6 +33,7 @@ from auptimate_core.testing.servers import RedisServer
 RESULTS = Path(__file__).parent / "results"
 MINUTE = 60_000_000
 SPIKE = [Interval(0, MINUTE), Interval(MINUTE, 60 * MINUTE)]
+BATCHES = (5_000, 50_000)
 
 
 def stream(n: int, pools: int = 1_000, seed: int = 3) -> tuple[list[str], list[str], list[int]]:
@@ -45,18 +48,30 @@ def stream(n: int, pools: int = 1_000, seed: int = 3) -> tuple[list[str], list[s
     return keys, ids, ats
 
 
+def server_cpu(url: str) -> float:
+    """CPU seconds the redis-server process has used so far (INFO cpu)."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def run(n: int, per_event: int, limits_events: int) -> dict[str, Any]:
     keys, ids, ats = stream(n)
     peers: dict[str, dict[str, float]] = {}
     with RedisServer() as server:
-        store = RedisWindowStore.from_url(server.url, namespace="bench-batch")
-        start = time.perf_counter()
-        for i in range(0, n, 5_000):
-            store.observe_many(keys[i:i + 5_000], ids[i:i + 5_000], ats[i:i + 5_000],
-                               [1] * len(keys[i:i + 5_000]), SPIKE)
-        seconds = time.perf_counter() - start
-        peers["observe_many (batches of 5,000)"] = {"events": n, "seconds": seconds}
-        store.close()
+        for batch in BATCHES:
+            store = RedisWindowStore.from_url(server.url, namespace=f"bench-batch-{batch}")
+            cpu = server_cpu(server.url)
+            start = time.perf_counter()
+            for i in range(0, n, batch):
+                store.observe_many(keys[i:i + batch], ids[i:i + batch], ats[i:i + batch],
+                                   [1] * len(keys[i:i + batch]), SPIKE)
+            seconds = time.perf_counter() - start
+            peers[f"observe_many (batches of {batch:,})"] = {
+                "events": n, "seconds": seconds, "server_cpu": server_cpu(server.url) - cpu}
+            store.close()
 
         store = RedisWindowStore.from_url(server.url, namespace="bench-single")
         start = time.perf_counter()
@@ -91,6 +106,9 @@ def run(n: int, per_event: int, limits_events: int) -> dict[str, Any]:
             "events": int(peer["events"]), "seconds": round(peer["seconds"], 3),
             "events_per_second": round(rate), "batched_speedup": round(ours_rate / rate, 1),
         }
+        if "server_cpu" in peer:
+            report["peers"][name]["server_us_per_event"] = round(
+                peer["server_cpu"] / peer["events"] * 1e6, 1)
     return report
 
 
@@ -109,6 +127,10 @@ def write(report: dict[str, Any]) -> None:
     for name, peer in report["peers"].items():
         lines.append(f"| {name} | {peer['events']:,} | {peer['seconds']} | "
                      f"{peer['events_per_second']:,} | {peer['batched_speedup']}x |")
+    lines += ["", "Redis server CPU per event (the ceiling of one single-threaded server): "
+              + ", ".join(f"{name}: {peer['server_us_per_event']} µs"
+                          for name, peer in report["peers"].items()
+                          if "server_us_per_event" in peer) + "."]
     lines += ["", "`limits` keeps wall-clock windows (not event time): it is a peer for the "
               "cost of a shared sliding window, not for the same semantics."]
     (RESULTS / "redis_store.md").write_text("\n".join(lines) + "\n")

@@ -4,7 +4,7 @@ Each key (pool) owns four Redis keys carrying the same hash tag, so that in a Re
 they live in one slot and one Lua script may touch them all::
 
     {namespace}:{<pool id, percent-encoded>}:ev   ZSET  event id -> event time (microseconds)
-    {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "high:low:token" amount
+    {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "units:token" amount
     {namespace}:{<pool id, percent-encoded>}:mt   HASH  newest, first
     {namespace}:{<pool id, percent-encoded>}:lc   HASH  rule -> "1:since" / "0:since"
 
@@ -14,10 +14,10 @@ Every record-and-tally step is one server-side Lua script (``lua/observe.lua``, 
 called by SHA, reloaded after ``NOSCRIPT``) handling one pool's run of a batch atomically:
 concurrent processes never double-count, lose an event, or see half an update. A batch costs
 one pipelined round trip whatever its size. Event ids are idempotent on the server, and what no
-window can reach any more is trimmed on every write and expired (PEXPIRE) when a pool goes idle.
+window can reach any more is trimmed as time advances and expired (PEXPIRE) when a pool goes idle.
 
-Amounts are integer units of 1/10,000 split into ``high * 10**8 + low`` so that Lua's doubles
-sum them exactly; Python joins the parts.
+Amounts are stored as integer units of 1/10,000; sums come back split into
+``high * 10**8 + low`` so that Lua's doubles add them exactly, and Python joins the parts.
 
 Failures: connection errors and timeouts are retried (bounded, with backoff), which is safe
 because a retried batch carries the same token and is answered as it would have been the first
@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from importlib import resources
 from typing import Any, TypeVar
@@ -197,6 +197,50 @@ class RedisWindowStore:
 
         return self._call(name, run)
 
+    def _evalsha_stream(
+        self,
+        name: str,
+        chunks: Callable[[], Iterable[list[tuple[list[str], list[Any]]]]],
+        read: Callable[[int, Any], None],
+    ) -> None:
+        """Call a script on every chunk of calls, handing each reply to ``read`` in order.
+
+        On a single server one chunk stays in flight while the next is encoded and sent, so
+        the client's encoding overlaps the server's work. ``chunks`` is a function, as a
+        retry starts the whole sequence again (safe: every run carries its token).
+        """
+
+        def run() -> None:
+            sha = self._sha(name)
+            index = 0
+            if self._cluster:
+                for calls in chunks():
+                    for reply in self._evalsha_on_nodes(sha, calls):
+                        read(index, reply)
+                        index += 1
+                return
+            pool = self.client.connection_pool
+            conn = pool.get_connection()
+            try:
+                in_flight = 0
+                for calls in chunks():
+                    conn.send_packed_command(conn.pack_commands(
+                        [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]))
+                    for _ in range(in_flight):
+                        read(index, conn.read_response())
+                        index += 1
+                    in_flight = len(calls)
+                for _ in range(in_flight):
+                    read(index, conn.read_response())
+                    index += 1
+            except BaseException:
+                conn.disconnect()  # replies may be left unread on it
+                raise
+            finally:
+                pool.release(conn)
+
+        self._call(name, run)
+
     def _evalsha_on_nodes(self, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         # A cluster pipeline refuses EVALSHA, so pipeline per node: every key of one call has
         # the same hash tag, hence the same slot and node.
@@ -253,32 +297,43 @@ class RedisWindowStore:
         first_seen: list[int | None] = [None] * n
         counts = [[0] * n for _ in intervals]
         sums = [[0] * n for _ in intervals] if totals else []
+        width = 1 + (3 if totals else 1) * k
         items = list(runs.items())
-        for start in range(0, len(items), max(1, self.batch_size // 8)):
-            chunk = items[start:start + max(1, self.batch_size // 8)]
-            calls = []
-            for key, rows in chunk:
-                numbers = " ".join(
-                    f"{ats[i]} {amounts[i] // _SPLIT} {amounts[i] % _SPLIT} {i}" for i in rows
-                )
-                calls.append((self._keys(key), [*head, token, numbers,
-                                                *[event_ids[i] for i in rows]]))
-            replies = self._evalsha_many("observe", calls)
-            for (_, rows), reply in zip(chunk, replies):
-                text = reply.decode() if isinstance(reply, bytes) else str(reply)
-                for i, line in zip(rows, text.split("\n")):
-                    fields = line.split(" ")
-                    statuses[i] = _STATUS[int(fields[0])]
-                    first = int(fields[1])
-                    first_seen[i] = None if first == -1 else first
+        step = max(1, self.batch_size // 8)
+
+        def chunks() -> Iterator[list[tuple[list[str], list[Any]]]]:
+            for start in range(0, len(items), step):
+                calls = []
+                for number, (key, rows) in enumerate(items[start:start + step], start):
+                    numbers = " ".join([f"{ats[i]} {amounts[i]}" for i in rows])
+                    calls.append((self._keys(key), [*head, f"{token}.{number}", numbers,
+                                                    *[event_ids[i] for i in rows]]))
+                yield calls
+
+        def read(index: int, reply: Any) -> None:
+            rows = items[index][1]
+            fields = [int(x) for x in reply.split()]
+            first: int | None = fields[0] if fields[0] != -1 else None
+            pos = 1
+            for i in rows:
+                status = _STATUS[fields[pos]]
+                statuses[i] = status
+                if status is Status.NEW:
+                    at = ats[i]
+                    if first is None or at < first:
+                        first = at
                     if totals:
                         for j in range(k):
-                            counts[j][i] = int(fields[2 + 3 * j])
-                            sums[j][i] = (int(fields[3 + 3 * j]) * _SPLIT
-                                          + int(fields[4 + 3 * j]))
+                            counts[j][i] = fields[pos + 1 + 3 * j]
+                            sums[j][i] = (fields[pos + 2 + 3 * j] * _SPLIT
+                                          + fields[pos + 3 + 3 * j])
                     else:
                         for j in range(k):
-                            counts[j][i] = int(fields[2 + j])
+                            counts[j][i] = fields[pos + 1 + j]
+                first_seen[i] = first
+                pos += width
+
+        self._evalsha_stream("observe", chunks, read)
         return ObservedBatch(statuses, counts, sums, first_seen)
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:

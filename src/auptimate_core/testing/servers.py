@@ -259,15 +259,19 @@ class RedisClusterServers:
             raise ServerError(f"redis-cli --cluster create failed: {done.stdout!r}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            info = subprocess.run(
-                [cli, "-p", str(self.nodes[0].port), "cluster", "info"],
-                capture_output=True, timeout=10, check=False,
-            ).stdout.decode()
-            if "cluster_state:ok" in info:
+            # Every node must agree, not just the first: each learns the others by gossip.
+            if all("cluster_state:ok" in self._info(cli, node.port) for node in self.nodes):
                 return self
             time.sleep(0.1)
         self.stop()
         raise ServerError("the Redis Cluster did not reach cluster_state:ok")
+
+    @staticmethod
+    def _info(cli: str, port: int) -> str:
+        return subprocess.run(
+            [cli, "-p", str(port), "cluster", "info"],
+            capture_output=True, timeout=10, check=False,
+        ).stdout.decode()
 
     def stop(self) -> None:
         for node in self.nodes:

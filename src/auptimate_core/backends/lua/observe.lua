@@ -1,20 +1,26 @@
 -- Record a run of events of ONE key and tally intervals ending at each event's time.
 --
--- KEYS[1] events  (ZSET: member = event id, score = event time in microseconds)
--- KEYS[2] amounts (HASH: event id -> "high:low:token", amount = high * 1e8 + low)
--- KEYS[3] meta    (HASH: newest, first)
+-- KEYS[1] events  (ZSET: member = event id, score = event time in integer microseconds)
+-- KEYS[2] amounts (HASH: event id -> "units:token", units = amount in 1/10,000)
+-- KEYS[3] meta    (HASH: newest, first, trimmed)
 -- ARGV[1] allowed lateness, ARGV[2] keep (lateness + longest reach), ARGV[3] "1" for totals,
 -- ARGV[4] ttl in ms, ARGV[5] number of intervals k, then k pairs (offset, reach),
--- then the batch token, then one string of numbers "at high low row at high low row ...",
--- then the event ids, one argument each (few arguments keep the client's encoding cheap).
+-- then the run token, then one string "at units at units ...", then the event ids, one
+-- argument each (few arguments keep the client's encoding cheap).
 --
--- Reply: one string, per event a line "status first count [high low] count [high low] ...":
--- status 0 new, 1 duplicate, 2 late; per interval the count (and, with totals, the high and
--- low sums). Amounts are split in two parts so that every sum stays an exact integer in
--- Lua's doubles. Each event's token is the batch token and its row in the batch.
+-- Reply: one string of numbers separated by spaces: the key's first event time before the
+-- run (-1 for none), then per event its status (0 new, 1 duplicate, 2 late) and per interval
+-- its count (and, with totals, the sum as two exact parts, high * 1e8 + low: Lua's numbers
+-- are doubles). An event's token is the run token and its place in the run.
 --
 -- A duplicate whose stored token equals the arriving token is the same delivery retried (a
--- batch resent after a dropped connection): it is answered as new, with fresh tallies.
+-- run resent after a dropped connection): it is answered as new, with fresh tallies.
+--
+-- Cost: string.format and every redis.call are dear in Redis's Lua, so the common case (a new
+-- event) makes one ZADD NX plus one ZCOUNT per interval with numeric bounds (times are
+-- integers, so the exclusive lower bound t is the inclusive t + 1); amounts are written with
+-- one HSET per run; what no interval can reach is trimmed once an eighth of the horizon has
+-- passed, and an id past the horizon but not yet trimmed is treated exactly as a forgotten one.
 
 local events, amounts, meta = KEYS[1], KEYS[2], KEYS[3]
 local lateness = tonumber(ARGV[1])
@@ -22,11 +28,12 @@ local keep = tonumber(ARGV[2])
 local totals = ARGV[3] == '1'
 local ttl = tonumber(ARGV[4])
 local k = tonumber(ARGV[5])
-local spans = {}
+local offsets, lows = {}, {}
 for j = 1, k do
-  spans[j] = {tonumber(ARGV[4 + 2 * j]), tonumber(ARGV[5 + 2 * j])}
+  offsets[j] = tonumber(ARGV[4 + 2 * j])
+  lows[j] = tonumber(ARGV[5 + 2 * j]) - 1
 end
-local batch_token = ARGV[6 + 2 * k]
+local run_token = ARGV[6 + 2 * k]
 local numbers = {}
 for word in string.gmatch(ARGV[7 + 2 * k], '%S+') do
   numbers[#numbers + 1] = word
@@ -37,47 +44,66 @@ local function fmt(x)
   return string.format('%.0f', x)
 end
 
+-- Amounts stored by this run are written with one HSET at its end: look them up here first.
+local written = {}
+
 local function sum_amounts(ids)
   local high, low = 0, 0
   for i = 1, #ids, 4000 do
     local values = redis.call('HMGET', amounts, unpack(ids, i, math.min(i + 3999, #ids)))
-    for _, value in ipairs(values) do
+    for n, value in ipairs(values) do
+      value = written[ids[i + n - 1]] or value
       if value then
-        local h, l = string.match(value, '^(%-?%d+):(%d+)')
-        high = high + tonumber(h)
-        low = low + tonumber(l)
+        local units = string.match(value, '^(%d+)')
+        high = high + (tonumber(string.sub(units, 1, -9)) or 0)
+        low = low + tonumber(string.sub(units, -8))
       end
     end
   end
   return high, low
 end
 
-local state = redis.call('HMGET', meta, 'newest', 'first')
+local state = redis.call('HMGET', meta, 'newest', 'first', 'trimmed')
 local newest = tonumber(state[1])
 local first = tonumber(state[2])
-local out = {}
+local trimmed = tonumber(state[3])
+local out = {first and fmt(first) or '-1'}
 local changed = false
-for e = first_id, #ARGV do
-  local base = (e - first_id) * 4
-  local id, at_text = ARGV[e], numbers[base + 1]
-  local token = batch_token .. '.' .. numbers[base + 4]
-  local at = tonumber(at_text)
-  local status = 0
-  local seen = redis.call('ZSCORE', events, id)
-  -- An id is remembered while its event can still be reached (trimming is done per run).
-  if seen and newest and tonumber(seen) <= newest - keep then
-    seen = false
+
+-- For an id already in the set: nil when it is past the horizon (forgotten), 'retry' when
+-- this very delivery was stored before, 1 (duplicate) otherwise.
+local function seen_status(id, score, token)
+  if newest and score <= newest - keep then
+    return nil
   end
-  if seen then
-    local stored = redis.call('HGET', amounts, id)
-    if not (stored and string.match(stored, ':([^:]*)$') == token and token ~= '') then
-      status = 1
-    end
-  elseif newest and at < newest - lateness then
-    status = 2
+  local stored = written[id] or redis.call('HGET', amounts, id)
+  if stored and string.match(stored, ':(.*)$') == token then
+    return 'retry'
+  end
+  return 1
+end
+
+for e = first_id, #ARGV do
+  local base = (e - first_id) * 2
+  local id = ARGV[e]
+  local at = tonumber(numbers[base + 1])
+  local status
+  if newest and at < newest - lateness then
+    local seen = redis.call('ZSCORE', events, id)
+    status = (seen and seen_status(id, tonumber(seen), run_token .. '.' .. (e - first_id)))
+      or 2
+  elseif redis.call('ZADD', events, 'NX', at, id) == 1 then
+    status = 'new'
   else
-    redis.call('ZADD', events, at, id)
-    redis.call('HSET', amounts, id, numbers[base + 2] .. ':' .. numbers[base + 3] .. ':' .. token)
+    local token = run_token .. '.' .. (e - first_id)
+    status = seen_status(id, tonumber(redis.call('ZSCORE', events, id)), token)
+    if status == nil then
+      redis.call('ZADD', events, at, id)
+      status = 'new'
+    end
+  end
+  if status == 'new' then
+    written[id] = numbers[base + 2] .. ':' .. run_token .. '.' .. (e - first_id)
     if not first or at < first then
       first = at
       changed = true
@@ -87,40 +113,52 @@ for e = first_id, #ARGV do
       changed = true
     end
   end
-  local line = {status, fmt(first or -1)}
-  for j = 1, k do
-    if status == 0 then
-      local high = fmt(at - spans[j][1])
-      local low = '(' .. fmt(at - spans[j][2])
+  if status == 'new' or status == 'retry' then
+    out[#out + 1] = 0
+    for j = 1, k do
       if totals then
-        local ids = redis.call('ZRANGEBYSCORE', events, low, high)
+        local ids = redis.call('ZRANGEBYSCORE', events, at - lows[j], at - offsets[j])
         local h, l = sum_amounts(ids)
-        line[#line + 1] = #ids
-        line[#line + 1] = fmt(h)
-        line[#line + 1] = fmt(l)
+        out[#out + 1] = #ids
+        out[#out + 1] = fmt(h)
+        out[#out + 1] = fmt(l)
       else
-        line[#line + 1] = redis.call('ZCOUNT', events, low, high)
+        out[#out + 1] = redis.call('ZCOUNT', events, at - lows[j], at - offsets[j])
       end
-    else
-      line[#line + 1] = totals and '0 0 0' or '0'
+    end
+  else
+    out[#out + 1] = status
+    for _ = 1, (totals and 3 * k or k) do
+      out[#out + 1] = 0
     end
   end
-  out[#out + 1] = table.concat(line, ' ')
 end
--- Written once per run: what no interval can reach any more is forgotten, then the new
--- newest and first times are stored.
+
+local pending = {}
+for id, value in pairs(written) do
+  pending[#pending + 1] = id
+  pending[#pending + 1] = value
+end
+for i = 1, #pending, 4000 do
+  redis.call('HSET', amounts, unpack(pending, i, math.min(i + 3999, #pending)))
+end
 if changed then
-  redis.call('HSET', meta, 'newest', fmt(newest), 'first', fmt(first))
-  local horizon = fmt(newest - keep)
-  local old = redis.call('ZRANGEBYSCORE', events, '-inf', horizon)
-  if #old > 0 then
-    redis.call('ZREMRANGEBYSCORE', events, '-inf', horizon)
-    for i = 1, #old, 4000 do
-      redis.call('HDEL', amounts, unpack(old, i, math.min(i + 3999, #old)))
+  local horizon = newest - keep
+  if not trimmed or horizon - trimmed >= keep / 8 then
+    local old = redis.call('ZRANGEBYSCORE', events, '-inf', horizon)
+    if #old > 0 then
+      redis.call('ZREMRANGEBYSCORE', events, '-inf', horizon)
+      for i = 1, #old, 4000 do
+        redis.call('HDEL', amounts, unpack(old, i, math.min(i + 3999, #old)))
+      end
     end
+    trimmed = horizon
+    -- Idle keys expire; refreshing the time to live at each trim keeps it off the common path.
+    redis.call('PEXPIRE', events, ttl)
+    redis.call('PEXPIRE', amounts, ttl)
+    redis.call('PEXPIRE', meta, ttl)
   end
+  -- Numbers, not text: Redis writes a script's numbers exactly, and string.format is dear.
+  redis.call('HSET', meta, 'newest', newest, 'first', first, 'trimmed', trimmed)
 end
-redis.call('PEXPIRE', events, ttl)
-redis.call('PEXPIRE', amounts, ttl)
-redis.call('PEXPIRE', meta, ttl)
-return table.concat(out, '\n')
+return table.concat(out, ' ')

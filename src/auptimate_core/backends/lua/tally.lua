@@ -15,9 +15,9 @@ for j = 3, #ARGV, 2 do
       local values = redis.call('HMGET', amounts, unpack(ids, i, math.min(i + 3999, #ids)))
       for _, value in ipairs(values) do
         if value then
-          local a, b = string.match(value, '^(%-?%d+):(%d+)')
-          h = h + tonumber(a)
-          l = l + tonumber(b)
+          local units = string.match(value, '^(%d+)')
+          h = h + (tonumber(string.sub(units, 1, -9)) or 0)
+          l = l + tonumber(string.sub(units, -8))
         end
       end
     end
