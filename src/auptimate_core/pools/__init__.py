@@ -1,1 +1,46 @@
-"""pools."""
+"""The investment pools ledger: :class:`PoolLedger` and what it is made of.
+
+Pure domain: nothing here imports a database driver. The SQL repository lives in
+:mod:`auptimate_core.backends.sql.ledger`.
+"""
+
+from .audit import AuditChain, Entry
+from .events import (
+    Distributed,
+    FeeCharged,
+    Invested,
+    InvestorAdmitted,
+    InvestorRegistered,
+    LedgerEvent,
+    PoolCreated,
+    PoolEvent,
+    Refunded,
+)
+from .ledger import PoolLedger
+from .memory import MemoryLedgerRepository
+from .policy import Policy
+from .position import PoolTotals, Position
+from .repository import LedgerRepository, LedgerSession, PoolRecord, Receipt
+
+__all__ = [
+    "AuditChain",
+    "Distributed",
+    "Entry",
+    "FeeCharged",
+    "Invested",
+    "InvestorAdmitted",
+    "InvestorRegistered",
+    "LedgerEvent",
+    "LedgerRepository",
+    "LedgerSession",
+    "MemoryLedgerRepository",
+    "Policy",
+    "PoolCreated",
+    "PoolEvent",
+    "PoolLedger",
+    "PoolRecord",
+    "PoolTotals",
+    "Position",
+    "Receipt",
+    "Refunded",
+]

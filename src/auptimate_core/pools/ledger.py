@@ -1,0 +1,670 @@
+"""The pools ledger: pools, members, investments and distributions, with live positions.
+
+>>> from decimal import Decimal
+>>> from auptimate_core import Investor, Pool
+>>> ledger = PoolLedger()
+>>> _ = ledger.create_pool(Pool("fund-a", manager_id="m1"), actor="m1")
+>>> for name in ("ann", "bob"):
+...     _ = ledger.register_investor(Investor(name))
+...     ledger.admit("fund-a", name, actor="m1")
+>>> _ = ledger.invest("fund-a", "ann", Decimal("300"), actor="ann", idempotency_key="a1")
+>>> _ = ledger.invest("fund-a", "bob", Decimal("100"), actor="bob", idempotency_key="b1")
+>>> [(t.investor_id, t.amount) for t in
+...  ledger.distribute("fund-a", Decimal("10.01"), actor="m1", idempotency_key="d1")]
+[('ann', Decimal('7.51')), ('bob', Decimal('2.50'))]
+>>> ledger.positions("fund-a")[1]
+Position(pool_id='fund-a', investor_id='bob', invested=Decimal('100.00'), \
+distributed=Decimal('2.50'), share=Decimal('0.25'), refunded=Decimal('0.00'), fees=Decimal('0.00'))
+>>> ledger.verify()
+7
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import itertools
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from .. import metrics
+from ..clock import Clock, SystemClock
+from ..domain import Investor, Pool, Transaction, check_amount, check_id, check_timestamp, to_micros
+from ..errors import (
+    AuditError,
+    IdempotencyConflict,
+    LedgerError,
+    LedgerValidationError,
+    PermissionDenied,
+    UnknownInvestor,
+    UnknownPool,
+    ValidationError,
+)
+from ..money import minor_unit, require_exact
+from ..ranking import InvestorRank, check_n
+from .audit import ADMIT, CREATE, GENESIS, AuditChain, Entry, pool_detail
+from .events import (
+    Distributed,
+    FeeCharged,
+    Invested,
+    InvestorAdmitted,
+    InvestorRegistered,
+    LedgerEvent,
+    PoolCreated,
+    Refunded,
+    Subscriber,
+    Unsubscribe,
+)
+from .memory import MemoryLedgerRepository
+from .policy import Policy
+from .position import Amounts, PoolTotals, Position
+from .repository import LedgerRepository, LedgerSession, PoolRecord, Receipt
+from .waterfall import Split, check_carry, split_distribution, split_fee
+
+logger = logging.getLogger("auptimate_core.pools")
+
+R = TypeVar("R")
+
+_REFUSALS: tuple[tuple[type[Exception], str], ...] = (
+    (PermissionDenied, "permission_denied"),
+    (IdempotencyConflict, "idempotency_conflict"),
+    (UnknownPool, "unknown_pool"),
+    (UnknownInvestor, "unknown_investor"),
+    (ValidationError, "invalid"),
+)
+
+
+@attrs.frozen(slots=True)
+class _Outcome(Generic[R]):
+    """What a unit of work returns: the caller's result and the event to publish (None when
+    nothing was written: a replay or a repeated no-op)."""
+
+    result: R
+    event: LedgerEvent | None
+
+
+def _fingerprint(action: str, *fields: object) -> str:
+    text = json.dumps([action, *fields], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(amount: Decimal) -> str:
+    """An amount as text independent of trailing zeros (``100`` and ``100.00`` agree)."""
+    return format(amount.normalize(), "f")
+
+
+def _tidy(total: Decimal) -> Decimal:
+    """A ranking total at two decimals, or at as many more as it needs (up to four)."""
+    for digits in (2, 3, 4):
+        exact = total.quantize(Decimal(1).scaleb(-digits))
+        if exact == total:
+            return exact
+    return total
+
+
+def _zero(currency: str) -> Decimal:
+    return minor_unit(currency) * 0
+
+
+def _unknown_pool(pool_id: str) -> UnknownPool:
+    return UnknownPool(f"unknown pool {pool_id!r}")
+
+
+class PoolLedger:
+    """Pools, their members and their money, with exact positions, audit and live updates.
+
+    ``repository`` stores everything (:class:`MemoryLedgerRepository` by default; see
+    :meth:`from_url` for databases). ``clock`` gives the time of each change when ``at`` is
+    not given; ``policy`` decides who may do what; ``audit_key`` (secret bytes) turns the audit
+    hashes into HMACs.
+
+    Every write takes the acting user (``actor``) and refuses, with
+    :class:`~auptimate_core.errors.PermissionDenied` and without writing anything, what the
+    policy does not allow. Money writes take an ``idempotency_key``: repeating the same request
+    with it returns the first result and writes nothing; another request with it raises
+    :class:`~auptimate_core.errors.IdempotencyConflict`. Keys are unique across the ledger.
+    Creating an existing pool, registering an existing investor or admitting a member again
+    with the same details changes nothing; with different details it is a conflict.
+
+    Safe to share between threads. Subscribers are called after each commit, in commit order,
+    from the thread of one of the writers; a subscriber that raises is logged and skipped.
+    """
+
+    def __init__(self, repository: LedgerRepository | None = None, *,
+                 clock: Clock | None = None, policy: Policy | None = None,
+                 audit_key: bytes | None = None) -> None:
+        self.repository: LedgerRepository = (
+            MemoryLedgerRepository() if repository is None else repository)
+        self.clock: Clock = SystemClock() if clock is None else clock
+        self.policy = Policy() if policy is None else policy
+        self._chain = AuditChain(audit_key)
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._subscribers_lock = threading.Lock()
+        self._outbox: deque[LedgerEvent] = deque()
+        self._delivering = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock | None = None, policy: Policy | None = None,
+                 audit_key: bytes | None = None, **options: Any) -> PoolLedger:
+        """A ledger on the storage ``url`` names.
+
+        ``memory://`` keeps everything in this process; ``sqlite:///path.db`` (``sqlite://``
+        for an in-memory database) and ``postgresql+psycopg://user@host/db`` use SQLAlchemy
+        (extras ``sql`` / ``postgres``); ``options`` go to
+        :class:`~auptimate_core.backends.sql.ledger.SqlLedgerRepository` (``schema``,
+        ``create``, ``engine_options``).
+        """
+        scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
+        repository: LedgerRepository
+        if scheme == "memory":
+            repository = MemoryLedgerRepository()
+        elif scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
+            # Imported by name: the domain does not depend on any backend.
+            backend = importlib.import_module("auptimate_core.backends.sql.ledger")
+            repository = backend.SqlLedgerRepository.from_url(url, **options)
+        else:
+            raise ValidationError("url", f"{url!r} names no ledger storage; use memory://, "
+                                  "sqlite:///... or postgresql+psycopg://...")
+        return cls(repository, clock=clock, policy=policy, audit_key=audit_key)
+
+    def close(self) -> None:
+        """Release the repository's connections."""
+        self.repository.close()
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Unsubscribe:
+        """Call ``callback(event)`` after every committed change; return the unsubscribe handle.
+
+        Events come once each, in commit order (see :mod:`auptimate_core.pools.events`).
+        """
+        if not callable(callback):
+            raise TypeError(f"callback: must be callable, not {type(callback).__name__}")
+        with self._subscribers_lock:
+            self._subscribers = (*self._subscribers, callback)
+        done = threading.Event()
+
+        def unsubscribe() -> None:
+            if done.is_set():
+                return
+            done.set()
+            with self._subscribers_lock:
+                found = list(self._subscribers)
+                for index, item in enumerate(found):
+                    if item is callback:
+                        del found[index]
+                        break
+                self._subscribers = tuple(found)
+
+        return unsubscribe
+
+    def _on_commit(self, outcome: _Outcome[Any]) -> None:
+        if outcome.event is not None:
+            self._outbox.append(outcome.event)
+
+    def _deliver(self) -> None:
+        """Hand queued events to the subscribers, in order, from one thread at a time.
+
+        A writer that finds another thread delivering leaves its event to that thread, which
+        looks at the queue again after letting go of the delivery lock.
+        """
+        while self._outbox:
+            if not self._delivering.acquire(blocking=False):
+                return
+            try:
+                while self._outbox:
+                    event = self._outbox.popleft()
+                    for callback in self._subscribers:
+                        try:
+                            callback(event)
+                        except Exception:
+                            logger.exception("a ledger subscriber raised on %s",
+                                             type(event).__name__)
+            finally:
+                self._delivering.release()
+
+    # -- the unit-of-work plumbing ------------------------------------------------------------
+
+    def _write(self, action: str, body: Callable[[LedgerSession], _Outcome[R]]) -> R:
+        try:
+            outcome = self.repository.write(body, on_commit=self._on_commit)
+        except (LedgerError, ValidationError) as error:
+            for kind, reason in _REFUSALS:
+                if isinstance(error, kind):
+                    metrics.ledger_refusal(reason)
+                    break
+            raise
+        if outcome.event is None:
+            metrics.ledger_replay(action)
+        else:
+            metrics.ledger_write(action)
+        self._deliver()
+        return outcome.result
+
+    def _at(self, at: datetime | None) -> datetime:
+        moment = self.clock.now() if at is None else check_timestamp(at, "at")
+        return moment.astimezone(UTC)
+
+    @staticmethod
+    def _record(session: LedgerSession, pool_id: str, *, lock: bool = False) -> PoolRecord:
+        record = session.pool(pool_id, lock=lock)
+        if record is None:
+            raise _unknown_pool(pool_id)
+        return record
+
+    @staticmethod
+    def _investor(session: LedgerSession, investor_id: str) -> Investor:
+        investor = session.investor(investor_id)
+        if investor is None:
+            raise UnknownInvestor(f"unknown investor {investor_id!r}")
+        return investor
+
+    def _replay(self, session: LedgerSession, key: str, fingerprint: str,
+                action: str) -> list[Transaction] | None:
+        """The first result of ``key`` when it was used for this request; None when unused."""
+        receipt = session.receipt(key)
+        if receipt is None:
+            return None
+        if receipt.fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was already used for another request "
+                f"({receipt.action} on pool {receipt.pool_id!r}); this {action} wrote nothing")
+        last = receipt.first_seq + receipt.count - 1
+        return [entry.transaction()
+                for entry in session.entries(receipt.pool_id, receipt.first_seq, last)]
+
+    def _append(self, session: LedgerSession, record: PoolRecord,
+                items: Sequence[tuple[str, str, Decimal]], at: datetime, actor: str,
+                receipt_for: tuple[str, str, str] | None = None,
+                ) -> tuple[PoolRecord, list[Entry], dict[str, Amounts]]:
+        """Seal ``items`` (kind, investor, amount) as the pool's next entries and store them.
+
+        Returns the new record, the entries and the pool's members after the change.
+        """
+        pool = record.pool
+        members = session.holdings(pool.id)
+        changed: dict[str, Amounts] = {}
+        entries: list[Entry] = []
+        totals, prev, seq = record.totals, record.head_hash, record.head_seq
+        for kind, investor_id, amount in items:
+            seq += 1
+            entry = self._chain.seal(pool.id, seq, kind, investor_id, amount, at, actor, "",
+                                     prev)
+            entries.append(entry)
+            prev = entry.hash
+            if kind == ADMIT:
+                changed[investor_id] = Amounts.zero(pool.currency)
+                continue
+            if kind != "carry":
+                held = changed.get(investor_id, members.get(investor_id))
+                assert held is not None, "a transaction for a member"
+                changed[investor_id] = held.add(kind, amount)
+            totals = totals.add(kind, amount)
+        new = PoolRecord(pool, seq, prev, totals)
+        receipt = None
+        if receipt_for is not None:
+            key, fingerprint, action = receipt_for
+            receipt = Receipt(key, fingerprint, action, pool.id, record.head_seq + 1,
+                              len(entries))
+        session.append(new, entries, changed, receipt)
+        members.update(changed)
+        return new, entries, members
+
+    @staticmethod
+    def _positions(record: PoolRecord, members: Mapping[str, Amounts]) -> tuple[Position, ...]:
+        capital = record.totals.capital
+        return tuple(Position.of(record.pool.id, investor_id, held, capital)
+                     for investor_id, held in sorted(members.items()))
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def register_investor(self, investor: Investor, *, actor: str | None = None) -> Investor:
+        """Register ``investor`` (by themselves, or by the host application with no actor).
+
+        Registering the same investor again changes nothing; another one with the same id is
+        an :class:`~auptimate_core.errors.IdempotencyConflict`.
+        """
+        if not isinstance(investor, Investor):
+            raise TypeError(f"investor: expected an Investor, not {type(investor).__name__}")
+        if actor is not None:
+            check_id("actor", actor)
+
+        def body(session: LedgerSession) -> _Outcome[Investor]:
+            self.policy.check_register(investor, actor)
+            found = session.investor(investor.id)
+            if found is not None:
+                if found != investor:
+                    raise IdempotencyConflict(
+                        f"investor {investor.id!r} is already registered with other details")
+                return _Outcome(found, None)
+            session.add_investor(investor)
+            return _Outcome(investor, InvestorRegistered(actor=actor, investor=investor))
+
+        return self._write("register_investor", body)
+
+    def create_pool(self, pool: Pool, *, actor: str) -> Pool:
+        """Create ``pool``; ``actor`` must be its manager.
+
+        Creating the same pool again changes nothing; another pool with the same id is an
+        :class:`~auptimate_core.errors.IdempotencyConflict`.
+        """
+        if not isinstance(pool, Pool):
+            raise TypeError(f"pool: expected a Pool, not {type(pool).__name__}")
+        check_id("actor", actor)
+        at = self._at(None)
+
+        def body(session: LedgerSession) -> _Outcome[Pool]:
+            self.policy.check_create(pool, actor)
+            found = session.pool(pool.id, lock=True)
+            if found is not None:
+                if found.pool != pool:
+                    raise IdempotencyConflict(
+                        f"pool {pool.id!r} already exists with another manager, name or "
+                        "currency")
+                return _Outcome(found.pool, None)
+            entry = self._chain.seal(pool.id, 1, CREATE, pool.manager_id,
+                                     _zero(pool.currency), at, actor,
+                                     pool_detail(pool), GENESIS)
+            record = PoolRecord(pool, 1, entry.hash, Amounts.zero(pool.currency))
+            session.add_pool(record, entry)
+            return _Outcome(pool, PoolCreated(actor=actor, pool_id=pool.id, seq=1, pool=pool))
+
+        return self._write("create_pool", body)
+
+    def admit(self, pool_id: str, investor_id: str, *, actor: str) -> None:
+        """Make a registered investor a member of the pool; only its manager may.
+
+        Admitting a member again changes nothing.
+        """
+        check_id("pool_id", pool_id)
+        check_id("investor_id", investor_id)
+        check_id("actor", actor)
+        at = self._at(None)
+
+        def body(session: LedgerSession) -> _Outcome[None]:
+            record = self._record(session, pool_id, lock=True)
+            self.policy.check_manager(record.pool, actor, "admit")
+            self._investor(session, investor_id)
+            if investor_id in session.holdings(pool_id):
+                return _Outcome(None, None)
+            new, _, members = self._append(
+                session, record, [(ADMIT, investor_id, _zero(record.pool.currency))],
+                at, actor)
+            return _Outcome(None, InvestorAdmitted(
+                actor=actor, pool_id=pool_id, seq=new.head_seq,
+                positions=self._positions(new, members), investor_id=investor_id))
+
+        self._write("admit", body)
+
+    def invest(self, pool_id: str, investor_id: str, amount: Decimal | int, *, actor: str,
+               idempotency_key: str, at: datetime | None = None) -> Transaction:
+        """Record an investment by a member of the pool; ``actor`` must be that investor.
+
+        ``amount`` must be whole minor units of the pool's currency. ``at`` (the event time)
+        defaults to the ledger's clock.
+        """
+        check_id("pool_id", pool_id)
+        check_id("investor_id", investor_id)
+        value = self._money_args(amount, "amount", actor, idempotency_key)
+        when = self._at(at)
+        fingerprint = _fingerprint("invest", pool_id, investor_id, _plain(value), actor,
+                                   None if at is None else to_micros(when))
+
+        def body(session: LedgerSession) -> _Outcome[Transaction]:
+            record = self._record(session, pool_id, lock=True)
+            self.policy.check_invest(record.pool, investor_id, actor)
+            replay = self._replay(session, idempotency_key, fingerprint, "invest")
+            if replay is not None:
+                return _Outcome(replay[0], None)
+            self._investor(session, investor_id)
+            if investor_id not in session.holdings(pool_id):
+                raise PermissionDenied(actor, "invest",
+                                       f"{investor_id!r} is not a member of pool {pool_id!r}")
+            exact = require_exact(value, record.pool.currency)
+            new, entries, members = self._append(
+                session, record, [("investment", investor_id, exact)], when, actor,
+                (idempotency_key, fingerprint, "invest"))
+            tx = entries[0].transaction()
+            return _Outcome(tx, Invested(
+                actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
+                positions=self._positions(new, members), transaction=tx))
+
+        return self._write("invest", body)
+
+    def refund(self, pool_id: str, investor_id: str, amount: Decimal | int, *, actor: str,
+               idempotency_key: str, at: datetime | None = None) -> Transaction:
+        """Give back part of a member's money still in the pool; only the manager may.
+
+        A refund lowers the member's net invested capital and cannot exceed their balance
+        (invested minus refunded minus fees).
+        """
+        check_id("pool_id", pool_id)
+        check_id("investor_id", investor_id)
+        value = self._money_args(amount, "amount", actor, idempotency_key)
+        when = self._at(at)
+        fingerprint = _fingerprint("refund", pool_id, investor_id, _plain(value), actor,
+                                   None if at is None else to_micros(when))
+
+        def body(session: LedgerSession) -> _Outcome[Transaction]:
+            record = self._record(session, pool_id, lock=True)
+            self.policy.check_manager(record.pool, actor, "refund")
+            replay = self._replay(session, idempotency_key, fingerprint, "refund")
+            if replay is not None:
+                return _Outcome(replay[0], None)
+            self._investor(session, investor_id)
+            held = session.holdings(pool_id).get(investor_id)
+            if held is None:
+                raise LedgerValidationError(
+                    "investor_id", f"{investor_id!r} is not a member of pool {pool_id!r}")
+            exact = require_exact(value, record.pool.currency)
+            if exact > held.balance:
+                raise LedgerValidationError(
+                    "amount", f"a refund of {exact} exceeds the {held.balance} "
+                    f"{investor_id!r} has left in pool {pool_id!r}")
+            new, entries, members = self._append(
+                session, record, [("refund", investor_id, exact)], when, actor,
+                (idempotency_key, fingerprint, "refund"))
+            tx = entries[0].transaction()
+            return _Outcome(tx, Refunded(
+                actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
+                positions=self._positions(new, members), transaction=tx))
+
+        return self._write("refund", body)
+
+    def charge_fee(self, pool_id: str, total: Decimal | int, *, actor: str,
+                   idempotency_key: str, at: datetime | None = None) -> list[Transaction]:
+        """Charge the members a fee of ``total``, pro rata to net invested capital, exactly.
+
+        Only the manager may. All or nothing: a fee that would take any member's balance
+        below zero is refused whole. Returns one ``fee`` transaction per member charged.
+        """
+        check_id("pool_id", pool_id)
+        value = self._money_args(total, "total", actor, idempotency_key)
+        when = self._at(at)
+        fingerprint = _fingerprint("charge_fee", pool_id, _plain(value), actor,
+                                   None if at is None else to_micros(when))
+
+        def body(session: LedgerSession) -> _Outcome[list[Transaction]]:
+            record = self._record(session, pool_id, lock=True)
+            self.policy.check_manager(record.pool, actor, "charge_fee")
+            replay = self._replay(session, idempotency_key, fingerprint, "charge_fee")
+            if replay is not None:
+                return _Outcome(replay, None)
+            exact = require_exact(value, record.pool.currency, "total")
+            split = split_fee(exact, session.holdings(pool_id), record.pool.currency)
+            new, entries, members = self._append(
+                session, record, [("fee", i, amount) for i, amount in split.shares.items()],
+                when, actor, (idempotency_key, fingerprint, "charge_fee"))
+            txs = [entry.transaction() for entry in entries]
+            return _Outcome(txs, FeeCharged(
+                actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
+                positions=self._positions(new, members), total=exact))
+
+        return self._write("charge_fee", body)
+
+    def distribute(self, pool_id: str, total: Decimal | int, *, actor: str,
+                   idempotency_key: str, at: datetime | None = None,
+                   carry: Decimal | None = None) -> list[Transaction]:
+        """Pay ``total`` out to the members; only the manager may. All or nothing.
+
+        Without ``carry`` the total is split pro rata to net invested capital. With a carry
+        rate (``Decimal("0.20")``) each member first gets back the contributed capital not
+        yet returned to them (fees included), and the carry share of the rest (the profit)
+        goes to the manager as a ``carry`` transaction, the remainder to the members pro rata.
+        Shares are whole minor units (largest remainder, ties to the smaller investor id) and
+        add up to ``total`` exactly. Returns the ``distribution`` transactions by investor id,
+        then the ``carry`` transaction if any.
+        """
+        check_id("pool_id", pool_id)
+        value = self._money_args(total, "total", actor, idempotency_key)
+        rate = check_carry(carry)
+        when = self._at(at)
+        fingerprint = _fingerprint("distribute", pool_id, _plain(value), actor,
+                                   None if at is None else to_micros(when),
+                                   None if rate is None else _plain(rate))
+
+        def body(session: LedgerSession) -> _Outcome[list[Transaction]]:
+            record = self._record(session, pool_id, lock=True)
+            pool = record.pool
+            self.policy.check_manager(pool, actor, "distribute")
+            replay = self._replay(session, idempotency_key, fingerprint, "distribute")
+            if replay is not None:
+                return _Outcome(replay, None)
+            exact = require_exact(value, pool.currency, "total")
+            split: Split = split_distribution(exact, session.holdings(pool_id), pool.currency,
+                                              rate)
+            items = [("distribution", i, amount) for i, amount in split.shares.items()]
+            if split.carry > 0:
+                items.append(("carry", pool.manager_id, split.carry))
+            new, entries, members = self._append(
+                session, record, items, when, actor,
+                (idempotency_key, fingerprint, "distribute"))
+            txs = [entry.transaction() for entry in entries]
+            return _Outcome(txs, Distributed(
+                actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
+                positions=self._positions(new, members), total=exact, carry=rate,
+                carry_amount=split.carry))
+
+        return self._write("distribute", body)
+
+    @staticmethod
+    def _money_args(amount: object, field: str, actor: str, key: str) -> Decimal:
+        check_id("actor", actor)
+        check_id("idempotency_key", key)
+        return check_amount(amount, field)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def pool(self, pool_id: str) -> Pool:
+        """The pool with this id (:class:`~auptimate_core.errors.UnknownPool` if none)."""
+        return self.repository.read(lambda s: self._record(s, pool_id).pool)
+
+    def positions(self, pool_id: str, *, actor: str | None = None) -> list[Position]:
+        """Every member's position in the pool, by investor id.
+
+        With an ``actor``, only the pool's manager and members may read it.
+        """
+
+        def body(session: LedgerSession) -> list[Position]:
+            record = self._record(session, pool_id)
+            members = session.holdings(pool_id)
+            self.policy.check_read_pool(record.pool, members, actor, "read_positions")
+            return list(self._positions(record, members))
+
+        return self.repository.read(body)
+
+    def portfolio(self, investor_id: str, *, actor: str | None = None) -> list[Position]:
+        """The investor's position in every pool they are a member of, by pool id.
+
+        With an ``actor``, only the investor may read it.
+        """
+        self.policy.check_read_investor(investor_id, actor, "read_portfolio")
+
+        def body(session: LedgerSession) -> list[Position]:
+            self._investor(session, investor_id)
+            return [Position.of(record.pool.id, investor_id, held, record.totals.capital)
+                    for record, held in session.memberships(investor_id)]
+
+        return self.repository.read(body)
+
+    def pool_totals(self, pool_id: str, *, actor: str | None = None) -> PoolTotals:
+        """The pool's totals (the sums of its members' positions, and the carry paid)."""
+
+        def body(session: LedgerSession) -> PoolTotals:
+            record = self._record(session, pool_id)
+            if actor is not None:
+                self.policy.check_read_pool(record.pool, session.holdings(pool_id), actor,
+                                            "read_totals")
+            return PoolTotals.of(pool_id, record.pool.currency, record.totals)
+
+        return self.repository.read(body)
+
+    def history(self, pool_id: str | None = None, *,
+                actor: str | None = None) -> list[Transaction]:
+        """The transactions of one pool in the order recorded, or of every pool by event time
+        (then pool id, then order recorded). Reading every pool is for the host application
+        (``actor=None``); a pool's history is for its manager and members."""
+        if pool_id is None:
+            self.policy.check_read_all(actor, "read_history")
+
+            def every(session: LedgerSession) -> list[Transaction]:
+                found = [e for e in session.entries() if e.is_transaction]
+                found.sort(key=lambda e: (e.at, e.pool_id, e.seq))
+                return [e.transaction() for e in found]
+
+            return self.repository.read(every)
+
+        def one(session: LedgerSession) -> list[Transaction]:
+            record = self._record(session, pool_id)
+            if actor is not None:
+                self.policy.check_read_pool(record.pool, session.holdings(pool_id), actor,
+                                            "read_history")
+            return [e.transaction() for e in session.entries(pool_id) if e.is_transaction]
+
+        return self.repository.read(one)
+
+    def top_investors(self, n: int = 5, *, actor: str | None = None) -> list[InvestorRank]:
+        """Problem 1 on the ledger's own data: the ``n`` investors in the most pools, then
+        with the largest total invested (``investment`` transactions), then by id."""
+        check_n(n)
+        self.policy.check_read_all(actor, "top_investors")
+        ranks = self.repository.read(lambda session: session.top_investors(n))
+        return [InvestorRank(r.investor_id, r.unique_pools, _tidy(r.total_amount))
+                for r in ranks]
+
+    def verify(self) -> int:
+        """Check every pool's audit chain and stored positions; return the entries checked.
+
+        Raises :class:`~auptimate_core.errors.AuditError` naming the pool and entry at fault
+        (see :mod:`auptimate_core.pools.audit`). ``O(entries + members)``, one consistent read.
+        """
+
+        def body(session: LedgerSession) -> int:
+            records = {record.pool.id: record for record in session.pools()}
+            seen: set[str] = set()
+            checked = 0
+            for pool_id, entries in itertools.groupby(session.entries(),
+                                                      key=lambda e: e.pool_id):
+                record = records.get(pool_id)
+                if record is None:
+                    raise AuditError(f"entries of pool {pool_id!r} remain but the pool does not")
+                seen.add(pool_id)
+                checked += self._check(session, record, entries)
+            for pool_id in sorted(records.keys() - seen):
+                checked += self._check(session, records[pool_id], iter(()))
+            return checked
+
+        return self.repository.read(body)
+
+    def _check(self, session: LedgerSession, record: PoolRecord, entries: Any) -> int:
+        return self._chain.check(record.pool, record.head_seq, record.head_hash, record.totals,
+                                 entries, session.holdings(record.pool.id))
+

@@ -1,0 +1,143 @@
+"""The in-memory ledger repository: dictionaries behind one lock.
+
+Writes of a unit of work are buffered and applied together once the body returns, so a body
+that raises leaves nothing behind. Every unit of work holds the lock from start to end: the
+repository is safe to share between threads, and writes are serialised (one at a time).
+
+Complexity: a write touching ``k`` members is ``O(k)`` plus ``O(log m)`` per investment for the
+ranking of ``m`` investors; ``holdings`` of a pool is ``O(members)``; ``memberships`` of an
+investor is ``O(their pools)``; ``entries`` of a pool is ``O(entries)``; ``top_investors(n)``
+is ``O(log m + n)`` (an incremental :class:`~auptimate_core.TopInvestors`).
+
+>>> repo = MemoryLedgerRepository()
+>>> repo.read(lambda session: session.pools())
+[]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TypeVar
+
+from ..domain import Investor
+from ..ranking import InvestorRank, TopInvestors
+from .audit import Entry
+from .position import Amounts
+from .repository import LedgerSession, PoolRecord, Receipt
+
+T = TypeVar("T")
+
+
+class _State:
+    __slots__ = ("entries", "holdings", "investors", "memberships", "pools", "ranking",
+                 "receipts")
+
+    def __init__(self) -> None:
+        self.investors: dict[str, Investor] = {}
+        self.pools: dict[str, PoolRecord] = {}
+        self.holdings: dict[str, dict[str, Amounts]] = {}
+        self.memberships: dict[str, set[str]] = {}
+        self.entries: dict[str, list[Entry]] = {}
+        self.receipts: dict[str, Receipt] = {}
+        self.ranking = TopInvestors(kinds=("investment",))
+
+
+class _Session:
+    """A unit of work: reads from the committed state, buffers writes until :meth:`apply`."""
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self._pending: list[Callable[[], None]] = []
+
+    def investor(self, investor_id: str) -> Investor | None:
+        return self._state.investors.get(investor_id)
+
+    def pool(self, pool_id: str, *, lock: bool = False) -> PoolRecord | None:
+        return self._state.pools.get(pool_id)
+
+    def pools(self) -> list[PoolRecord]:
+        return [self._state.pools[key] for key in sorted(self._state.pools)]
+
+    def holdings(self, pool_id: str) -> dict[str, Amounts]:
+        return dict(self._state.holdings.get(pool_id, {}))
+
+    def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
+        state = self._state
+        return [(state.pools[pool_id], state.holdings[pool_id][investor_id])
+                for pool_id in sorted(state.memberships.get(investor_id, ()))]
+
+    def receipt(self, key: str) -> Receipt | None:
+        return self._state.receipts.get(key)
+
+    def entries(self, pool_id: str | None = None, first_seq: int = 1,
+                last_seq: int | None = None) -> Iterator[Entry]:
+        chains = self._state.entries
+        for key in sorted(chains) if pool_id is None else (pool_id,):
+            chain = chains.get(key, [])
+            # Entries are found by position, which stays right while nothing edits the lists.
+            yield from chain[first_seq - 1: None if last_seq is None else last_seq]
+
+    def top_investors(self, n: int) -> list[InvestorRank]:
+        return self._state.ranking.top(n)
+
+    def add_investor(self, investor: Investor) -> None:
+        self._pending.append(lambda: self._state.investors.__setitem__(investor.id, investor))
+
+    def add_pool(self, record: PoolRecord, entry: Entry) -> None:
+        def apply() -> None:
+            state = self._state
+            state.pools[record.pool.id] = record
+            state.holdings[record.pool.id] = {}
+            state.entries[record.pool.id] = [entry]
+
+        self._pending.append(apply)
+
+    def append(self, record: PoolRecord, entries: Sequence[Entry],
+               holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:
+        entries, holdings = list(entries), dict(holdings)
+
+        def apply() -> None:
+            state = self._state
+            pool_id = record.pool.id
+            state.pools[pool_id] = record
+            state.entries[pool_id].extend(entries)
+            members = state.holdings[pool_id]
+            for investor_id, held in holdings.items():
+                members[investor_id] = held
+                state.memberships.setdefault(investor_id, set()).add(pool_id)
+            if receipt is not None:
+                state.receipts[receipt.key] = receipt
+            state.ranking.add_many(e.transaction() for e in entries if e.kind == "investment")
+
+        self._pending.append(apply)
+
+    def apply(self) -> None:
+        for change in self._pending:
+            change()
+        self._pending.clear()
+
+
+class MemoryLedgerRepository:
+    """Ledger storage in this process's memory (see the module notes). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+
+    def read(self, body: Callable[[LedgerSession], T]) -> T:
+        with self._lock:
+            return body(_Session(self._state))
+
+    def write(self, body: Callable[[LedgerSession], T],
+              on_commit: Callable[[T], object] | None = None) -> T:
+        with self._lock:
+            session = _Session(self._state)
+            result = body(session)
+            session.apply()
+            if on_commit is not None:
+                on_commit(result)
+            return result
+
+    def close(self) -> None:
+        pass

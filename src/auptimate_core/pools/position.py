@@ -1,0 +1,157 @@
+"""What the ledger keeps per membership and per pool, and what it shows: :class:`Position`.
+
+:class:`Amounts` is the running total of each kind of money movement, kept for every
+(pool, investor) membership and for the pool as a whole; :class:`Position` and
+:class:`PoolTotals` are the public views of them.
+
+>>> held = Amounts().add("investment", Decimal("100.00")).add("fee", Decimal("8.00"))
+>>> held.capital, held.balance
+(Decimal('100.00'), Decimal('92.00'))
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+from typing import Final
+
+import attrs
+
+from ..money import minor_unit
+from ..ranking import EXACT
+
+ZERO: Final = Decimal(0)
+_SHARE: Final = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
+
+_FIELD_OF_KIND: Final = {
+    "investment": "invested",
+    "refund": "refunded",
+    "fee": "fees",
+    "distribution": "distributed",
+    "carry": "carry",
+}
+
+
+@attrs.frozen(slots=True)
+class Amounts:
+    """Running totals of one membership (or of a whole pool), one per kind of transaction.
+
+    ``carry`` is non-zero only for a pool's totals: carry goes to the manager, not to a member.
+    Sums are exact (never rounded). ``add`` is ``O(1)``.
+    """
+
+    invested: Decimal = ZERO
+    refunded: Decimal = ZERO
+    fees: Decimal = ZERO
+    distributed: Decimal = ZERO
+    carry: Decimal = ZERO
+
+    @property
+    def capital(self) -> Decimal:
+        """Net invested capital, fees included: invested minus refunded. Pro-rata weight."""
+        return EXACT.subtract(self.invested, self.refunded)
+
+    @property
+    def balance(self) -> Decimal:
+        """Money still held for the investor: invested minus refunded minus fees."""
+        return EXACT.subtract(self.capital, self.fees)
+
+    @classmethod
+    def zero(cls, currency: str) -> Amounts:
+        """All totals zero, written at ``currency``'s minor unit (``0.00`` for USD)."""
+        nothing = minor_unit(currency) * 0
+        return cls(nothing, nothing, nothing, nothing, nothing)
+
+    def add(self, kind: str, amount: Decimal) -> Amounts:
+        """These totals after a transaction of ``kind`` for ``amount``."""
+        name = _FIELD_OF_KIND[kind]
+        return attrs.evolve(self, **{name: EXACT.add(getattr(self, name), amount)})
+
+    def negative(self) -> str | None:
+        """The name of a total that is below zero (an invariant broken), or None."""
+        for name in ("invested", "refunded", "fees", "distributed", "carry", "balance"):
+            if getattr(self, name) < 0:
+                return name
+        return None
+
+
+def share_of(part: Decimal, whole: Decimal) -> Decimal:
+    """``part / whole`` to 28 significant digits, or zero when ``whole`` is zero.
+
+    >>> share_of(Decimal(1), Decimal(4))
+    Decimal('0.25')
+    """
+    if whole <= 0:
+        return ZERO
+    return _SHARE.divide(part, whole)
+
+
+@attrs.frozen(slots=True)
+class Position:
+    """One investor's standing in one pool.
+
+    ``invested`` is the sum of their investments, ``distributed`` the sum paid out to them,
+    ``share`` their fraction of the pool's net invested capital (``capital`` over the pool's,
+    zero in a pool without capital). ``refunded`` and ``fees`` complete the picture:
+    ``capital = invested - refunded`` (fees included) and ``balance = capital - fees``.
+
+    >>> p = Position("p1", "ann", Decimal("100.00"), Decimal("0.00"), Decimal("0.5"))
+    >>> p.capital, p.balance
+    (Decimal('100.00'), Decimal('100.00'))
+    """
+
+    pool_id: str
+    investor_id: str
+    invested: Decimal
+    distributed: Decimal
+    share: Decimal
+    refunded: Decimal = ZERO
+    fees: Decimal = ZERO
+
+    @property
+    def capital(self) -> Decimal:
+        """Net invested capital: invested minus refunded (fees included)."""
+        return EXACT.subtract(self.invested, self.refunded)
+
+    @property
+    def balance(self) -> Decimal:
+        """Money still held for the investor: capital minus fees."""
+        return EXACT.subtract(self.capital, self.fees)
+
+    @classmethod
+    def of(cls, pool_id: str, investor_id: str, held: Amounts, pool_capital: Decimal) -> Position:
+        """The position of ``held`` in a pool whose net invested capital is ``pool_capital``."""
+        return cls(pool_id, investor_id, held.invested, held.distributed,
+                   share_of(held.capital, pool_capital), held.refunded, held.fees)
+
+
+@attrs.frozen(slots=True)
+class PoolTotals:
+    """A pool's totals: what came in, what went out, and what the manager took as carry.
+
+    The sums of the members' positions equal these (``carry`` aside, which goes to the
+    manager); ``balance`` is the money still held for the members.
+    """
+
+    pool_id: str
+    currency: str
+    invested: Decimal
+    refunded: Decimal
+    fees: Decimal
+    distributed: Decimal
+    carry: Decimal
+
+    @property
+    def capital(self) -> Decimal:
+        """Net invested capital of the pool: invested minus refunded."""
+        return EXACT.subtract(self.invested, self.refunded)
+
+    @property
+    def balance(self) -> Decimal:
+        """Money still held for the members: capital minus fees."""
+        return EXACT.subtract(self.capital, self.fees)
+
+    @classmethod
+    def of(cls, pool_id: str, currency: str, totals: Amounts) -> PoolTotals:
+        return cls(pool_id, currency, totals.invested, totals.refunded, totals.fees,
+                   totals.distributed, totals.carry)

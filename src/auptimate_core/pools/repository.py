@@ -1,0 +1,112 @@
+"""The ledger's only view of storage: :class:`LedgerRepository` and its :class:`LedgerSession`.
+
+The :class:`~auptimate_core.PoolLedger` holds every rule (who may do what, how money splits,
+idempotency, the hash chain); a repository only stores and finds what the ledger hands it, in
+units of work that commit entirely or not at all. A new backend implements these two protocols
+and passes :class:`auptimate_core.testing.ledger_contract.LedgerContract`.
+
+A unit of work is a function ``body(session) -> result``. :meth:`LedgerRepository.write` may run
+it more than once (after a conflict with another writer it rolls back and retries), so ``body``
+must have no effect other than through the session. The ledger never reads back what it wrote
+in the same unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, TypeVar
+
+import attrs
+
+from ..domain import Investor, Pool
+from ..ranking import InvestorRank
+from .audit import Entry
+from .position import Amounts
+
+T = TypeVar("T")
+
+
+@attrs.frozen(slots=True)
+class PoolRecord:
+    """A pool as stored: its definition, the head of its chain and its totals."""
+
+    pool: Pool
+    head_seq: int
+    head_hash: str
+    totals: Amounts
+
+
+@attrs.frozen(slots=True)
+class Receipt:
+    """What an idempotency key was first used for, and where its entries are.
+
+    ``fingerprint`` identifies the request; the result is entries ``first_seq`` to
+    ``first_seq + count - 1`` of pool ``pool_id``.
+    """
+
+    key: str
+    fingerprint: str
+    action: str
+    pool_id: str
+    first_seq: int
+    count: int
+
+
+class LedgerSession(Protocol):
+    """Reads and writes inside one unit of work."""
+
+    def investor(self, investor_id: str) -> Investor | None:
+        """The registered investor, or None."""
+
+    def pool(self, pool_id: str, *, lock: bool = False) -> PoolRecord | None:
+        """The pool's record, or None. ``lock=True`` (in a write) holds the pool against other
+        writers until the unit of work ends, so no two writes to one pool interleave."""
+
+    def pools(self) -> list[PoolRecord]:
+        """Every pool, by id."""
+
+    def holdings(self, pool_id: str) -> dict[str, Amounts]:
+        """The pool's members and their totals (empty for an unknown pool)."""
+
+    def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
+        """Every pool the investor is a member of, by pool id, with their totals there."""
+
+    def receipt(self, key: str) -> Receipt | None:
+        """What the idempotency key was used for, or None."""
+
+    def entries(self, pool_id: str | None = None, first_seq: int = 1,
+                last_seq: int | None = None) -> Iterator[Entry]:
+        """Entries as stored, ordered by pool id then number; ``pool_id=None`` for all pools."""
+
+    def top_investors(self, n: int) -> list[InvestorRank]:
+        """The ranking of Problem 1 over the ``investment`` entries of every pool."""
+
+    def add_investor(self, investor: Investor) -> None:
+        """Store a new investor."""
+
+    def add_pool(self, record: PoolRecord, entry: Entry) -> None:
+        """Store a new pool and the first entry of its chain."""
+
+    def append(self, record: PoolRecord, entries: Sequence[Entry],
+               holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:
+        """Append ``entries`` to the pool's chain, replace its record (new head and totals),
+        insert or replace the members in ``holdings`` and keep ``receipt``."""
+
+
+class LedgerRepository(Protocol):
+    """Storage for a ledger: units of work over a :class:`LedgerSession`."""
+
+    def read(self, body: Callable[[LedgerSession], T]) -> T:
+        """Run ``body`` on a consistent view of committed data and return its result."""
+
+    def write(self, body: Callable[[LedgerSession], T],
+              on_commit: Callable[[T], object] | None = None) -> T:
+        """Run ``body`` and commit what it wrote, all or nothing; return its result.
+
+        If ``body`` raises, nothing is written and the error propagates. ``on_commit(result)``
+        runs once the commit has succeeded, and the calls of ``on_commit`` follow the order of
+        the commits made through this repository object.
+        """
+
+    def close(self) -> None:
+        """Release connections (the repository is not used afterwards)."""
