@@ -56,6 +56,7 @@ class NaiveWindowStore:
     def observe_many(
         self, keys: Sequence[str], event_ids: Sequence[str], ats: Sequence[int],
         amounts: Sequence[int], intervals: Sequence[Interval], *, totals: bool = False,
+        tokens: Sequence[str] | None = None,
     ) -> ObservedBatch:
         results = [
             self.observe(Observation(k, e, a, m), intervals)
@@ -80,7 +81,7 @@ class NaiveWindowStore:
             current = self.lifecycle.get((t.key, t.rule), IDLE)
             ok = current.firing != t.firing
             if ok:
-                self.lifecycle[(t.key, t.rule)] = LifecycleState(t.firing, t.at)
+                self.lifecycle[(t.key, t.rule)] = LifecycleState(t.firing, t.at, t.cause)
             applied.append(ok)
         return applied
 

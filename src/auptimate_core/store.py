@@ -161,10 +161,12 @@ class ObservedBatch:
 
 @attrs.frozen(slots=True)
 class LifecycleState:
-    """Whether ``rule`` is firing for a key, and the event time of its last change (or None)."""
+    """Whether ``rule`` is firing for a key, the event time of its last change (or None), and
+    the id of the transaction that caused that change (``cause``, when the engine gave one)."""
 
     firing: bool = False
     since: int | None = None
+    cause: str | None = None
 
 
 IDLE: Final = LifecycleState()
@@ -182,6 +184,7 @@ class Transition:
     rule: str
     firing: bool
     at: int
+    cause: str | None = None
 
 
 @runtime_checkable
@@ -201,11 +204,18 @@ class WindowStore(Protocol):
         intervals: Sequence[Interval],
         *,
         totals: bool = False,
+        tokens: Sequence[str] | None = None,
     ) -> ObservedBatch:
         """Observe each ``(keys[i], event_ids[i], ats[i], amounts[i])`` in order, in one batch.
 
         The same as calling :meth:`observe` for each in order; ``totals=False`` lets a store
         skip summing amounts when no rule needs them.
+
+        ``tokens`` names each event's delivery (a queue's entry id, say, without spaces). A
+        store shared between processes answers an event whose id it holds with the same token
+        as new, with fresh tallies: it is the same delivery again, after a worker died before
+        acknowledging it, and deciding it again is how its alerts are not lost. A store that
+        lives in one process (the memory store) may ignore tokens.
         """
         ...
 

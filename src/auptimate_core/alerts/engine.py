@@ -138,14 +138,38 @@ class AlertEngine:
         """Record one transaction and return the alerts it caused (also sent to the sinks)."""
         return self.process_many((tx,))
 
-    def process_many(self, transactions: Iterable[Transaction]) -> list[Alert]:
-        """The alerts of calling :meth:`process` on each transaction in order, in batches."""
+    def process_many(
+        self,
+        transactions: Iterable[Transaction],
+        *,
+        deliveries: Sequence[str] | None = None,
+    ) -> list[Alert]:
+        """The alerts of calling :meth:`process` on each transaction in order, in batches.
+
+        ``deliveries`` (one per transaction, e.g. a queue's entry ids) names each delivery. A
+        transaction delivered again under the same name (its worker died before acknowledging
+        it) is decided again, and the alerts it caused the first time are raised again, with
+        the same :attr:`~auptimate_core.alerts.Alert.key`, for an outbox to deliver once. Under
+        a new name it is a duplicate, as always. This needs a store shared between processes
+        (the Redis store); the memory store treats every repeat as a duplicate.
+        """
         alerts: list[Alert] = []
         late: list[Transaction] = []
-        iterator = iter(transactions)
+        txs: Iterable[Transaction] = transactions
+        if deliveries is not None:
+            listed = list(transactions)
+            if len(deliveries) != len(listed):
+                raise ValidationError(
+                    "deliveries", f"{len(deliveries)} names for {len(listed)} transactions"
+                )
+            txs = listed
+        iterator = iter(txs)
         with self._lock:
+            start = 0
             while batch := list(islice(iterator, self.batch_size)):
-                alerts.extend(self._process_batch(batch, late))
+                names = deliveries[start:start + len(batch)] if deliveries is not None else None
+                start += len(batch)
+                alerts.extend(self._process_batch(batch, late, names))
         if late and self.on_late is None:
             error = LateEvent(
                 "timestamp",
@@ -218,14 +242,23 @@ class AlertEngine:
         finally:
             recorder.store_call(self._store_name, operation, perf_counter() - start)
 
-    def _process_batch(self, txs: list[Transaction], late: list[Transaction]) -> list[Alert]:
+    def _process_batch(
+        self, txs: list[Transaction], late: list[Transaction], deliveries: Sequence[str] | None
+    ) -> list[Alert]:
         keys = [tx.pool_id for tx in txs]
         ats = [to_micros(tx.timestamp) for tx in txs]
         amounts = [to_units(tx.amount) for tx in txs] if self._totals else [0] * len(txs)
-        batch = self._call(
-            "observe_many", self.store.observe_many,
-            keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals,
-        )
+        if deliveries is None:
+            batch = self._call(
+                "observe_many", self.store.observe_many,
+                keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals,
+            )
+        else:
+            batch = self._call(
+                "observe_many", self.store.observe_many,
+                keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals,
+                tokens=deliveries,
+            )
         statuses = batch.statuses
         stats = self.stats
         stats.processed += len(txs)
@@ -280,6 +313,13 @@ class AlertEngine:
                 else:
                     holds = slot.rule.holds(*[col[i] for col in cols])
                 if holds is state.firing:
+                    if deliveries is not None and state.cause == txs[i].id:
+                        # This delivery is a repeat and this transaction made the change the
+                        # first time: raise that alert again (an outbox keeps it to one).
+                        tx = txs[i]
+                        pending.append((slot.rule.alert(
+                            FIRING if holds else RESOLVED, key, tx.timestamp, tx.id,
+                            tx.investor_id, tuple(col[i] for col in cols)), -1))
                     continue
                 rule = slot.rule
                 at = ats[i]
@@ -292,7 +332,7 @@ class AlertEngine:
                     FIRING if holds else RESOLVED, key, tx.timestamp, tx.id, tx.investor_id, values
                 )
                 pending.append((alert, len(transitions)))
-                transitions.append(Transition(key, rule.name, holds, at))
+                transitions.append(Transition(key, rule.name, holds, at, tx.id))
         _metrics.engine_batch(
             self._store_name, len(txs), stats.duplicates - skipped[0], stats.late - skipped[1]
         )

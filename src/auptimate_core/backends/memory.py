@@ -106,6 +106,7 @@ class MemoryWindowStore:
         intervals: Sequence[Interval],
         *,
         totals: bool = False,
+        tokens: Sequence[str] | None = None,
     ) -> ObservedBatch:
         n = len(keys)
         spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
@@ -224,7 +225,7 @@ class MemoryWindowStore:
                 if lifecycle.get(pair, IDLE).firing == change.firing:
                     applied.append(False)
                 else:
-                    lifecycle[pair] = LifecycleState(change.firing, change.at)
+                    lifecycle[pair] = LifecycleState(change.firing, change.at, change.cause)
                     applied.append(True)
         return applied
 

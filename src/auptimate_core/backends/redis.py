@@ -278,8 +278,15 @@ class RedisWindowStore:
         intervals: Sequence[Interval],
         *,
         totals: bool = False,
+        tokens: Sequence[str] | None = None,
     ) -> ObservedBatch:
         n = len(keys)
+        if tokens is not None:
+            if len(tokens) != n:
+                raise ValueError(f"tokens: {len(tokens)} for {n} events")
+            bad = next((t for t in tokens if not t or any(c.isspace() for c in t)), None)
+            if bad is not None:
+                raise ValueError(f"tokens: {bad!r} is empty or has a space")
         k = len(intervals)
         if intervals:
             self._reach = max(self._reach, max(iv.reach for iv in intervals))
@@ -305,8 +312,13 @@ class RedisWindowStore:
             for start in range(0, len(items), step):
                 calls = []
                 for number, (key, rows) in enumerate(items[start:start + step], start):
-                    numbers = " ".join([f"{ats[i]} {amounts[i]}" for i in rows])
-                    calls.append((self._keys(key), [*head, f"{token}.{number}", numbers,
+                    if tokens is None:
+                        run_token = f"{token}.{number}"
+                        numbers = " ".join([f"{ats[i]} {amounts[i]}" for i in rows])
+                    else:  # an empty run token says each event brings its own
+                        run_token = ""
+                        numbers = " ".join([f"{ats[i]} {amounts[i]} {tokens[i]}" for i in rows])
+                    calls.append((self._keys(key), [*head, run_token, numbers,
                                                     *[event_ids[i] for i in rows]]))
                 yield calls
 
@@ -369,7 +381,8 @@ class RedisWindowStore:
         if not transitions:
             return []
         calls = [
-            ([f"{self._base(t.key)}:lc"], [t.rule, "1" if t.firing else "0", t.at])
+            ([f"{self._base(t.key)}:lc"],
+             [t.rule, "1" if t.firing else "0", f"{t.at}:{t.cause}" if t.cause else t.at])
             for t in transitions
         ]
         applied = [bool(int(r)) for r in self._evalsha_many("transition", calls)]
@@ -412,5 +425,6 @@ class RedisWindowStore:
 
 def _parse_state(raw: Any) -> LifecycleState:
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    flag, _, since = text.partition(":")
-    return LifecycleState(flag == "1", int(since) if since else None)
+    flag, _, rest = text.partition(":")
+    since, _, cause = rest.partition(":")
+    return LifecycleState(flag == "1", int(since) if since else None, cause or None)

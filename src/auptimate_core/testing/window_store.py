@@ -74,7 +74,7 @@ class ModelStore:
             pair = (change.key, change.rule)
             ok = self.lifecycle.get(pair, IDLE).firing != change.firing
             if ok:
-                self.lifecycle[pair] = LifecycleState(change.firing, change.at)
+                self.lifecycle[pair] = LifecycleState(change.firing, change.at, change.cause)
             applied.append(ok)
         return applied
 

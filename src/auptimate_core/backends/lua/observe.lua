@@ -6,7 +6,8 @@
 -- ARGV[1] allowed lateness, ARGV[2] keep (lateness + longest reach), ARGV[3] "1" for totals,
 -- ARGV[4] ttl in ms, ARGV[5] number of intervals k, then k pairs (offset, reach),
 -- then the run token, then one string "at units at units ...", then the event ids, one
--- argument each (few arguments keep the client's encoding cheap).
+-- argument each (few arguments keep the client's encoding cheap). An empty run token says each
+-- event brings its own delivery token: the string is then "at units token at units token ...".
 --
 -- Reply: one string of numbers separated by spaces: the key's first event time before the
 -- run (-1 for none), then per event its status (0 new, 1 duplicate, 2 late) and per interval
@@ -39,6 +40,15 @@ for word in string.gmatch(ARGV[7 + 2 * k], '%S+') do
   numbers[#numbers + 1] = word
 end
 local first_id = 8 + 2 * k
+local width = run_token == '' and 3 or 2
+
+-- The token of the event at place e of the run.
+local function token_of(e, base)
+  if width == 3 then
+    return numbers[base + 3]
+  end
+  return run_token .. '.' .. (e - first_id)
+end
 
 local function fmt(x)
   return string.format('%.0f', x)
@@ -84,18 +94,18 @@ local function seen_status(id, score, token)
 end
 
 for e = first_id, #ARGV do
-  local base = (e - first_id) * 2
+  local base = (e - first_id) * width
   local id = ARGV[e]
   local at = tonumber(numbers[base + 1])
   local status
   if newest and at < newest - lateness then
     local seen = redis.call('ZSCORE', events, id)
-    status = (seen and seen_status(id, tonumber(seen), run_token .. '.' .. (e - first_id)))
+    status = (seen and seen_status(id, tonumber(seen), token_of(e, base)))
       or 2
   elseif redis.call('ZADD', events, 'NX', at, id) == 1 then
     status = 'new'
   else
-    local token = run_token .. '.' .. (e - first_id)
+    local token = token_of(e, base)
     status = seen_status(id, tonumber(redis.call('ZSCORE', events, id)), token)
     if status == nil then
       redis.call('ZADD', events, at, id)
@@ -103,7 +113,7 @@ for e = first_id, #ARGV do
     end
   end
   if status == 'new' then
-    written[id] = numbers[base + 2] .. ':' .. run_token .. '.' .. (e - first_id)
+    written[id] = numbers[base + 2] .. ':' .. token_of(e, base)
     if not first or at < first then
       first = at
       changed = true
