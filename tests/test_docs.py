@@ -3,9 +3,9 @@
 - ``mkdocs build --strict`` (into a temporary directory): a broken link, a missing nav target
   or a docstring mkdocstrings cannot render fails the build.
 - Every page under docs/ is reachable from the nav.
-- Every fenced ```` ```python ```` block of a page runs, the page's blocks in order in one
-  namespace (as a reader would paste them). Blocks that need a server are fenced ```` ```py ````
-  instead: shown, not run.
+- Every fenced ```` ```python ```` block of a page (and of the README's tour) runs, the page's
+  blocks in order in one namespace (as a reader would paste them). Blocks that need a server
+  are fenced ```` ```py ```` instead: shown, not run.
 """
 
 from __future__ import annotations
@@ -74,3 +74,19 @@ def test_python_examples_in_the_docs_run(
         code = compile(match.group(1), f"{page.name} block {number}", "exec")
         exec(code, namespace)
     capsys.readouterr()
+
+
+def test_the_readme_tour_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import auptimate_core
+
+    if not hasattr(auptimate_core, "PoolLedger"):
+        pytest.skip("the tour's last part needs auptimate_core.PoolLedger (the pools ledger)")
+    monkeypatch.chdir(tmp_path)
+    blocks = PYTHON_BLOCK.findall((ROOT / "README.md").read_text())
+    assert blocks, "the README has no Python tour"
+    namespace: dict[str, Any] = {"__name__": "readme"}
+    for number, block in enumerate(blocks, start=1):
+        exec(compile(block, f"README.md block {number}", "exec"), namespace)
+    assert "alice" in capsys.readouterr().out
