@@ -28,7 +28,7 @@ def _param(script: Path) -> object:
 
 def test_the_examples_are_there() -> None:
     names = {script.name for script in SCRIPTS}
-    assert {"engine_quickstart.py", "sqlalchemy_observer.py"} <= names
+    assert {"engine_quickstart.py", "sqlalchemy_observer.py", "ledger_alerts.py"} <= names
     assert "exploration.ipynb" in {notebook.name for notebook in NOTEBOOKS}
 
 
