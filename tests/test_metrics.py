@@ -278,6 +278,22 @@ def test_enable_is_idempotent_per_registry_and_disable_stops_counting() -> None:
         assert value(found, "auptimate_ledger_writes_total", kind="invest") == 1
 
 
+def test_a_new_registry_never_inherits_the_recorder_of_a_dead_one() -> None:
+    import gc
+
+    try:
+        for _ in range(30):  # a new registry often lands at the address of the one just freed
+            registry = CollectorRegistry()
+            metrics.enable_metrics(registry)
+            metrics.ledger_write("invest")
+            found = registry_samples(registry)
+            assert value(found, "auptimate_ledger_writes_total", kind="invest") == 1
+            del registry, found
+            gc.collect()
+    finally:
+        metrics.disable_metrics()
+
+
 def _python(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
