@@ -380,3 +380,27 @@ def test_monitor_reports_a_port_it_cannot_use() -> None:
     assert result.exit_code == 2
     assert f"--metrics-port {port}" in result.output
     assert not metrics.metrics_enabled()
+
+
+def test_hooks_from_many_threads_lose_no_count(registry: CollectorRegistry) -> None:
+    import threading
+
+    def work() -> None:
+        for _ in range(5_000):
+            metrics.engine_batch("MemoryWindowStore", 3, 1, 0)
+            metrics.store_call("MemoryWindowStore", "states", 0.002)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    found = registry_samples(registry)
+    store = {"store": "MemoryWindowStore"}
+    assert value(found, "auptimate_transactions_processed_total", **store) == 60_000
+    assert value(found, "auptimate_duplicates_skipped_total", **store) == 20_000
+    assert value(found, "auptimate_store_call_duration_seconds_bucket", le="0.0025",
+                 operation="states", **store) == 20_000
+    assert value(found, "auptimate_store_call_duration_seconds_bucket", le="0.001",
+                 operation="states", **store) == 0
+

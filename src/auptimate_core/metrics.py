@@ -43,7 +43,8 @@ recorder replaces any label value that is not a name (starts with a letter or ``
 characters of letters, digits and ``_.:<>-``, so no ``@`` and no number) by ``"other"``, and
 caps each metric at :data:`MAX_SERIES` label sets. Both checks run once per new label set.
 
-The Prometheus recorder is safe to share between threads (prometheus_client metrics are).
+Safe to share between threads: every hook of the Prometheus recorder adds under a lock, and
+the values are read by a collector when the registry is scraped.
 """
 
 from __future__ import annotations
