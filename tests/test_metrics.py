@@ -404,3 +404,30 @@ def test_hooks_from_many_threads_lose_no_count(registry: CollectorRegistry) -> N
     assert value(found, "auptimate_store_call_duration_seconds_bucket", le="0.001",
                  operation="states", **store) == 0
 
+
+def test_the_operations_page_names_exactly_the_metrics_there_are(
+    registry: CollectorRegistry,
+) -> None:
+    import re
+    from pathlib import Path
+
+    metrics.engine_batch("S", 1, 1, 1)
+    metrics.alert_raised("spike", "firing")
+    for ok in (True, False):
+        metrics.sink_delivery("s", ok)
+    metrics.store_call("S", "states", 0.1)
+    metrics.store_error("S", "states", "StoreError")
+    metrics.worker_lag("s", "g", 1, 1)
+    for hook in (metrics.worker_processed, metrics.worker_reclaimed, metrics.worker_rejected):
+        hook(1, "s", "g")
+    metrics.ledger_write("invest")
+    metrics.ledger_refusal("invalid")
+    metrics.ledger_replay("invest")
+    exposed = {name for name, _ in registry_samples(registry)}
+    families = {name for name in exposed if not name.endswith(("_bucket", "_sum", "_count"))}
+    families |= {"auptimate_store_call_duration_seconds"}
+    page = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    named = set(re.findall(r"\bauptimate_[a-z_]+", page)) - {"auptimate_core"}
+    assert named <= exposed | families, named - exposed - families
+    assert families <= named, families - named
+
