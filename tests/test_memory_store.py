@@ -21,6 +21,14 @@ class TestMemoryStore(WindowStoreContract):
         return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us))
 
 
+class TestMemoryStoreOnRings(WindowStoreContract):
+    """The same store on bucket rings (narrow buckets, so windows span many of them)."""
+
+    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+        return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us),
+                                 window="ring", bucket_width=timedelta(microseconds=7))
+
+
 class TestNaiveStore(WindowStoreContract):
     """The reference store of the engine's tests keeps the same contract."""
 

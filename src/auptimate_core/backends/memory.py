@@ -1,18 +1,31 @@
-"""``MemoryWindowStore``: the WindowStore of one process, on :class:`ExactWindow` per key.
+"""``MemoryWindowStore``: the WindowStore of one process, one window structure per key.
 
-Each key (pool) holds an :class:`~auptimate_core.windows.exact.ExactWindow` of its recent event
-times and amounts, the ids of those events (for idempotency), its newest event time and the
-time of its first event. Counts are exact at every boundary.
+Each key (pool) holds its recent event times and amounts, the ids of those events (for
+idempotency), its newest event time and the time of its first event. Two window structures are
+available, both exact at every boundary (``window=``):
 
-Memory is bounded by the windows, not by the stream: after each observation a key forgets the
-events no interval can reach any more (older than its newest event minus the allowed lateness
-minus the longest interval asked for), and every so often keys that went idle (newest event
-older than the newest event of the whole store minus that horizon) are dropped whole. What a
-store keeps for ever per key is its ``first_seen`` time and its lifecycle states: two integers
-per pool ever seen, not per event.
+- ``"exact"`` (the default): :class:`~auptimate_core.windows.exact.ExactWindow`, one flat sorted
+  list per key. The fastest per event in CPython: an in-order event is an append and two binary
+  searches.
+- ``"ring"``: :class:`~auptimate_core.windows.ring.BucketRing`, fixed-width buckets
+  (``bucket_width``, one minute by default) of compact ``array('q')`` times, with running totals
+  so a window's interior costs nothing and only its two edge buckets are searched. Several times
+  smaller per event held (8 bytes a time instead of a Python int and a list slot), so it suits
+  busy pools with long baselines; each key pays a fixed ring of ``reach / bucket_width + 2``
+  slots, so it is the larger of the two for many quiet pools, and somewhat slower per event.
+  ``benchmarks/bench_windows.py`` measures both.
+
+Memory is bounded by the windows, not by the stream: a key forgets the events no interval can
+reach any more (older than its newest event minus the allowed lateness minus the longest interval
+asked for; the exact window trims lazily, a quarter of that horizon at a time, the ring drops
+whole buckets as new ones open), and every so often keys that went idle (newest event older than
+the newest event of the whole store minus that horizon) are dropped whole. What a store keeps for
+ever per key is its first and newest event times and its lifecycle states: a few integers per
+pool ever seen, not per event.
 
 Costs per observation: amortised ``O(1)`` to record an in-order event, ``O(log n)`` per interval
-tallied, ``O(log n + k)`` for a late event that ``k`` newer events must make room for.
+tallied (``O(log m)`` in one bucket of ``m`` events for the ring), more for a late event that
+newer ones must make room for (see each structure).
 
 Thread-safe: one lock serialises every call, so engines in many threads may share it.
 
@@ -24,6 +37,9 @@ Thread-safe: one lock serialises every call, so engines in many threads may shar
 [1, 2, 3]
 >>> store.observe(Observation("p", "t1", 1_000_000), [Interval(0, minute)]).status.value
 'duplicate'
+>>> ring = MemoryWindowStore(window="ring", bucket_width=timedelta(seconds=10))
+>>> ring.observe(Observation("p", "a", 5), [Interval(0, minute)]).tallies[0].count
+1
 """
 
 from __future__ import annotations
@@ -32,7 +48,9 @@ import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Literal
 
+from ..errors import ValidationError
 from ..store import (
     IDLE,
     Interval,
@@ -45,27 +63,46 @@ from ..store import (
     Transition,
 )
 from ..windows.exact import ExactWindow
+from ..windows.ring import BucketRing
 
 _US = timedelta(microseconds=1)
 _SWEEP_EVERY = 1 << 16
+_NEVER = -(1 << 62)
 
 
-class _Key:
-    """Everything a store keeps for one key."""
+class _ExactKey(ExactWindow):
+    """Everything a store keeps for one key, on an exact window."""
 
-    __slots__ = ("first", "id_limit", "ids", "newest", "window")
+    __slots__ = ("first", "id_limit", "ids", "last")
 
-    def __init__(self, first: int) -> None:
-        self.window = ExactWindow()
+    def __init__(self, first: int, newest: int) -> None:
+        super().__init__()
         self.ids: dict[str, int] = {}
-        self.newest = -(1 << 62)
+        self.last = newest  # the key's newest event time
         self.first = first
         self.id_limit = 64
 
-    def forget_ids(self, horizon: int) -> None:
-        """Forget the ids of events at or before ``horizon`` (which the window forgot too)."""
-        self.ids = {k: v for k, v in self.ids.items() if v > horizon}
-        self.id_limit = 2 * len(self.ids) + 64
+
+class _RingKey(BucketRing):
+    """Everything a store keeps for one key, on a bucket ring."""
+
+    __slots__ = ("first", "id_limit", "ids", "last")
+
+    def __init__(self, first: int, newest: int, width: int, span: int) -> None:
+        super().__init__(width, span)
+        self.ids: dict[str, int] = {}
+        self.last = newest  # the key's newest event time
+        self.first = first
+        self.id_limit = 64
+
+
+_Key = _ExactKey | _RingKey
+
+
+def _forget_ids(state: _Key, horizon: int) -> None:
+    """Forget the ids of events at or before ``horizon`` (which no interval reaches)."""
+    state.ids = {k: v for k, v in state.ids.items() if v > horizon}
+    state.id_limit = 2 * len(state.ids) + 64
 
 
 class MemoryWindowStore:
@@ -73,20 +110,57 @@ class MemoryWindowStore:
 
     ``allowed_lateness``: how far behind a key's newest event an event may arrive and still be
     counted; an older one is ``LATE`` (not recorded). Five minutes by default.
+    ``window``: ``"exact"`` (default) or ``"ring"``, the structure each key keeps (see the
+    module docstring); ``bucket_width``: the ring's bucket width.
     """
 
-    def __init__(self, allowed_lateness: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self,
+        allowed_lateness: timedelta = timedelta(minutes=5),
+        *,
+        window: Literal["exact", "ring"] = "exact",
+        bucket_width: timedelta = timedelta(minutes=1),
+    ) -> None:
         if allowed_lateness < timedelta(0):
-            raise ValueError(f"allowed_lateness: must not be negative, not {allowed_lateness}")
+            raise ValidationError(
+                "allowed_lateness", f"must not be negative, not {allowed_lateness}")
+        if window not in ("exact", "ring"):
+            raise ValidationError("window", f"must be 'exact' or 'ring', not {window!r}")
+        if bucket_width < _US:
+            raise ValidationError(
+                "bucket_width", f"must be at least a microsecond, not {bucket_width}")
         self.allowed_lateness = allowed_lateness
+        self.window = window
+        self.bucket_width = bucket_width
+        self._ring = window == "ring"
+        self._width = bucket_width // _US
         self._lateness = allowed_lateness // _US
         self._keys: dict[str, _Key] = {}
-        self._first: dict[str, int] = {}
+        self._gone: dict[str, tuple[int, int]] = {}  # first and newest of keys swept away
         self._lifecycle: dict[tuple[str, str], LifecycleState] = {}
         self._reach = 0
-        self._newest = -(1 << 62)
+        self._newest = _NEVER
         self._since_sweep = 0
         self._lock = threading.Lock()
+
+    def _new_key(self, key: str, at: int) -> _Key:
+        first, newest = self._gone.pop(key, (at, _NEVER))
+        state: _Key
+        if self._ring:
+            state = _RingKey(first, newest, self._width, self._lateness + self._reach)
+        else:
+            state = _ExactKey(first, newest)
+        self._keys[key] = state
+        return state
+
+    def _widen(self, reach: int) -> None:
+        """A longer interval was asked for: hold that much more from now on."""
+        self._reach = reach
+        if self._ring:
+            span = self._lateness + reach
+            for state in self._keys.values():
+                assert isinstance(state, _RingKey)
+                state.widen(span)
 
     # -- recording and tallying ---------------------------------------------------------------
 
@@ -116,17 +190,25 @@ class MemoryWindowStore:
         statuses = [Status.NEW] * n
         first_seen: list[int | None] = [None] * n
         duplicate, late = Status.DUPLICATE, Status.LATE
-        # The spike rules' shape, (0, w) then (w, w + b), gets a path with three searches.
-        chained = len(spans) == 2 and spans[0][0] == 0 and spans[1][0] == spans[0][1]
-        near = spans[0][1] if chained else 0
-        far = spans[1][1] if chained else 0
-        c0, c1 = (counts[0], counts[1]) if chained else ([], [])
-        s0, s1 = (sums[0], sums[1]) if chained and totals else ([], [])
+        # Two shapes get an inline path for in-order events on exact windows: the spike rule's
+        # (0, w) then (w, w + b) ("chained") and windows that all end now, (0, a) and (0, b).
+        two = len(spans) == 2 and spans[0][0] == 0
+        chained = two and spans[1][0] == spans[0][1]
+        nested = two and spans[1][0] == 0
+        r0 = spans[0][1] if two else 0
+        r1 = spans[1][1] if two else 0
+        c0, c1 = (counts[0], counts[1]) if two else ([], [])
+        s0, s1 = (sums[0], sums[1]) if two and totals else ([], [])
         with self._lock:
-            if spans:
-                self._reach = max(self._reach, max(high for _, high in spans))
+            if spans and max(high for _, high in spans) > self._reach:
+                self._widen(max(high for _, high in spans))
             lateness = self._lateness
             keep = lateness + self._reach
+            # Exact windows trim once their oldest event is this far past the horizon: stale
+            # events are never counted (every lower bound is past the horizon) and trimming in
+            # steps costs one search per quarter horizon instead of one per event.
+            slack = keep >> 2
+            inline = (chained or nested) and not self._ring
             states = self._keys
             newest_all = self._newest
             for i in range(n):
@@ -134,10 +216,10 @@ class MemoryWindowStore:
                 at = ats[i]
                 state = states.get(key)
                 if state is None:
-                    state = states[key] = _Key(self._first.get(key, at))
+                    state = self._new_key(key, at)
                 ids = state.ids
                 event_id = event_ids[i]
-                newest = state.newest
+                newest = state.last
                 seen = ids.get(event_id)
                 if seen is not None and seen > newest - keep:
                     statuses[i] = duplicate
@@ -149,36 +231,46 @@ class MemoryWindowStore:
                     continue
                 ids[event_id] = at
                 if len(ids) > state.id_limit:
-                    state.forget_ids(at - keep)
-                window = state.window
-                if at >= newest and chained:
-                    # In order (the usual case): an append, maybe a trim, three searches.
-                    state.newest = at
+                    _forget_ids(state, at - keep)
+                if at >= newest:
+                    state.last = at
                     if at > newest_all:
                         newest_all = at
-                    times = window._times
-                    cum = window._cum
-                    times.append(at)
-                    cum.append(cum[-1] + amounts[i])
-                    begin = window._start
-                    if times[begin] <= at - keep:
-                        window.trim(at - keep)
-                        times = window._times
-                        cum = window._cum
-                        begin = window._start
-                    size = len(times)
-                    mid = bisect_right(times, at - near, begin)
-                    low = bisect_right(times, at - far, begin)
-                    c0[i] = size - mid
-                    c1[i] = mid - low
-                    if totals:
-                        s0[i] = cum[size] - cum[mid]
-                        s1[i] = cum[mid] - cum[low]
+                    if inline:
+                        # In order (the usual case): an append, a rare trim, two searches.
+                        assert isinstance(state, _ExactKey)
+                        times = state._times
+                        cum = state._cum
+                        times.append(at)
+                        cum.append(cum[-1] + amounts[i])
+                        begin = state._start
+                        if times[begin] <= at - keep - slack:
+                            state.trim(at - keep)
+                            times = state._times
+                            cum = state._cum
+                            begin = state._start
+                        size = len(times)
+                        lo0 = bisect_right(times, at - r0, begin)
+                        lo1 = bisect_right(times, at - r1, begin)
+                        if chained:
+                            c0[i] = size - lo0
+                            c1[i] = lo0 - lo1
+                            if totals:
+                                s0[i] = cum[size] - cum[lo0]
+                                s1[i] = cum[lo0] - cum[lo1]
+                        else:
+                            c0[i] = size - lo0
+                            c1[i] = size - lo1
+                            if totals:
+                                s0[i] = cum[size] - cum[lo0]
+                                s1[i] = cum[size] - cum[lo1]
+                        first_seen[i] = state.first
+                        continue
+                    newest = at
+                if isinstance(state, _ExactKey):
+                    state.record(at, amounts[i], newest - keep, spans, counts, sums_or_none, i)
                 else:
-                    if at > newest:
-                        state.newest = newest = at
-                        newest_all = max(newest_all, at)
-                    window.record(at, amounts[i], newest - keep, spans, counts, sums_or_none, i)
+                    state.record(at, amounts[i], spans, counts, sums_or_none, i)
                 if at < state.first:
                     state.first = at
                 first_seen[i] = state.first
@@ -197,17 +289,17 @@ class MemoryWindowStore:
                 if state is None:
                     out.append(Tally(0, 0))
                 else:
-                    out.append(Tally(state.window.count(low, high),
-                                     state.window.total(low, high)))
+                    out.append(Tally(state.count(low, high), state.total(low, high)))
             return tuple(out)
 
     def _sweep(self) -> None:
         """Drop keys whose newest event is past the horizon of the whole store."""
         self._since_sweep = 0
         horizon = self._newest - self._lateness - self._reach
-        idle = [key for key, state in self._keys.items() if state.newest < horizon]
+        idle = [key for key, state in self._keys.items() if state.last < horizon]
         for key in idle:
-            self._first[key] = self._keys.pop(key).first
+            state = self._keys.pop(key)
+            self._gone[key] = (state.first, state.last)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -242,17 +334,23 @@ class MemoryWindowStore:
     # -- introspection ------------------------------------------------------------------------
 
     def size(self) -> dict[str, int]:
-        """How much the store holds: keys, events and remembered ids (for memory tests)."""
+        """How much the store holds: keys, events, remembered ids, and ring slots (0 for exact
+        windows), for memory tests."""
         with self._lock:
+            states = self._keys.values()
             return {
-                "keys": len(self._keys),
-                "events": sum(len(s.window) for s in self._keys.values()),
-                "ids": sum(len(s.ids) for s in self._keys.values()),
+                "keys": len(states),
+                "events": sum(len(s) for s in states),
+                "ids": sum(len(s.ids) for s in states),
+                "slots": sum(s._cap for s in states if isinstance(s, _RingKey)),
             }
 
     def _check(self) -> None:
-        """Assert the invariants: windows sorted, every held event's id remembered."""
+        """Assert the invariants: every structure sound, the id of every event a window can
+        still reach remembered."""
         with self._lock:
+            keep = self._lateness + self._reach
             for state in self._keys.values():
-                state.window._check()
-                assert len(state.ids) >= len(state.window)
+                state._check()
+                assert len(state.ids) >= state.count(state.last - keep, state.last)
+                assert state.first <= state.last
