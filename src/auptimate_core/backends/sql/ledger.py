@@ -286,6 +286,10 @@ class _SqlSession:
                 pool_id=receipt.pool_id, first_seq=receipt.first_seq, count=receipt.count))
 
 
+def _nothing() -> None:
+    pass
+
+
 class _HeadMoved(Exception):
     """A pool's head moved between reading and writing it: run the unit of work again."""
 
@@ -300,13 +304,17 @@ def _retryable(error: BaseException) -> bool:
 
 
 def _unavailable(error: sa.exc.DBAPIError) -> bool:
+    """Whether ``error`` says the database could not be reached (rather than refused a query)."""
     if error.connection_invalidated or isinstance(error, sa.exc.InterfaceError):
         return True
-    # psycopg reports a refused connection as an OperationalError in class 08.
+    if not isinstance(error, sa.exc.OperationalError):
+        return False
     state = getattr(error.orig, "sqlstate", None)
-    return isinstance(error, sa.exc.OperationalError) and (
-        state is None or str(state).startswith("08")) and "database is locked" not in str(
-        error.orig)
+    if state is not None:  # PostgreSQL: connection exceptions (08) and shutdowns (57P)
+        return str(state).startswith(("08", "57P"))
+    # No answer from a server at all (psycopg), or a database file that cannot be opened.
+    message = str(error.orig).lower()
+    return "connection" in message or "unable to open database" in message
 
 
 class SqlLedgerRepository:
@@ -381,12 +389,22 @@ class SqlLedgerRepository:
             return StoreUnavailable(f"the ledger database cannot be reached: {error.orig}")
         return LedgerError(f"ledger database error: {error.orig}")
 
-    def _begin(self, conn: Connection, write: bool) -> None:
-        if self._sqlite:
-            # The driver's own implicit transactions are off; this BEGIN is the only one.
-            dbapi = conn.connection.driver_connection
-            dbapi.isolation_level = None  # type: ignore[union-attr]
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    def _begin(self, conn: Connection, write: bool) -> Callable[[], None]:
+        """Start the database transaction; return what puts the connection back as it was."""
+        if not self._sqlite:
+            return _nothing
+        # The driver's implicit transactions would start only at the first write, after the
+        # reads this unit of work bases it on; turned off, this BEGIN is the only one.
+        dbapi: Any = conn.connection.driver_connection
+        level = dbapi.isolation_level
+        dbapi.isolation_level = None
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        def restore() -> None:
+            if not dbapi.in_transaction:
+                dbapi.isolation_level = level
+
+        return restore
 
     def _run(self, body: Callable[[LedgerSession], T], write: bool,
              on_commit: Callable[[T], object] | None) -> T:
@@ -395,16 +413,20 @@ class SqlLedgerRepository:
                 with self._guard(), self.engine.connect() as conn:
                     if not write and not self._sqlite:
                         conn.execution_options(isolation_level="REPEATABLE READ")
-                    with conn.begin() as transaction:
-                        self._begin(conn, write)
-                        result = body(_SqlSession(conn, self.tables))
-                        if not write:
+                    restore: Callable[[], None] = _nothing
+                    try:
+                        with conn.begin() as transaction:
+                            restore = self._begin(conn, write)
+                            result = body(_SqlSession(conn, self.tables))
+                            if not write:
+                                return result
+                            with self._commit_order:
+                                transaction.commit()
+                                if on_commit is not None:
+                                    on_commit(result)
                             return result
-                        with self._commit_order:
-                            transaction.commit()
-                            if on_commit is not None:
-                                on_commit(result)
-                        return result
+                    finally:
+                        restore()
             except (sa.exc.DBAPIError, _HeadMoved) as error:
                 if attempt < self.retries and _retryable(error):
                     time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))

@@ -1,0 +1,193 @@
+"""The ledger contract on SQLite and on a real PostgreSQL, edits made with raw SQL, concurrent
+writers in separate processes, and driver errors mapped to the library's."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from auptimate_core import (
+    IdempotencyConflict,
+    Investor,
+    LedgerError,
+    Pool,
+    PoolLedger,
+    StoreUnavailable,
+)
+from auptimate_core.backends.sql.ledger import SqlLedgerRepository
+from auptimate_core.pools.repository import LedgerRepository
+from auptimate_core.testing.ledger_contract import LedgerContract
+from auptimate_core.testing.servers import free_port
+
+D = Decimal
+
+
+class RawSql:
+    """Tamper hooks that go straight to the tables with hand-written SQL."""
+
+    @staticmethod
+    def _run(repository: SqlLedgerRepository, *statements: tuple[str, dict[str, Any]]) -> None:
+        with repository.engine.begin() as conn:
+            for sql, params in statements:
+                assert conn.execute(sa.text(sql), params).rowcount == 1
+
+    @staticmethod
+    def _name(table: sa.Table) -> str:
+        return table.fullname
+
+    def tamper_amount(self, repository: Any, pool_id: str, seq: int, amount: Decimal) -> None:
+        entries = self._name(repository.tables.entries)
+        self._run(repository, (f"UPDATE {entries} SET amount = :units "
+                               "WHERE pool_id = :p AND seq = :s",
+                               {"units": int(amount * 10_000), "p": pool_id, "s": seq}))
+
+    def tamper_delete(self, repository: Any, pool_id: str, seq: int) -> None:
+        entries = self._name(repository.tables.entries)
+        self._run(repository, (f"DELETE FROM {entries} WHERE pool_id = :p AND seq = :s",
+                               {"p": pool_id, "s": seq}))
+
+    def tamper_swap(self, repository: Any, pool_id: str, seq_a: int, seq_b: int) -> None:
+        entries = self._name(repository.tables.entries)
+        move = f"UPDATE {entries} SET seq = :to WHERE pool_id = :p AND seq = :s"
+        self._run(repository, (move, {"to": -1, "p": pool_id, "s": seq_a}),
+                  (move, {"to": seq_a, "p": pool_id, "s": seq_b}),
+                  (move, {"to": seq_b, "p": pool_id, "s": -1}))
+
+    def tamper_position(self, repository: Any, pool_id: str, investor_id: str,
+                        invested: Decimal) -> None:
+        members = self._name(repository.tables.members)
+        self._run(repository, (f"UPDATE {members} SET invested = :u "
+                               "WHERE pool_id = :p AND investor_id = :i",
+                               {"u": int(invested * 10_000), "p": pool_id, "i": investor_id}))
+
+    def tamper_manager(self, repository: Any, pool_id: str, manager_id: str) -> None:
+        pools = self._name(repository.tables.pools)
+        self._run(repository, (f"UPDATE {pools} SET manager_id = :m WHERE id = :p",
+                               {"m": manager_id, "p": pool_id}))
+
+
+class TestSqliteLedger(RawSql, LedgerContract):
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+
+    def make_repository(self) -> LedgerRepository:
+        path = self.directory / f"{uuid.uuid4().hex}.db"
+        return SqlLedgerRepository.from_url(f"sqlite:///{path}")
+
+
+@pytest.mark.postgres
+class TestPostgresLedger(RawSql, LedgerContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_repository(self) -> LedgerRepository:
+        return SqlLedgerRepository.from_url(self.url, schema=f"t_{uuid.uuid4().hex[:12]}")
+
+
+# -- two processes writing to one PostgreSQL pool ---------------------------------------------
+
+WORKERS = 3
+ROUNDS = 30
+
+
+def _writer(url: str, schema: str, worker: int, start: Any) -> None:
+    ledger = PoolLedger.from_url(url, schema=schema)
+    start.wait()
+    investor = f"w{worker}"
+    for n in range(ROUNDS):
+        ledger.invest("shared", investor, D(n + 1), actor=investor,
+                      idempotency_key=f"{investor}/{n}")
+        if n % 10 == 0:
+            ledger.distribute("shared", D("1.00"), actor="m", idempotency_key=f"{investor}/d{n}")
+        # Halfway, every worker uses one and the same key in the other pool: one wins.
+        if n == ROUNDS // 2:
+            with contextlib.suppress(IdempotencyConflict):
+                ledger.invest("side", investor, D(1), actor=investor,
+                              idempotency_key="same-moment")
+    ledger.close()
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str) -> Iterator[str]:
+    schema = f"c_{uuid.uuid4().hex[:12]}"
+    yield schema
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_processes_writing_to_one_pool_never_lose_an_update(postgres_url: str,
+                                                             pg_schema: str) -> None:
+    ledger = PoolLedger.from_url(postgres_url, schema=pg_schema)
+    investors = [f"w{n}" for n in range(WORKERS)]
+    for pool in (Pool("shared", "m"), Pool("side", "m")):
+        ledger.create_pool(pool, actor="m")
+        for investor in investors:
+            ledger.register_investor(Investor(investor))
+            ledger.admit(pool.id, investor, actor="m")
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Event()
+    workers = [spawn.Process(target=_writer, args=(postgres_url, pg_schema, n, start))
+               for n in range(WORKERS)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(120)
+    assert [worker.exitcode for worker in workers] == [0] * WORKERS
+    each = sum(D(n + 1) for n in range(ROUNDS))
+    positions = ledger.positions("shared")
+    assert [p.invested for p in positions] == [each] * WORKERS
+    totals = ledger.pool_totals("shared")
+    assert totals.invested == each * WORKERS
+    assert totals.distributed == sum(p.distributed for p in positions) == D(3 * WORKERS)
+    # The key was used in "side" by every worker: the first wrote, the others conflicted.
+    assert len(ledger.history("side")) == 1
+    assert ledger.verify() == len(ledger.history()) + 2 * (1 + WORKERS)
+    ledger.close()
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_an_unreachable_server_is_store_unavailable() -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        PoolLedger.from_url(url)
+
+
+def test_other_driver_errors_are_ledger_errors(tmp_path: Path) -> None:
+    ledger = PoolLedger.from_url(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    repository = ledger.repository
+    assert isinstance(repository, SqlLedgerRepository)
+    with repository.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE auptimate_members"))
+    with pytest.raises(LedgerError, match="database error") as caught:
+        ledger.positions("p")
+    assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
+    ledger.close()
+
+
+def test_a_plain_postgresql_url_means_psycopg() -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    with pytest.raises(StoreUnavailable):
+        PoolLedger.from_url(url)
+
+
+def test_in_memory_sqlite_is_shared_by_threads() -> None:
+    ledger = PoolLedger.from_url("sqlite://")
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    assert PoolLedger(ledger.repository).pool("p") == Pool("p", "m")
