@@ -29,6 +29,7 @@ class NaiveWindowStore:
         self.reach = 0
         self.first: dict[str, int] = {}
         self.lifecycle: dict[tuple[str, str], LifecycleState] = {}
+        self.before: dict[tuple[str, str], tuple[str, LifecycleState]] = {}
 
     def _tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         out = []
@@ -72,16 +73,28 @@ class NaiveWindowStore:
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         return self._tally(key, at, intervals)
 
-    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
-        return {pair: self.lifecycle.get(pair, IDLE) for pair in pairs}
+    def states(
+        self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
+    ) -> dict[tuple[str, str], LifecycleState]:
+        out = {}
+        for pair in pairs:
+            before = self.before.get(pair)
+            use_before = batch is not None and before is not None and before[0] == batch
+            out[pair] = before[1] if use_before and before else self.lifecycle.get(pair, IDLE)
+        return out
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
         applied = []
         for t in transitions:
-            current = self.lifecycle.get((t.key, t.rule), IDLE)
-            ok = current.firing != t.firing
+            pair = (t.key, t.rule)
+            current = self.lifecycle.get(pair, IDLE)
+            if t.batch is not None and self.before.get(pair, ("",))[0] != t.batch:
+                self.before[pair] = (t.batch, current)
+            target = LifecycleState(t.firing, t.at, t.cause)
+            again = t.cause is not None and current == target
+            ok = again or current.firing != t.firing
             if ok:
-                self.lifecycle[(t.key, t.rule)] = LifecycleState(t.firing, t.at, t.cause)
+                self.lifecycle[pair] = target
             applied.append(ok)
         return applied
 

@@ -177,7 +177,12 @@ class Transition:
     """A request to move ``rule`` for ``key`` to ``firing`` at time ``at``.
 
     It applies only if the current state differs (compare-and-set), which is what lets many
-    engines share one lifecycle: exactly one of them wins each change.
+    engines share one lifecycle: exactly one of them wins each change. A transition with a
+    ``cause`` that finds exactly itself already applied (same state, time and cause: the same
+    transaction decided again after a redelivery) counts as applied too.
+
+    ``batch`` names the batch of deliveries that asked for it (see
+    :meth:`WindowStore.states`); ``None`` outside redeliverable work.
     """
 
     key: str
@@ -185,6 +190,7 @@ class Transition:
     firing: bool
     at: int
     cause: str | None = None
+    batch: str | None = None
 
 
 @runtime_checkable
@@ -223,8 +229,15 @@ class WindowStore(Protocol):
         """Tally ``intervals`` ending at ``at`` for ``key`` without recording anything."""
         ...
 
-    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
-        """The lifecycle state of each ``(key, rule)`` pair (``IDLE`` when never changed)."""
+    def states(
+        self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
+    ) -> dict[tuple[str, str], LifecycleState]:
+        """The lifecycle state of each ``(key, rule)`` pair (``IDLE`` when never changed).
+
+        With ``batch``: a pair that transitions of that same batch have changed answers with
+        its state from before them. A batch decided again after a redelivery is then decided
+        from where it started the first time, and makes the same changes, in the same order.
+        """
         ...
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
@@ -238,3 +251,50 @@ class WindowStore(Protocol):
     def close(self) -> None:
         """Release connections or other resources. The store is not used afterwards."""
         ...
+
+
+class LifecycleTable:
+    """The alert lifecycle held in one process: the semantics of :meth:`WindowStore.states` and
+    :meth:`WindowStore.transition` on two dicts. Not thread-safe: its owner locks.
+
+    O(1) per pair asked or changed.
+    """
+
+    __slots__ = ("_before", "current")
+
+    def __init__(self) -> None:
+        self.current: dict[tuple[str, str], LifecycleState] = {}
+        self._before: dict[tuple[str, str], tuple[str, LifecycleState]] = {}
+
+    def states(
+        self, pairs: Iterable[tuple[str, str]], batch: str | None = None
+    ) -> dict[tuple[str, str], LifecycleState]:
+        out = {}
+        for pair in pairs:
+            before = self._before.get(pair) if batch is not None else None
+            out[pair] = before[1] if before and before[0] == batch else self.current.get(
+                pair, IDLE)
+        return out
+
+    def transition(self, transitions: Sequence[Transition]) -> list[bool]:
+        applied = []
+        for change in transitions:
+            pair = (change.key, change.rule)
+            now = self.current.get(pair, IDLE)
+            if change.batch is not None:
+                before = self._before.get(pair)
+                if before is None or before[0] != change.batch:
+                    self._before[pair] = (change.batch, now)
+            target = LifecycleState(change.firing, change.at, change.cause)
+            if change.cause is not None and now == target:
+                applied.append(True)
+            elif now.firing == change.firing:
+                applied.append(False)
+            else:
+                self.current[pair] = target
+                applied.append(True)
+        return applied
+
+    def firing(self, rule: str) -> frozenset[str]:
+        return frozenset(key for (key, name), state in self.current.items()
+                         if name == rule and state.firing)

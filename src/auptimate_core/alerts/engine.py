@@ -148,10 +148,13 @@ class AlertEngine:
 
         ``deliveries`` (one per transaction, e.g. a queue's entry ids) names each delivery. A
         transaction delivered again under the same name (its worker died before acknowledging
-        it) is decided again, and the alerts it caused the first time are raised again, with
-        the same :attr:`~auptimate_core.alerts.Alert.key`, for an outbox to deliver once. Under
-        a new name it is a duplicate, as always. This needs a store shared between processes
-        (the Redis store); the memory store treats every repeat as a duplicate.
+        it) is decided again, from the lifecycle state its batch found the first time, so the
+        alerts it caused are raised again, with the same
+        :attr:`~auptimate_core.alerts.Alert.key`, for an outbox to deliver once. Under a new
+        name it is a duplicate, as always. This needs a store shared between processes (the
+        Redis store); the memory store treats every repeat as a duplicate. Redeliver the same
+        batch (the same first name and transactions) no wider in event time than the store's
+        allowed lateness: see :func:`auptimate_core.integrations.redis_streams.spans`.
         """
         alerts: list[Alert] = []
         late: list[Transaction] = []
@@ -247,6 +250,9 @@ class AlertEngine:
     ) -> list[Alert]:
         keys = [tx.pool_id for tx in txs]
         ats = [to_micros(tx.timestamp) for tx in txs]
+        # A batch of deliveries is named by its first: decided again, it starts from the
+        # lifecycle it found the first time (see WindowStore.states).
+        tag = deliveries[0] if deliveries else None
         amounts = [to_units(tx.amount) for tx in txs] if self._totals else [0] * len(txs)
         if deliveries is None:
             batch = self._call(
@@ -271,7 +277,8 @@ class AlertEngine:
         if slots:
             pools = set(keys)
             known = self._call(
-                "states", self.store.states, ((pool, s.rule.name) for pool in pools for s in slots)
+                "states", self.store.states,
+                [(pool, s.rule.name) for pool in pools for s in slots], batch=tag,
             )
             states = [
                 {pool: known.get((pool, s.rule.name), IDLE) for pool in pools} for s in slots
@@ -313,13 +320,6 @@ class AlertEngine:
                 else:
                     holds = slot.rule.holds(*[col[i] for col in cols])
                 if holds is state.firing:
-                    if deliveries is not None and state.cause == txs[i].id:
-                        # This delivery is a repeat and this transaction made the change the
-                        # first time: raise that alert again (an outbox keeps it to one).
-                        tx = txs[i]
-                        pending.append((slot.rule.alert(
-                            FIRING if holds else RESOLVED, key, tx.timestamp, tx.id,
-                            tx.investor_id, tuple(col[i] for col in cols)), -1))
                     continue
                 rule = slot.rule
                 at = ats[i]
@@ -332,7 +332,7 @@ class AlertEngine:
                     FIRING if holds else RESOLVED, key, tx.timestamp, tx.id, tx.investor_id, values
                 )
                 pending.append((alert, len(transitions)))
-                transitions.append(Transition(key, rule.name, holds, at, tx.id))
+                transitions.append(Transition(key, rule.name, holds, at, tx.id, tag))
         _metrics.engine_batch(
             self._store_name, len(txs), stats.duplicates - skipped[0], stats.late - skipped[1]
         )

@@ -52,9 +52,9 @@ from typing import Literal
 
 from ..errors import ValidationError
 from ..store import (
-    IDLE,
     Interval,
     LifecycleState,
+    LifecycleTable,
     Observation,
     Observed,
     ObservedBatch,
@@ -137,7 +137,7 @@ class MemoryWindowStore:
         self._lateness = allowed_lateness // _US
         self._keys: dict[str, _Key] = {}
         self._gone: dict[str, tuple[int, int]] = {}  # first and newest of keys swept away
-        self._lifecycle: dict[tuple[str, str], LifecycleState] = {}
+        self._lifecycle = LifecycleTable()
         self._reach = 0
         self._newest = _NEVER
         self._since_sweep = 0
@@ -303,30 +303,19 @@ class MemoryWindowStore:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
+    def states(
+        self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
+    ) -> dict[tuple[str, str], LifecycleState]:
         with self._lock:
-            lifecycle = self._lifecycle
-            return {pair: lifecycle.get(pair, IDLE) for pair in pairs}
+            return self._lifecycle.states(pairs, batch)
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
-        applied = []
         with self._lock:
-            lifecycle = self._lifecycle
-            for change in transitions:
-                pair = (change.key, change.rule)
-                if lifecycle.get(pair, IDLE).firing == change.firing:
-                    applied.append(False)
-                else:
-                    lifecycle[pair] = LifecycleState(change.firing, change.at, change.cause)
-                    applied.append(True)
-        return applied
+            return self._lifecycle.transition(transitions)
 
     def firing(self, rule: str) -> frozenset[str]:
         with self._lock:
-            return frozenset(
-                key for (key, name), state in self._lifecycle.items()
-                if name == rule and state.firing
-            )
+            return self._lifecycle.firing(rule)
 
     def close(self) -> None:
         """Nothing to release; the store stays usable."""

@@ -6,7 +6,8 @@ they live in one slot and one Lua script may touch them all::
     {namespace}:{<pool id, percent-encoded>}:ev   ZSET  event id -> event time (microseconds)
     {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "units:token" amount
     {namespace}:{<pool id, percent-encoded>}:mt   HASH  newest, first
-    {namespace}:{<pool id, percent-encoded>}:lc   HASH  rule -> "1:since" / "0:since"
+    {namespace}:{<pool id, percent-encoded>}:lc   HASH  rule -> "1:since[:cause]" / "0:..."
+    {namespace}:{<pool id, percent-encoded>}:lb   HASH  rule -> batch, state before its changes
 
 plus one set per rule, ``{namespace}:firing:<rule>``, indexing the pools that are firing.
 
@@ -360,7 +361,9 @@ class RedisWindowStore:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
+    def states(
+        self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
+    ) -> dict[tuple[str, str], LifecycleState]:
         wanted = list(dict.fromkeys(pairs))
         if not wanted:
             return {}
@@ -369,11 +372,20 @@ class RedisWindowStore:
             pipe = self.client.pipeline(transaction=False)
             for key, rule in wanted:
                 pipe.hget(f"{self._base(key)}:lc", rule)
+                if batch is not None:
+                    pipe.hget(f"{self._base(key)}:lb", rule)
             results: list[Any] = pipe.execute()
             return results
 
+        replies = self._call("states", run)
+        step = 1 if batch is None else 2
         out: dict[tuple[str, str], LifecycleState] = {}
-        for pair, raw in zip(wanted, self._call("states", run)):
+        for n, pair in enumerate(wanted):
+            raw = replies[n * step]
+            if batch is not None and replies[n * step + 1] is not None:
+                tag, _, before = _text(replies[n * step + 1]).partition("\n")
+                if tag == batch:
+                    raw = before or None
             out[pair] = IDLE if raw is None else _parse_state(raw)
         return out
 
@@ -381,8 +393,9 @@ class RedisWindowStore:
         if not transitions:
             return []
         calls = [
-            ([f"{self._base(t.key)}:lc"],
-             [t.rule, "1" if t.firing else "0", f"{t.at}:{t.cause}" if t.cause else t.at])
+            ([f"{self._base(t.key)}:lc", f"{self._base(t.key)}:lb"],
+             [t.rule, "1" if t.firing else "0", f"{t.at}:{t.cause}" if t.cause else t.at,
+              t.batch or ""])
             for t in transitions
         ]
         applied = [bool(int(r)) for r in self._evalsha_many("transition", calls)]
@@ -423,8 +436,12 @@ class RedisWindowStore:
         return self._call("flush", run)
 
 
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def _parse_state(raw: Any) -> LifecycleState:
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    text = _text(raw)
     flag, _, rest = text.partition(":")
     since, _, cause = rest.partition(":")
     return LifecycleState(flag == "1", int(since) if since else None, cause or None)

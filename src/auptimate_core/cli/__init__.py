@@ -9,7 +9,7 @@ from .demo import demo_command
 from .generate import generate_command
 from .monitor import monitor_command
 from .top_investors import top_investors_command
-from .worker import worker_command
+from .worker import publish_command, worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -23,11 +23,12 @@ def main() -> None:
       auptimate generate --out tx.csv --anomalies a synthetic stream to play with
       auptimate top-investors tx.csv -n 5         who backs the most pools
       auptimate monitor tx.csv                    replay the stream through the alerts
+      auptimate publish tx.csv --store redis://.. then many `auptimate worker`s share it
 
     FILE arguments are CSV (the brief's or the library's headers) or JSON Lines; - is stdin.
     """
 
 
 for command in (demo_command, generate_command, top_investors_command, monitor_command,
-                worker_command):
+                publish_command, worker_command):
     main.add_command(command)

@@ -40,6 +40,7 @@ class ModelStore:
         self.events: dict[str, list[tuple[str, int, int]]] = {}
         self.first: dict[str, int] = {}
         self.lifecycle: dict[tuple[str, str], LifecycleState] = {}
+        self.before: dict[tuple[str, str], tuple[str, LifecycleState]] = {}
         self.reach = 0
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
@@ -72,14 +73,28 @@ class ModelStore:
         applied = []
         for change in changes:
             pair = (change.key, change.rule)
-            ok = self.lifecycle.get(pair, IDLE).firing != change.firing
+            current = self.lifecycle.get(pair, IDLE)
+            if change.batch is not None and self.before.get(pair, ("",))[0] != change.batch:
+                self.before[pair] = (change.batch, current)
+            target = LifecycleState(change.firing, change.at, change.cause)
+            ok = (change.cause is not None and current == target) or (
+                current.firing != change.firing)
             if ok:
-                self.lifecycle[pair] = LifecycleState(change.firing, change.at, change.cause)
+                self.lifecycle[pair] = target
             applied.append(ok)
         return applied
 
-    def states(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], LifecycleState]:
-        return {pair: self.lifecycle.get(pair, IDLE) for pair in pairs}
+    def states(
+        self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
+    ) -> dict[tuple[str, str], LifecycleState]:
+        out = {}
+        for pair in pairs:
+            before = self.before.get(pair)
+            if batch is not None and before is not None and before[0] == batch:
+                out[pair] = before[1]
+            else:
+                out[pair] = self.lifecycle.get(pair, IDLE)
+        return out
 
 
 intervals_st = st.lists(
@@ -164,17 +179,21 @@ class WindowStoreContract:
             store.close()
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["spike", "x"]),
-                              st.booleans(), st.integers(0, 100)), max_size=20))
+    @given(st.lists(st.lists(st.tuples(
+        st.sampled_from(["a", "b"]), st.sampled_from(["spike", "x"]), st.booleans(),
+        st.integers(0, 100), st.sampled_from([None, "t1", "t2"]),
+        st.sampled_from([None, "b1", "b2"])), max_size=8), max_size=4))
     def test_lifecycle_is_compare_and_set(
-        self, changes: list[tuple[str, str, bool, int]]
+        self, calls: list[list[tuple[str, str, bool, int, str | None, str | None]]]
     ) -> None:
         store, model = self._fresh(), ModelStore(LATENESS)
+        pairs = [(k, r) for k in "ab" for r in ("spike", "x")]
         try:
-            transitions = [Transition(k, r, f, at) for k, r, f, at in changes]
-            assert store.transition(transitions) == model.transition(transitions)
-            pairs = [(k, r) for k in "ab" for r in ("spike", "x")]
-            assert store.states(pairs) == model.states(pairs)
+            for changes in calls:
+                transitions = [Transition(*change) for change in changes]
+                assert store.transition(transitions) == model.transition(transitions)
+                for batch in (None, "b1", "b2"):
+                    assert store.states(pairs, batch=batch) == model.states(pairs, batch=batch)
             for rule in ("spike", "x"):
                 want = {k for (k, r), s in model.lifecycle.items() if r == rule and s.firing}
                 assert store.firing(rule) == frozenset(want)
