@@ -9,7 +9,7 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from auptimate_core import AuditError, Investor, Pool, PoolLedger
+from auptimate_core import AuditError, Investor, PermissionDenied, Pool, PoolLedger
 from auptimate_core.pools import MemoryLedgerRepository
 from auptimate_core.pools.audit import AuditChain
 from auptimate_core.pools.repository import LedgerRepository
@@ -149,3 +149,59 @@ def test_threads_stress_the_memory_ledger() -> None:
         assert [p.invested for p in ledger.positions(pool.id)] == [D(20)] * len(investors)
     assert len(seen) == len(investors) * 63
     assert ledger.verify() == len(ledger.history()) + 3 * (1 + len(investors))
+
+
+def test_a_subscriber_may_write_to_the_ledger() -> None:
+    ledger = PoolLedger()
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    order: list[str] = []
+
+    def admit_newcomers(event: object) -> None:
+        order.append(type(event).__name__)
+        investor = getattr(event, "investor", None)
+        if investor is not None:
+            ledger.admit("p", investor.id, actor="m")
+
+    ledger.subscribe(admit_newcomers)
+    ledger.register_investor(Investor("a"))
+    assert order == ["InvestorRegistered", "InvestorAdmitted"]
+    assert [p.investor_id for p in ledger.positions("p")] == ["a"]
+
+
+def test_ledger_metrics_hooks_are_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    from auptimate_core import metrics
+
+    calls: list[tuple[str, str]] = []
+
+    class Recording(metrics.Recorder):
+        def ledger_write(self, kind: str) -> None:
+            calls.append(("write", kind))
+
+        def ledger_refusal(self, reason: str) -> None:
+            calls.append(("refusal", reason))
+
+        def ledger_replay(self, kind: str) -> None:
+            calls.append(("replay", kind))
+
+    monkeypatch.setattr(metrics, "_recorder", Recording())
+    ledger = _funded(PoolLedger())
+    ledger.invest("p", "a", D(100), actor="a", idempotency_key="k1")
+    with pytest.raises(PermissionDenied):
+        ledger.distribute("p", D(1), actor="a", idempotency_key="x")
+    assert calls == [("write", "create_pool"), ("write", "register_investor"),
+                     ("write", "admit"), ("write", "invest"), ("write", "invest"),
+                     ("replay", "invest"), ("refusal", "permission_denied")]
+
+
+def test_the_demo_runs_a_pool() -> None:
+    from click.testing import CliRunner
+
+    from auptimate_core.cli.demo import demo_command
+
+    result = CliRunner().invoke(demo_command, ["--transactions", "5000"])
+    assert result.exit_code == 0, result.output
+    section = result.output.split("4. An investment pool")[1]
+    assert section.count("42,000.00") == 10 and "80,000.00 of carry" in section
+    assert "returned the same 11 transactions: True" in section
+    assert "alert from the ledger's own transactions: spike in pool" in section
+    assert "audit chain verified over 42 entries" in section

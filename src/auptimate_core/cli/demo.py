@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import click
 
 from ..alerts import Alert, AlertEngine, CollectingSink, SpikeRule, ThresholdRule
+from ..clock import ManualClock
 from ..io.generate import SyntheticStream
 from ..ranking import top_investors
 from .monitor import open_store
@@ -56,46 +58,58 @@ def _ranking_section(stream: SyntheticStream) -> None:
 
 
 def _ledger_section(stream: SyntheticStream, db: str | None) -> None:
-    _title("4. An investment pool: funding, a distribution, live positions, an alert")
-    try:
-        from .. import PoolLedger  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        click.echo("   (the pools ledger is not available in this build)")
-        return
-    ledger: Any = PoolLedger.from_url(db) if db else PoolLedger()
+    _title("4. An investment pool: funding, an exit with carry, live positions, an alert")
+    from .. import Distributed, PoolLedger
+
+    clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    ledger = PoolLedger.from_url(db, clock=clock) if db else PoolLedger(clock=clock)
     pool = stream.pools()[0]
     manager = pool.manager_id
-    investors = stream.investors()[:5]
+    investors = stream.investors()[:10]
     sink = CollectingSink()
-    engine = AlertEngine([ThresholdRule(limit=Decimal("50000"))], sinks=[sink])
+    engine = AlertEngine([SpikeRule()], sinks=[sink])
     events: list[Any] = []
     ledger.subscribe(events.append)
+    # The alert engine watches the ledger's own investments, as they are committed.
     ledger.subscribe(lambda event: engine.process_many(
-        tx for tx in getattr(event, "transactions", ()) if tx.kind == "investment"
-    ))
+        tx for tx in event.transactions if tx.kind == "investment"))
     ledger.create_pool(pool, actor=manager)
     for investor in investors:
         ledger.register_investor(investor)
         ledger.admit(pool.id, investor.id, actor=manager)
-    amounts = [Decimal("10000"), Decimal("25000"), Decimal("5000"), Decimal("60000"),
-               Decimal("15000")]
-    for investor, amount in zip(investors, amounts):
-        ledger.invest(pool.id, investor.id, amount, actor=investor.id,
+    for investor in investors:
+        clock.advance(timedelta(seconds=5))
+        ledger.invest(pool.id, investor.id, Decimal("10000"), actor=investor.id,
                       idempotency_key=f"demo-invest-{investor.id}")
-    ledger.distribute(pool.id, Decimal("23000.00"), actor=manager, idempotency_key="demo-dist")
-    again = ledger.distribute(pool.id, Decimal("23000.00"), actor=manager,
-                              idempotency_key="demo-dist")
-    click.echo(f"   pool {pool.id} (manager {manager}): {len(investors)} investors, "
-               f"{sum(amounts):,} invested, 23,000.00 distributed pro rata "
-               f"(the retried distribution wrote nothing: {len(again)} transactions returned)")
-    click.echo(f"   {'investor':<12} {'invested':>12} {'distributed':>12} {'share':>8}")
+    clock.advance(timedelta(days=1))
+    ledger.charge_fee(pool.id, Decimal("8000"), actor=manager, idempotency_key="demo-setup-fee")
+    clock.advance(timedelta(days=700))
+    exit_args: dict[str, Any] = {"actor": manager, "idempotency_key": "demo-exit",
+                                 "carry": Decimal("0.20")}
+    paid = ledger.distribute(pool.id, Decimal("500000"), **exit_args)
+    again = ledger.distribute(pool.id, Decimal("500000"), **exit_args)
+    carry = sum((tx.amount for tx in paid if tx.kind == "carry"), Decimal(0))
+    click.echo(f"   pool {pool.id} (manager {manager}): {len(investors)} investors put in "
+               "10,000 each; a setup fee of 8,000 charged pro rata;")
+    click.echo(f"   an exit of 500,000 with 20% carry: capital back first, then {carry:,} "
+               "of carry to the manager")
+    click.echo(f"   (the retried exit wrote nothing and returned the same "
+               f"{len(again)} transactions: {again == paid})")
+    click.echo(f"   {'investor':<12} {'invested':>10} {'fees':>8} {'distributed':>12} "
+               f"{'share':>7}")
     for position in ledger.positions(pool.id):
-        click.echo(f"   {position.investor_id:<12} {position.invested:>12,} "
-                   f"{position.distributed:>12,} {float(position.share):>8.2%}")
+        click.echo(f"   {position.investor_id:<12} {position.invested:>10,} "
+                   f"{position.fees:>8,} {position.distributed:>12,} "
+                   f"{position.share:>7.1%}")
     for alert in sink.alerts:
-        click.echo(f"   alert from the ledger's own stream: {alert.message}")
-    click.echo(f"   {len(events)} position updates pushed to subscribers; audit chain "
-               f"{'verified' if ledger.verify() in (None, True) else 'BROKEN'}")
+        click.echo(f"   alert from the ledger's own transactions: {alert.message}")
+    if not events:
+        click.echo("   (all of it was already in the database: every request was answered "
+                   "from the record, nothing written twice)")
+    exits = sum(1 for event in events if isinstance(event, Distributed))
+    click.echo(f"   {len(events)} changes pushed to subscribers ({exits} exit), each with "
+               f"the new positions; audit chain verified over {ledger.verify()} entries")
+    ledger.close()
 
 
 @click.command("demo")
