@@ -6,6 +6,8 @@ import random
 import threading
 from datetime import timedelta
 
+import pytest
+
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.store import Interval, Observation, Status, WindowStore
 from auptimate_core.testing.window_store import WindowStoreContract
@@ -87,3 +89,38 @@ def test_safe_to_share_between_threads() -> None:
     total = sum(store.tally(f"p{k}", 5_000 * 1_000, [Interval(0, 10**9)])[0].count
                 for k in range(7))
     assert total == 4 * 5_000
+
+
+@pytest.mark.parametrize(("window", "events"), [("exact", 1_000_000), ("ring", 200_000)])
+def test_peak_size_is_bounded_on_a_long_fast_stream(window: str, events: int) -> None:
+    """A million events (rings: fewer, they are slower on quiet pools) over 10,000 pools and
+    ten hours of event time: the peak size is set by what the horizon (an hour and six minutes,
+    plus the lazy trim's quarter) holds, not by the length of the stream, and stays flat once
+    the first horizon has passed."""
+    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
+    rng = random.Random(11)
+    pools = [f"pool-{i}" for i in range(10_000)]
+    gap = 36_000_000_000 // events  # ten hours in all
+    keep = 66 * MINUTE  # allowed lateness (5 minutes) plus the spike reach (61 minutes)
+    at, peak, peak_first_half = 0, {"events": 0, "ids": 0, "keys": 0, "slots": 0}, 0
+    batch = 10_000
+    for start in range(0, events, batch):
+        ats = []
+        for _ in range(batch):
+            at += rng.randrange(0, 2 * gap)
+            ats.append(at)
+        keys = [pools[i] for i in rng.choices(range(10_000), k=batch)]
+        ids = [f"e{start + i}" for i in range(batch)]
+        store.observe_many(keys, ids, ats, [1] * batch, SPIKE)
+        size = store.size()
+        peak = {name: max(value, size[name]) for name, value in peak.items()}
+        if start < events // 2:
+            peak_first_half = peak["events"]
+        assert size["ids"] <= 2 * size["events"] + 64 * size["keys"]
+    per_horizon = events * keep // 36_000_000_000
+    assert peak["events"] <= 1.35 * per_horizon, (peak, per_horizon)
+    assert peak["events"] <= 1.1 * peak_first_half  # flat after the first horizon
+    assert peak["keys"] <= 10_000
+    if window == "ring":
+        assert peak["slots"] <= 10_000 * (keep // MINUTE + 2)
+    store._check()

@@ -18,10 +18,11 @@ available, both exact at every boundary (``window=``):
 Memory is bounded by the windows, not by the stream: a key forgets the events no interval can
 reach any more (older than its newest event minus the allowed lateness minus the longest interval
 asked for; the exact window trims lazily, a quarter of that horizon at a time, the ring drops
-whole buckets as new ones open), and every so often keys that went idle (newest event older than
-the newest event of the whole store minus that horizon) are dropped whole. What a store keeps for
-ever per key is its first and newest event times and its lifecycle states: a few integers per
-pool ever seen, not per event.
+whole buckets as new ones open), and every so often (after at least 4,096 events, and at least
+half as many as there are keys, so the scan costs ``O(1)`` per event) keys that went idle
+(newest event older than the newest event of the whole store minus that horizon) are dropped
+whole. What a store keeps for ever per key is its first and newest event times and its
+lifecycle states: a few integers per pool ever seen, not per event.
 
 Costs per observation: amortised ``O(1)`` to record an in-order event, ``O(log n)`` per interval
 tallied (``O(log m)`` in one bucket of ``m`` events for the ring), more for a late event that
@@ -66,7 +67,7 @@ from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
 
 _US = timedelta(microseconds=1)
-_SWEEP_EVERY = 1 << 16
+_SWEEP_MIN = 4_096  # events between sweeps, at least (and at least half the keys held)
 _NEVER = -(1 << 62)
 
 
@@ -276,7 +277,7 @@ class MemoryWindowStore:
                 first_seen[i] = state.first
             self._newest = newest_all
             self._since_sweep += n
-            if self._since_sweep >= _SWEEP_EVERY:
+            if self._since_sweep >= max(_SWEEP_MIN, len(states) >> 1):
                 self._sweep()
         return ObservedBatch(statuses, counts, sums, first_seen)
 
