@@ -28,7 +28,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -282,15 +282,16 @@ class PoolLedger:
                 for entry in session.entries(receipt.pool_id, receipt.first_seq, last)]
 
     def _append(self, session: LedgerSession, record: PoolRecord,
+                members: dict[str, Amounts],
                 items: Sequence[tuple[str, str, Decimal]], at: datetime, actor: str,
                 receipt_for: tuple[str, str, str] | None = None,
                 ) -> tuple[PoolRecord, list[Entry], dict[str, Amounts]]:
         """Seal ``items`` (kind, investor, amount) as the pool's next entries and store them.
 
-        Returns the new record, the entries and the pool's members after the change.
+        ``members`` are the pool's members as read in this unit of work; they are updated in
+        place. Returns the new record, the entries and the members after the change.
         """
         pool = record.pool
-        members = session.holdings(pool.id)
         changed: dict[str, Amounts] = {}
         entries: list[Entry] = []
         totals, prev, seq = record.totals, record.head_hash, record.head_seq
@@ -393,10 +394,11 @@ class PoolLedger:
             record = self._record(session, pool_id, lock=True)
             self.policy.check_manager(record.pool, actor, "admit")
             self._investor(session, investor_id)
-            if investor_id in session.holdings(pool_id):
+            members = session.holdings(pool_id)
+            if investor_id in members:
                 return _Outcome(None, None)
             new, _, members = self._append(
-                session, record, [(ADMIT, investor_id, _zero(record.pool.currency))],
+                session, record, members, [(ADMIT, investor_id, _zero(record.pool.currency))],
                 at, actor)
             return _Outcome(None, InvestorAdmitted(
                 actor=actor, pool_id=pool_id, seq=new.head_seq,
@@ -425,12 +427,13 @@ class PoolLedger:
             if replay is not None:
                 return _Outcome(replay[0], None)
             self._investor(session, investor_id)
-            if investor_id not in session.holdings(pool_id):
+            members = session.holdings(pool_id)
+            if investor_id not in members:
                 raise PermissionDenied(actor, "invest",
                                        f"{investor_id!r} is not a member of pool {pool_id!r}")
             exact = require_exact(value, record.pool.currency)
             new, entries, members = self._append(
-                session, record, [("investment", investor_id, exact)], when, actor,
+                session, record, members, [("investment", investor_id, exact)], when, actor,
                 (idempotency_key, fingerprint, "invest"))
             tx = entries[0].transaction()
             return _Outcome(tx, Invested(
@@ -460,7 +463,8 @@ class PoolLedger:
             if replay is not None:
                 return _Outcome(replay[0], None)
             self._investor(session, investor_id)
-            held = session.holdings(pool_id).get(investor_id)
+            members = session.holdings(pool_id)
+            held = members.get(investor_id)
             if held is None:
                 raise LedgerValidationError(
                     "investor_id", f"{investor_id!r} is not a member of pool {pool_id!r}")
@@ -470,7 +474,7 @@ class PoolLedger:
                     "amount", f"a refund of {exact} exceeds the {held.balance} "
                     f"{investor_id!r} has left in pool {pool_id!r}")
             new, entries, members = self._append(
-                session, record, [("refund", investor_id, exact)], when, actor,
+                session, record, members, [("refund", investor_id, exact)], when, actor,
                 (idempotency_key, fingerprint, "refund"))
             tx = entries[0].transaction()
             return _Outcome(tx, Refunded(
@@ -499,10 +503,12 @@ class PoolLedger:
             if replay is not None:
                 return _Outcome(replay, None)
             exact = require_exact(value, record.pool.currency, "total")
-            split = split_fee(exact, session.holdings(pool_id), record.pool.currency)
+            members = session.holdings(pool_id)
+            split = split_fee(exact, members, record.pool.currency)
+            items = [("fee", i, amount) for i, amount in split.shares.items()]
             new, entries, members = self._append(
-                session, record, [("fee", i, amount) for i, amount in split.shares.items()],
-                when, actor, (idempotency_key, fingerprint, "charge_fee"))
+                session, record, members, items, when, actor,
+                (idempotency_key, fingerprint, "charge_fee"))
             txs = [entry.transaction() for entry in entries]
             return _Outcome(txs, FeeCharged(
                 actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
@@ -539,13 +545,13 @@ class PoolLedger:
             if replay is not None:
                 return _Outcome(replay, None)
             exact = require_exact(value, pool.currency, "total")
-            split: Split = split_distribution(exact, session.holdings(pool_id), pool.currency,
-                                              rate)
+            members = session.holdings(pool_id)
+            split: Split = split_distribution(exact, members, pool.currency, rate)
             items = [("distribution", i, amount) for i, amount in split.shares.items()]
             if split.carry > 0:
                 items.append(("carry", pool.manager_id, split.carry))
             new, entries, members = self._append(
-                session, record, items, when, actor,
+                session, record, members, items, when, actor,
                 (idempotency_key, fingerprint, "distribute"))
             txs = [entry.transaction() for entry in entries]
             return _Outcome(txs, Distributed(
@@ -649,6 +655,8 @@ class PoolLedger:
 
         def body(session: LedgerSession) -> int:
             records = {record.pool.id: record for record in session.pools()}
+            # Everything but the entries first: no other query runs while they stream.
+            members = {pool_id: session.holdings(pool_id) for pool_id in records}
             seen: set[str] = set()
             checked = 0
             for pool_id, entries in itertools.groupby(session.entries(),
@@ -657,14 +665,14 @@ class PoolLedger:
                 if record is None:
                     raise AuditError(f"entries of pool {pool_id!r} remain but the pool does not")
                 seen.add(pool_id)
-                checked += self._check(session, record, entries)
+                checked += self._check(record, entries, members[pool_id])
             for pool_id in sorted(records.keys() - seen):
-                checked += self._check(session, records[pool_id], iter(()))
+                checked += self._check(records[pool_id], iter(()), members[pool_id])
             return checked
 
         return self.repository.read(body)
 
-    def _check(self, session: LedgerSession, record: PoolRecord, entries: Any) -> int:
+    def _check(self, record: PoolRecord, entries: Iterable[Entry],
+               members: Mapping[str, Amounts]) -> int:
         return self._chain.check(record.pool, record.head_seq, record.head_hash, record.totals,
-                                 entries, session.holdings(record.pool.id))
-
+                                 entries, members)
