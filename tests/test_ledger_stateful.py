@@ -1,4 +1,5 @@
-"""Random sequences of ledger operations, refused and repeated ones included, held to the model.
+"""Random sequences of ledger operations, refused and repeated ones included, held to the model,
+on the memory, SQLite and (a few examples) PostgreSQL backends.
 
 After every step: positions and totals equal the model's, the members' positions add up to the
 pool's totals, no position is negative, the audit chain verifies, and subscribers have received
@@ -7,6 +8,7 @@ exactly one event per committed change.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +23,7 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
 from auptimate_core import Investor, ManualClock, Pool, PoolLedger, Transaction
@@ -234,6 +237,13 @@ class SqliteLedgerMachine(LedgerMachine):
         return PoolLedger.from_url("sqlite://", clock=clock)
 
 
+class PostgresLedgerMachine(LedgerMachine):
+    url = ""
+
+    def make_ledger(self, clock: ManualClock) -> PoolLedger:
+        return PoolLedger.from_url(self.url, clock=clock, schema=f"s_{uuid.uuid4().hex[:12]}")
+
+
 _settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
 
@@ -241,3 +251,10 @@ TestMemoryLedgerStateful = LedgerMachine.TestCase
 TestMemoryLedgerStateful.settings = _settings
 TestSqliteLedgerStateful = SqliteLedgerMachine.TestCase
 TestSqliteLedgerStateful.settings = settings(_settings, max_examples=20)
+
+
+@pytest.mark.postgres
+def test_postgres_ledger_stateful(postgres_url: str) -> None:
+    PostgresLedgerMachine.url = postgres_url
+    run_state_machine_as_test(PostgresLedgerMachine,
+                              settings=settings(_settings, max_examples=10))
