@@ -136,6 +136,11 @@ class PoolLedger:
 
     Safe to share between threads. Subscribers are called after each commit, in commit order,
     from the thread of one of the writers; a subscriber that raises is logged and skipped.
+
+    Costs, for a pool of ``m`` members: a write is ``O(m)`` (its event carries every member's
+    position) plus ``O(k log k)`` for a split among ``k`` members; ``positions`` is ``O(m)``;
+    ``portfolio`` is ``O(pools of the investor)``; ``history`` and ``verify`` are
+    ``O(entries)`` (``history()`` of every pool adds a sort by time).
     """
 
     def __init__(self, repository: LedgerRepository | None = None, *,
