@@ -255,14 +255,15 @@ def redis_store_tables(data: dict[str, Any]) -> list[Table]:
 
 def _peer_maps(data: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     if isinstance(data, dict):
-        peers = data.get("peers")
-        if isinstance(peers, dict) and peers and all(
-            isinstance(p, dict) and isinstance(p.get("seconds"), int | float)
-            for p in peers.values()
-        ):
-            yield path, peers
+        for name in ("peers", "rows"):
+            peers = data.get(name)
+            if isinstance(peers, dict) and peers and all(
+                isinstance(p, dict) and isinstance(p.get("seconds"), int | float)
+                for p in peers.values()
+            ):
+                yield path, peers
         for key, value in data.items():
-            if key != "peers":
+            if key not in ("peers", "rows"):
                 yield from _peer_maps(value, f"{path} {key}".strip())
     elif isinstance(data, list):
         for index, item in enumerate(data):
@@ -274,7 +275,7 @@ def generic_tables(name: str, data: dict[str, Any]) -> list[Table]:
     tables = []
     for path, peers in _peer_maps(data):
         ours_name, ours = next(iter(peers.items()))
-        rate_key = next((k for k in ours if k.endswith("_per_second")), None)
+        rate_key = next((k for k in ours if k.endswith("per_second")), None)
         rows = []
         for peer_name, peer in peers.items():
             label = f"**{peer_name}** (ours)" if peer_name == ours_name else peer_name
@@ -304,9 +305,50 @@ def metrics_tables(data: dict[str, Any]) -> list[Table]:
     )]
 
 
+def windows_tables(data: dict[str, Any]) -> list[Table]:
+    peers = data["peers"]
+    ours_name = next(iter(peers))
+    ours = peers[ours_name]["events_per_second"]
+    rows = [[f"**{name}** (ours)" if name.startswith(("MemoryWindowStore", "ExactWindow",
+                                                      "BucketRing")) else name,
+             _rate(peer["events_per_second"]), "yes" if peer.get("same_counts") else "NO",
+             _times(ours / peer["events_per_second"])] for name, peer in peers.items()]
+    tables = [Table(
+        f"Window structures: record each event and count two windows ({', '.join(data['windows'])}"
+        f"), {data['events']:,} events over {data['pools']:,} pools",
+        ["peer", "events/s", "same counts", "observe_many (exact) is faster by"], rows,
+        "The store also keeps exact amount sums, places late events exactly, answers any "
+        "interval and counts a redelivered id once; the bare deque does none of that (a floor), "
+        "and `limits` is not idempotent.",
+    )]
+    memory = data.get("memory") or {}
+    if memory:
+        tables.append(Table(
+            "Window store memory after the stream (tracemalloc)",
+            ["structure", "retained MiB", "peak MiB", "events held"],
+            [[name, f"{m['retained_bytes'] / 2**20:.1f}", f"{m['peak_bytes'] / 2**20:.1f}",
+              f"{m['events']:,}"] for name, m in memory.items()],
+        ))
+    return tables
+
+
+def workers_tables(data: dict[str, Any]) -> list[Table]:
+    rows_in = data["rows"]
+    one = next(iter(rows_in.values()))["per_second"]
+    rows = [[name, _rate(row["per_second"]), str(row.get("redis_busy", "-")),
+             _times(row["per_second"] / one)] for name, row in rows_in.items()]
+    return [Table(
+        f"Workers end to end through Redis Streams: {data['transactions']:,} transactions",
+        ["run (all ours)", "transactions/s", "Redis busy (share of a core)", "x one worker"],
+        rows,
+        "Produce, consume through a consumer group, alert; the in-process engines on the same "
+        "Redis store and on the memory store are the peers that show what the stream costs.",
+    )]
+
+
 ADAPTERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "engine": engine_tables, "ranking": ranking_tables, "redis_store": redis_store_tables,
-    "metrics": metrics_tables,
+    "metrics": metrics_tables, "windows": windows_tables, "workers": workers_tables,
 }
 
 
@@ -366,6 +408,21 @@ def headlines(results: dict[str, dict[str, Any]]) -> list[str]:
                 f"{_times(peers[ours_name]['events_per_second'] / limits['events_per_second'])}"
                 " the `limits` library's moving window on the same server"
             )
+    windows = results.get("windows")
+    if windows:
+        peers = windows["peers"]
+        ours = next(iter(peers.values()))["events_per_second"]
+        limits = next((p for n, p in peers.items() if n.startswith("limits")), None)
+        if limits:
+            lines.append(f"memory window store: {_rate(ours)} events/s recorded and counted in two "
+                         f"windows, {_times(ours / limits['events_per_second'])} the `limits` "
+                         "library's in-memory moving window")
+    workers = results.get("workers")
+    if workers:
+        best = max(workers["rows"].items(), key=lambda item: item[1]["per_second"]
+                   if "Streams" in item[0] else 0)
+        lines.append(f"Redis Streams workers: {_rate(best[1]['per_second'])} transactions/s end "
+                     f"to end ({best[0].split(' (')[0]})")
     batch = results.get("metrics", {}).get("peers", {}).get("process_many")
     if batch:
         lines.append(f"Prometheus metrics on: {batch['cost'] * 100:+.1f}% on `process_many`")
