@@ -153,8 +153,9 @@ class AlertEngine:
         :attr:`~auptimate_core.alerts.Alert.key`, for an outbox to deliver once. Under a new
         name it is a duplicate, as always. This needs a store shared between processes (the
         Redis store); the memory store treats every repeat as a duplicate. Redeliver the same
-        batch (the same first name and transactions) no wider in event time than the store's
-        allowed lateness: see :func:`auptimate_core.integrations.redis_streams.spans`.
+        batch (the same first name and transactions), with at most the store's ``retain``
+        transactions of any one pool: see
+        :func:`auptimate_core.integrations.redis_streams.slices`.
         """
         alerts: list[Alert] = []
         late: list[Transaction] = []

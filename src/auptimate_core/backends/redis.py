@@ -78,7 +78,9 @@ class RedisWindowStore:
     every key (engines sharing a namespace share counts and the alert lifecycle).
     ``allowed_lateness`` is as for the memory store. ``idle_ttl`` is the wall-clock time after
     which an untouched pool's keys expire (at least the event-time horizon). ``retries`` and
-    ``backoff`` bound the retries of a failed call.
+    ``backoff`` bound the retries of a failed call. ``retain``: the newest events of a pool
+    kept even past the horizon, so that a redelivered run (see ``tokens`` of
+    :meth:`observe_many`) of up to that many events per pool is answered as the first time.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class RedisWindowStore:
         retries: int = 3,
         backoff: float = 0.05,
         batch_size: int = 20_000,
+        retain: int = 256,
     ) -> None:
         if not namespace or any(c in namespace for c in "{} "):
             raise ValueError(f"namespace: must be non-empty without braces or spaces, not "
@@ -108,6 +111,9 @@ class RedisWindowStore:
         self.retries = retries
         self.backoff = backoff
         self.batch_size = batch_size
+        if retain < 0:
+            raise ValueError(f"retain: must not be negative, not {retain}")
+        self.retain = retain
         self._sources = {name: _script(f"{name}.lua") for name in ("observe", "tally",
                                                                     "transition")}
         self._shas: dict[str, str] = {}
@@ -285,15 +291,16 @@ class RedisWindowStore:
         if tokens is not None:
             if len(tokens) != n:
                 raise ValueError(f"tokens: {len(tokens)} for {n} events")
-            bad = next((t for t in tokens if not t or any(c.isspace() for c in t)), None)
+            bad = next((t for t in tokens
+                        if not t or ":" in t or any(c.isspace() for c in t)), None)
             if bad is not None:
-                raise ValueError(f"tokens: {bad!r} is empty or has a space")
+                raise ValueError(f"tokens: {bad!r} is empty or has a space or a colon")
         k = len(intervals)
         if intervals:
             self._reach = max(self._reach, max(iv.reach for iv in intervals))
         keep = self._lateness + self._reach
         ttl = max(self._idle_ttl_ms, keep // 1000 + 1)
-        head: list[Any] = [self._lateness, keep, "1" if totals else "0", ttl, k]
+        head: list[Any] = [self._lateness, keep, "1" if totals else "0", ttl, self.retain, k]
         for iv in intervals:
             head += [iv.offset, iv.reach]
         token = uuid.uuid4().hex

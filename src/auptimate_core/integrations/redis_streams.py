@@ -47,7 +47,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -110,27 +110,26 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def spans(times: Sequence[datetime], span: timedelta) -> list[tuple[int, int]]:
-    """Split a run of events into consecutive ``(start, stop)`` slices whose event times lie
-    within ``span`` of each other.
+def slices(txs: Sequence[Transaction], per_pool: int) -> list[tuple[int, int]]:
+    """Split a run of transactions into consecutive ``(start, stop)`` slices holding at most
+    ``per_pool`` transactions of any one pool. O(n).
 
-    A worker acknowledges one slice at a time. A slice a worker died in is decided again by
-    the next; if it spanned more than the store's allowed lateness, its first events would
-    then look late against the newest ones it already recorded.
+    A worker acknowledges one slice at a time, and a slice it died in is decided again by the
+    next. The Redis store answers a redelivered run as the first time when it still holds its
+    events: it keeps the newest ``retain`` of each pool, whatever their age, so slices of at
+    most that many per pool are always answered alike.
     """
     out: list[tuple[int, int]] = []
     start = 0
-    low = high = None
-    for i, at in enumerate(times):
-        if low is not None and high is not None and (
-                max(high, at) - min(low, at) > span):
+    count: dict[str, int] = {}
+    for i, tx in enumerate(txs):
+        n = count.get(tx.pool_id, 0) + 1
+        if n > per_pool:
             out.append((start, i))
-            start, low, high = i, at, at
-            continue
-        low = at if low is None or at < low else low
-        high = at if high is None or at > high else high
-    if start < len(times):
-        out.append((start, len(times)))
+            start, count, n = i, {}, 1
+        count[tx.pool_id] = n
+    if start < len(txs):
+        out.append((start, len(txs)))
     return out
 
 
@@ -252,9 +251,8 @@ class StreamWorker:
     ``engine`` should run on a store shared by all workers (a
     :class:`~auptimate_core.backends.redis.RedisWindowStore`): counts and the alert lifecycle
     live there. Its late transactions are written to the ``rejected`` stream, not raised.
-    Entries are decided and acknowledged in slices no wider in event time than the store's
-    allowed lateness, so that a slice decided again after a crash looks as it did the first
-    time.
+    Entries are decided and acknowledged in slices of at most the store's ``retain`` events
+    per pool, so that a slice decided again after a crash is answered as the first time.
     ``sinks`` receive each alert once it is in the alert log. ``batch_size`` entries are read
     per shard at a time; ``lease`` (seconds) is how long a dead worker's shards wait before
     another takes them.
@@ -291,8 +289,8 @@ class StreamWorker:
         self.poll = poll
         self.alert_memory_ms = int(alert_memory * 1000)
         self.lag_every = 5.0
-        lateness = getattr(engine.store, "allowed_lateness", None)
-        self.span: timedelta = lateness if isinstance(lateness, timedelta) else timedelta(0)
+        retain = getattr(engine.store, "retain", None)
+        self.per_pool = retain if isinstance(retain, int) and retain > 0 else batch_size
         self.held: set[int] = set()
         self.processed = 0
         self._stop = threading.Event()
@@ -451,7 +449,7 @@ class StreamWorker:
                 rejected.append({"entry": entry_id, "error": str(error)})
         if rejected:
             self._finish(shard, [], [r["entry"] for r in rejected], rejected)
-        for start, stop in spans([tx.timestamp for tx in txs], self.span):
+        for start, stop in slices(txs, self.per_pool):
             if self._stop.is_set() and start:
                 break  # the rest stays pending for whoever reads this shard next
             if not self._decide(shard, txs[start:stop], names[start:stop], ids[start:stop]):

@@ -1,10 +1,10 @@
 -- Record a run of events of ONE key and tally intervals ending at each event's time.
 --
 -- KEYS[1] events  (ZSET: member = event id, score = event time in integer microseconds)
--- KEYS[2] amounts (HASH: event id -> "units:token", units = amount in 1/10,000)
+-- KEYS[2] amounts (HASH: event id -> "units:token[:tallies]", units = amount in 1/10,000)
 -- KEYS[3] meta    (HASH: newest, first, trimmed)
 -- ARGV[1] allowed lateness, ARGV[2] keep (lateness + longest reach), ARGV[3] "1" for totals,
--- ARGV[4] ttl in ms, ARGV[5] number of intervals k, then k pairs (offset, reach),
+-- ARGV[4] ttl in ms, ARGV[5] retain, ARGV[6] number of intervals k, then k pairs (offset, reach),
 -- then the run token, then one string "at units at units ...", then the event ids, one
 -- argument each (few arguments keep the client's encoding cheap). An empty run token says each
 -- event brings its own delivery token: the string is then "at units token at units token ...".
@@ -15,7 +15,11 @@
 -- are doubles). An event's token is the run token and its place in the run.
 --
 -- A duplicate whose stored token equals the arriving token is the same delivery retried (a
--- run resent after a dropped connection): it is answered as new, with fresh tallies.
+-- run resent after a dropped connection): it is answered as new, with fresh tallies. Events
+-- that bring their own token (a queue's redeliverable entries) also keep the tallies they were
+-- answered with, and a redelivery is answered with those, the same as the first time, even
+-- past the horizon: the newest `retain` events of a key are never trimmed, so a redelivered
+-- run of up to that many events per key is always found.
 --
 -- Cost: string.format and every redis.call are dear in Redis's Lua, so the common case (a new
 -- event) makes one ZADD NX plus one ZCOUNT per interval with numeric bounds (times are
@@ -28,18 +32,19 @@ local lateness = tonumber(ARGV[1])
 local keep = tonumber(ARGV[2])
 local totals = ARGV[3] == '1'
 local ttl = tonumber(ARGV[4])
-local k = tonumber(ARGV[5])
+local retain = tonumber(ARGV[5])
+local k = tonumber(ARGV[6])
 local offsets, lows = {}, {}
 for j = 1, k do
-  offsets[j] = tonumber(ARGV[4 + 2 * j])
-  lows[j] = tonumber(ARGV[5 + 2 * j]) - 1
+  offsets[j] = tonumber(ARGV[5 + 2 * j])
+  lows[j] = tonumber(ARGV[6 + 2 * j]) - 1
 end
-local run_token = ARGV[6 + 2 * k]
+local run_token = ARGV[7 + 2 * k]
 local numbers = {}
-for word in string.gmatch(ARGV[7 + 2 * k], '%S+') do
+for word in string.gmatch(ARGV[8 + 2 * k], '%S+') do
   numbers[#numbers + 1] = word
 end
-local first_id = 8 + 2 * k
+local first_id = 9 + 2 * k
 local width = run_token == '' and 3 or 2
 
 -- The token of the event at place e of the run.
@@ -80,15 +85,19 @@ local trimmed = tonumber(state[3])
 local out = {first and fmt(first) or '-1'}
 local changed = false
 
--- For an id already in the set: nil when it is past the horizon (forgotten), 'retry' when
--- this very delivery was stored before, 1 (duplicate) otherwise.
+-- For an id already in the set: 'retry' (and the tallies kept, if any) when this very
+-- delivery was stored before; else nil when it is past the horizon (forgotten), 1 (duplicate)
+-- otherwise.
 local function seen_status(id, score, token)
+  local stored = written[id] or redis.call('HGET', amounts, id)
+  if stored then
+    local stored_token, tallies = string.match(stored, '^%d+:([^:]*):?(.*)$')
+    if stored_token == token then
+      return 'retry', tallies
+    end
+  end
   if newest and score <= newest - keep then
     return nil
-  end
-  local stored = written[id] or redis.call('HGET', amounts, id)
-  if stored and string.match(stored, ':(.*)$') == token then
-    return 'retry'
   end
   return 1
 end
@@ -97,16 +106,17 @@ for e = first_id, #ARGV do
   local base = (e - first_id) * width
   local id = ARGV[e]
   local at = tonumber(numbers[base + 1])
-  local status
+  local status, kept
   if newest and at < newest - lateness then
     local seen = redis.call('ZSCORE', events, id)
-    status = (seen and seen_status(id, tonumber(seen), token_of(e, base)))
-      or 2
+    if seen then
+      status, kept = seen_status(id, tonumber(seen), token_of(e, base))
+    end
+    status = status or 2
   elseif redis.call('ZADD', events, 'NX', at, id) == 1 then
     status = 'new'
   else
-    local token = token_of(e, base)
-    status = seen_status(id, tonumber(redis.call('ZSCORE', events, id)), token)
+    status, kept = seen_status(id, tonumber(redis.call('ZSCORE', events, id)), token_of(e, base))
     if status == nil then
       redis.call('ZADD', events, at, id)
       status = 'new'
@@ -123,18 +133,27 @@ for e = first_id, #ARGV do
       changed = true
     end
   end
-  if status == 'new' or status == 'retry' then
+  if status == 'retry' and kept and kept ~= '' then
     out[#out + 1] = 0
+    out[#out + 1] = kept
+  elseif status == 'new' or status == 'retry' then
+    local tallies = {}
     for j = 1, k do
       if totals then
         local ids = redis.call('ZRANGEBYSCORE', events, at - lows[j], at - offsets[j])
         local h, l = sum_amounts(ids)
-        out[#out + 1] = #ids
-        out[#out + 1] = fmt(h)
-        out[#out + 1] = fmt(l)
+        tallies[#tallies + 1] = #ids
+        tallies[#tallies + 1] = fmt(h)
+        tallies[#tallies + 1] = fmt(l)
       else
-        out[#out + 1] = redis.call('ZCOUNT', events, at - lows[j], at - offsets[j])
+        tallies[#tallies + 1] = redis.call('ZCOUNT', events, at - lows[j], at - offsets[j])
       end
+    end
+    local text = table.concat(tallies, ' ')
+    out[#out + 1] = 0
+    out[#out + 1] = text
+    if status == 'new' and width == 3 then
+      written[id] = written[id] .. ':' .. text
     end
   else
     out[#out + 1] = status
@@ -155,9 +174,12 @@ end
 if changed then
   local horizon = newest - keep
   if not trimmed or horizon - trimmed >= keep / 8 then
-    local old = redis.call('ZRANGEBYSCORE', events, '-inf', horizon)
-    if #old > 0 then
-      redis.call('ZREMRANGEBYSCORE', events, '-inf', horizon)
+    -- Past the horizon, but never the newest `retain`: both are prefixes of the set.
+    local n = math.min(redis.call('ZCOUNT', events, '-inf', horizon),
+                       redis.call('ZCARD', events) - retain)
+    if n > 0 then
+      local old = redis.call('ZRANGE', events, 0, n - 1)
+      redis.call('ZREMRANGEBYRANK', events, 0, n - 1)
       for i = 1, #old, 4000 do
         redis.call('HDEL', amounts, unpack(old, i, math.min(i + 3999, #old)))
       end
