@@ -249,8 +249,9 @@ class RedisWindowStore:
         self._call(name, run)
 
     def _evalsha_on_nodes(self, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        # A cluster pipeline refuses EVALSHA, so pipeline per node: every key of one call has
-        # the same hash tag, hence the same slot and node.
+        # A cluster pipeline refuses EVALSHA, so pipeline per node (every key of one call has
+        # the same hash tag, hence the same slot and node): all nodes are sent their share
+        # before any reply is read, so the nodes work at the same time.
         by_node: dict[str, list[int]] = {}
         nodes: dict[str, Any] = {}
         for index, (keys, _) in enumerate(calls):
@@ -258,13 +259,25 @@ class RedisWindowStore:
             nodes[node.name] = node
             by_node.setdefault(node.name, []).append(index)
         results: list[Any] = [None] * len(calls)
-        for node_name, indexes in by_node.items():
-            pipe = self.client.get_redis_connection(nodes[node_name]).pipeline(transaction=False)
-            for index in indexes:
-                keys, args = calls[index]
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            for index, reply in zip(indexes, pipe.execute()):
-                results[index] = reply
+        taken: list[tuple[Any, Any, list[int]]] = []
+        try:
+            for node_name, indexes in by_node.items():
+                pool = self.client.get_redis_connection(nodes[node_name]).connection_pool
+                conn = pool.get_connection()
+                taken.append((pool, conn, indexes))
+                conn.send_packed_command(conn.pack_commands(
+                    [("EVALSHA", sha, len(calls[i][0]), *calls[i][0], *calls[i][1])
+                     for i in indexes]))
+            for _, conn, indexes in taken:
+                for index in indexes:
+                    results[index] = conn.read_response()
+        except BaseException:
+            for _, conn, _ in taken:
+                conn.disconnect()  # replies may be left unread on it
+            raise
+        finally:
+            for pool, conn, _ in taken:
+                pool.release(conn)
         return results
 
     # -- recording and tallying ---------------------------------------------------------------
