@@ -33,6 +33,8 @@ from auptimate_core.integrations.redis_streams import StreamProducer, lag
 from auptimate_core.io.generate import SyntheticStream
 from auptimate_core.testing.servers import RedisServer
 
+from .bench_redis_store import server_cpu
+
 RESULTS = Path(__file__).parent / "results"
 WORKER = [sys.executable, "-c", "from auptimate_core.cli import main; main()", "worker",
           "--quiet", "--stream", "bench"]
@@ -44,14 +46,6 @@ def rules() -> list[Any]:
     return [ThresholdRule(limit=Decimal("250000")),
             SpikeRule(window=timedelta(minutes=1), baseline=timedelta(hours=1),
                       factor=Decimal(10), min_count=5)]
-
-
-def server_cpu(url: str) -> float:
-    import redis
-
-    with redis.Redis.from_url(url) as client:
-        info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def through_workers(txs: list[Transaction], workers: int) -> dict[str, float]:

@@ -242,3 +242,39 @@ def observability_options(command: _Command) -> _Command:
     for option in reversed(options):
         decorated = option(decorated)
     return cast(_Command, decorated)
+
+
+def rule_options(command: _Command) -> _Command:
+    """Adds the alert rule options (``--threshold``, ``--spike-factor``, ``--spike-window``,
+    ``--baseline``, ``--min-count``) to a click command, which receives them as ``rules``: a
+    :class:`~auptimate_core.alerts.ThresholdRule` and a :class:`~auptimate_core.alerts.SpikeRule`.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, threshold: Decimal, spike_factor: Decimal, spike_window: timedelta,
+            baseline: timedelta, min_count: int, **kwargs: Any) -> Any:
+        from ..alerts import SpikeRule, ThresholdRule
+
+        if spike_factor <= 0:
+            raise click.BadParameter("must be greater than 0", param_hint="--spike-factor")
+        rules = [ThresholdRule(limit=threshold),
+                 SpikeRule(window=spike_window, baseline=baseline, factor=spike_factor,
+                           min_count=min_count)]
+        return command(*args, rules=rules, **kwargs)
+
+    options = (
+        click.option("--threshold", type=Amount(), default="250000", show_default=True,
+                     help="Alert on every transaction strictly greater than this amount."),
+        click.option("--spike-factor", type=Amount(), default="10", show_default=True,
+                     help="Spike when the recent count reaches this multiple of the baseline "
+                          "rate."),
+        click.option("--spike-window", type=Duration(), default="1m", show_default=True,
+                     help="The recent window: 30s, 1m, 5m ..."),
+        click.option("--baseline", type=Duration(), default="1h", show_default=True,
+                     help="The baseline period just before the recent window."),
+        click.option("--min-count", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="A spike needs at least this many transactions in the window."),
+    )
+    for option in reversed(options):
+        run = option(run)
+    return cast(_Command, run)

@@ -7,8 +7,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta, tzinfo
-from decimal import Decimal
+from datetime import tzinfo
 
 import click
 
@@ -17,13 +16,12 @@ from ..domain import Transaction
 from ..errors import AuptimateError
 from ..store import WindowStore
 from ._common import (
-    Amount,
     BadInput,
-    Duration,
     Input,
     TimeZone,
     observability_options,
     progress_wanted,
+    rule_options,
 )
 
 logger = logging.getLogger("auptimate_core.cli")
@@ -80,16 +78,7 @@ def _with_progress(txs: Iterator[Transaction], show: bool, every: int = 50_000
 @click.command("monitor")
 @observability_options
 @click.argument("file", type=str)
-@click.option("--threshold", type=Amount(), default="250000", show_default=True,
-              help="Alert on every transaction strictly greater than this amount.")
-@click.option("--spike-factor", type=Amount(), default="10", show_default=True,
-              help="Spike when the recent count reaches this multiple of the baseline rate.")
-@click.option("--spike-window", type=Duration(), default="1m", show_default=True,
-              help="The recent window: 30s, 1m, 5m ...")
-@click.option("--baseline", type=Duration(), default="1h", show_default=True,
-              help="The baseline period just before the recent window.")
-@click.option("--min-count", type=click.IntRange(min=1), default=5, show_default=True,
-              help="A spike needs at least this many transactions in the window.")
+@rule_options
 @click.option("--store", "store_url", default="memory", show_default=True,
               help="Where the windows live: memory, or redis://host:port/db.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
@@ -104,8 +93,7 @@ def _with_progress(txs: Iterator[Transaction], show: bool, every: int = 50_000
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr (default: when stderr is a terminal).")
 def monitor_command(
-    file: str, threshold: Decimal, spike_factor: Decimal, spike_window: timedelta,
-    baseline: timedelta, min_count: int, store_url: str, fmt: str, skip_invalid: bool,
+    file: str, rules: list[ThresholdRule | SpikeRule], store_url: str, fmt: str, skip_invalid: bool,
     rejects: str | None, assume_tz: tzinfo | None, plot: str | None, progress: bool | None,
 ) -> None:
     """Replay FILE (CSV or JSON Lines, - for stdin) through the alert engine on event time.
@@ -114,8 +102,6 @@ def monitor_command(
     transactions in the last --spike-window reach --min-count and --spike-factor times the
     rate of the --baseline before (firing once, then resolved once).
     """
-    if spike_factor <= 0:
-        raise click.BadParameter("must be greater than 0", param_hint="--spike-factor")
     printer = Printer(fmt)
     late: list[Transaction] = []
 
@@ -125,12 +111,7 @@ def monitor_command(
                    "lateness; not counted", err=True)
 
     store = open_store(store_url)
-    engine = AlertEngine(
-        [ThresholdRule(limit=threshold),
-         SpikeRule(window=spike_window, baseline=baseline, factor=spike_factor,
-                   min_count=min_count)],
-        store=store, sinks=[printer], on_late=on_late,
-    )
+    engine = AlertEngine(rules, store=store, sinks=[printer], on_late=on_late)
     kept: list[Transaction] = []
     with Input(file, skip_invalid=skip_invalid, rejects=rejects, assume_tz=assume_tz) as source:
         txs = _with_progress(source.transactions(), progress_wanted(progress))

@@ -6,14 +6,13 @@ import json
 import signal
 import sys
 from datetime import timedelta, tzinfo
-from decimal import Decimal
 from types import FrameType
 from typing import Any
 
 import click
 
 from ..alerts import Alert, SpikeRule, ThresholdRule
-from ._common import Amount, Duration, Input, TimeZone, observability_options
+from ._common import Duration, Input, TimeZone, observability_options, rule_options
 
 DEFAULT_STREAM = "auptimate:transactions"
 
@@ -42,16 +41,7 @@ def _print_alert(alert: Alert) -> None:
               help="Key prefix of the shared windows and alert lifecycle.")
 @click.option("--shards", type=click.IntRange(min=1), default=None,
               help="Shard count of a new stream (default 16; an existing stream keeps its own).")
-@click.option("--threshold", type=Amount(), default="250000", show_default=True,
-              help="Alert on every transaction strictly greater than this amount.")
-@click.option("--spike-factor", type=Amount(), default="10", show_default=True,
-              help="Spike when the recent count reaches this multiple of the baseline rate.")
-@click.option("--spike-window", type=Duration(), default="1m", show_default=True,
-              help="The recent window: 30s, 1m, 5m ...")
-@click.option("--baseline", type=Duration(), default="1h", show_default=True,
-              help="The baseline period just before the recent window.")
-@click.option("--min-count", type=click.IntRange(min=1), default=5, show_default=True,
-              help="A spike needs at least this many transactions in the window.")
+@rule_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Entries read per shard at a time.")
 @click.option("--lease", type=Duration(), default="10s", show_default=True,
@@ -61,8 +51,7 @@ def _print_alert(alert: Alert) -> None:
 @click.option("--quiet", is_flag=True, help="Do not print alerts (they are in the alert log).")
 def worker_command(
     store_url: str, stream: str, group: str, consumer: str | None, namespace: str,
-    shards: int | None, threshold: Decimal, spike_factor: Decimal, spike_window: timedelta,
-    baseline: timedelta, min_count: int, batch_size: int, lease: timedelta,
+    shards: int | None, rules: list[ThresholdRule | SpikeRule], batch_size: int, lease: timedelta,
     until_idle: timedelta | None, quiet: bool,
 ) -> None:
     """Consume transactions from a Redis Stream through a consumer group and raise alerts.
@@ -75,9 +64,6 @@ def worker_command(
     from ..integrations.redis_streams import StreamWorker, run_worker
 
     _redis_only(store_url)
-    rules = [ThresholdRule(limit=threshold),
-             SpikeRule(window=spike_window, baseline=baseline, factor=spike_factor,
-                       min_count=min_count)]
 
     def on_ready(worker: StreamWorker) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
