@@ -22,7 +22,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-RUN_PAGES = ("index.md", "getting-started.md", "concepts.md", "backends.md", "cli.md")
+RUN_PAGES = (
+    "index.md", "getting-started.md", "concepts.md", "backends.md", "cli.md", "ledger.md",
+)
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 

@@ -2,7 +2,7 @@
 
 Each script is run as a subprocess, the way a reader would run it, from a temporary working
 directory so that nothing is written into the repository. Scripts that need a server get the
-URL of one started by the fixtures (``REDIS_URL`` in the environment and ``--redis-url``).
+URL of one started by the fixtures in the environment (``REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def _param(script: Path) -> object:
 
 def test_the_examples_are_there() -> None:
     names = {script.name for script in SCRIPTS}
-    assert {"engine_quickstart.py", "sqlalchemy_observer.py", "ledger_alerts.py"} <= names
+    assert {"engine_quickstart.py", "sqlalchemy_observer.py", "ledger_alerts.py",
+            "redis_workers.py"} <= names
     assert "exploration.ipynb" in {notebook.name for notebook in NOTEBOOKS}
 
 
@@ -37,9 +38,7 @@ def test_example_script_runs(script: Path, tmp_path: Path, request: pytest.Fixtu
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     args = [sys.executable, str(script)]
     if script.name in NEEDS_REDIS:
-        url: str = request.getfixturevalue("redis_url")
-        env["REDIS_URL"] = url
-        args += ["--redis-url", url]
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
     result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=TIMEOUT, check=False)
     assert result.returncode == 0, (
