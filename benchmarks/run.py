@@ -241,7 +241,7 @@ def redis_store_tables(data: dict[str, Any]) -> list[Table]:
     peers = data["peers"]
     ours_name = next(iter(peers))
     ours = peers[ours_name]["events_per_second"]
-    rows = [[f"**{name}** (ours)" if name == ours_name else name, f"{peer['events']:,}",
+    rows = [[f"**{name}** (ours)" if name.startswith("observe") else name, f"{peer['events']:,}",
              _rate(peer["events_per_second"]), _times(ours / peer["events_per_second"])]
             for name, peer in peers.items()]
     return [Table(
