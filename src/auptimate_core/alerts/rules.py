@@ -111,9 +111,11 @@ def _span_text(micros: int) -> str:
 
 
 def _decimal(fraction: Fraction) -> Decimal:
-    return (Decimal(fraction.numerator) / Decimal(fraction.denominator)).quantize(
+    value = (Decimal(fraction.numerator) / Decimal(fraction.denominator)).quantize(
         Decimal("0.0001")
-    ).normalize()
+    )
+    # Without trailing zeros, and never in exponent form: 1000000, not 1E+6.
+    return value.to_integral_value() if value == value.to_integral_value() else value.normalize()
 
 
 class ThresholdRule:

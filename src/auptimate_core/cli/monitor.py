@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -48,6 +49,15 @@ class Printer:
         self._header = False
 
     def __call__(self, alert: Alert) -> None:
+        try:
+            self._print(alert)
+        except BrokenPipeError:
+            # The reader has gone (`auptimate monitor ... | head`): stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(0) from None
+
+    def _print(self, alert: Alert) -> None:
         self.count[(alert.rule, alert.state)] += 1
         if self.fmt == "jsonl":
             click.echo(json.dumps(alert.to_dict()))
