@@ -48,6 +48,7 @@ MINUTE = 60_000_000
 HOUR = 60 * MINUTE
 WINDOWS = [Interval(0, MINUTE), Interval(0, HOUR)]
 BUSY_POOLS = 20  # the memory pass also runs the stream over this few (busy) pools
+MEMORY_EVENTS = 400_000
 
 Stream = tuple[list[str], list[str], list[int]]
 Counts = tuple[list[int], list[int]]
@@ -269,10 +270,15 @@ def run(n: int, pools: int, batch: int, memory: bool) -> dict[str, Any]:
     for peer in report["peers"].values():
         peer["store_speedup"] = round(base / peer["events_per_second"], 2)
     if memory:
-        busy = make_stream(n, BUSY_POOLS)
+        # The structures are flat once the first horizon (66 minutes, ~160,000 events here)
+        # has passed, so the traced passes stop at MEMORY_EVENTS.
+        m = min(n, MEMORY_EVENTS)
+        quiet = (stream[0][:m], stream[1][:m], stream[2][:m])
+        busy = make_stream(m, BUSY_POOLS)
+        report["memory_events"] = m
         report["memory"] = {
             f"{window}, {count:,} pools": retained_bytes(window, data, batch)
-            for count, data in ((pools, stream), (BUSY_POOLS, busy))
+            for count, data in ((pools, quiet), (BUSY_POOLS, busy))
             for window in ("exact", "ring")
         }
     return report
@@ -296,9 +302,10 @@ def write(report: dict[str, Any], stem: str = "windows") -> None:
         lines.append(f"| {name} | {peer['seconds']} | {peer['events_per_second']:,} | "
                      f"{peer['store_speedup']}x | {'yes' if peer['same_counts'] else 'NO'} |")
     if "memory" in report:
-        lines += ["", "Memory the store holds at the end of the stream (tracemalloc, untimed "
-                  "pass; ids and times made afresh per batch so what the store keeps of them "
-                  "counts), on this stream and on the same stream over "
+        lines += ["", "Memory the store holds after the stream's first "
+                  f"{report['memory_events']:,} events (tracemalloc, untimed pass; ids and "
+                  "times made afresh per batch so what the store keeps of them counts), on "
+                  "this stream and on the same stream over "
                   f"{BUSY_POOLS} busy pools; rings of the default five-minute buckets:", "",
                   "| store, stream | retained MB | peak MB | keys | events | ids | ring slots |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
@@ -317,8 +324,48 @@ def write(report: dict[str, Any], stem: str = "windows") -> None:
         "idempotency too; the bare deque is a floor that would count a redelivery twice and "
         "breaks on out-of-order events. `limits` runs on event time by pointing its module "
         "clock at the stream for the run; it is not idempotent either.",
+        "",
+        verdict(report),
+        "",
+        "Why, and what was tried. In CPython every event costs a fixed number of interpreter "
+        "steps. A deque's windows ending now are two pointer moves and a length; the store "
+        "pays a dict lookup and insert for the id, an append to the times and to the running "
+        "sums, and a binary search per window edge, because it must answer any interval "
+        "exactly (the spike rule's baseline ends a minute ago, not now) and take late events. "
+        "cProfile of the batch path, and taking the loop apart step by step, put the time in "
+        "that per-event loop (the id map about a third, the two searches about a sixth), not "
+        "in per-batch overhead. What helped: an "
+        "inline path for windows that all end now (before, only the spike rule's shape had "
+        "one) and trimming a key's window a quarter horizon at a time instead of on every "
+        "event, together about 1.7x on this job. What did not: grouping a batch by pool and "
+        "using C-level list operations per pool (fewer than a dozen events a pool per batch "
+        "leave nothing to amortise), forgetting ids from an arrival queue instead of "
+        "rebuilding the map, and smaller savings in the loop (each within the noise). A "
+        "columnar numpy batch path, tried as an experiment and not kept, ran the counting "
+        "alone at about 2 million events a second but fell below 1 million once idempotency "
+        "by (pool, id) was added, so it would not beat the deque with ids either, at the cost "
+        "of a second representation of the whole store. The ring is slower than the flat "
+        "exact window in CPython (more steps per event to find a bucket); its gain is memory "
+        "on busy pools, as the table above shows.",
     ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """One sentence from this run's figures: where the batched store stands against each peer."""
+    rates = {name: peer["events_per_second"] for name, peer in report["peers"].items()}
+    ours = next(iter(rates.values()))
+
+    def find(word: str) -> tuple[str, int]:
+        return next((name, rate) for name, rate in rates.items() if word in name)
+
+    parts = []
+    for word in ("limits", "ids remembered", "no ids"):
+        name, rate = find(word)
+        ratio = ours / rate
+        parts.append(f"{ratio:.1f}x ahead of {name}" if ratio >= 1
+                     else f"{1 / ratio:.1f}x behind {name}")
+    return "Verdict of this run: the batched store (exact) is " + "; ".join(parts) + "."
 
 
 def main() -> None:

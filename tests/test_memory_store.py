@@ -71,8 +71,18 @@ def test_late_and_duplicate_statuses() -> None:
     assert store.observe(Observation("q", "c", 1), SPIKE).status is Status.NEW
 
 
-def test_safe_to_share_between_threads() -> None:
-    store = MemoryWindowStore()
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="window"):
+        MemoryWindowStore(window="tree")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bucket_width"):
+        MemoryWindowStore(window="ring", bucket_width=timedelta(0))
+    with pytest.raises(ValueError, match="allowed_lateness"):
+        MemoryWindowStore(allowed_lateness=timedelta(seconds=-1))
+
+
+@pytest.mark.parametrize("window", ["exact", "ring"])
+def test_safe_to_share_between_threads(window: str) -> None:
+    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
 
     def feed(worker: int) -> None:
         for start in range(0, 5_000, 100):

@@ -22,7 +22,9 @@ each by one binary search over that bucket's own few events. So each bucket is a
 window (what :class:`~auptimate_core.windows.exact.ExactWindow` is for a whole key), and the
 ring is how many of them are chained so that the interior costs nothing. There is no second
 structure to keep in step, and the spike rule's boundaries (``t - w`` and ``t - w - b`` at any
-microsecond) are exact.
+microsecond) are exact. (The other way to combine them, an exact window for the edges beside a
+counting-only ring for the interior, was rejected: the baseline's far edge lies a whole
+baseline back, so the exact window would have to hold all of it anyway.)
 
 Costs, with ``m`` the events of one bucket:
 
@@ -32,11 +34,13 @@ Costs, with ``m`` the events of one bucket:
   rebuild that bucket's sums, plus ``O(d)`` to raise the ``base`` of the ``d`` newer buckets
   (``d`` is bounded by the allowed lateness over the width);
 - ``count``/``total``: ``O(log m)``, whatever the window's length;
-- memory: ``O(span / width)`` slots plus 16 bytes per event held.
+- memory: ``O(span / width)`` slots, two small arrays per non-empty bucket, and 16 bytes per
+  event held.
 
 An event more than one ring behind the newest bucket is refused with ``ValueError`` (the owner
 applies its allowed lateness first, so nothing is silently misplaced); a late one within the
-ring is always taken, even into a bucket that had been forgotten or never opened.
+ring is always taken, even into a bucket that had been forgotten or never opened. Times are
+microseconds that fit 64 bits, as every ``datetime`` does.
 
 >>> ring = BucketRing(width=10, span=20)
 >>> for at, amount in [(3, 5), (12, 7), (12, 1), (27, 2), (41, 4)]:
@@ -129,7 +133,8 @@ class BucketRing:
         self._tail = max(self._tail, bucket - cap + 1)
 
     def add(self, at: int, amount: int = 0) -> None:
-        """Add one event; ``ValueError`` if its bucket has already been forgotten."""
+        """Add one event; ``ValueError`` if it is more than one ring behind the newest bucket
+        (see :attr:`accepts_from`)."""
         bucket = at // self.width
         if bucket > self._head or self._tail > self._head:
             self._open(bucket)
