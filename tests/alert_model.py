@@ -13,6 +13,8 @@ from fractions import Fraction
 
 from auptimate_core import Transaction
 
+_US = timedelta(microseconds=1)
+
 
 class ReferenceAlerts:
     """Threshold and spike rules on event time, per pool, with the firing/resolved lifecycle."""
@@ -47,7 +49,8 @@ class ReferenceAlerts:
     def holds(self, pool: str, t: datetime) -> bool:
         recent = self._count(pool, t - self.window, t)
         base = self._count(pool, t - self.window - self.baseline, t - self.window)
-        expected = Fraction(base) * Fraction(self.window / self.baseline)
+        # Exact: timedelta / timedelta is a float, and 0.1 as a float is a little over 1/10.
+        expected = Fraction(base) * Fraction(self.window // _US, self.baseline // _US)
         return recent >= self.min_count and recent >= self.factor * expected
 
     def process(self, tx: Transaction) -> list[tuple[str, str, str, str | None, datetime]]:
