@@ -55,7 +55,7 @@ BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 # otherwise). --quick replaces them with the module's --quick.
 FULL_ARGS: dict[str, list[str]] = {
     "bench_engine": ["--transactions", "300000", "--redis"],
-    "bench_ranking": [],
+    "bench_ranking": ["--big"],
     "bench_redis_store": [],
 }
 QUICK_EXTRA: dict[str, list[str]] = {"bench_engine": ["--redis"]}
