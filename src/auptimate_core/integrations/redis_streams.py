@@ -292,6 +292,7 @@ class StreamWorker:
         retain = getattr(engine.store, "retain", None)
         self.per_pool = retain if isinstance(retain, int) and retain > 0 else batch_size
         self.held: set[int] = set()
+        self._unfinished: set[int] = set()  # held shards that may have entries of ours pending
         self.processed = 0
         self._stop = threading.Event()
         self._late: list[Transaction] = []
@@ -414,6 +415,7 @@ class StreamWorker:
             claimed += len(ids)
             if start == "0-0" or not ids:
                 break
+        self._unfinished.add(shard)
         if claimed:
             metrics.worker_reclaimed(claimed, self.stream, self.group)
             logger.info("claimed unacknowledged entries", extra={
@@ -432,10 +434,16 @@ class StreamWorker:
 
     def _process_shard(self, shard: int) -> int:
         name = shard_stream(self.stream, shard)
-        # Our own unacknowledged entries first (after a failed batch), then new ones.
-        entries = self._read(name, "0") or self._read(name, ">")
+        # Our own unacknowledged entries first (claimed, or left by a batch that failed), then
+        # new ones; a shard with nothing left over costs one read, not two.
+        entries = self._read(name, "0") if shard in self._unfinished else []
+        leftovers = bool(entries)  # there may be more of them than one read returns
+        if not entries:
+            self._unfinished.discard(shard)
+            entries = self._read(name, ">")
         if not entries:
             return 0
+        self._unfinished.add(shard)  # until every slice is acknowledged
         txs: list[Transaction] = []
         names: list[str] = []
         ids: list[str] = []
@@ -454,6 +462,9 @@ class StreamWorker:
                 break  # the rest stays pending for whoever reads this shard next
             if not self._decide(shard, txs[start:stop], names[start:stop], ids[start:stop]):
                 break
+        else:
+            if not leftovers:
+                self._unfinished.discard(shard)
         return len(entries)
 
     def _decide(self, shard: int, txs: list[Transaction], names: list[str],
