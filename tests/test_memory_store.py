@@ -136,3 +136,11 @@ def test_peak_size_is_bounded_on_a_long_fast_stream(window: str, events: int) ->
     if window == "ring":
         assert peak["slots"] <= 10_000 * (keep // MINUTE + 2)
     store._check()
+
+
+class TestMemoryStoreColumnar(WindowStoreContract):
+    """The same store on columnar windows (numpy, batch at a time)."""
+
+    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+        return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us),
+                                 window="columnar")

@@ -22,9 +22,11 @@ reach any more (older than its newest event minus the allowed lateness minus the
 asked for; the exact window trims lazily, a quarter of that horizon at a time, the ring drops
 whole buckets as new ones open), and every so often (after at least 4,096 events, and at least
 half as many as there are keys, so the scan costs ``O(1)`` per event) keys that went idle
-(newest event older than the newest event of the whole store minus that horizon) are dropped
-whole. What a store keeps for ever per key is its first and newest event times and its
-lifecycle states: a few integers per pool ever seen, not per event.
+(newest event older than the newest event of the whole store minus that horizon) are trimmed
+to their own horizon, ids too. An idle key is not dropped whole: an event of it may still
+arrive as late as its own newest minus the allowed lateness, and must then be counted with the
+events before it. So a key holds for ever at least its newest event, its first event time and
+its lifecycle states: a few dozen bytes per pool ever seen, not per event.
 
 Costs per observation: amortised ``O(1)`` to record an in-order event, ``O(log n)`` per interval
 tallied (``O(log m)`` in one bucket of ``m`` events for the ring), more for a late event that
@@ -51,9 +53,9 @@ import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ..errors import ValidationError
+from ..errors import MissingExtra, ValidationError
 from ..store import (
     Interval,
     LifecycleState,
@@ -67,6 +69,9 @@ from ..store import (
 )
 from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
+
+if TYPE_CHECKING:
+    from ..windows.columnar import ColumnarWindows
 
 _US = timedelta(microseconds=1)
 _SWEEP_MIN = 4_096  # events between sweeps, at least (and at least half the keys held)
@@ -102,6 +107,14 @@ class _RingKey(BucketRing):
 _Key = _ExactKey | _RingKey
 
 
+def _columnar_windows() -> ColumnarWindows:
+    try:
+        from ..windows.columnar import ColumnarWindows
+    except ImportError as error:
+        raise MissingExtra("numpy", "fast") from error
+    return ColumnarWindows()
+
+
 def _forget_ids(state: _Key, horizon: int) -> None:
     """Forget the ids of events at or before ``horizon`` (which no interval reaches)."""
     state.ids = {k: v for k, v in state.ids.items() if v > horizon}
@@ -121,14 +134,15 @@ class MemoryWindowStore:
         self,
         allowed_lateness: timedelta = timedelta(minutes=5),
         *,
-        window: Literal["exact", "ring"] = "exact",
+        window: Literal["exact", "ring", "columnar"] = "exact",
         bucket_width: timedelta = timedelta(minutes=5),
     ) -> None:
         if allowed_lateness < timedelta(0):
             raise ValidationError(
                 "allowed_lateness", f"must not be negative, not {allowed_lateness}")
-        if window not in ("exact", "ring"):
-            raise ValidationError("window", f"must be 'exact' or 'ring', not {window!r}")
+        if window not in ("exact", "ring", "columnar"):
+            raise ValidationError(
+                "window", f"must be 'exact', 'ring' or 'columnar', not {window!r}")
         if bucket_width < _US:
             raise ValidationError(
                 "bucket_width", f"must be at least a microsecond, not {bucket_width}")
@@ -139,15 +153,17 @@ class MemoryWindowStore:
         self._width = bucket_width // _US
         self._lateness = allowed_lateness // _US
         self._keys: dict[str, _Key] = {}
-        self._gone: dict[str, tuple[int, int]] = {}  # first and newest of keys swept away
         self._lifecycle = LifecycleTable()
         self._reach = 0
         self._newest = _NEVER
         self._since_sweep = 0
         self._lock = threading.Lock()
+        self._columnar: ColumnarWindows | None = None
+        if window == "columnar":
+            self._columnar = _columnar_windows()
 
     def _new_key(self, key: str, at: int) -> _Key:
-        first, newest = self._gone.pop(key, (at, _NEVER))
+        first, newest = at, _NEVER
         state: _Key
         if self._ring:
             state = _RingKey(first, newest, self._width, self._lateness + self._reach)
@@ -187,6 +203,12 @@ class MemoryWindowStore:
     ) -> ObservedBatch:
         n = len(keys)
         spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
+        if self._columnar is not None:
+            with self._lock:
+                self._reach = max(self._reach, *(high for _, high in spans), 0)
+                return self._columnar.observe_many(
+                    keys, event_ids, ats, amounts, spans, totals, self._lateness,
+                    self._lateness + self._reach)
         counts = [[0] * n for _ in spans]
         sums = [[0] * n for _ in spans] if totals else []
         sums_or_none = sums if totals else None
@@ -285,6 +307,9 @@ class MemoryWindowStore:
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         with self._lock:
+            if self._columnar is not None:
+                return self._columnar.tally(
+                    key, at, [(iv.offset, iv.offset + iv.length) for iv in intervals])
             state = self._keys.get(key)
             out = []
             for interval in intervals:
@@ -296,13 +321,18 @@ class MemoryWindowStore:
             return tuple(out)
 
     def _sweep(self) -> None:
-        """Drop keys whose newest event is past the horizon of the whole store."""
+        """Trim keys that went idle to their own horizon (an event of theirs arriving now may
+        be as old as their newest minus the allowed lateness, so its windows reach back to
+        their newest minus ``keep``, not to the store's)."""
         self._since_sweep = 0
-        horizon = self._newest - self._lateness - self._reach
-        idle = [key for key, state in self._keys.items() if state.last < horizon]
-        for key in idle:
-            state = self._keys.pop(key)
-            self._gone[key] = (state.first, state.last)
+        keep = self._lateness + self._reach
+        horizon = self._newest - keep
+        for state in self._keys.values():
+            if state.last < horizon:
+                own = state.last - keep
+                state.trim(own)
+                if len(state.ids) > 2 * len(state):
+                    _forget_ids(state, own)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -329,6 +359,8 @@ class MemoryWindowStore:
         """How much the store holds: keys, events, remembered ids, and ring slots (0 for exact
         windows), for memory tests."""
         with self._lock:
+            if self._columnar is not None:
+                return self._columnar.size()
             states = self._keys.values()
             return {
                 "keys": len(states),
@@ -341,6 +373,9 @@ class MemoryWindowStore:
         """Assert the invariants: every structure sound, the id of every event a window can
         still reach remembered."""
         with self._lock:
+            if self._columnar is not None:
+                self._columnar._check()
+                return
             keep = self._lateness + self._reach
             for state in self._keys.values():
                 state._check()

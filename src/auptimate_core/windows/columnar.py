@@ -1,0 +1,516 @@
+"""``ColumnarWindows``: the recent events of every key in one sorted numpy array, a batch at a time.
+
+The per-key structures (:mod:`.exact`, :mod:`.ring`) pay a fixed number of interpreter steps per
+event, which in CPython caps a store at about half a million events a second. This structure
+moves the per-event work of a batch into numpy: it keeps every held event of every key as one
+``int64`` *composite* ``code << 41 | (at - base)`` (``code`` numbers the key, ``base`` is a
+store-wide time origin), in one sorted array, with the events' amounts alongside. A key's events
+are then one contiguous, time-ordered run of that array, and "how many events of key ``k`` lie in
+``(low, high]``" is two ``searchsorted`` calls, done for a whole batch at once.
+
+One batch (:meth:`ColumnarWindows.observe_many`) costs:
+
+- ``O(b)`` dict work in C for the event ids (one set intersection finds the redeliveries; only
+  those are looked at one by one);
+- ``O(b log b)`` to sort the batch by key (stable, so arrival order holds within a key), from
+  which each event's running "newest so far" and "first so far" of its key come by a
+  grouped ``maximum.accumulate``: that decides which events are late, in the order they arrived;
+- ``O(N + b)`` to merge the new events into the ``N`` held (``np.insert``), and ``O(b log N)``
+  to rank each window edge;
+- for keys whose events arrived out of time order in this batch, a correction in Python,
+  ``O(m log m)`` for the ``m`` events of such a key: an event is counted by the events that
+  arrived before it, and ranking in the merged array also sees the ones that arrived after it.
+
+So per event the work is a few dozen machine steps in C instead of interpreter steps; per batch
+there is a fixed overhead of some tens of numpy calls (tens of microseconds), which is why the
+structure is for batches (hundreds of events and up), not for single calls.
+
+Results are exactly those of observing each event in order (see the
+:class:`~auptimate_core.store.WindowStore` contract). A batch is cut into *rounds* where that
+would otherwise need per-event care: at the second arrival of an id within the batch, at a
+redelivery whose duplicate status depends on events earlier in the same batch, and at an event
+past the time range; each round starts where the cause is gone.
+
+Bounds and limits:
+
+- Relative times have 41 bits (about 25 days). ``base`` starts 2**40 microseconds (about 12.7
+  days) before the first event and moves forward when an event would not fit. Events more than
+  2**40 microseconds older than the store's newest event may therefore be refused as ``LATE``
+  even where the key's own lateness would allow them, and the windows plus the allowed lateness
+  must span less than that (:data:`MAX_KEEP`).
+- Key codes have 21 bits: about two million distinct keys in a store's lifetime.
+- Memory: held events are compacted to each key's horizon (newest minus ``keep``) whenever the
+  array has doubled since the last compaction; ids likewise. What stays per key for ever is two
+  integers (its newest and first event times) and its code.
+
+Amounts are ``int64`` while the sum of every amount held fits comfortably, and Python integers
+(an ``object`` array, slower, still exact) past that.
+
+Not thread-safe on its own: the owning store locks.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import compress
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import StoreError, ValidationError
+from ..store import ObservedBatch, Status, Tally
+
+Ints = npt.NDArray[np.int64]
+Flags = npt.NDArray[np.bool_]
+
+TIME_BITS = 41
+SPAN = 1 << TIME_BITS  # relative times lie in [0, SPAN)
+MAX_KEEP = 1 << 40  # how far before the newest event the base may lie, at least
+CODE_LIMIT = 1 << 21
+_MASK = SPAN - 1
+_PACK = 42  # shift for the grouped running max: code above, a 42-bit value below
+_PACK_MASK = (1 << _PACK) - 1
+_NEVER = -(1 << 62)
+_NO_FIRST = 1 << 62
+_SAFE_TOTAL = float(1 << 61)
+_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE)
+_MIN_COMPACT = 1 << 16
+
+
+class ColumnarWindows:
+    """Every key's recent events, ids, newest and first times, in columnar form.
+
+    >>> windows = ColumnarWindows()
+    >>> got = windows.observe_many(["p", "p", "q", "p"], ["a", "b", "c", "a"], [10, 20, 20, 30],
+    ...                            [1, 2, 4, 8], [(0, 15)], True, 5, 15)
+    >>> [s.value for s in got.statuses], got.counts, got.totals
+    (['new', 'new', 'new', 'duplicate'], [[1, 2, 1, 0]], [[1, 3, 4, 0]])
+    """
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+        self._newest: Ints = np.full(64, _NEVER, np.int64)  # per code, absolute
+        self._first: Ints = np.full(64, _NO_FIRST, np.int64)  # per code, absolute
+        self._base: int | None = None
+        self._comp: Ints = np.empty(0, np.int64)
+        self._amount: npt.NDArray[Any] | None = None  # None while every amount was 0
+        self._cum: npt.NDArray[Any] | None = None  # prefix sums of _amount, made on demand
+        self._held_total = 0.0  # an upper bound of the sum of |amount| held
+        self._ids: dict[str, int] = {}  # event id -> composite of the event that holds it
+        self._shared: dict[tuple[int, str], int] = {}  # ids that more than one key holds
+        self._compact_at = _MIN_COMPACT
+        self._id_limit = _MIN_COMPACT
+        self.newest = _NEVER  # the newest event time of the whole store
+
+    # -- public -------------------------------------------------------------------------------
+
+    def observe_many(
+        self,
+        keys: Sequence[str],
+        event_ids: Sequence[str],
+        ats: Sequence[int],
+        amounts: Sequence[int],
+        spans: Sequence[tuple[int, int]],
+        totals: bool,
+        lateness: int,
+        keep: int,
+    ) -> ObservedBatch:
+        """Observe each event in order; ``spans`` are ``(offset, reach)`` pairs: the window
+        ``(at - reach, at - offset]``. ``keep`` is ``lateness`` plus the longest reach asked for
+        (what no window can see past), below :data:`MAX_KEEP`."""
+        if keep >= MAX_KEEP:
+            raise ValidationError(
+                "intervals", "columnar windows hold at most 2**40 microseconds (about 12.7 days) "
+                "of allowed lateness plus window; use window='exact' for longer ones")
+        n = len(keys)
+        out = _Output(len(spans), totals)
+        codes = self._code_list(keys)
+        start = 0
+        while start < n:
+            start = self._round(
+                codes, event_ids, ats, amounts, start, spans, totals, lateness, keep, out)
+        return ObservedBatch(out.statuses, out.counts, out.sums, out.first_seen)
+
+    def tally(self, key: str, at: int, spans: Sequence[tuple[int, int]]) -> tuple[Tally, ...]:
+        """Counts and sums of ``key``'s events in each span ending at ``at``; nothing recorded."""
+        code = self._codes.get(key)
+        if code is None or self._base is None:
+            return tuple(Tally(0, 0) for _ in spans)
+        floor = code << TIME_BITS
+        rel = at - self._base
+        out = []
+        for offset, reach in spans:
+            hi = self._rank(floor + min(max(rel - offset, -1), _MASK))
+            lo = self._rank(floor + min(max(rel - reach, -1), _MASK))
+            out.append(Tally(hi - lo, self._sum(lo, hi)))
+        return tuple(out)
+
+    def size(self) -> dict[str, int]:
+        return {"keys": len(self._codes), "events": len(self._comp),
+                "ids": len(self._ids) + len(self._shared), "slots": 0}
+
+    def _check(self) -> None:
+        """Assert the invariants: sorted composites, amounts aligned, codes known."""
+        comp = self._comp
+        assert bool(np.all(comp[1:] >= comp[:-1]))
+        assert self._amount is None or len(self._amount) == len(comp)
+        if len(comp):
+            assert int(comp[-1] >> TIME_BITS) < len(self._codes)
+            assert int(comp[0]) >= 0
+
+    # -- one round ----------------------------------------------------------------------------
+
+    def _round(
+        self, codes: list[int], event_ids: Sequence[str], ats: Sequence[int],
+        amounts: Sequence[int], start: int, spans: Sequence[tuple[int, int]], totals: bool,
+        lateness: int, keep: int, out: _Output,
+    ) -> int:
+        """Observe a prefix of ``[start:]`` in one go; returns where the next round starts."""
+        try:
+            t: Ints = np.array(ats[start:], dtype=np.int64)
+        except OverflowError:
+            raise ValidationError("at", "event times must fit in 64 bits") from None
+        if self._base is None:
+            self._base = int(t.min()) - MAX_KEEP
+        rel = t - self._base
+        m = len(t)
+        far = np.flatnonzero(rel >= SPAN)
+        if len(far) and far[0] == 0:
+            self._rebase(int(t[0]) - MAX_KEEP)
+            return start
+        cut = int(far[0]) if len(far) else m
+        ids = event_ids[start:start + cut]
+        if len(set(ids)) < cut:
+            cut = _first_repeat(ids)
+            ids = ids[:cut]
+        c: Ints = np.array(codes[start:start + cut], dtype=np.int64)
+        t, rel = t[:cut], rel[:cut]
+        order = np.argsort(c, kind="stable")
+        stored_newest = self._newest[c] - self._base
+        dup = np.zeros(cut, np.bool_)
+        shared: list[int] = []
+        hits = self._hits(ids)
+        if hits:
+            before = _running_max_before(c, order, np.clip(rel, -1, _MASK))
+            upper = np.maximum(stored_newest, before)
+            again = self._classify(
+                hits, ids, c, stored_newest, upper, keep, dup, shared)
+            if again < cut:
+                cut = again
+                ids, c, t, rel = ids[:cut], c[:cut], t[:cut], rel[:cut]
+                dup, stored_newest = dup[:cut], stored_newest[:cut]
+                shared = [i for i in shared if i < cut]
+                order = np.argsort(c, kind="stable")
+        assert cut > 0  # the front event's key has no earlier event in the batch: decided
+        clipped = np.where(dup, -1, np.clip(rel, -1, _MASK))
+        newest = np.maximum(stored_newest, _running_max_before(c, order, clipped))
+        late = ~dup & ((rel < 0) | (rel < newest - lateness))
+        new = ~dup & ~late
+        nix = np.flatnonzero(new)
+        counts, sums = self._record(c, rel, nix, amounts, start, newest, spans, totals)
+        first = self._first_seen(c, order, rel, new)
+        if len(nix):
+            cn = c[nix]
+            tn = t[nix]
+            np.maximum.at(self._newest, cn, tn)
+            np.minimum.at(self._first, cn, tn)
+            self.newest = max(self.newest, int(tn.max()))
+            self._remember(ids, new, cn, rel[nix], shared)
+        status = np.where(dup, 1, np.where(late, 2, 0)).tolist()
+        out.statuses.extend(map(_STATUS.__getitem__, status))
+        out.first_seen.extend(first)
+        for j in range(len(spans)):
+            full = np.zeros(cut, np.int64)
+            if len(nix):
+                full[nix] = counts[j]
+            out.counts[j].extend(full.tolist())
+            if totals:
+                whole = np.zeros(cut, sums[j].dtype if len(nix) else np.int64)
+                if len(nix):
+                    whole[nix] = sums[j]
+                out.sums[j].extend(whole.tolist())
+        self._tidy(keep)
+        return start + cut
+
+    # -- ids ----------------------------------------------------------------------------------
+
+    def _hits(self, ids: Sequence[str]) -> list[int]:
+        """Positions of ``ids`` that some key already holds."""
+        found = self._ids.keys() & ids
+        if self._shared:
+            found |= {event_id for _, event_id in self._shared} & set(ids)
+        if not found:
+            return []
+        return [i for i, event_id in enumerate(ids) if event_id in found]
+
+    def _lookup(self, code: int, event_id: str) -> tuple[int | None, bool]:
+        """The relative time of ``code``'s event ``event_id`` (None if not held), and whether
+        the id is kept apart (another key holds it too, or held it first)."""
+        held = self._ids.get(event_id)
+        if held is not None and held >> TIME_BITS == code:
+            return held & _MASK, False
+        apart = self._shared.get((code, event_id))
+        return (None if apart is None else apart & _MASK), held is not None or apart is not None
+
+    def _classify(
+        self, hits: list[int], ids: Sequence[str], c: Ints, stored_newest: Ints, upper: Ints,
+        keep: int, dup: Flags, shared: list[int],
+    ) -> int:
+        """Mark the hits that are duplicates in ``dup`` and the new events whose id another key
+        holds in ``shared``; returns the first hit that cannot be decided in bulk (or ``len``).
+
+        A held id is a duplicate while its event lies within ``keep`` of its key's newest
+        event, which the events before it in the batch may move: between ``stored_newest`` and
+        ``upper``. Where those two disagree, the hit is left to a round of its own."""
+        codes = c.tolist()
+        for i in hits:
+            code, event_id = codes[i], ids[i]
+            seen, apart = self._lookup(code, event_id)
+            if apart:
+                shared.append(i)  # kept apart from the id another key holds
+            if seen is None:
+                continue
+            if seen > int(upper[i]) - keep:
+                dup[i] = True
+            elif seen > int(stored_newest[i]) - keep:
+                return i
+        return len(c)
+
+    def _remember(
+        self, ids: Sequence[str], new: Flags, codes: Ints, rel: Ints, shared: list[int]
+    ) -> None:
+        comps = ((codes << TIME_BITS) | rel).tolist()
+        if not shared:
+            self._ids.update(zip(compress(ids, new.tolist()), comps))
+            return
+        apart = set(shared)
+        for i, comp in zip(np.flatnonzero(new).tolist(), comps):
+            if i in apart:
+                self._shared[(comp >> TIME_BITS, ids[i])] = comp
+            else:
+                self._ids[ids[i]] = comp
+
+    # -- windows ------------------------------------------------------------------------------
+
+    def _record(
+        self, c: Ints, rel: Ints, nix: Ints, amounts: Sequence[int], start: int, newest: Ints,
+        spans: Sequence[tuple[int, int]], totals: bool,
+    ) -> tuple[list[Ints], list[npt.NDArray[Any]]]:
+        """Merge the new events ``nix`` into the array; tally each span for each of them."""
+        if not len(nix):
+            return [], []
+        cn = c[nix]
+        rn = rel[nix]
+        comp = (cn << TIME_BITS) | rn
+        order = np.argsort(comp, kind="stable")
+        ranked = comp[order]
+        pos = np.searchsorted(self._comp, ranked, side="right")
+        self._comp = np.insert(self._comp, pos, ranked)
+        self._add_amounts(amounts, start, nix, order, pos)
+        where = np.empty(len(nix), np.int64)
+        where[order] = pos + np.arange(len(nix))  # each new event's place in the array
+        floor = cn << TIME_BITS
+        counts: list[Ints] = []
+        sums: list[npt.NDArray[Any]] = []
+        edges: list[tuple[Ints, Ints]] = []
+        for offset, reach in spans:
+            hi = where + 1 if offset == 0 else self._ranks(floor + np.clip(rn - offset + 1, 0, SPAN))
+            lo = self._ranks(floor + np.clip(rn - reach + 1, 0, SPAN))
+            edges.append((lo, hi))
+            counts.append(hi - lo)
+        if totals:
+            cum = self._prefix()
+            sums = [cum[hi] - cum[lo] for lo, hi in edges]
+        disordered = rn < newest[nix]
+        if disordered.any():
+            self._correct(cn, rn, nix, amounts, start, disordered, spans, counts, sums)
+        return counts, sums
+
+    def _correct(
+        self, cn: Ints, rn: Ints, nix: Ints, amounts: Sequence[int], start: int,
+        disordered: Flags, spans: Sequence[tuple[int, int]], counts: list[Ints],
+        sums: list[npt.NDArray[Any]],
+    ) -> None:
+        """Take out of each tally the events of its key that arrived after it in this batch
+        (ranking saw them): only keys with an event out of time order can have any."""
+        codes = cn.tolist()
+        times = rn.tolist()
+        where = nix.tolist()
+        groups: dict[int, list[int]] = {}
+        for k in set(cn[disordered].tolist()):
+            groups[k] = []
+        for j, code in enumerate(codes):
+            group = groups.get(code)
+            if group is not None:
+                group.append(j)
+        for group in groups.values():
+            later: list[int] = []  # times of the group's events after this one, sorted
+            paid: list[int] = []  # their amounts, in the same order
+            for j in reversed(group):
+                at = times[j]
+                for s, (offset, reach) in enumerate(spans):
+                    a = bisect_right(later, at - reach)
+                    b = bisect_right(later, at - offset if offset else at - 1)
+                    if b > a:
+                        counts[s][j] -= b - a
+                        if sums:
+                            sums[s][j] -= sum(paid[a:b])
+                place = bisect_right(later, at)
+                later.insert(place, at)
+                paid.insert(place, amounts[start + where[j]])
+
+    def _ranks(self, comps: Ints) -> Ints:
+        return np.searchsorted(self._comp, comps, side="left")
+
+    def _rank(self, comp: int) -> int:
+        return int(np.searchsorted(self._comp, comp, side="right"))
+
+    def _add_amounts(
+        self, amounts: Sequence[int], start: int, nix: Ints, order: Ints, pos: Ints
+    ) -> None:
+        self._cum = None
+        chunk = amounts[start:start + int(nix[-1]) + 1]
+        try:
+            values: npt.NDArray[Any] = np.array(chunk, dtype=np.int64)[nix]
+            bound = float(np.abs(values).sum(dtype=np.float64))
+        except OverflowError:
+            values = np.array(chunk, dtype=object)[nix]
+            bound = float("inf")
+        if self._amount is None:
+            if not values.any():
+                return
+            self._amount = np.zeros(len(self._comp) - len(nix), np.int64)
+        self._held_total += bound
+        if self._held_total > _SAFE_TOTAL and self._amount.dtype != object:
+            self._amount = self._amount.astype(object)
+        if self._amount.dtype == object:
+            values = values.astype(object)
+        self._amount = np.insert(self._amount, pos, values[order])
+
+    def _prefix(self) -> npt.NDArray[Any]:
+        if self._cum is None:
+            if self._amount is None:
+                self._cum = np.zeros(len(self._comp) + 1, np.int64)
+            else:
+                cum = np.zeros(len(self._amount) + 1, self._amount.dtype)
+                np.cumsum(self._amount, out=cum[1:])
+                self._cum = cum
+        return self._cum
+
+    def _sum(self, lo: int, hi: int) -> int:
+        cum = self._prefix()
+        return int(cum[hi] - cum[lo])
+
+    def _first_seen(self, c: Ints, order: Ints, rel: Ints, new: Flags) -> list[int | None]:
+        """The first event time of each event's key once it is observed."""
+        assert self._base is not None
+        cs = c[order]
+        value = np.where(new, SPAN - rel, 0)[order]  # the largest is the earliest new event
+        best = np.maximum.accumulate((cs << _PACK) | value) & _PACK_MASK
+        earliest = np.empty(len(c), np.int64)
+        earliest[order] = np.where(best > 0, self._base + SPAN - best, _NO_FIRST)
+        first = np.minimum(self._first[c], earliest).tolist()
+        if _NO_FIRST in first:
+            return [None if at == _NO_FIRST else at for at in first]
+        return first
+
+    # -- keys, time base, compaction ----------------------------------------------------------
+
+    def _code_list(self, keys: Sequence[str]) -> list[int]:
+        codes = self._codes
+        try:
+            return list(map(codes.__getitem__, keys))
+        except KeyError:
+            for key in keys:
+                if key not in codes:
+                    self._add_key(key)
+            return list(map(codes.__getitem__, keys))
+
+    def _add_key(self, key: str) -> None:
+        code = len(self._codes)
+        if code >= CODE_LIMIT:
+            raise StoreError(
+                f"columnar windows number at most {CODE_LIMIT:,} keys in a store's lifetime; "
+                f"key {key!r} is one more (use window='exact')")
+        if code >= len(self._newest):
+            grow = len(self._newest)
+            self._newest = np.concatenate([self._newest, np.full(grow, _NEVER, np.int64)])
+            self._first = np.concatenate([self._first, np.full(grow, _NO_FIRST, np.int64)])
+        self._codes[key] = code
+
+    def _rebase(self, base: int) -> None:
+        """Move the time origin forward to ``base``, forgetting what lies before it."""
+        assert self._base is not None and base > self._base
+        shift = base - self._base
+        rel = (self._comp & _MASK) - shift
+        live = rel >= 0
+        self._comp = ((self._comp >> TIME_BITS) << TIME_BITS)[live] | rel[live]
+        if self._amount is not None:
+            self._amount = self._amount[live]
+        self._cum = None
+        self._ids = {k: v - shift for k, v in self._ids.items() if (v & _MASK) >= shift}
+        self._shared = {k: v - shift for k, v in self._shared.items() if (v & _MASK) >= shift}
+        self._base = base
+
+    def _tidy(self, keep: int) -> None:
+        """Compact the events (and the ids) to each key's horizon once they have doubled."""
+        assert self._base is not None
+        if len(self._comp) > self._compact_at:
+            horizon = self._newest[self._comp >> TIME_BITS] - self._base - keep
+            live = (self._comp & _MASK) > horizon
+            self._comp = self._comp[live]
+            if self._amount is not None:
+                self._amount = self._amount[live]
+                self._held_total = float(np.abs(self._amount).sum(dtype=np.float64))
+            self._cum = None
+            self._compact_at = max(2 * len(self._comp), _MIN_COMPACT)
+        if len(self._ids) + len(self._shared) > self._id_limit:
+            names = list(self._ids)
+            held: Ints = np.fromiter(self._ids.values(), np.int64, len(names))
+            horizon = self._newest[held >> TIME_BITS] - self._base - keep
+            live = ((held & _MASK) > horizon).tolist()
+            self._ids = dict(compress(zip(names, held.tolist()), live))
+            self._shared = {
+                k: v for k, v in self._shared.items()
+                if (v & _MASK) > int(self._newest[v >> TIME_BITS]) - self._base - keep}
+            self._id_limit = max(2 * (len(self._ids) + len(self._shared)), _MIN_COMPACT)
+
+
+class _Output:
+    """The columns of an :class:`ObservedBatch`, filled round by round."""
+
+    __slots__ = ("counts", "first_seen", "statuses", "sums")
+
+    def __init__(self, spans: int, totals: bool) -> None:
+        self.statuses: list[Status] = []
+        self.counts: list[list[int]] = [[] for _ in range(spans)]
+        self.sums: list[list[int]] = [[] for _ in range(spans)] if totals else []
+        self.first_seen: list[int | None] = []
+
+
+def _first_repeat(ids: Sequence[str]) -> int:
+    seen: set[str] = set()
+    for i, event_id in enumerate(ids):
+        if event_id in seen:
+            return i
+        seen.add(event_id)
+    return len(ids)
+
+
+def _running_max_before(c: Ints, order: Ints, values: Ints) -> Ints:
+    """For each event, the largest of ``values`` (each in ``[-1, SPAN)``) over the events of
+    its key before it (``order`` sorts by key, stably), or a very small number if none."""
+    cs = c[order]
+    packed = (cs << _PACK) | (values[order] + 1)
+    best = np.maximum.accumulate(packed)
+    before = np.empty_like(best)
+    before[0] = 0
+    before[1:] = best[:-1]
+    fresh = np.ones(len(cs), np.bool_)
+    fresh[1:] = cs[1:] != cs[:-1]
+    value = (before & _PACK_MASK) - 1
+    out = np.empty(len(c), np.int64)
+    out[order] = np.where(fresh | (value < 0), _NEVER, value)
+    return out
