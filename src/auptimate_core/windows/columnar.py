@@ -52,6 +52,7 @@ Not thread-safe on its own: the owning store locks.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Sequence
 from itertools import compress
 from typing import Any
@@ -187,30 +188,31 @@ class ColumnarWindows:
             ids = ids[:cut]
         c: Ints = np.array(codes[start:start + cut], dtype=np.int64)
         t, rel = t[:cut], rel[:cut]
-        order = np.argsort(c, kind="stable")
         stored_newest = self._newest[c] - self._base
         dup = np.zeros(cut, np.bool_)
         shared: list[int] = []
         hits = self._hits(ids)
         if hits:
-            before = _running_max_before(c, order, np.clip(rel, -1, _MASK))
+            before = _running_max_before(c, _by_key(c), np.clip(rel, -1, _MASK))
             upper = np.maximum(stored_newest, before)
-            again = self._classify(
-                hits, ids, c, stored_newest, upper, keep, dup, shared)
+            again = self._classify(hits, ids, c, stored_newest, upper, keep, dup, shared)
             if again < cut:
                 cut = again
                 ids, c, t, rel = ids[:cut], c[:cut], t[:cut], rel[:cut]
                 dup, stored_newest = dup[:cut], stored_newest[:cut]
                 shared = [i for i in shared if i < cut]
-                order = np.argsort(c, kind="stable")
         assert cut > 0  # the front event's key has no earlier event in the batch: decided
+        comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
+        by_comp = np.argsort(comp, kind="stable")
+        order = _by_key(c, by_comp)
         clipped = np.where(dup, -1, np.clip(rel, -1, _MASK))
         newest = np.maximum(stored_newest, _running_max_before(c, order, clipped))
         late = ~dup & ((rel < 0) | (rel < newest - lateness))
         new = ~dup & ~late
-        nix = np.flatnonzero(new)
-        counts, sums = self._record(c, rel, nix, amounts, start, newest, spans, totals)
+        counts, sums = self._record(comp, by_comp, new, rel < newest, amounts, start, spans,
+                                    totals)
         first = self._first_seen(c, order, rel, new)
+        nix = np.flatnonzero(new)
         if len(nix):
             cn = c[nix]
             tn = t[nix]
@@ -218,19 +220,16 @@ class ColumnarWindows:
             np.minimum.at(self._first, cn, tn)
             self.newest = max(self.newest, int(tn.max()))
             self._remember(ids, new, cn, rel[nix], shared)
-        status = np.where(dup, 1, np.where(late, 2, 0)).tolist()
-        out.statuses.extend(map(_STATUS.__getitem__, status))
+        if len(nix) == cut:
+            out.statuses.extend([Status.NEW] * cut)
+        else:
+            status = np.where(dup, 1, np.where(late, 2, 0)).tolist()
+            out.statuses.extend(map(_STATUS.__getitem__, status))
         out.first_seen.extend(first)
         for j in range(len(spans)):
-            full = np.zeros(cut, np.int64)
-            if len(nix):
-                full[nix] = counts[j]
-            out.counts[j].extend(full.tolist())
+            out.counts[j].extend(counts[j].tolist())
             if totals:
-                whole = np.zeros(cut, sums[j].dtype if len(nix) else np.int64)
-                if len(nix):
-                    whole[nix] = sums[j]
-                out.sums[j].extend(whole.tolist())
+                out.sums[j].extend(sums[j].tolist())
         self._tidy(keep)
         return start + cut
 
@@ -266,8 +265,7 @@ class ColumnarWindows:
         ``upper``. Where those two disagree, the hit is left to a round of its own."""
         codes = c.tolist()
         for i in hits:
-            code, event_id = codes[i], ids[i]
-            seen, apart = self._lookup(code, event_id)
+            seen, apart = self._lookup(codes[i], ids[i])
             if apart:
                 shared.append(i)  # kept apart from the id another key holds
             if seen is None:
@@ -295,71 +293,74 @@ class ColumnarWindows:
     # -- windows ------------------------------------------------------------------------------
 
     def _record(
-        self, c: Ints, rel: Ints, nix: Ints, amounts: Sequence[int], start: int, newest: Ints,
-        spans: Sequence[tuple[int, int]], totals: bool,
+        self, comp: Ints, by_comp: Ints, new: Flags, behind: Flags, amounts: Sequence[int],
+        start: int, spans: Sequence[tuple[int, int]], totals: bool,
     ) -> tuple[list[Ints], list[npt.NDArray[Any]]]:
-        """Merge the new events ``nix`` into the array; tally each span for each of them."""
-        if not len(nix):
-            return [], []
-        cn = c[nix]
-        rn = rel[nix]
-        comp = (cn << TIME_BITS) | rn
-        order = np.argsort(comp, kind="stable")
-        ranked = comp[order]
-        pos = np.searchsorted(self._comp, ranked, side="right")
-        self._comp = np.insert(self._comp, pos, ranked)
-        self._add_amounts(amounts, start, nix, order, pos)
-        where = np.empty(len(nix), np.int64)
-        where[order] = pos + np.arange(len(nix))  # each new event's place in the array
-        floor = cn << TIME_BITS
-        counts: list[Ints] = []
+        """Merge the ``new`` events into the array; tally each span for each of them (0 for
+        the others). ``comp`` are the round's composites, ``by_comp`` sorts them (stably);
+        ``behind`` marks the events that arrived after a newer one of their key."""
+        m = len(comp)
+        sel = by_comp[new[by_comp]]  # the new events, in composite order
+        counts = [np.zeros(m, np.int64) for _ in spans]
         sums: list[npt.NDArray[Any]] = []
+        if not len(sel):
+            return counts, [np.zeros(m, np.int64) for _ in spans] if totals else []
+        ranked = comp[sel]
+        pos = np.searchsorted(self._comp, ranked, side="right")
+        slots = pos + np.arange(len(sel))  # each new event's place in the merged array
+        keep = np.ones(len(self._comp) + len(sel), np.bool_)
+        keep[slots] = False
+        self._comp = _merge(self._comp, keep, slots, ranked)
+        self._add_amounts(amounts, start, sel, keep, slots)
+        floor = (ranked >> TIME_BITS) << TIME_BITS
+        rel = ranked - floor
         edges: list[tuple[Ints, Ints]] = []
-        for offset, reach in spans:
-            hi = where + 1 if offset == 0 else self._ranks(floor + np.clip(rn - offset + 1, 0, SPAN))
-            lo = self._ranks(floor + np.clip(rn - reach + 1, 0, SPAN))
+        for j, (offset, reach) in enumerate(spans):
+            # Queries in composite order, so each binary search starts near the last one.
+            hi = slots + 1 if offset == 0 else self._ranks(
+                floor + np.clip(rel - offset + 1, 0, SPAN))
+            lo = self._ranks(floor + np.clip(rel - reach + 1, 0, SPAN))
             edges.append((lo, hi))
-            counts.append(hi - lo)
+            counts[j][sel] = hi - lo
         if totals:
             cum = self._prefix()
-            sums = [cum[hi] - cum[lo] for lo, hi in edges]
-        disordered = rn < newest[nix]
-        if disordered.any():
-            self._correct(cn, rn, nix, amounts, start, disordered, spans, counts, sums)
+            for lo, hi in edges:
+                column = np.zeros(m, cum.dtype)
+                column[sel] = cum[hi] - cum[lo]
+                sums.append(column)
+        if (behind & new).any():
+            self._correct(comp, new, behind, amounts, start, spans, counts, sums)
         return counts, sums
 
     def _correct(
-        self, cn: Ints, rn: Ints, nix: Ints, amounts: Sequence[int], start: int,
-        disordered: Flags, spans: Sequence[tuple[int, int]], counts: list[Ints],
-        sums: list[npt.NDArray[Any]],
+        self, comp: Ints, new: Flags, behind: Flags, amounts: Sequence[int], start: int,
+        spans: Sequence[tuple[int, int]], counts: list[Ints], sums: list[npt.NDArray[Any]],
     ) -> None:
         """Take out of each tally the events of its key that arrived after it in this batch
         (ranking saw them): only keys with an event out of time order can have any."""
-        codes = cn.tolist()
-        times = rn.tolist()
-        where = nix.tolist()
-        groups: dict[int, list[int]] = {}
-        for k in set(cn[disordered].tolist()):
-            groups[k] = []
-        for j, code in enumerate(codes):
-            group = groups.get(code)
+        codes = (comp >> TIME_BITS).tolist()
+        times = (comp & _MASK).tolist()
+        groups: dict[int, list[int]] = {k: [] for k in set(
+            (comp[behind & new] >> TIME_BITS).tolist())}
+        for i in np.flatnonzero(new).tolist():
+            group = groups.get(codes[i])
             if group is not None:
-                group.append(j)
+                group.append(i)
         for group in groups.values():
             later: list[int] = []  # times of the group's events after this one, sorted
             paid: list[int] = []  # their amounts, in the same order
-            for j in reversed(group):
-                at = times[j]
+            for i in reversed(group):
+                at = times[i]
                 for s, (offset, reach) in enumerate(spans):
                     a = bisect_right(later, at - reach)
                     b = bisect_right(later, at - offset if offset else at - 1)
                     if b > a:
-                        counts[s][j] -= b - a
+                        counts[s][i] -= b - a
                         if sums:
-                            sums[s][j] -= sum(paid[a:b])
+                            sums[s][i] -= sum(paid[a:b])
                 place = bisect_right(later, at)
                 later.insert(place, at)
-                paid.insert(place, amounts[start + where[j]])
+                paid.insert(place, amounts[start + i])
 
     def _ranks(self, comps: Ints) -> Ints:
         return np.searchsorted(self._comp, comps, side="left")
@@ -368,26 +369,24 @@ class ColumnarWindows:
         return int(np.searchsorted(self._comp, comp, side="right"))
 
     def _add_amounts(
-        self, amounts: Sequence[int], start: int, nix: Ints, order: Ints, pos: Ints
+        self, amounts: Sequence[int], start: int, sel: Ints, keep: Flags, slots: Ints
     ) -> None:
         self._cum = None
-        chunk = amounts[start:start + int(nix[-1]) + 1]
+        chunk = amounts[start:start + int(sel.max()) + 1]
         try:
-            values: npt.NDArray[Any] = np.array(chunk, dtype=np.int64)[nix]
+            values: npt.NDArray[Any] = np.array(chunk, dtype=np.int64)[sel]
             bound = float(np.abs(values).sum(dtype=np.float64))
         except OverflowError:
-            values = np.array(chunk, dtype=object)[nix]
+            values = np.array(chunk, dtype=object)[sel]
             bound = float("inf")
         if self._amount is None:
             if not values.any():
                 return
-            self._amount = np.zeros(len(self._comp) - len(nix), np.int64)
+            self._amount = np.zeros(len(self._comp) - len(sel), np.int64)
         self._held_total += bound
         if self._held_total > _SAFE_TOTAL and self._amount.dtype != object:
             self._amount = self._amount.astype(object)
-        if self._amount.dtype == object:
-            values = values.astype(object)
-        self._amount = np.insert(self._amount, pos, values[order])
+        self._amount = _merge(self._amount, keep, slots, values.astype(self._amount.dtype))
 
     def _prefix(self) -> npt.NDArray[Any]:
         if self._cum is None:
@@ -467,15 +466,16 @@ class ColumnarWindows:
             self._cum = None
             self._compact_at = max(2 * len(self._comp), _MIN_COMPACT)
         if len(self._ids) + len(self._shared) > self._id_limit:
-            names = list(self._ids)
-            held: Ints = np.fromiter(self._ids.values(), np.int64, len(names))
+            # Deleting the stale ids in place keeps the dict's table (rebuilding it would grow
+            # it again, resize by resize).
+            held: Ints = np.fromiter(self._ids.values(), np.int64, len(self._ids))
             horizon = self._newest[held >> TIME_BITS] - self._base - keep
-            live = ((held & _MASK) > horizon).tolist()
-            self._ids = dict(compress(zip(names, held.tolist()), live))
+            stale = list(compress(self._ids, ((held & _MASK) <= horizon).tolist()))
+            deque(map(self._ids.__delitem__, stale), maxlen=0)
             self._shared = {
                 k: v for k, v in self._shared.items()
                 if (v & _MASK) > int(self._newest[v >> TIME_BITS]) - self._base - keep}
-            self._id_limit = max(2 * (len(self._ids) + len(self._shared)), _MIN_COMPACT)
+            self._id_limit = max(3 * (len(self._ids) + len(self._shared)), _MIN_COMPACT)
 
 
 class _Output:
@@ -497,6 +497,25 @@ def _first_repeat(ids: Sequence[str]) -> int:
             return i
         seen.add(event_id)
     return len(ids)
+
+
+def _merge(old: npt.NDArray[Any], keep: Flags, slots: Ints, values: npt.NDArray[Any]
+           ) -> npt.NDArray[Any]:
+    """``old`` with ``values`` at ``slots`` of the result (``keep`` marks the other places)."""
+    merged = np.empty(len(keep), old.dtype)
+    merged[slots] = values
+    merged[keep] = old
+    return merged
+
+
+def _by_key(c: Ints, by_comp: Ints | None = None) -> Ints:
+    """A stable sort of the events by key: ``by_comp`` itself when it keeps each key's events
+    in arrival order (a batch in time order), else a sort of its own."""
+    if by_comp is not None:
+        cs = c[by_comp]
+        if not np.any((cs[1:] == cs[:-1]) & (by_comp[1:] < by_comp[:-1])):
+            return by_comp
+    return np.argsort(c, kind="stable")
 
 
 def _running_max_before(c: Ints, order: Ints, values: Ints) -> Ints:
