@@ -52,7 +52,6 @@ Not thread-safe on its own: the owning store locks.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Sequence
 from itertools import compress
 from typing import Any
@@ -62,6 +61,7 @@ import numpy.typing as npt
 
 from ..errors import StoreError, ValidationError
 from ..store import ObservedBatch, Status, Tally
+from .idlog import IdLog, hashes
 
 Ints = npt.NDArray[np.int64]
 Flags = npt.NDArray[np.bool_]
@@ -99,8 +99,7 @@ class ColumnarWindows:
         self._amount: npt.NDArray[Any] | None = None  # None while every amount was 0
         self._cum: npt.NDArray[Any] | None = None  # prefix sums of _amount, made on demand
         self._held_total = 0.0  # an upper bound of the sum of |amount| held
-        self._ids: dict[str, int] = {}  # event id -> composite of the event that holds it
-        self._shared: dict[tuple[int, str], int] = {}  # ids that more than one key holds
+        self._ids = IdLog()  # event ids, each with the composite of its event
         self._compact_at = _MIN_COMPACT
         self._id_limit = _MIN_COMPACT
         self.newest = _NEVER  # the newest event time of the whole store
@@ -150,7 +149,7 @@ class ColumnarWindows:
 
     def size(self) -> dict[str, int]:
         return {"keys": len(self._codes), "events": len(self._comp),
-                "ids": len(self._ids) + len(self._shared), "slots": 0}
+                "ids": len(self._ids), "slots": 0}
 
     def _check(self) -> None:
         """Assert the invariants: sorted composites, amounts aligned, codes known."""
@@ -183,26 +182,27 @@ class ColumnarWindows:
             return start
         cut = int(far[0]) if len(far) else m
         ids = event_ids[start:start + cut]
-        if len(set(ids)) < cut:
-            cut = _first_repeat(ids)
-            ids = ids[:cut]
         c: Ints = np.array(codes[start:start + cut], dtype=np.int64)
         t, rel = t[:cut], rel[:cut]
+        comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
+        if len(set(ids)) < cut:
+            cut = _first_repeat(ids)
+            ids, c, t, rel, comp = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut]
+        h = hashes(ids)
         stored_newest = self._newest[c] - self._base
         dup = np.zeros(cut, np.bool_)
-        shared: list[int] = []
-        hits = self._hits(ids)
+        codes_here = codes[start:start + cut]
+        hits = self._ids.find(
+            ids, lambda i, held: held >> TIME_BITS == codes_here[i], h)
         if hits:
             before = _running_max_before(c, _by_key(c), np.clip(rel, -1, _MASK))
             upper = np.maximum(stored_newest, before)
-            again = self._classify(hits, ids, c, stored_newest, upper, keep, dup, shared)
+            again = _classify(hits, stored_newest, upper, keep, dup)
             if again < cut:
                 cut = again
-                ids, c, t, rel = ids[:cut], c[:cut], t[:cut], rel[:cut]
-                dup, stored_newest = dup[:cut], stored_newest[:cut]
-                shared = [i for i in shared if i < cut]
+                ids, c, t, rel, comp = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut]
+                dup, stored_newest, h = dup[:cut], stored_newest[:cut], h[:cut]
         assert cut > 0  # the front event's key has no earlier event in the batch: decided
-        comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
         by_comp = np.argsort(comp, kind="stable")
         order = _by_key(c, by_comp)
         clipped = np.where(dup, -1, np.clip(rel, -1, _MASK))
@@ -216,10 +216,12 @@ class ColumnarWindows:
         if len(nix):
             cn = c[nix]
             tn = t[nix]
-            np.maximum.at(self._newest, cn, tn)
-            np.minimum.at(self._first, cn, tn)
+            _update_extremes(self._newest, self._first, c, t, order[new[order]])
             self.newest = max(self.newest, int(tn.max()))
-            self._remember(ids, new, cn, rel[nix], shared)
+            if len(nix) == cut:
+                self._ids.add(ids, comp, h)
+            else:
+                self._ids.add(list(compress(ids, new.tolist())), comp[nix], h[nix])
         if len(nix) == cut:
             out.statuses.extend([Status.NEW] * cut)
         else:
@@ -234,61 +236,6 @@ class ColumnarWindows:
         return start + cut
 
     # -- ids ----------------------------------------------------------------------------------
-
-    def _hits(self, ids: Sequence[str]) -> list[int]:
-        """Positions of ``ids`` that some key already holds."""
-        found = self._ids.keys() & ids
-        if self._shared:
-            found |= {event_id for _, event_id in self._shared} & set(ids)
-        if not found:
-            return []
-        return [i for i, event_id in enumerate(ids) if event_id in found]
-
-    def _lookup(self, code: int, event_id: str) -> tuple[int | None, bool]:
-        """The relative time of ``code``'s event ``event_id`` (None if not held), and whether
-        the id is kept apart (another key holds it too, or held it first)."""
-        held = self._ids.get(event_id)
-        if held is not None and held >> TIME_BITS == code:
-            return held & _MASK, False
-        apart = self._shared.get((code, event_id))
-        return (None if apart is None else apart & _MASK), held is not None or apart is not None
-
-    def _classify(
-        self, hits: list[int], ids: Sequence[str], c: Ints, stored_newest: Ints, upper: Ints,
-        keep: int, dup: Flags, shared: list[int],
-    ) -> int:
-        """Mark the hits that are duplicates in ``dup`` and the new events whose id another key
-        holds in ``shared``; returns the first hit that cannot be decided in bulk (or ``len``).
-
-        A held id is a duplicate while its event lies within ``keep`` of its key's newest
-        event, which the events before it in the batch may move: between ``stored_newest`` and
-        ``upper``. Where those two disagree, the hit is left to a round of its own."""
-        codes = c.tolist()
-        for i in hits:
-            seen, apart = self._lookup(codes[i], ids[i])
-            if apart:
-                shared.append(i)  # kept apart from the id another key holds
-            if seen is None:
-                continue
-            if seen > int(upper[i]) - keep:
-                dup[i] = True
-            elif seen > int(stored_newest[i]) - keep:
-                return i
-        return len(c)
-
-    def _remember(
-        self, ids: Sequence[str], new: Flags, codes: Ints, rel: Ints, shared: list[int]
-    ) -> None:
-        comps = ((codes << TIME_BITS) | rel).tolist()
-        if not shared:
-            self._ids.update(zip(compress(ids, new.tolist()), comps))
-            return
-        apart = set(shared)
-        for i, comp in zip(np.flatnonzero(new).tolist(), comps):
-            if i in apart:
-                self._shared[(comp >> TIME_BITS, ids[i])] = comp
-            else:
-                self._ids[ids[i]] = comp
 
     # -- windows ------------------------------------------------------------------------------
 
@@ -449,8 +396,8 @@ class ColumnarWindows:
         if self._amount is not None:
             self._amount = self._amount[live]
         self._cum = None
-        self._ids = {k: v - shift for k, v in self._ids.items() if (v & _MASK) >= shift}
-        self._shared = {k: v - shift for k, v in self._shared.items() if (v & _MASK) >= shift}
+        self._ids.keep_only((self._ids.values() & _MASK) >= shift)
+        self._ids.shift_values(shift)
         self._base = base
 
     def _tidy(self, keep: int) -> None:
@@ -465,17 +412,11 @@ class ColumnarWindows:
                 self._held_total = float(np.abs(self._amount).sum(dtype=np.float64))
             self._cum = None
             self._compact_at = max(2 * len(self._comp), _MIN_COMPACT)
-        if len(self._ids) + len(self._shared) > self._id_limit:
-            # Deleting the stale ids in place keeps the dict's table (rebuilding it would grow
-            # it again, resize by resize).
-            held: Ints = np.fromiter(self._ids.values(), np.int64, len(self._ids))
+        if len(self._ids) > self._id_limit:
+            held = self._ids.values()
             horizon = self._newest[held >> TIME_BITS] - self._base - keep
-            stale = list(compress(self._ids, ((held & _MASK) <= horizon).tolist()))
-            deque(map(self._ids.__delitem__, stale), maxlen=0)
-            self._shared = {
-                k: v for k, v in self._shared.items()
-                if (v & _MASK) > int(self._newest[v >> TIME_BITS]) - self._base - keep}
-            self._id_limit = max(3 * (len(self._ids) + len(self._shared)), _MIN_COMPACT)
+            self._ids.keep_only((held & _MASK) > horizon)
+            self._id_limit = max(3 * len(self._ids), _MIN_COMPACT)
 
 
 class _Output:
@@ -490,6 +431,24 @@ class _Output:
         self.first_seen: list[int | None] = []
 
 
+def _classify(
+    hits: dict[int, int], stored_newest: Ints, upper: Ints, keep: int, dup: Flags
+) -> int:
+    """Mark in ``dup`` the held ids (``hits``: position -> composite held for the same key)
+    that are duplicates; returns the first that cannot be decided in bulk (or ``len``).
+
+    A held id is a duplicate while its event lies within ``keep`` of its key's newest event,
+    which the events before it in the batch may move: between ``stored_newest`` and ``upper``.
+    Where those two disagree, the hit is left to a round of its own."""
+    for i in sorted(hits):
+        seen = hits[i] & _MASK
+        if seen > int(upper[i]) - keep:
+            dup[i] = True
+        elif seen > int(stored_newest[i]) - keep:
+            return i
+    return len(dup)
+
+
 def _first_repeat(ids: Sequence[str]) -> int:
     seen: set[str] = set()
     for i, event_id in enumerate(ids):
@@ -497,6 +456,17 @@ def _first_repeat(ids: Sequence[str]) -> int:
             return i
         seen.add(event_id)
     return len(ids)
+
+
+def _update_extremes(newest: Ints, first: Ints, c: Ints, t: Ints, chosen: Ints) -> None:
+    """Raise ``newest`` and lower ``first`` (per key code) to the times of the ``chosen``
+    events (indices sorted by key)."""
+    cs = c[chosen]
+    ts = t[chosen]
+    starts = np.flatnonzero(np.concatenate(([True], cs[1:] != cs[:-1])))
+    keys = cs[starts]
+    newest[keys] = np.maximum(newest[keys], np.maximum.reduceat(ts, starts))
+    first[keys] = np.minimum(first[keys], np.minimum.reduceat(ts, starts))
 
 
 def _merge(old: npt.NDArray[Any], keep: Flags, slots: Ints, values: npt.NDArray[Any]
