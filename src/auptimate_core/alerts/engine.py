@@ -12,24 +12,48 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from operator import attrgetter
 from itertools import islice
 from time import perf_counter
 from typing import Any, TypeVar
 
 from .. import metrics as _metrics
-from ..domain import Transaction, check_timestamp, from_micros, to_micros
+from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
-from ..store import Interval, LifecycleState, Status, Transition, WindowStore, to_units
+from ..store import (
+    Interval,
+    LifecycleState,
+    ObservedBatch,
+    Status,
+    Transition,
+    WindowStore,
+    to_units,
+)
 from .alert import FIRING, RESOLVED, Alert
 from .rules import TransactionRule, WindowRule
 from .sinks import AlertCallback
+
+try:
+    import numpy as _np
+except ImportError:  # numpy is optional (the fast extra): the pure-Python path is the same
+    _np = None  # type: ignore[assignment]
 
 logger = logging.getLogger("auptimate_core.alerts")
 
 SinkErrorHandler = Callable[[AlertCallback, Alert, BaseException], object]
 IDLE = LifecycleState()
 _T = TypeVar("_T")
+_POOL = attrgetter("pool_id")
+_ID = attrgetter("id")
+_TIMESTAMP = attrgetter("timestamp")
+_AMOUNT = attrgetter("amount")
+_MICROSECOND = timedelta(microseconds=1)
+_INT64 = 1 << 62  # products below this are safe in numpy's int64
+
+
+def _ALERT_ORDER(entry: tuple[int, int, Alert, int]) -> tuple[int, int]:
+    return entry[0], entry[1]
 
 
 class EngineStats:
@@ -249,70 +273,107 @@ class AlertEngine:
     def _process_batch(
         self, txs: list[Transaction], late: list[Transaction], deliveries: Sequence[str] | None
     ) -> list[Alert]:
-        keys = [tx.pool_id for tx in txs]
-        ats = [to_micros(tx.timestamp) for tx in txs]
+        keys = list(map(_POOL, txs))
+        event_ids = list(map(_ID, txs))
+        ats = [(moment - EPOCH) // _MICROSECOND for moment in map(_TIMESTAMP, txs)]
         # A batch of deliveries is named by its first: decided again, it starts from the
         # lifecycle it found the first time (see WindowStore.states).
         tag = deliveries[0] if deliveries else None
-        amounts = [to_units(tx.amount) for tx in txs] if self._totals else [0] * len(txs)
-        if deliveries is None:
-            batch = self._call(
-                "observe_many", self.store.observe_many,
-                keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals,
-            )
-        else:
-            batch = self._call(
-                "observe_many", self.store.observe_many,
-                keys, [tx.id for tx in txs], ats, amounts, self._intervals, totals=self._totals,
-                tokens=deliveries,
-            )
+        amounts = list(map(to_units, map(_AMOUNT, txs))) if self._totals else [0] * len(txs)
+        extra: dict[str, Any] = {} if deliveries is None else {"tokens": deliveries}
+        batch = self._call(
+            "observe_many", self.store.observe_many,
+            keys, event_ids, ats, amounts, self._intervals, totals=self._totals, **extra,
+        )
         statuses = batch.statuses
         stats = self.stats
         stats.processed += len(txs)
         skipped = (stats.duplicates, stats.late)
-
-        # Lifecycle state of every (pool, window rule) of the batch, then decided locally in
-        # order; the store applies the changes by compare-and-set at the end.
-        slots = self._slots
-        states: list[dict[str, LifecycleState]] = []
-        if slots:
-            pools = set(keys)
-            known = self._call(
-                "states", self.store.states,
-                [(pool, s.rule.name) for pool in pools for s in slots], batch=tag,
-            )
-            states = [
-                {pool: known.get((pool, s.rule.name), IDLE) for pool in pools} for s in slots
-            ]
-        columns = [
-            tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
-            for s in slots
-        ]
-        window_work = list(zip(slots, states, columns))
-        tx_rules = self._tx_rules
-        first_seen = batch.first_seen
         new = Status.NEW
-        # Each entry: (alert, index of its transition or -1 when unconditional).
-        pending: list[tuple[Alert, int]] = []
-        transitions: list[Transition] = []
-        for i, status in enumerate(statuses):
-            if status is not new:
+        every_new = statuses.count(new) == len(statuses)
+        if not every_new:
+            for i, status in enumerate(statuses):
                 if status is Status.DUPLICATE:
                     stats.duplicates += 1
-                else:
+                elif status is Status.LATE:
                     stats.late += 1
                     late.append(txs[i])
                     if self.on_late is not None:
                         self.on_late(txs[i])
-                continue
-            if tx_rules:
-                tx = txs[i]
-                for tx_rule in tx_rules:
-                    alert = tx_rule.check(tx)
+        # Each entry: (transaction index, rule order, alert, index of its transition or -1
+        # when unconditional); sorted at the end into the order a loop per transaction gives.
+        pending: list[tuple[int, int, Alert, int]] = []
+        for order, tx_rule in enumerate(self._tx_rules):
+            flagged = getattr(tx_rule, "flagged", None)
+            candidates = flagged(txs) if flagged is not None else range(len(txs))
+            for i in candidates:
+                if every_new or statuses[i] is new:
+                    alert = tx_rule.check(txs[i])
                     if alert is not None:
-                        pending.append((alert, -1))
-            for slot, pool_states, cols in window_work:
-                key = keys[i]
+                        pending.append((i, order, alert, -1))
+        transitions: list[Transition] = []
+        if self._slots:
+            self._decide_windows(txs, keys, ats, batch, every_new, tag, pending, transitions)
+        _metrics.engine_batch(
+            self._store_name, len(txs), stats.duplicates - skipped[0], stats.late - skipped[1]
+        )
+        if not pending:
+            return []
+        applied = (
+            self._call("transition", self.store.transition, transitions) if transitions else []
+        )
+        pending.sort(key=_ALERT_ORDER)
+        alerts = [alert for _, _, alert, t in pending if t < 0 or applied[t]]
+        self._deliver(alerts)
+        return alerts
+
+    def _decide_windows(
+        self, txs: list[Transaction], keys: list[str], ats: list[int], batch: ObservedBatch,
+        every_new: bool, tag: str | None, pending: list[tuple[int, int, Alert, int]],
+        transitions: list[Transition],
+    ) -> None:
+        """The window rules' lifecycle changes of a batch, decided in transaction order.
+
+        Only the pools where something can change are walked: a pool whose rules hold at none
+        of its transactions of the batch and were not firing at its start keeps its state."""
+        slots = self._slots
+        statuses = batch.statuses
+        new = Status.NEW
+        columns = [
+            tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
+            for s in slots
+        ]
+        if tag is None:
+            # Pools that were firing, and those where a rule holds: nowhere else can a
+            # state change.
+            active: set[str] = set()
+            for slot in slots:
+                active.update(self._call("firing", self.store.firing, slot.rule.name))
+            active.intersection_update(keys)
+        else:
+            # A batch delivered again is decided from the states it found the first time,
+            # which only the states themselves tell: ask for every pool of the batch.
+            known = self._call(
+                "states", self.store.states,
+                [(pool, s.rule.name) for pool in set(keys) for s in slots], batch=tag)
+            active = {key for (key, _), state in known.items() if state.firing}
+        for slot, cols in zip(slots, columns):
+            active.update(keys[i] for i in _holding(slot, cols) if every_new or statuses[i] is new)
+        if not active:
+            return
+        known = self._call(
+            "states", self.store.states,
+            [(pool, s.rule.name) for pool in active for s in slots], batch=tag)
+        states = [
+            {pool: known.get((pool, s.rule.name), IDLE) for pool in active} for s in slots
+        ]
+        first_seen = batch.first_seen
+        base = len(self._tx_rules)
+        window_work = list(enumerate(zip(slots, states, columns), base))
+        for i, key in enumerate(keys):
+            if key not in active or not (every_new or statuses[i] is new):
+                continue
+            for order, (slot, pool_states, cols) in window_work:
                 state = pool_states[key]
                 linear = slot.linear
                 if linear is not None:
@@ -332,19 +393,8 @@ class AlertEngine:
                 alert = rule.alert(
                     FIRING if holds else RESOLVED, key, tx.timestamp, tx.id, tx.investor_id, values
                 )
-                pending.append((alert, len(transitions)))
+                pending.append((i, order, alert, len(transitions)))
                 transitions.append(Transition(key, rule.name, holds, at, tx.id, tag))
-        _metrics.engine_batch(
-            self._store_name, len(txs), stats.duplicates - skipped[0], stats.late - skipped[1]
-        )
-        if not pending:
-            return []
-        applied = (
-            self._call("transition", self.store.transition, transitions) if transitions else []
-        )
-        alerts = [alert for alert, t in pending if t < 0 or applied[t]]
-        self._deliver(alerts)
-        return alerts
 
     def _deliver(self, alerts: list[Alert]) -> None:
         self.stats.alerts += len(alerts)
@@ -370,6 +420,21 @@ class AlertEngine:
                 else:
                     if recorder.enabled:
                         recorder.sink_delivery(sink_name(sink), True)
+
+
+def _holding(slot: _Slot, columns: tuple[list[int], ...]) -> list[int]:
+    """The indices at which ``slot``'s rule holds (statuses not considered)."""
+    linear = slot.linear
+    if linear is None:
+        holds = slot.rule.holds
+        return [i for i, values in enumerate(zip(*columns)) if holds(*values)]
+    floor, a, b = linear
+    c0, c1 = columns
+    if _np is not None and len(c0) >= 64 and max(c0) * a < _INT64 and max(c1) * b < _INT64:
+        v0 = _np.array(c0, dtype=_np.int64)
+        hit = (v0 >= floor) & (v0 * a >= _np.array(c1, dtype=_np.int64) * b)
+        return _np.flatnonzero(hit).tolist()  # type: ignore[no-any-return]
+    return [i for i, (v0, v1) in enumerate(zip(*columns)) if v0 >= floor and v0 * a >= v1 * b]
 
 
 def sink_name(sink: AlertCallback) -> str:

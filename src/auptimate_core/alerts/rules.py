@@ -14,10 +14,12 @@ A rule of your own is any object with the attributes and methods of one of the t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from itertools import compress, count
+from operator import attrgetter
 from typing import Protocol, runtime_checkable
 
 from ..domain import Transaction, check_id
@@ -27,6 +29,7 @@ from .alert import FIRING, Alert, AlertState
 from .significance import rate_ratio_p_value
 
 _US = timedelta(microseconds=1)
+_AMOUNT = attrgetter("amount")
 
 
 @runtime_checkable
@@ -161,6 +164,14 @@ class ThresholdRule:
             message=f"amount {tx.amount} > limit {limit} in pool {tx.pool_id}",
             name=self.name, investor_id=tx.investor_id,
         )
+
+    def flagged(self, txs: Sequence[Transaction]) -> list[int]:
+        """The indices of the transactions :meth:`check` alerts on (one pass, no alerts)."""
+        limit = self.limit
+        if not self.per_pool:
+            return list(compress(count(), map(limit.__lt__, map(_AMOUNT, txs))))
+        get = self.per_pool.get
+        return [i for i, tx in enumerate(txs) if tx.amount > get(tx.pool_id, limit)]
 
     def __repr__(self) -> str:
         return f"ThresholdRule(limit={self.limit!r}, per_pool={self.per_pool!r})"

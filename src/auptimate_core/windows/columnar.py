@@ -203,8 +203,8 @@ class ColumnarWindows:
                 ids, c, t, rel, comp = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut]
                 dup, stored_newest, h = dup[:cut], stored_newest[:cut], h[:cut]
         assert cut > 0  # the front event's key has no earlier event in the batch: decided
-        by_comp = np.argsort(comp, kind="stable")
-        order = _by_key(c, by_comp)
+        order = _by_key(c)
+        by_comp = _by_composite(comp, order)
         clipped = np.where(dup, -1, np.clip(rel, -1, _MASK))
         newest = np.maximum(stored_newest, _running_max_before(c, order, clipped))
         late = ~dup & ((rel < 0) | (rel < newest - lateness))
@@ -320,6 +320,8 @@ class ColumnarWindows:
     ) -> None:
         self._cum = None
         chunk = amounts[start:start + int(sel.max()) + 1]
+        if self._amount is None and not any(chunk):
+            return
         try:
             values: npt.NDArray[Any] = np.array(chunk, dtype=np.int64)[sel]
             bound = float(np.abs(values).sum(dtype=np.float64))
@@ -478,14 +480,20 @@ def _merge(old: npt.NDArray[Any], keep: Flags, slots: Ints, values: npt.NDArray[
     return merged
 
 
-def _by_key(c: Ints, by_comp: Ints | None = None) -> Ints:
-    """A stable sort of the events by key: ``by_comp`` itself when it keeps each key's events
-    in arrival order (a batch in time order), else a sort of its own."""
-    if by_comp is not None:
-        cs = c[by_comp]
-        if not np.any((cs[1:] == cs[:-1]) & (by_comp[1:] < by_comp[:-1])):
-            return by_comp
+def _by_key(c: Ints) -> Ints:
+    """A stable sort of the events by key (a radix sort while the codes fit 16 bits)."""
+    if len(c) and int(c.max()) < 1 << 16:
+        return np.argsort(c.astype(np.uint16), kind="stable")
     return np.argsort(c, kind="stable")
+
+
+def _by_composite(comp: Ints, by_key: Ints) -> Ints:
+    """A stable sort of the events by composite: ``by_key`` itself when each key's events
+    came in time order (the usual batch), else a sort of its own."""
+    ranked = comp[by_key]
+    if bool(np.all(ranked[1:] >= ranked[:-1])):
+        return by_key
+    return np.argsort(comp, kind="stable")
 
 
 def _running_max_before(c: Ints, order: Ints, values: Ints) -> Ints:

@@ -103,7 +103,12 @@ class IdLog:
 
     def _mark(self, h: Ints) -> None:
         word, pattern = self._probes(h)
-        np.bitwise_or.at(self._words, word, pattern)
+        # A buffered |= keeps one write per word; where ids of this batch share a word, the
+        # few that lost their bits set them again, unbuffered.
+        self._words[word] |= pattern
+        lost = (self._words[word] & pattern) != pattern
+        if lost.any():
+            np.bitwise_or.at(self._words, word[lost], pattern[lost])
 
     def find(
         self, ids: Sequence[str], wanted: Callable[[int, int], bool], h: Ints | None = None
