@@ -4,7 +4,9 @@
 
 Peers, all fed the same generated stream with injected anomalies:
 
-- ``engine/memory``: ``AlertEngine.process_many`` on ``MemoryWindowStore`` (threshold + spike);
+- ``engine/memory``: ``AlertEngine.process_many`` on ``MemoryWindowStore(window="columnar")``
+  (threshold + spike), the memory store's batch structure;
+- ``engine/memory (exact)``: the same on the memory store's default per-pool windows;
 - ``engine/redis``: the same on ``RedisWindowStore`` against a local redis-server (``--redis``);
 - ``deque loop``: the same two rules hand-written over per-pool deques (the floor to match);
 - ``minute scan``: the original brief's design: the last hour in a list, scanned every minute.
@@ -65,11 +67,15 @@ def run(transactions: int, use_redis: bool, repeat: int) -> dict[str, Any]:
     peers: dict[str, dict[str, Any]] = {}
     kwargs = dict(limit=LIMIT, window=60 * US, baseline=3600 * US, factor=10, min_count=5)
 
-    def engine_memory() -> list[Any]:
-        return AlertEngine(rules(), store=MemoryWindowStore()).process_many(txs)
+    def engine_memory(window: Any) -> Callable[[], list[Any]]:
+        return lambda: AlertEngine(
+            rules(), store=MemoryWindowStore(window=window)).process_many(txs)
 
-    seconds, alerts = timed(engine_memory, repeat)
+    seconds, alerts = timed(engine_memory("columnar"), repeat)
     peers["engine/memory"] = {"seconds": seconds, "alerts": alerts}
+    seconds, exact_alerts = timed(engine_memory("exact"), repeat)
+    peers["engine/memory (exact)"] = {"seconds": seconds, "alerts": exact_alerts}
+    assert exact_alerts == alerts, "exact windows != columnar windows"
     seconds, loop_alerts = timed(lambda: deque_loop(txs, **kwargs), repeat)
     peers["deque loop"] = {"seconds": seconds, "alerts": loop_alerts}
     seconds, scan_alerts = timed(lambda: minute_scan(txs, **kwargs), repeat)

@@ -43,7 +43,12 @@ def make_memory() -> WindowStore:
     return MemoryWindowStore(allowed_lateness=LATENESS)
 
 
-STORES: dict[str, Callable[[], WindowStore]] = {"naive": make_naive, "memory": make_memory}
+def make_columnar() -> WindowStore:
+    return MemoryWindowStore(allowed_lateness=LATENESS, window="columnar")
+
+
+STORES: dict[str, Callable[[], WindowStore]] = {
+    "naive": make_naive, "memory": make_memory, "columnar": make_columnar}
 
 
 @pytest.fixture(params=[*sorted(STORES), pytest.param("redis", marks=pytest.mark.redis)])
@@ -108,7 +113,7 @@ def streams(draw: st.DrawFn, max_size: int = 60) -> list[Transaction]:
 @given(stream=streams(), batch=st.integers(1, 20))
 def test_engine_matches_reference(stream: list[Transaction], batch: int) -> None:
     expected = model().process_many(stream)
-    for store in (make_memory(), make_naive()):
+    for store in (make_memory(), make_naive(), make_columnar()):
         engine = AlertEngine(rules(), store=store, batch_size=batch)
         assert [key(a) for a in engine.process_many(stream)] == expected
 
@@ -158,6 +163,8 @@ def test_duplicates_and_cross_pool_reordering_change_nothing(
         newest[tx.pool_id] = max(newest.get(tx.pool_id, tx.timestamp), tx.timestamp)
     again = AlertEngine(rules(), store=make_memory()).process_many(messy)
     assert sorted(map(key, again)) == sorted(map(key, clean))
+    columnar = AlertEngine(rules(), store=make_columnar(), batch_size=7).process_many(messy)
+    assert sorted(map(key, columnar)) == sorted(map(key, clean))
 
 
 def burst(pool: str, start: datetime, n: int, step: timedelta, prefix: str) -> list[Transaction]:

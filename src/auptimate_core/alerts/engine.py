@@ -13,8 +13,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from operator import attrgetter
 from itertools import islice
+from operator import attrgetter
 from time import perf_counter
 from typing import Any, TypeVar
 
@@ -433,7 +433,8 @@ def _holding(slot: _Slot, columns: tuple[list[int], ...]) -> list[int]:
     if _np is not None and len(c0) >= 64 and max(c0) * a < _INT64 and max(c1) * b < _INT64:
         v0 = _np.array(c0, dtype=_np.int64)
         hit = (v0 >= floor) & (v0 * a >= _np.array(c1, dtype=_np.int64) * b)
-        return _np.flatnonzero(hit).tolist()  # type: ignore[no-any-return]
+        found: list[int] = _np.flatnonzero(hit).tolist()
+        return found
     return [i for i, (v0, v1) in enumerate(zip(*columns)) if v0 >= floor and v0 * a >= v1 * b]
 
 

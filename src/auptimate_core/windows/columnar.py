@@ -214,7 +214,6 @@ class ColumnarWindows:
         first = self._first_seen(c, order, rel, new)
         nix = np.flatnonzero(new)
         if len(nix):
-            cn = c[nix]
             tn = t[nix]
             _update_extremes(self._newest, self._first, c, t, order[new[order]])
             self.newest = max(self.newest, int(tn.max()))
@@ -359,7 +358,7 @@ class ColumnarWindows:
         best = np.maximum.accumulate((cs << _PACK) | value) & _PACK_MASK
         earliest = np.empty(len(c), np.int64)
         earliest[order] = np.where(best > 0, self._base + SPAN - best, _NO_FIRST)
-        first = np.minimum(self._first[c], earliest).tolist()
+        first: list[int | None] = np.minimum(self._first[c], earliest).tolist()
         if _NO_FIRST in first:
             return [None if at == _NO_FIRST else at for at in first]
         return first
