@@ -252,7 +252,8 @@ class ColumnarWindows:
         if not len(sel):
             return counts, [np.zeros(m, np.int64) for _ in spans] if totals else []
         ranked = comp[sel]
-        pos = np.searchsorted(self._comp, ranked, side="right")
+        disorder = bool((behind & new).any())
+        pos = self._places(ranked, disorder)
         slots = pos + np.arange(len(sel))  # each new event's place in the merged array
         keep = np.ones(len(self._comp) + len(sel), np.bool_)
         keep[slots] = False
@@ -261,11 +262,18 @@ class ColumnarWindows:
         floor = (ranked >> TIME_BITS) << TIME_BITS
         rel = ranked - floor
         edges: list[tuple[Ints, Ints]] = []
+        ranks: dict[int, Ints] = {}  # by distance back from the event (the spike rule's
+        # recent window starts where its baseline ends: one search serves both)
+
+        def rank(back: int) -> Ints:
+            if back not in ranks:
+                # Queries in composite order, so each binary search starts near the last one.
+                ranks[back] = self._ranks(floor + np.clip(rel - back + 1, 0, SPAN))
+            return ranks[back]
+
         for j, (offset, reach) in enumerate(spans):
-            # Queries in composite order, so each binary search starts near the last one.
-            hi = slots + 1 if offset == 0 else self._ranks(
-                floor + np.clip(rel - offset + 1, 0, SPAN))
-            lo = self._ranks(floor + np.clip(rel - reach + 1, 0, SPAN))
+            hi = slots + 1 if offset == 0 else rank(offset)
+            lo = rank(reach)
             edges.append((lo, hi))
             counts[j][sel] = hi - lo
         if totals:
@@ -274,9 +282,20 @@ class ColumnarWindows:
                 column = np.zeros(m, cum.dtype)
                 column[sel] = cum[hi] - cum[lo]
                 sums.append(column)
-        if (behind & new).any():
+        if disorder:
             self._correct(comp, new, behind, amounts, start, spans, counts, sums)
         return counts, sums
+
+    def _places(self, ranked: Ints, disorder: bool) -> Ints:
+        """Where each of the sorted composites ``ranked`` goes in the held array (after equal
+        ones). In a batch in time order every new event of a key is at or after all the key
+        holds, so it goes at the end of its key's run: one search per key, not per event."""
+        if disorder:
+            return np.searchsorted(self._comp, ranked, side="right")
+        codes = ranked >> TIME_BITS
+        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+        ends = np.searchsorted(self._comp, (codes[starts] + 1) << TIME_BITS, side="left")
+        return np.repeat(ends, np.diff(np.append(starts, len(ranked))))
 
     def _correct(
         self, comp: Ints, new: Flags, behind: Flags, amounts: Sequence[int], start: int,
