@@ -41,10 +41,7 @@ PROBES = 5  # bits set per id, in its word
 BITS_PER_ID = 32
 _MIN_BITS = 1 << 16
 _FEW = 16  # more candidates than this are looked up through one sort of the log
-# Odd 64-bit multipliers: the first picks the id's word, the others one bit each.
-_MIXERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
-                    0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53],
-                   dtype=np.uint64)[:PROBES + 1]
+_SIX = np.uint64(63)
 
 
 def hashes(ids: Sequence[str]) -> Ints:
@@ -72,10 +69,15 @@ class IdLog:
         self._capacity = bits // BITS_PER_ID  # ids the filter is sized for
 
     def _probes(self, h: Ints) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        """The filter word of each id, and the ``PROBES`` bits it sets in that word."""
-        mixed: npt.NDArray[np.uint64] = h.view(np.uint64)[None, :] * _MIXERS[:, None]
-        bits = np.left_shift(np.uint64(1), mixed[1:] >> np.uint64(58))
-        return mixed[0] >> self._shift, np.bitwise_or.reduce(bits, axis=0)
+        """The filter word of each id (from the top bits of its hash), and the ``PROBES``
+        bits it sets in that word (from six low bits each). Python's ``str`` hash (SipHash)
+        is uniform over 64 bits, so its fields serve as independent hashes."""
+        u = h.view(np.uint64)
+        one = np.uint64(1)
+        pattern = one << (u & _SIX)
+        for j in range(1, PROBES):
+            pattern |= one << ((u >> np.uint64(6 * j)) & _SIX)
+        return u >> self._shift, pattern
 
     def maybe(self, h: Ints) -> Flags:
         """False where the id of hash ``h`` is certainly not held."""
