@@ -192,9 +192,11 @@ class AlertEngine:
                 )
             txs = listed
         iterator = iter(txs)
+        size = self.batch_size
         with self._lock:
             start = 0
-            while batch := list(islice(iterator, self.batch_size)):
+            while batch := (txs[start:start + size] if isinstance(txs, list)
+                            else list(islice(iterator, size))):
                 names = deliveries[start:start + len(batch)] if deliveries is not None else None
                 start += len(batch)
                 alerts.extend(self._process_batch(batch, late, names))
@@ -430,11 +432,12 @@ def _holding(slot: _Slot, columns: tuple[list[int], ...]) -> list[int]:
         return [i for i, values in enumerate(zip(*columns)) if holds(*values)]
     floor, a, b = linear
     c0, c1 = columns
-    if _np is not None and len(c0) >= 64 and max(c0) * a < _INT64 and max(c1) * b < _INT64:
+    if _np is not None and len(c0) >= 64:
         v0 = _np.array(c0, dtype=_np.int64)
-        hit = (v0 >= floor) & (v0 * a >= _np.array(c1, dtype=_np.int64) * b)
-        found: list[int] = _np.flatnonzero(hit).tolist()
-        return found
+        v1 = _np.array(c1, dtype=_np.int64)
+        if int(v0.max()) * a < _INT64 and int(v1.max()) * b < _INT64:
+            found: list[int] = _np.flatnonzero((v0 >= floor) & (v0 * a >= v1 * b)).tolist()
+            return found
     return [i for i, (v0, v1) in enumerate(zip(*columns)) if v0 >= floor and v0 * a >= v1 * b]
 
 
