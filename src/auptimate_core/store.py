@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
@@ -137,12 +137,17 @@ class ObservedBatch:
 
     ``counts[j][i]`` and ``totals[j][i]`` tally interval ``j`` for observation ``i``; they are 0
     unless ``statuses[i]`` is ``NEW``. ``totals`` is empty when totals were not asked for.
+
+    ``arrays``, optional, is a store's own ``(counts, totals)`` columns when it has them as
+    numpy arrays (the same values): a consumer that computes on whole columns may use them
+    instead of converting the lists back. Not part of equality.
     """
 
     statuses: list[Status]
     counts: list[list[int]]
     totals: list[list[int]]
     first_seen: list[int | None]
+    arrays: tuple[list[Any], list[Any]] | None = attrs.field(default=None, eq=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.statuses)

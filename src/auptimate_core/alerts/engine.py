@@ -277,7 +277,10 @@ class AlertEngine:
     ) -> list[Alert]:
         keys = list(map(_POOL, txs))
         event_ids = list(map(_ID, txs))
-        ats = [(moment - EPOCH) // _MICROSECOND for moment in map(_TIMESTAMP, txs)]
+        # Microseconds since the epoch from the timedelta's fields: exact, and cheaper than
+        # dividing one timedelta by another (to_micros) on the hottest line of the engine.
+        ats = [((d := moment - EPOCH).days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+               for moment in map(_TIMESTAMP, txs)]
         # A batch of deliveries is named by its first: decided again, it starts from the
         # lifecycle it found the first time (see WindowStore.states).
         tag = deliveries[0] if deliveries else None
@@ -345,6 +348,11 @@ class AlertEngine:
             tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
             for s in slots
         ]
+        arrays = batch.arrays
+        vectors = [
+            tuple((arrays[1] if s.uses_totals else arrays[0])[c] for c in s.columns)
+            for s in slots
+        ] if arrays is not None else [None] * len(slots)
         if tag is None:
             # Pools that were firing, and those where a rule holds: nowhere else can a
             # state change.
@@ -359,8 +367,9 @@ class AlertEngine:
                 "states", self.store.states,
                 [(pool, s.rule.name) for pool in set(keys) for s in slots], batch=tag)
             active = {key for (key, _), state in known.items() if state.firing}
-        for slot, cols in zip(slots, columns):
-            active.update(keys[i] for i in _holding(slot, cols) if every_new or statuses[i] is new)
+        for slot, cols, vector in zip(slots, columns, vectors):
+            active.update(keys[i] for i in _holding(slot, cols, vector)
+                          if every_new or statuses[i] is new)
         if not active:
             return
         known = self._call(
@@ -424,8 +433,11 @@ class AlertEngine:
                         recorder.sink_delivery(sink_name(sink), True)
 
 
-def _holding(slot: _Slot, columns: tuple[list[int], ...]) -> list[int]:
-    """The indices at which ``slot``'s rule holds (statuses not considered)."""
+def _holding(
+    slot: _Slot, columns: tuple[list[int], ...], vectors: tuple[Any, ...] | None = None
+) -> list[int]:
+    """The indices at which ``slot``'s rule holds (statuses not considered); ``vectors`` are
+    the same columns as numpy arrays, when the store gave them."""
     linear = slot.linear
     if linear is None:
         holds = slot.rule.holds
@@ -433,8 +445,9 @@ def _holding(slot: _Slot, columns: tuple[list[int], ...]) -> list[int]:
     floor, a, b = linear
     c0, c1 = columns
     if _np is not None and len(c0) >= 64:
-        v0 = _np.array(c0, dtype=_np.int64)
-        v1 = _np.array(c1, dtype=_np.int64)
+        v0, v1 = vectors if vectors is not None and all(
+            v.dtype == _np.int64 for v in vectors) else (
+            _np.array(c0, dtype=_np.int64), _np.array(c1, dtype=_np.int64))
         if int(v0.max()) * a < _INT64 and int(v1.max()) * b < _INT64:
             found: list[int] = _np.flatnonzero((v0 >= floor) & (v0 * a >= v1 * b)).tolist()
             return found

@@ -158,6 +158,9 @@ class WindowStoreContract:
                     [o.amount for o in chunk], intervals, totals=totals,
                 )
                 assert len(got) == len(chunk)
+                if got.arrays is not None:  # a store's numpy columns hold the same values
+                    assert [list(map(int, a)) for a in got.arrays[0]] == got.counts
+                    assert [list(map(int, a)) for a in got.arrays[1]] == got.totals
                 for i, obs in enumerate(chunk):
                     want = model.observe(obs, intervals)
                     assert got.statuses[i] is want.status

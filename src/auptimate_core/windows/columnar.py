@@ -131,7 +131,7 @@ class ColumnarWindows:
         while start < n:
             start = self._round(
                 codes, event_ids, ats, amounts, start, spans, totals, lateness, keep, out)
-        return ObservedBatch(out.statuses, out.counts, out.sums, out.first_seen)
+        return ObservedBatch(out.statuses, out.counts, out.sums, out.first_seen, out.arrays())
 
     def tally(self, key: str, at: int, spans: Sequence[tuple[int, int]]) -> tuple[Tally, ...]:
         """Counts and sums of ``key``'s events in each span ending at ``at``; nothing recorded."""
@@ -229,8 +229,10 @@ class ColumnarWindows:
         out.first_seen.extend(first)
         for j in range(len(spans)):
             out.counts[j].extend(counts[j].tolist())
+            out.count_parts[j].append(counts[j])
             if totals:
                 out.sums[j].extend(sums[j].tolist())
+                out.sum_parts[j].append(sums[j])
         self._tidy(keep)
         return start + cut
 
@@ -442,13 +444,22 @@ class ColumnarWindows:
 class _Output:
     """The columns of an :class:`ObservedBatch`, filled round by round."""
 
-    __slots__ = ("counts", "first_seen", "statuses", "sums")
+    __slots__ = ("count_parts", "counts", "first_seen", "statuses", "sum_parts", "sums")
 
     def __init__(self, spans: int, totals: bool) -> None:
         self.statuses: list[Status] = []
         self.counts: list[list[int]] = [[] for _ in range(spans)]
         self.sums: list[list[int]] = [[] for _ in range(spans)] if totals else []
         self.first_seen: list[int | None] = []
+        self.count_parts: list[list[Ints]] = [[] for _ in range(spans)]
+        self.sum_parts: list[list[npt.NDArray[Any]]] = [[] for _ in range(spans)] if totals else []
+
+    def arrays(self) -> tuple[list[Any], list[Any]]:
+        """The columns as numpy arrays, for :attr:`ObservedBatch.arrays`."""
+        def join(parts: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+            return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else (
+                np.zeros(0, np.int64))
+        return [join(p) for p in self.count_parts], [join(p) for p in self.sum_parts]
 
 
 def _classify(

@@ -15,8 +15,9 @@ id, and it pays another to insert. ``IdLog`` answers the common "no" for a whole
   event's composite, key and time). An id held again (by another key, or by the same key after
   its first event left the horizon) is appended again; :meth:`find` returns the newest entry
   that matches, which is what the owner asks;
-- :meth:`keep_only` drops the entries the owner no longer needs and rebuilds the filter,
-  ``O(n)``; the owner calls it once the log has grown to a few times what it keeps.
+- :meth:`keep_only` drops the entries the owner no longer needs, ``O(n)``; the owner calls it
+  once the log has grown to a few times what it keeps. The filter is made again, for the ids
+  held, once as many ids have been marked in it (held or dropped since) as it is sized for.
 
 Hashes of ``str`` are salted per process, which is fine: the log lives in one process.
 
@@ -67,6 +68,7 @@ class IdLog:
         self._shift = np.uint64(64 - (bits.bit_length() - 1 - 6))
         self._words = np.zeros(bits >> 6, np.uint64)
         self._capacity = bits // BITS_PER_ID  # ids the filter is sized for
+        self._marked = 0  # ids marked in it, held or dropped since
 
     def _probes(self, h: Ints) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
         """The filter word of each id (from the top bits of its hash), and the ``PROBES``
@@ -90,7 +92,8 @@ class IdLog:
         if h is None:
             h = hashes(ids)
         k = len(h)
-        if self._n + k > self._capacity:
+        if self._marked + k > self._capacity:
+            # Full of ids, held or dropped since it was made: make it again, for those held.
             self._size_filter(self._n + k)
             self._mark(self._hash[:self._n])
         if self._n + k > len(self._hash):
@@ -104,6 +107,7 @@ class IdLog:
         self._mark(h)
 
     def _mark(self, h: Ints) -> None:
+        self._marked += len(h)
         word, pattern = self._probes(h)
         # A buffered |= keeps one write per word; where ids of this batch share a word, the
         # few that lost their bits set them again, unbuffered.
@@ -150,8 +154,8 @@ class IdLog:
         self._value[:self._n] -= delta
 
     def keep_only(self, keep: Flags) -> None:
-        """Drop the entries ``keep`` does not mark (one flag per entry, oldest first) and
-        size the filter for what stays."""
+        """Drop the entries ``keep`` does not mark (one flag per entry, oldest first). Their
+        bits stay in the filter (a few more false positives) until it is next made again."""
         self._names = list(compress(self._names, keep.tolist()))
         self._hash = self._hash[:self._n][keep].copy()
         self._value = self._value[:self._n][keep].copy()
@@ -159,5 +163,3 @@ class IdLog:
         if len(self._hash) == 0:
             self._hash = np.empty(1024, np.int64)
             self._value = np.empty(1024, np.int64)
-        self._size_filter(self._n)
-        self._mark(self._hash[:self._n])
