@@ -19,6 +19,7 @@ order), and for every event: record it, then count the pool's events in the 1-mi
   reads ``time.time()``, so the benchmark points its module clock at the stream's event time for
   the run (and puts it back), which makes it count the same windows.
 
+Every peer runs twice and the faster run counts (a peer slower than five seconds runs once).
 Every peer's counts are checked against the store's. The store and the structures also keep
 amounts (exact sums on demand), the store rejects late events and answers any interval; the
 deques and ``limits`` do neither. Retained memory (tracemalloc, in a separate untimed pass) is
@@ -258,10 +259,14 @@ def run(n: int, pools: int, batch: int, memory: bool) -> dict[str, Any]:
     }
     reference: Counts | None = None
     for name, peer in peers.items():
-        gc.collect()
-        start = time.perf_counter()
-        counts = peer(stream)
-        seconds = time.perf_counter() - start
+        seconds = float("inf")
+        for attempt in range(2):  # best of two, the first warming up; once for slow peers
+            gc.collect()
+            start = time.perf_counter()
+            counts = peer(stream)
+            seconds = min(seconds, time.perf_counter() - start)
+            if seconds > 5:
+                break
         if reference is None:
             reference = counts
         report["peers"][name] = {
@@ -295,7 +300,8 @@ def write(report: dict[str, Any], stem: str = "windows") -> None:
         "",
         f"{report['events']:,} events over {report['pools']:,} pools (0-50 ms of event time "
         "apart, in order); for each event: record it, then count its pool's events in the "
-        "1-minute and the 1-hour window ending at its time. Machine: "
+        "1-minute and the 1-hour window ending at its time; each time is the better of two "
+        "runs (one run for peers slower than five seconds). Machine: "
         f"{report['machine']}.",
         "",
         "| peer | seconds | events/s | store (columnar, batched) is faster by | same counts |",

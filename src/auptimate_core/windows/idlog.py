@@ -15,9 +15,8 @@ id, and it pays another to insert. ``IdLog`` answers the common "no" for a whole
   event's composite, key and time). An id held again (by another key, or by the same key after
   its first event left the horizon) is appended again; :meth:`find` returns the newest entry
   that matches, which is what the owner asks;
-- :meth:`keep_only` drops the entries the owner no longer needs, ``O(n)``; the owner calls it
-  once the log has grown to a few times what it keeps. The filter is made again, for the ids
-  held, once as many ids have been marked in it (held or dropped since) as it is sized for.
+- :meth:`keep_only` drops the entries the owner no longer needs and makes the filter again,
+  ``O(n)``; the owner calls it once the log has grown to a few times what it keeps.
 
 Hashes of ``str`` are salted per process, which is fine: the log lives in one process.
 
@@ -154,8 +153,9 @@ class IdLog:
         self._value[:self._n] -= delta
 
     def keep_only(self, keep: Flags) -> None:
-        """Drop the entries ``keep`` does not mark (one flag per entry, oldest first). Their
-        bits stay in the filter (a few more false positives) until it is next made again."""
+        """Drop the entries ``keep`` does not mark (one flag per entry, oldest first), and
+        make the filter again for those that stay (a filter full of dropped ids' bits lets
+        through more false positives, each an exact lookup in the log)."""
         self._names = list(compress(self._names, keep.tolist()))
         self._hash = self._hash[:self._n][keep].copy()
         self._value = self._value[:self._n][keep].copy()
@@ -163,3 +163,5 @@ class IdLog:
         if len(self._hash) == 0:
             self._hash = np.empty(1024, np.int64)
             self._value = np.empty(1024, np.int64)
+        self._size_filter(self._n)
+        self._mark(self._hash[:self._n])
