@@ -211,8 +211,13 @@ class ColumnarWindows:
         new = ~dup & ~late
         counts, sums = self._record(comp, by_comp, new, rel < newest, amounts, start, spans,
                                     totals)
-        first = self._first_seen(c, order, rel, new)
         nix = np.flatnonzero(new)
+        # The usual round (every event new, each key's in time order, none before its key's
+        # first): each event's first-seen is its key's first once the round is recorded.
+        known = self._first[c]
+        simple = len(nix) == cut and by_comp is order and not bool(
+            np.any((t < known) & (known != _NO_FIRST)))
+        first = None if simple else self._first_seen(c, order, rel, new)
         if len(nix):
             tn = t[nix]
             _update_extremes(self._newest, self._first, c, t, order[new[order]])
@@ -221,6 +226,8 @@ class ColumnarWindows:
                 self._ids.add(ids, comp, h)
             else:
                 self._ids.add(list(compress(ids, new.tolist())), comp[nix], h[nix])
+        if first is None:
+            first = self._first[c].tolist()
         if len(nix) == cut:
             out.statuses.extend([Status.NEW] * cut)
         else:
