@@ -34,10 +34,14 @@ past the time range; each round starts where the cause is gone.
 Bounds and limits:
 
 - Relative times have 41 bits (about 25 days). ``base`` starts 2**40 microseconds (about 12.7
-  days) before the first event and moves forward when an event would not fit. Events more than
-  2**40 microseconds older than the store's newest event may therefore be refused as ``LATE``
-  even where the key's own lateness would allow them, and the windows plus the allowed lateness
-  must span less than that (:data:`MAX_KEEP`).
+  days) before the first event and moves forward when an event would not fit (before a batch
+  when the whole batch then fits, else at that event), to no later than 2**40 microseconds
+  before the newest event and never past anything the batch can count. What lies before it is
+  forgotten: events more than 2**40 microseconds older than the store's newest event may be
+  refused as ``LATE`` even where the key's own lateness would allow them (a redelivery of such
+  an event too, which is then not counted twice either), and the id of an event that old is
+  forgotten with it. The windows plus the allowed lateness must span less than that
+  (:data:`MAX_KEEP`).
 - Key codes have 21 bits: about two million distinct keys in a store's lifetime.
 - Memory: held events are compacted to each key's horizon (newest minus ``keep``) whenever the
   array has doubled since the last compaction; ids likewise. What stays per key for ever is two
@@ -176,6 +180,14 @@ class ColumnarWindows:
             self._base = int(t.min()) - MAX_KEEP
         rel = t - self._base
         m = len(t)
+        if int(rel.max()) >= SPAN:
+            # Move the origin before the batch when the whole batch then fits: no event of it
+            # is older than the new origin, and nothing it could count is dropped.
+            lowest, highest = int(t.min()), int(t.max())
+            base = min(highest - MAX_KEEP, lowest - keep - 1)
+            if base > self._base and highest - base < SPAN:
+                self._rebase(base)
+                rel = t - base
         far = np.flatnonzero(rel >= SPAN)
         if len(far) and far[0] == 0:
             self._rebase(int(t[0]) - MAX_KEEP)
