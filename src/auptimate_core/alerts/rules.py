@@ -169,6 +169,9 @@ class ThresholdRule:
         """The indices of the transactions :meth:`check` alerts on (one pass, no alerts)."""
         limit = self.limit
         if not self.per_pool:
+            # One comparison per transaction finds the batches with nothing to flag (most).
+            if not txs or max(map(_AMOUNT, txs)) <= limit:
+                return []
             return list(compress(count(), map(limit.__lt__, map(_AMOUNT, txs))))
         get = self.per_pool.get
         return [i for i, tx in enumerate(txs) if tx.amount > get(tx.pool_id, limit)]
