@@ -260,7 +260,7 @@ def run(n: int, pools: int, batch: int, memory: bool) -> dict[str, Any]:
     reference: Counts | None = None
     for name, peer in peers.items():
         seconds = float("inf")
-        for attempt in range(2):  # best of two, the first warming up; once for slow peers
+        for _attempt in range(2):  # best of two, the first warming up; once for slow peers
             gc.collect()
             start = time.perf_counter()
             counts = peer(stream)

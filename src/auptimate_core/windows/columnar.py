@@ -203,9 +203,8 @@ class ColumnarWindows:
         h = hashes(ids)
         stored_newest = self._newest[c] - self._base
         dup = np.zeros(cut, np.bool_)
-        codes_here = codes[start:start + cut]
         hits = self._ids.find(
-            ids, lambda i, held: held >> TIME_BITS == codes_here[i], h)
+            ids, lambda i, held: held >> TIME_BITS == codes[start + i], h)
         if hits:
             before = _running_max_before(c, _by_key(c), np.clip(rel, -1, _MASK))
             upper = np.maximum(stored_newest, before)
@@ -217,8 +216,13 @@ class ColumnarWindows:
         assert cut > 0  # the front event's key has no earlier event in the batch: decided
         order = _by_key(c)
         by_comp = _by_composite(comp, order)
-        clipped = np.where(dup, -1, np.clip(rel, -1, _MASK))
-        newest = np.maximum(stored_newest, _running_max_before(c, order, clipped))
+        if by_comp is order:
+            # Each key's events in time order: none is behind an earlier one of the batch, so
+            # only the key's stored newest can make one late or out of order.
+            newest = stored_newest
+        else:
+            clipped = np.where(dup, -1, np.clip(rel, -1, _MASK))
+            newest = np.maximum(stored_newest, _running_max_before(c, order, clipped))
         late = ~dup & ((rel < 0) | (rel < newest - lateness))
         new = ~dup & ~late
         counts, sums = self._record(comp, by_comp, new, rel < newest, amounts, start, spans,
