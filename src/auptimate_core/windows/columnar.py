@@ -10,8 +10,9 @@ are then one contiguous, time-ordered run of that array, and "how many events of
 
 One batch (:meth:`ColumnarWindows.observe_many`) costs:
 
-- ``O(b)`` dict work in C for the event ids (one set intersection finds the redeliveries; only
-  those are looked at one by one);
+- ``O(b)`` work in numpy for the event ids: a sort of their hashes finds repeats within the
+  batch, and the id log's Bloom filter (:mod:`.idlog`) the redeliveries; only those are
+  looked at one by one;
 - ``O(b log b)`` to sort the batch by key (stable, so arrival order holds within a key), from
   which each event's running "newest so far" and "first so far" of its key come by a
   grouped ``maximum.accumulate``: that decides which events are late, in the order they arrived;
@@ -197,14 +198,15 @@ class ColumnarWindows:
         c: Ints = np.array(codes[start:start + cut], dtype=np.int64)
         t, rel = t[:cut], rel[:cut]
         comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
-        if len(set(ids)) < cut:
-            cut = _first_repeat(ids)
-            ids, c, t, rel, comp = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut]
         h = hashes(ids)
+        if _may_repeat(h):
+            cut = _first_repeat(ids)
+            ids, c, t, rel, comp, h = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut], h[:cut]
+        probes = self._ids.probes(h)
         stored_newest = self._newest[c] - self._base
         dup = np.zeros(cut, np.bool_)
         hits = self._ids.find(
-            ids, lambda i, held: held >> TIME_BITS == codes[start + i], h)
+            ids, lambda i, held: held >> TIME_BITS == codes[start + i], h, probes)
         if hits:
             before = _running_max_before(c, _by_key(c), np.clip(rel, -1, _MASK))
             upper = np.maximum(stored_newest, before)
@@ -213,6 +215,7 @@ class ColumnarWindows:
                 cut = again
                 ids, c, t, rel, comp = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut]
                 dup, stored_newest, h = dup[:cut], stored_newest[:cut], h[:cut]
+                probes = (probes[0][:cut], probes[1][:cut])
         assert cut > 0  # the front event's key has no earlier event in the batch: decided
         order = _by_key(c)
         by_comp = _by_composite(comp, order)
@@ -239,9 +242,10 @@ class ColumnarWindows:
             _update_extremes(self._newest, self._first, c, t, order[new[order]])
             self.newest = max(self.newest, int(tn.max()))
             if len(nix) == cut:
-                self._ids.add(ids, comp, h)
+                self._ids.add(ids, comp, h, probes)
             else:
-                self._ids.add(list(compress(ids, new.tolist())), comp[nix], h[nix])
+                self._ids.add(list(compress(ids, new.tolist())), comp[nix], h[nix],
+                              (probes[0][nix], probes[1][nix]))
         if first is None:
             first = self._first[c].tolist()
         if len(nix) == cut:
@@ -501,6 +505,13 @@ def _classify(
         elif seen > int(stored_newest[i]) - keep:
             return i
     return len(dup)
+
+
+def _may_repeat(h: Ints) -> bool:
+    """False where the ids of hashes ``h`` are certainly all different (no two hashes equal):
+    a sort in numpy instead of a set of the ids."""
+    ranked = np.sort(h)
+    return bool(np.any(ranked[1:] == ranked[:-1]))
 
 
 def _first_repeat(ids: Sequence[str]) -> int:

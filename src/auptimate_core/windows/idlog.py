@@ -16,7 +16,11 @@ id, and it pays another to insert. ``IdLog`` answers the common "no" for a whole
   its first event left the horizon) is appended again; :meth:`find` returns the newest entry
   that matches, which is what the owner asks;
 - :meth:`keep_only` drops the entries the owner no longer needs and makes the filter again,
-  ``O(n)``; the owner calls it once the log has grown to a few times what it keeps.
+  ``O(n)`` in numpy (the ids themselves sit in an ``object`` array, so dropping them is one
+  masked copy of pointers); the owner calls it once the log has grown to a few times what it
+  keeps.
+- a batch's filter probes are computed once (:func:`hashes`, :meth:`IdLog.probes`) and serve
+  both the lookup and the insert.
 
 Hashes of ``str`` are salted per process, which is fine: the log lives in one process.
 
@@ -24,18 +28,20 @@ Hashes of ``str`` are salted per process, which is fine: the log lives in one pr
 >>> log.add(["a", "b"], np.array([10, 20]))
 >>> log.find(["b", "c", "a"], lambda position, value: True)
 {0: 20, 2: 10}
+>>> log.names().tolist(), log.values().tolist()
+(['a', 'b'], [10, 20])
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import compress
-
 import numpy as np
 import numpy.typing as npt
 
 Ints = npt.NDArray[np.int64]
 Flags = npt.NDArray[np.bool_]
+Words = npt.NDArray[np.uint64]
+Probes = tuple[Words, Words]  # each id's filter word, and the bits it sets in that word
 
 PROBES = 5  # bits set per id, in its word
 BITS_PER_ID = 32
@@ -53,7 +59,7 @@ class IdLog:
     """Ids in arrival order with an ``int64`` value each, and a Bloom filter. Not thread-safe."""
 
     def __init__(self) -> None:
-        self._names: list[str] = []
+        self._names: npt.NDArray[np.object_] = np.empty(1024, object)
         self._hash: Ints = np.empty(1024, np.int64)
         self._value: Ints = np.empty(1024, np.int64)
         self._n = 0
@@ -69,7 +75,7 @@ class IdLog:
         self._capacity = bits // BITS_PER_ID  # ids the filter is sized for
         self._marked = 0  # ids marked in it, held or dropped since
 
-    def _probes(self, h: Ints) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    def probes(self, h: Ints) -> Probes:
         """The filter word of each id (from the top bits of its hash), and the ``PROBES``
         bits it sets in that word (from six low bits each). Python's ``str`` hash (SipHash)
         is uniform over 64 bits, so its fields serve as independent hashes."""
@@ -80,14 +86,18 @@ class IdLog:
             pattern |= one << ((u >> np.uint64(6 * j)) & _SIX)
         return u >> self._shift, pattern
 
-    def maybe(self, h: Ints) -> Flags:
+    def maybe(self, h: Ints, probes: Probes | None = None) -> Flags:
         """False where the id of hash ``h`` is certainly not held."""
-        word, pattern = self._probes(h)
+        word, pattern = self.probes(h) if probes is None else probes
         held: Flags = (self._words[word] & pattern) == pattern
         return held
 
-    def add(self, ids: Sequence[str], values: Ints, h: Ints | None = None) -> None:
-        """Append ids (with their values) to the log."""
+    def add(
+        self, ids: Sequence[str], values: Ints, h: Ints | None = None,
+        probes: Probes | None = None,
+    ) -> None:
+        """Append ids (with their values) to the log; ``probes`` of ``h`` if the caller has
+        them from :meth:`find` (the filter has not been made again since)."""
         if h is None:
             h = hashes(ids)
         k = len(h)
@@ -95,19 +105,21 @@ class IdLog:
             # Full of ids, held or dropped since it was made: make it again, for those held.
             self._size_filter(self._n + k)
             self._mark(self._hash[:self._n])
+            probes = None  # the new filter has another size, so other words
         if self._n + k > len(self._hash):
             size = max(2 * len(self._hash), self._n + k)
             self._hash = np.resize(self._hash, size)
             self._value = np.resize(self._value, size)
+            self._names = np.resize(self._names, size)
         self._hash[self._n:self._n + k] = h
         self._value[self._n:self._n + k] = values
-        self._names.extend(ids)
+        self._names[self._n:self._n + k] = ids
         self._n += k
-        self._mark(h)
+        self._mark(h, probes)
 
-    def _mark(self, h: Ints) -> None:
+    def _mark(self, h: Ints, probes: Probes | None = None) -> None:
         self._marked += len(h)
-        word, pattern = self._probes(h)
+        word, pattern = self.probes(h) if probes is None else probes
         # A buffered |= keeps one write per word; where ids of this batch share a word, the
         # few that lost their bits set them again, unbuffered.
         self._words[word] |= pattern
@@ -116,13 +128,14 @@ class IdLog:
             np.bitwise_or.at(self._words, word[lost], pattern[lost])
 
     def find(
-        self, ids: Sequence[str], wanted: Callable[[int, int], bool], h: Ints | None = None
+        self, ids: Sequence[str], wanted: Callable[[int, int], bool], h: Ints | None = None,
+        probes: Probes | None = None,
     ) -> dict[int, int]:
         """``{position in ids: value}`` of the newest entry of each id held for which
         ``wanted(position, value)`` holds (the owner's test: held for this key, say)."""
         if h is None:
             h = hashes(ids)
-        candidates = np.flatnonzero(self.maybe(h)).tolist()
+        candidates = np.flatnonzero(self.maybe(h, probes)).tolist()
         if not candidates:
             return {}
         held = self._hash[:self._n]
@@ -149,6 +162,10 @@ class IdLog:
         """The value of every entry, oldest first."""
         return self._value[:self._n]
 
+    def names(self) -> npt.NDArray[np.object_]:
+        """The id of every entry, oldest first."""
+        return self._names[:self._n]
+
     def shift_values(self, delta: int) -> None:
         self._value[:self._n] -= delta
 
@@ -156,11 +173,12 @@ class IdLog:
         """Drop the entries ``keep`` does not mark (one flag per entry, oldest first), and
         make the filter again for those that stay (a filter full of dropped ids' bits lets
         through more false positives, each an exact lookup in the log)."""
-        self._names = list(compress(self._names, keep.tolist()))
-        self._hash = self._hash[:self._n][keep].copy()
-        self._value = self._value[:self._n][keep].copy()
+        self._names = self._names[:self._n][keep]
+        self._hash = self._hash[:self._n][keep]
+        self._value = self._value[:self._n][keep]
         self._n = len(self._names)
-        if len(self._hash) == 0:
+        if self._n == 0:
+            self._names = np.empty(1024, object)
             self._hash = np.empty(1024, np.int64)
             self._value = np.empty(1024, np.int64)
         self._size_filter(self._n)
