@@ -45,8 +45,10 @@ Bounds and limits:
   (:data:`MAX_KEEP`).
 - Key codes have 21 bits: about two million distinct keys in a store's lifetime.
 - Memory: held events are compacted to each key's horizon (newest minus ``keep``) whenever the
-  array has doubled since the last compaction; ids likewise. What stays per key for ever is two
-  integers (its newest and first event times) and its code.
+  array has grown by half since the last compaction (every window edge is a binary search of
+  it and every batch a merge into it, so a shorter array pays for the more frequent ``O(N)``
+  compactions); ids once they have tripled. What stays per key for ever is two integers (its
+  newest and first event times) and its code.
 
 Amounts are ``int64`` while the sum of every amount held fits comfortably, and Python integers
 (an ``object`` array, slower, still exact) past that.
@@ -450,7 +452,8 @@ class ColumnarWindows:
         self._base = base
 
     def _tidy(self, keep: int) -> None:
-        """Compact the events (and the ids) to each key's horizon once they have doubled."""
+        """Compact the events to each key's horizon once they have grown by half, the ids once
+        they have tripled."""
         assert self._base is not None
         if len(self._comp) > self._compact_at:
             horizon = self._newest[self._comp >> TIME_BITS] - self._base - keep
@@ -460,7 +463,7 @@ class ColumnarWindows:
                 self._amount = self._amount[live]
                 self._held_total = float(np.abs(self._amount).sum(dtype=np.float64))
             self._cum = None
-            self._compact_at = max(2 * len(self._comp), _MIN_COMPACT)
+            self._compact_at = max(3 * len(self._comp) // 2, _MIN_COMPACT)
         if len(self._ids) > self._id_limit:
             held = self._ids.values()
             horizon = self._newest[held >> TIME_BITS] - self._base - keep

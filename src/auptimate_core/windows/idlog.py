@@ -110,7 +110,9 @@ class IdLog:
             size = max(2 * len(self._hash), self._n + k)
             self._hash = np.resize(self._hash, size)
             self._value = np.resize(self._value, size)
-            self._names = np.resize(self._names, size)
+            names = np.empty(size, object)  # np.resize would fill it with repeats
+            names[:self._n] = self._names[:self._n]
+            self._names = names
         self._hash[self._n:self._n + k] = h
         self._value[self._n:self._n + k] = values
         self._names[self._n:self._n + k] = ids
