@@ -13,17 +13,17 @@ Peers, all fed the same generated stream with injected anomalies:
 
 Latency is measured in event time, from the first transaction at which a burst qualifies (or
 the large transaction itself) to the alert: the engine alerts on that transaction; the minute
-scan alerts at the next minute boundary. Results go to benchmarks/results/engine.{md,json}.
+scan alerts at the next minute boundary. The peers run in rounds, every peer once a round, and
+each peer's best round counts (:mod:`benchmarks.timing`). Results go to
+benchmarks/results/engine.{md,json}.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -37,6 +37,7 @@ from auptimate_core.domain import to_micros
 
 from .data import anomalous_stream
 from .peers_alerts import deque_loop, minute_scan
+from .timing import interleaved
 
 RESULTS = Path(__file__).parent / "results"
 LIMIT = Decimal("250000")
@@ -52,16 +53,6 @@ def rules() -> list[Any]:
     ]
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def run(transactions: int, use_redis: bool, repeat: int) -> dict[str, Any]:
     txs, manifest = anomalous_stream(transactions)
     peers: dict[str, dict[str, Any]] = {}
@@ -71,15 +62,18 @@ def run(transactions: int, use_redis: bool, repeat: int) -> dict[str, Any]:
         return lambda: AlertEngine(
             rules(), store=MemoryWindowStore(window=window)).process_many(txs)
 
-    seconds, alerts = timed(engine_memory("columnar"), repeat)
-    peers["engine/memory"] = {"seconds": seconds, "alerts": alerts}
-    seconds, exact_alerts = timed(engine_memory("exact"), repeat)
-    peers["engine/memory (exact)"] = {"seconds": seconds, "alerts": exact_alerts}
-    assert exact_alerts == alerts, "exact windows != columnar windows"
-    seconds, loop_alerts = timed(lambda: deque_loop(txs, **kwargs), repeat)
-    peers["deque loop"] = {"seconds": seconds, "alerts": loop_alerts}
-    seconds, scan_alerts = timed(lambda: minute_scan(txs, **kwargs), repeat)
-    peers["minute scan"] = {"seconds": seconds, "alerts": scan_alerts}
+    timed = interleaved({
+        "engine/memory": engine_memory("columnar"),
+        "engine/memory (exact)": engine_memory("exact"),
+        "deque loop": lambda: deque_loop(txs, **kwargs),
+        "minute scan": lambda: minute_scan(txs, **kwargs),
+    }, repeat)
+    for name, (seconds, found) in timed.items():
+        peers[name] = {"seconds": seconds, "alerts": found}
+    alerts = peers["engine/memory"]["alerts"]
+    loop_alerts = peers["deque loop"]["alerts"]
+    scan_alerts = peers["minute scan"]["alerts"]
+    assert peers["engine/memory (exact)"]["alerts"] == alerts, "exact windows != columnar windows"
     if use_redis:
         from auptimate_core.backends.redis import RedisWindowStore
         from auptimate_core.testing.servers import RedisServer
@@ -96,7 +90,8 @@ def run(transactions: int, use_redis: bool, repeat: int) -> dict[str, Any]:
                 finally:
                     engine.close()
 
-            seconds, redis_alerts = timed(engine_redis, 1)
+            seconds, redis_alerts = interleaved({"engine/redis": engine_redis}, 1)[
+                "engine/redis"]
             peers["engine/redis"] = {"seconds": seconds, "alerts": redis_alerts}
 
     # Correctness first: every peer on the same stream finds the same anomalies.

@@ -19,7 +19,9 @@ order), and for every event: record it, then count the pool's events in the 1-mi
   reads ``time.time()``, so the benchmark points its module clock at the stream's event time for
   the run (and puts it back), which makes it count the same windows.
 
-Every peer runs twice and the faster run counts (a peer slower than five seconds runs once).
+The peers run in three rounds, every peer once a round, and each peer's best round counts
+(:mod:`benchmarks.timing`: the machine's speed drifts, and a drift must not fall on one peer
+alone); a peer slower than five seconds runs once.
 Every peer's counts are checked against the store's. The store and the structures also keep
 amounts (exact sums on demand), the store rejects late events and answers any interval; the
 deques and ``limits`` do neither. Retained memory (tracemalloc, in a separate untimed pass) is
@@ -33,10 +35,10 @@ import gc
 import json
 import platform
 import random
-import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +47,15 @@ from auptimate_core.store import Interval, Observation
 from auptimate_core.windows.exact import ExactWindow
 from auptimate_core.windows.ring import BucketRing
 
+from .timing import interleaved
+
 RESULTS = Path(__file__).parent / "results"
 MINUTE = 60_000_000
 HOUR = 60 * MINUTE
 WINDOWS = [Interval(0, MINUTE), Interval(0, HOUR)]
 BUSY_POOLS = 20  # the memory pass also runs the stream over this few (busy) pools
 MEMORY_EVENTS = 400_000
+ROUNDS = 3  # every peer once a round, its best round counts (a slow peer: one round)
 
 Stream = tuple[list[str], list[str], list[int]]
 Counts = tuple[list[int], list[int]]
@@ -258,15 +263,8 @@ def run(n: int, pools: int, batch: int, memory: bool) -> dict[str, Any]:
         "peers": {},
     }
     reference: Counts | None = None
-    for name, peer in peers.items():
-        seconds = float("inf")
-        for _attempt in range(2):  # best of two, the first warming up; once for slow peers
-            gc.collect()
-            start = time.perf_counter()
-            counts = peer(stream)
-            seconds = min(seconds, time.perf_counter() - start)
-            if seconds > 5:
-                break
+    timed = interleaved({name: partial(peer, stream) for name, peer in peers.items()}, ROUNDS)
+    for name, (seconds, counts) in timed.items():
         if reference is None:
             reference = counts
         report["peers"][name] = {
@@ -300,8 +298,9 @@ def write(report: dict[str, Any], stem: str = "windows") -> None:
         "",
         f"{report['events']:,} events over {report['pools']:,} pools (0-50 ms of event time "
         "apart, in order); for each event: record it, then count its pool's events in the "
-        "1-minute and the 1-hour window ending at its time; each time is the better of two "
-        "runs (one run for peers slower than five seconds). Machine: "
+        "1-minute and the 1-hour window ending at its time; each time is a peer's best of "
+        f"{ROUNDS} rounds in which every peer runs once (one run for peers slower than five "
+        "seconds). Machine: "
         f"{report['machine']}.",
         "",
         "| peer | seconds | events/s | store (columnar, batched) is faster by | same counts |",

@@ -35,6 +35,7 @@ Hashes of ``str`` are salted per process, which is fine: the log lives in one pr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
 import numpy as np
 import numpy.typing as npt
 
