@@ -133,7 +133,7 @@ class ColumnarWindows:
                 "of allowed lateness plus window; use window='exact' for longer ones")
         n = len(keys)
         out = _Output(len(spans), totals)
-        codes = self._code_list(keys)
+        codes = self._code_array(keys)
         start = 0
         while start < n:
             start = self._round(
@@ -170,7 +170,7 @@ class ColumnarWindows:
     # -- one round ----------------------------------------------------------------------------
 
     def _round(
-        self, codes: list[int], event_ids: Sequence[str], ats: Sequence[int],
+        self, codes: Ints, event_ids: Sequence[str], ats: Sequence[int],
         amounts: Sequence[int], start: int, spans: Sequence[tuple[int, int]], totals: bool,
         lateness: int, keep: int, out: _Output,
     ) -> int:
@@ -197,7 +197,7 @@ class ColumnarWindows:
             return start
         cut = int(far[0]) if len(far) else m
         ids = event_ids[start:start + cut]
-        c: Ints = np.array(codes[start:start + cut], dtype=np.int64)
+        c = codes[start:start + cut]
         t, rel = t[:cut], rel[:cut]
         comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
         h = hashes(ids)
@@ -415,15 +415,15 @@ class ColumnarWindows:
 
     # -- keys, time base, compaction ----------------------------------------------------------
 
-    def _code_list(self, keys: Sequence[str]) -> list[int]:
+    def _code_array(self, keys: Sequence[str]) -> Ints:
         codes = self._codes
         try:
-            return list(map(codes.__getitem__, keys))
+            return np.fromiter(map(codes.__getitem__, keys), np.int64, len(keys))
         except KeyError:
             for key in keys:
                 if key not in codes:
                     self._add_key(key)
-            return list(map(codes.__getitem__, keys))
+            return np.fromiter(map(codes.__getitem__, keys), np.int64, len(keys))
 
     def _add_key(self, key: str) -> None:
         code = len(self._codes)

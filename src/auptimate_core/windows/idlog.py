@@ -16,9 +16,11 @@ id, and it pays another to insert. ``IdLog`` answers the common "no" for a whole
   its first event left the horizon) is appended again; :meth:`find` returns the newest entry
   that matches, which is what the owner asks;
 - :meth:`keep_only` drops the entries the owner no longer needs and makes the filter again,
-  ``O(n)`` in numpy (the ids themselves sit in an ``object`` array, so dropping them is one
-  masked copy of pointers); the owner calls it once the log has grown to a few times what it
-  keeps.
+  ``O(n)`` in numpy; the owner calls it once the log has grown to a few times what it keeps.
+  The ids themselves sit in chunks, a list each as they came (:class:`_Names`): adding a batch
+  copies its list once, and a compaction drops whole chunks that hold nothing live and
+  rewrites only those that hold some of both, so the strings of the live ids (the newest
+  chunks, usually) are never copied or touched again.
 - a batch's filter probes are computed once (:func:`hashes`, :meth:`IdLog.probes`) and serve
   both the lookup and the insert.
 
@@ -28,13 +30,15 @@ Hashes of ``str`` are salted per process, which is fine: the log lives in one pr
 >>> log.add(["a", "b"], np.array([10, 20]))
 >>> log.find(["b", "c", "a"], lambda position, value: True)
 {0: 20, 2: 10}
->>> log.names().tolist(), log.values().tolist()
+>>> log.names(), log.values().tolist()
 (['a', 'b'], [10, 20])
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import chain, compress
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +52,7 @@ PROBES = 5  # bits set per id, in its word
 BITS_PER_ID = 32
 _MIN_BITS = 1 << 16
 _FEW = 16  # more candidates than this are looked up through one sort of the log
+_SMALL_CHUNK = 4_096  # a chunk this short takes the next batch's ids into itself
 _SIX = np.uint64(63)
 
 
@@ -56,11 +61,58 @@ def hashes(ids: Sequence[str]) -> Ints:
     return np.fromiter(map(hash, ids), np.int64, len(ids))
 
 
+class _Names:
+    """The ids of the log in chunks (lists, oldest first), and where each chunk starts."""
+
+    __slots__ = ("chunks", "starts")
+
+    def __init__(self) -> None:
+        self.chunks: list[list[str]] = []
+        self.starts: list[int] = []
+
+    def append(self, ids: Sequence[str], at: int) -> None:
+        """Add ``ids`` as entries ``at`` onwards."""
+        if not len(ids):
+            return
+        if self.chunks and len(self.chunks[-1]) < _SMALL_CHUNK:
+            self.chunks[-1].extend(ids)  # keeps one call per event from making a chunk each
+        else:
+            self.chunks.append(list(ids))
+            self.starts.append(at)
+
+    def __getitem__(self, j: int) -> str:
+        c = bisect_right(self.starts, j) - 1
+        return self.chunks[c][j - self.starts[c]]
+
+    def every(self) -> list[str]:
+        return list(chain.from_iterable(self.chunks))
+
+    def keep_only(self, keep: Flags) -> None:
+        """Keep the entries ``keep`` marks: whole chunks dropped or kept where they can be."""
+        if not self.chunks:
+            return
+        keep = np.ascontiguousarray(keep, np.bool_)
+        live = np.add.reduceat(keep.astype(np.int64), self.starts).tolist()
+        flags = keep.view(np.uint8)
+        chunks: list[list[str]] = []
+        starts: list[int] = []
+        at = 0
+        for chunk, start, alive in zip(self.chunks, self.starts, live):
+            if not alive:
+                continue
+            if alive < len(chunk):
+                chunk = list(compress(chunk, flags[start:start + len(chunk)].tobytes()))
+            chunks.append(chunk)
+            starts.append(at)
+            at += alive
+        self.chunks, self.starts = chunks, starts
+
+
 class IdLog:
     """Ids in arrival order with an ``int64`` value each, and a Bloom filter. Not thread-safe."""
 
     def __init__(self) -> None:
-        self._names: npt.NDArray[np.object_] = np.empty(1024, object)
+        self._names = _Names()
         self._hash: Ints = np.empty(1024, np.int64)
         self._value: Ints = np.empty(1024, np.int64)
         self._n = 0
@@ -111,12 +163,9 @@ class IdLog:
             size = max(2 * len(self._hash), self._n + k)
             self._hash = np.resize(self._hash, size)
             self._value = np.resize(self._value, size)
-            names = np.empty(size, object)  # np.resize would fill it with repeats
-            names[:self._n] = self._names[:self._n]
-            self._names = names
         self._hash[self._n:self._n + k] = h
         self._value[self._n:self._n + k] = values
-        self._names[self._n:self._n + k] = ids
+        self._names.append(ids, self._n)
         self._n += k
         self._mark(h, probes)
 
@@ -165,9 +214,9 @@ class IdLog:
         """The value of every entry, oldest first."""
         return self._value[:self._n]
 
-    def names(self) -> npt.NDArray[np.object_]:
+    def names(self) -> list[str]:
         """The id of every entry, oldest first."""
-        return self._names[:self._n]
+        return self._names.every()
 
     def shift_values(self, delta: int) -> None:
         self._value[:self._n] -= delta
@@ -176,12 +225,11 @@ class IdLog:
         """Drop the entries ``keep`` does not mark (one flag per entry, oldest first), and
         make the filter again for those that stay (a filter full of dropped ids' bits lets
         through more false positives, each an exact lookup in the log)."""
-        self._names = self._names[:self._n][keep]
+        self._names.keep_only(keep)
         self._hash = self._hash[:self._n][keep]
         self._value = self._value[:self._n][keep]
-        self._n = len(self._names)
+        self._n = len(self._hash)
         if self._n == 0:
-            self._names = np.empty(1024, object)
             self._hash = np.empty(1024, np.int64)
             self._value = np.empty(1024, np.int64)
         self._size_filter(self._n)
