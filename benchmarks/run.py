@@ -415,8 +415,12 @@ def headlines(results: dict[str, dict[str, Any]]) -> list[str]:
         limits = next((p for n, p in peers.items() if n.startswith("limits")), None)
         if limits:
             deque = next((p for n, p in peers.items() if "ids remembered" in n), None)
+            floor = next((p for n, p in peers.items() if "no ids" in n), None)
             than_deque = (f", {_times(ours / deque['events_per_second'])} a hand-written deque "
-                          "loop that remembers ids" if deque else "")
+                          "loop that remembers ids (the same job)" if deque else "")
+            if floor:
+                than_deque += (f", {_times(ours / floor['events_per_second'])} a bare deque "
+                               "loop that forgets them (a redelivery counted twice)")
             lines.append(f"memory window store (columnar, batches): {_rate(ours)} events/s "
                          f"recorded and counted in two windows, "
                          f"{_times(ours / limits['events_per_second'])} the `limits` library's "
