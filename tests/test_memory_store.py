@@ -170,3 +170,43 @@ class TestMemoryStoreColumnar(WindowStoreContract):
     def make_store(self, allowed_lateness_us: int) -> WindowStore:
         return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us),
                                  window="columnar")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_columnar_matches_the_naive_store_through_compactions(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long messy stream (redeliveries old and new, events out of order within the allowed
+    lateness and past it, idle pools coming back, batches of every size) against the naive
+    store, with the columnar store compacting its events and ids every few batches."""
+    from auptimate_core.windows import columnar, idlog
+
+    monkeypatch.setattr(columnar, "_MIN_COMPACT", 64)
+    monkeypatch.setattr(idlog, "_SMALL_CHUNK", 16)
+    rng = random.Random(seed)
+    lateness = 2 * MINUTE
+    store = MemoryWindowStore(allowed_lateness=timedelta(microseconds=lateness),
+                              window="columnar")
+    naive = NaiveWindowStore(lateness)
+    sent: list[tuple[str, str, int, int]] = []
+    at = 0
+    for serial in range(6_000):
+        at += rng.randrange(0, 3 * 1_000_000)
+        roll = rng.random()
+        if sent and roll < 0.08:
+            sent.append(rng.choice(sent[-200:] if roll < 0.05 else sent))  # redelivered
+            continue
+        pool = f"p{rng.randrange(8 if roll < 0.9 else 40)}"  # a few busy, many idle ones
+        when = at - rng.randrange(0, 3 * lateness) if roll > 0.95 else at
+        sent.append((pool, f"e{serial}", when, rng.randrange(0, 1_000)))
+    start = 0
+    while start < len(sent):
+        size = rng.choice([1, 7, 64, 300, 900])
+        part = sent[start:start + size]
+        start += size
+        args = ([p for p, _, _, _ in part], [e for _, e, _, _ in part],
+                [t for _, _, t, _ in part], [m for _, _, _, m in part], SPIKE)
+        assert store.observe_many(*args, totals=True) == naive.observe_many(*args, totals=True)
+        store._check()
+    for pool in ("p0", "p3", "p39"):
+        assert store.tally(pool, at, SPIKE) == naive.tally(pool, at, SPIKE)
