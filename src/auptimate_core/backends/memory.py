@@ -17,9 +17,11 @@ available, both exact at every boundary (``window=``):
   windows; on quiet pools (a few events a bucket) it is no smaller and slower still. So it is
   an option for memory-bound hosts with busy pools, not the default.
 - ``"columnar"``: :class:`~auptimate_core.windows.columnar.ColumnarWindows`, every key's events
-  in one sorted numpy array (the ``fast`` extra), a batch ranked at once. About twice as fast
-  as ``"exact"`` on batches of thousands (``benchmarks/results/windows.md``), far slower one
-  call per event; windows plus lateness up to about 12.7 days.
+  in one sorted numpy array (the ``fast`` extra), a batch ranked at once. Three to four times
+  as fast as ``"exact"`` on batches of thousands (``benchmarks/results/windows.md``), and the
+  alert engine on it about twice as fast; far slower one call per event (every call merges
+  into the whole array: milliseconds on a busy store); windows plus lateness up to about
+  12.7 days.
 
 Memory is bounded by the windows, not by the stream: a key forgets the events no interval can
 reach any more (older than its newest event minus the allowed lateness minus the longest interval
