@@ -416,15 +416,15 @@ def headlines(results: dict[str, dict[str, Any]]) -> list[str]:
         if limits:
             deque = next((p for n, p in peers.items() if "ids remembered" in n), None)
             floor = next((p for n, p in peers.items() if "no ids" in n), None)
-            than_deque = (f", {_times(ours / deque['events_per_second'])} a hand-written deque "
+            than_deques = (f", {_times(ours / deque['events_per_second'])} a hand-written deque "
                           "loop that remembers ids (the same job)" if deque else "")
             if floor:
-                than_deque += (f", {_times(ours / floor['events_per_second'])} a bare deque "
+                than_deques += (f", {_times(ours / floor['events_per_second'])} a bare deque "
                                "loop that forgets them (a redelivery counted twice)")
             lines.append(f"memory window store (columnar, batches): {_rate(ours)} events/s "
                          f"recorded and counted in two windows, "
                          f"{_times(ours / limits['events_per_second'])} the `limits` library's "
-                         f"in-memory moving window{than_deque}")
+                         f"in-memory moving window{than_deques}")
     workers = results.get("workers")
     if workers:
         best = max(workers["rows"].items(), key=lambda item: item[1]["per_second"]
