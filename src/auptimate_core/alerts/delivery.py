@@ -258,6 +258,7 @@ class Dispatcher:
         self._closing = False
         self._close_by = 0.0
         self._stopped = False
+        self._settling = 0  # deliveries given up on whose dead letter is being written
         self._counts = dict.fromkeys(
             ("delivered", "retried", "failed", "overflowed", "dead_lettered", "lost"), 0)
         for sink in sinks:
@@ -317,7 +318,7 @@ class Dispatcher:
         """Wait until every queued alert is delivered or dead-lettered; False if ``timeout``
         seconds passed first."""
         with self._cond:
-            return self._cond.wait_for(lambda: not any(lane.jobs for lane in self._lanes), timeout)
+            return self._cond.wait_for(lambda: self._idle() and not self._settling, timeout)
 
     def close(self, timeout: float = 5.0) -> DeliveryStats:
         """Deliver what is queued for up to ``timeout`` seconds, then dead-letter what is left
@@ -344,7 +345,7 @@ class Dispatcher:
                 lane.jobs.clear()
                 lane.attempts = 0
             self._prune()
-            self._cond.notify_all()
+            self._settling += len(leftovers)
         self._give_up(leftovers)
         _open.discard(self)
         return self.stats
@@ -371,6 +372,8 @@ class Dispatcher:
         try:
             sink(alert)
         except Exception as error:  # a sink's failure must not stop the caller or other sinks
+            with self._cond:
+                self._settling += 1
             self._give_up([(sink, sink_name(sink), alert, error, 1)])
         else:
             with self._cond:
@@ -402,6 +405,7 @@ class Dispatcher:
                 self._counts["overflowed"] += len(refused)
                 self._start()
                 self._cond.notify_all()
+            self._settling += len(refused)
         self._give_up(refused)
 
     def _wait_for_room(self, lane: _Lane, until: float) -> None:
@@ -497,6 +501,7 @@ class Dispatcher:
                     self._counts["delivered"] += 1
                 else:
                     gave_up.append((lane.sink, lane.name, alert, failure, attempts))
+                    self._settling += 1
                 self._prune()
             else:
                 retry_in = policy.delay(attempts)
@@ -522,7 +527,8 @@ class Dispatcher:
     # -- giving up ----------------------------------------------------------------------------
 
     def _give_up(self, failures: list[_GiveUp]) -> None:
-        """Log, count, dead-letter and report each delivery given up on (outside the lock)."""
+        """Log, count, dead-letter and report each delivery given up on (outside the lock);
+        the caller has counted them in ``_settling``, for :meth:`flush` to wait on."""
         if not failures:
             return
         recorder = _metrics.recorder()
@@ -542,14 +548,16 @@ class Dispatcher:
                     alert.key, exc_info=True, extra=_fields(name, alert, error))
             else:
                 outcome = "dead_lettered"
-            with self._cond:
-                self._counts["failed"] += 1
-                self._counts[outcome] += 1
             if self.on_error is not None:
                 try:
                     self.on_error(sink, alert, error)
                 except Exception:
                     logger.exception("on_error handler failed for alert %s", alert.key)
+            with self._cond:
+                self._counts["failed"] += 1
+                self._counts[outcome] += 1
+                self._settling -= 1
+                self._cond.notify_all()
 
 
 def _describe(error: BaseException) -> str:
