@@ -65,13 +65,18 @@ def big(i: int) -> Transaction:
     return Transaction(f"t{i}", "inv", "p", Decimal("300000"), T0)
 
 
+# The engine's close() waits for its sinks' deliveries (up to a timeout), so the webhook tests
+# read what the receiver got after it.
+
+
 def test_webhook_posts_json_and_retries_server_errors(receiver: Receiver) -> None:
     receiver.script = [503, 500]
-    sink = WebhookSink(receiver.url, retries=3, sleep=lambda _: None)
+    sink = WebhookSink(receiver.url, retries=3, backoff=0.01, sleep=lambda _: None)
     engine = AlertEngine(
         [ThresholdRule(limit=Decimal("250000"))], store=NaiveWindowStore(), sinks=[sink]
     )
     (alert,) = engine.process(big(1))
+    engine.close()
     assert len(receiver.bodies) == 3  # two failures, then delivered
     assert receiver.bodies[-1] == alert.to_dict()
     assert set(receiver.keys) == {alert.key}
@@ -82,13 +87,14 @@ def test_webhook_gives_up_and_the_engine_goes_on(receiver: Receiver) -> None:
     receiver.script = [400]
     collected = CollectingSink()
     errors: list[BaseException] = []
-    sink = WebhookSink(receiver.url, retries=3, sleep=lambda _: None)
+    sink = WebhookSink(receiver.url, retries=3, backoff=0.01, sleep=lambda _: None)
     engine = AlertEngine(
         [ThresholdRule(limit=Decimal("250000"))], store=NaiveWindowStore(),
         sinks=[sink, collected],
         on_sink_error=lambda s, a, e: errors.append(e),
     )
     engine.process_many([big(1), big(2)])
+    engine.close()
     assert len(receiver.bodies) == 2  # a 400 is not retried; the second alert is delivered
     assert len(collected) == 2
     assert len(errors) == 1 and isinstance(errors[0], WebhookError)
@@ -98,10 +104,11 @@ def test_webhook_gives_up_and_the_engine_goes_on(receiver: Receiver) -> None:
 def test_webhook_unreachable_is_reported() -> None:
     from auptimate_core.testing.servers import free_port
 
-    sink = WebhookSink(f"http://127.0.0.1:{free_port()}/", retries=1, timeout=1,
+    sink = WebhookSink(f"http://127.0.0.1:{free_port()}/", retries=1, backoff=0.01, timeout=1,
                        sleep=lambda _: None)
     engine = AlertEngine([ThresholdRule(limit=1)], store=NaiveWindowStore(), sinks=[sink])
     assert len(engine.process(big(1))) == 1
+    engine.close()
     assert engine.stats.sink_failures == 1
 
 
