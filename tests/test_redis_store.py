@@ -13,7 +13,7 @@ import redis
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.backends.redis import RedisWindowStore
 from auptimate_core.errors import StoreUnavailable
-from auptimate_core.store import Interval, Observation, Status, Tally, WindowStore
+from auptimate_core.store import DAY, Interval, Observation, Status, Tally, WindowStore
 from auptimate_core.testing.servers import RedisServer, free_port
 from auptimate_core.testing.window_store import WindowStoreContract
 
@@ -28,10 +28,11 @@ class TestRedisStore(WindowStoreContract):
     def _server(self, redis_url: str) -> None:
         self.url = redis_url
 
-    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
         return RedisWindowStore.from_url(
             self.url, namespace=f"t{uuid.uuid4().hex[:12]}",
             allowed_lateness=timedelta(microseconds=allowed_lateness_us),
+            dedup_horizon=timedelta(microseconds=dedup_horizon_us),
         )
 
 

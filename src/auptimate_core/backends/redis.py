@@ -1,11 +1,12 @@
 """``RedisWindowStore``: the WindowStore shared by many processes, durable across restarts.
 
-Each key (pool) owns four Redis keys carrying the same hash tag, so that in a Redis Cluster
+Each key (pool) owns a few Redis keys carrying the same hash tag, so that in a Redis Cluster
 they live in one slot and one Lua script may touch them all::
 
-    {namespace}:{<pool id, percent-encoded>}:ev   ZSET  event id -> event time (microseconds)
-    {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "units:token" amount
-    {namespace}:{<pool id, percent-encoded>}:mt   HASH  newest, first
+    {namespace}:{<pool id, percent-encoded>}:ev   ZSET  event id -> record time (below)
+    {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "units:token" amount, or
+                                                        "L:token:record" / "F:token:record"
+    {namespace}:{<pool id, percent-encoded>}:mt   HASH  newest, first, trimmed
     {namespace}:{<pool id, percent-encoded>}:lc   HASH  rule -> "1:since[:cause]" / "0:..."
     {namespace}:{<pool id, percent-encoded>}:lb   HASH  rule -> batch, state before its changes
 
@@ -14,32 +15,50 @@ plus one set per rule, ``{namespace}:firing:<rule>``, indexing the pools that ar
 Every record-and-tally step is one server-side Lua script (``lua/observe.lua``, loaded once,
 called by SHA, reloaded after ``NOSCRIPT``) handling one pool's run of a batch atomically:
 concurrent processes never double-count, lose an event, or see half an update. A batch costs
-one pipelined round trip whatever its size. Event ids are idempotent on the server, and what no
-window can reach any more is trimmed as time advances and expired (PEXPIRE) when a pool goes idle.
+one pipelined round trip whatever its size.
 
-Amounts are stored as integer units of 1/10,000; sums come back split into
-``high * 10**8 + low`` so that Lua's doubles add them exactly, and Python joins the parts.
+Ids are remembered for the dedup horizon (``dedup_horizon``, a day by default, at least the
+allowed lateness plus the longest window) of the pool's event time from their record time, in
+the same sorted set as the windows: an event in the windows is scored by its event time, a late
+or future one (remembered, outside the windows) by its record time shifted far below every
+event time, so a new event still costs one ``ZADD NX``. What the horizon no longer covers is
+trimmed as time advances (at the latest once the pool's newest event is the horizon plus an
+eighth of the windows past it), and a pool's keys expire (PEXPIRE) when it stays idle for
+``idle_ttl`` of wall-clock time (at least the dedup horizon).
+
+Amounts are stored as integer units of 1/10,000; window sums come back in four parts of six
+decimal digits that Lua's doubles add exactly whatever the number of events, and Python joins
+them: totals are exact for amounts below 10**24 units.
 
 Failures: connection errors and timeouts are retried (bounded, with backoff), which is safe
 because a retried batch carries the same token and is answered as it would have been the first
-time; after the last try the error is :class:`~auptimate_core.errors.StoreUnavailable`.
+time; after the last try the error is :class:`~auptimate_core.errors.StoreUnavailable`. A call
+named by ``batch`` can be retried by its caller after that, with the same answers.
+
+Persistence is Redis's own. A server that persists nothing (no RDB ``save`` points and
+``appendonly no``) loses, when it restarts, every pool's windows, its remembered ids (a
+redelivered transaction then counts and alerts again) and the alert lifecycle (which rules are
+firing: a burst in progress alerts again, and one that ended is never resolved). The store
+logs one warning when it first connects to such a server.
 
 Thread-safe: redis-py clients are (a connection pool); the store keeps no other mutable state
-than its script SHAs.
+than its script SHAs and whether it has checked the server's persistence.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import secrets
+import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from ..errors import MissingExtra, StoreError, StoreUnavailable
+from ..errors import MissingExtra, StoreError, StoreUnavailable, ValidationError
 from ..store import (
     IDLE,
     Interval,
@@ -60,10 +79,18 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra("redis", "redis") from error
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
 _US = timedelta(microseconds=1)
-_SPLIT = 10**8
-_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE)
+_LIMB = 10**6
+"""Window sums come back in parts of six decimal digits (see ``lua/observe.lua``)."""
+MAX_UNITS = 10**24 - 1
+"""The largest amount (in 1/10,000 units) whose window sums stay exact: four parts."""
+MAX_TIME = 2**60 - 1
+"""Event times (microseconds) lie within +-MAX_TIME: the scripts keep late and future ids
+below every event time in the same sorted set."""
+_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE, Status.FUTURE)
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 
 
@@ -76,11 +103,13 @@ class RedisWindowStore:
 
     ``client`` is a ``redis.Redis`` or ``redis.cluster.RedisCluster``; ``namespace`` prefixes
     every key (engines sharing a namespace share counts and the alert lifecycle).
-    ``allowed_lateness`` is as for the memory store. ``idle_ttl`` is the wall-clock time after
-    which an untouched pool's keys expire (at least the event-time horizon). ``retries`` and
-    ``backoff`` bound the retries of a failed call. ``retain``: the newest events of a pool
-    kept even past the horizon, so that a redelivered run (see ``tokens`` of
-    :meth:`observe_many`) of up to that many events per pool is answered as the first time.
+    ``allowed_lateness`` and ``dedup_horizon`` are as for the memory store: an id is
+    remembered for the dedup horizon (or the allowed lateness plus the longest window, if
+    longer) of its pool's event time. ``idle_ttl`` is the wall-clock time after which an
+    untouched pool's keys expire (at least the dedup horizon). ``retries`` and ``backoff``
+    bound the retries of a failed call. ``retain``: the newest events of a pool kept even past
+    the horizon, so that a redelivered run (see ``tokens`` of :meth:`observe_many`) of up to
+    that many events per pool is answered as the first time.
     """
 
     def __init__(
@@ -89,6 +118,7 @@ class RedisWindowStore:
         namespace: str = "auptimate",
         *,
         allowed_lateness: timedelta = timedelta(minutes=5),
+        dedup_horizon: timedelta = timedelta(days=1),
         idle_ttl: timedelta = timedelta(days=1),
         retries: int = 3,
         backoff: float = 0.05,
@@ -96,27 +126,35 @@ class RedisWindowStore:
         retain: int = 256,
     ) -> None:
         if not namespace or any(c in namespace for c in "{} "):
-            raise ValueError(f"namespace: must be non-empty without braces or spaces, not "
-                             f"{namespace!r}")
+            raise ValidationError("namespace", f"must be non-empty without braces or spaces, "
+                                  f"not {namespace!r}")
         if allowed_lateness < timedelta(0):
-            raise ValueError(f"allowed_lateness: must not be negative, not {allowed_lateness}")
+            raise ValidationError(
+                "allowed_lateness", f"must not be negative, not {allowed_lateness}")
+        if dedup_horizon < _US:
+            raise ValidationError(
+                "dedup_horizon", f"must be at least a microsecond, not {dedup_horizon}")
+        if retain < 0:
+            raise ValidationError("retain", f"must not be negative, not {retain}")
         self.client = client
         self._cluster = hasattr(client, "get_node_from_key")
         self.owns_client = False
         self.namespace = namespace
         self.allowed_lateness = allowed_lateness
         self._lateness = allowed_lateness // _US
+        self.dedup_horizon = dedup_horizon
+        self._horizon = dedup_horizon // _US
         self._idle_ttl_ms = max(1, idle_ttl // timedelta(milliseconds=1))
         self._reach = 0
         self.retries = retries
         self.backoff = backoff
         self.batch_size = batch_size
-        if retain < 0:
-            raise ValueError(f"retain: must not be negative, not {retain}")
         self.retain = retain
         self._sources = {name: _script(f"{name}.lua") for name in ("observe", "tally",
                                                                     "transition")}
         self._shas: dict[str, str] = {}
+        self._persistence_checked = False
+        self._check_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisWindowStore:
@@ -189,7 +227,40 @@ class RedisWindowStore:
         sha = self._shas.get(name)
         if sha is None:
             sha = self._shas[name] = str(self.client.script_load(self._sources[name]))
+            if not self._persistence_checked:
+                self._check_persistence()
         return sha
+
+    def _check_persistence(self) -> None:
+        """Warn once if a server this store uses persists nothing (see the module docstring).
+
+        A server that refuses ``CONFIG`` (renamed or not permitted) is not checked."""
+        with self._check_lock:
+            if self._persistence_checked:
+                return
+            servers = ([self.client.get_redis_connection(node)
+                        for node in self.client.get_primaries()]
+                       if self._cluster else [self.client])
+            volatile = []
+            try:
+                for server in servers:
+                    save = server.config_get("save").get("save", "")
+                    appendonly = server.config_get("appendonly").get("appendonly", "no")
+                    if not _text(save).strip() and _text(appendonly) == "no":
+                        kwargs = server.connection_pool.connection_kwargs
+                        volatile.append(kwargs.get("path")
+                                        or f"{kwargs.get('host')}:{kwargs.get('port')}")
+            except (RedisConnectionError, RedisTimeoutError):
+                return  # checked at the next first use; the call itself reports the failure
+            except RedisError as error:
+                logger.debug("redis persistence not checked: %s", error)
+            self._persistence_checked = True
+        if volatile:
+            logger.warning(
+                "redis %s persists nothing (no save points, appendonly no): a restart loses "
+                "every pool's windows, the remembered transaction ids (redeliveries then count "
+                "and alert again) and the alert firing states (bursts alert again, and "
+                "resolutions are missed)", ", ".join(volatile))
 
     def _evalsha_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         def run() -> list[Any]:
@@ -282,10 +353,13 @@ class RedisWindowStore:
 
     # -- recording and tallying ---------------------------------------------------------------
 
-    def observe(self, observation: Observation, intervals: Sequence[Interval]) -> Observed:
+    def observe(
+        self, observation: Observation, intervals: Sequence[Interval], *,
+        not_after: int | None = None,
+    ) -> Observed:
         batch = self.observe_many(
             (observation.key,), (observation.event_id,), (observation.at,),
-            (observation.amount,), intervals, totals=True,
+            (observation.amount,), intervals, totals=True, not_after=not_after,
         )
         return batch.observed(0)
 
@@ -299,24 +373,40 @@ class RedisWindowStore:
         *,
         totals: bool = False,
         tokens: Sequence[str] | None = None,
+        batch: str | None = None,
+        not_after: int | None = None,
     ) -> ObservedBatch:
+        """See :meth:`WindowStore.observe_many`. ``tokens`` name each event's delivery; else
+        ``batch`` names the call, and an event keeps the token ``batch.run.place`` (its pool's
+        run in the call, its place in the run); else the call gets a random name."""
         n = len(keys)
+        if not len(event_ids) == len(ats) == len(amounts) == n:
+            raise ValidationError("observe_many", f"{n} keys, {len(event_ids)} event ids, "
+                                  f"{len(ats)} times and {len(amounts)} amounts")
         if tokens is not None:
             if len(tokens) != n:
-                raise ValueError(f"tokens: {len(tokens)} for {n} events")
-            bad = next((t for t in tokens
-                        if not t or ":" in t or any(c.isspace() for c in t)), None)
+                raise ValidationError("tokens", f"{len(tokens)} for {n} events")
+            bad = next((t for t in tokens if not _is_token(t)), None)
             if bad is not None:
-                raise ValueError(f"tokens: {bad!r} is empty or has a space or a colon")
+                raise ValidationError("tokens", f"{bad!r} is empty or has a space or a colon")
+        if batch is not None and not _is_token(batch):
+            raise ValidationError("batch", f"{batch!r} is empty or has a space or a colon")
+        if n:
+            _check_range("ats", min(ats), max(ats), -MAX_TIME, MAX_TIME)
+            _check_range("amounts", min(amounts), max(amounts), 0, MAX_UNITS)
+        if not_after is not None:
+            _check_range("not_after", not_after, not_after, -MAX_TIME, MAX_TIME)
         k = len(intervals)
         if intervals:
             self._reach = max(self._reach, max(iv.reach for iv in intervals))
         keep = self._lateness + self._reach
-        ttl = max(self._idle_ttl_ms, keep // 1000 + 1)
-        head: list[Any] = [self._lateness, keep, "1" if totals else "0", ttl, self.retain, k]
+        memory = max(self._horizon, keep)
+        ttl = max(self._idle_ttl_ms, memory // 1000 + 1)
+        head: list[Any] = [self._lateness, keep, memory, "1" if totals else "0", ttl,
+                           self.retain, "" if not_after is None else not_after, k]
         for iv in intervals:
             head += [iv.offset, iv.reach]
-        token = uuid.uuid4().hex
+        token = batch if batch is not None else secrets.token_hex(8)
         # One script call per pool run, in order within the pool; pools are independent.
         runs: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
@@ -325,7 +415,7 @@ class RedisWindowStore:
         first_seen: list[int | None] = [None] * n
         counts = [[0] * n for _ in intervals]
         sums = [[0] * n for _ in intervals] if totals else []
-        width = 1 + (3 if totals else 1) * k
+        width = 1 + (5 if totals else 1) * k
         items = list(runs.items())
         step = max(1, self.batch_size // 8)
 
@@ -357,9 +447,10 @@ class RedisWindowStore:
                         first = at
                     if totals:
                         for j in range(k):
-                            counts[j][i] = fields[pos + 1 + 3 * j]
-                            sums[j][i] = (fields[pos + 2 + 3 * j] * _SPLIT
-                                          + fields[pos + 3 + 3 * j])
+                            p = pos + 1 + 5 * j
+                            counts[j][i] = fields[p]
+                            sums[j][i] = (((fields[p + 1] * _LIMB + fields[p + 2]) * _LIMB
+                                           + fields[p + 3]) * _LIMB + fields[p + 4])
                     else:
                         for j in range(k):
                             counts[j][i] = fields[pos + 1 + j]
@@ -374,10 +465,11 @@ class RedisWindowStore:
         for iv in intervals:
             args += [iv.offset, iv.reach]
         (reply,) = self._evalsha_many("tally", [(self._keys(key)[:2], args)])
-        return tuple(
-            Tally(int(reply[3 * j]), int(reply[3 * j + 1]) * _SPLIT + int(reply[3 * j + 2]))
-            for j in range(len(intervals))
-        )
+        out = []
+        for j in range(len(intervals)):
+            count, a, b, c, d = (int(x) for x in reply[5 * j:5 * j + 5])
+            out.append(Tally(count, ((a * _LIMB + b) * _LIMB + c) * _LIMB + d))
+        return tuple(out)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -454,6 +546,17 @@ class RedisWindowStore:
             return deleted
 
         return self._call("flush", run)
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and ":" not in text and not any(c.isspace() for c in text)
+
+
+def _check_range(field: str, low: int, high: int, least: int, most: int) -> None:
+    if low < least or high > most:
+        bad = low if low < least else high
+        raise ValidationError(field, f"{bad} is outside the Redis store's range "
+                              f"[{least}, {most}]")
 
 
 def _text(raw: Any) -> str:
