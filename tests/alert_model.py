@@ -30,6 +30,7 @@ class ReferenceAlerts:
         min_count: int = 5,
         lateness: timedelta = timedelta(minutes=5),
         spike: bool = True,
+        not_after: datetime | None = None,
     ) -> None:
         self.limit = limit
         self.per_pool = per_pool or {}
@@ -39,8 +40,9 @@ class ReferenceAlerts:
         self.min_count = min_count
         self.lateness = lateness
         self.spike = spike
+        self.not_after = not_after  # the engine's clock plus its max_ahead, when it has one
         self.events: dict[str, list[datetime]] = {}
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, str]] = set()
         self.firing: dict[str, bool] = {}
 
     def _count(self, pool: str, low: datetime, high: datetime) -> int:
@@ -55,18 +57,20 @@ class ReferenceAlerts:
 
     def process(self, tx: Transaction) -> list[tuple[str, str, str, str | None, datetime]]:
         """(rule, state, pool, transaction id, at) of each alert ``tx`` causes."""
-        if tx.id in self.seen:
-            return []
-        events = self.events.setdefault(tx.pool_id, [])
-        if events and tx.timestamp < max(events) - self.lateness:
-            return []  # late: not counted
-        self.seen.add(tx.id)
-        events.append(tx.timestamp)
+        if (tx.pool_id, tx.id) in self.seen:
+            return []  # a duplicate: nothing at all
+        self.seen.add((tx.pool_id, tx.id))
         out: list[tuple[str, str, str, str | None, datetime]] = []
         if self.limit is not None:
             limit = self.per_pool.get(tx.pool_id, self.limit)
             if tx.amount > limit:
                 out.append(("threshold", "firing", tx.pool_id, tx.id, tx.timestamp))
+        events = self.events.setdefault(tx.pool_id, [])
+        if self.not_after is not None and tx.timestamp > self.not_after:
+            return out  # future: kept out of the windows
+        if events and tx.timestamp < max(events) - self.lateness:
+            return out  # late: kept out of the windows
+        events.append(tx.timestamp)
         if self.spike:
             now = self.holds(tx.pool_id, tx.timestamp)
             if now != self.firing.get(tx.pool_id, False):

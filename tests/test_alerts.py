@@ -214,19 +214,20 @@ def test_threshold_is_strict_and_per_pool(make_store: Callable[[], WindowStore])
 
 
 def test_late_transactions_are_reported_not_lost() -> None:
-    engine = AlertEngine([ThresholdRule(limit=10)], store=make_memory())
+    engine = AlertEngine([ThresholdRule(limit=10)], store=make_memory(), on_late="raise")
     engine.process(Transaction("a", "i", "p", Decimal(1), T0 + timedelta(hours=1)))
     late = Transaction("b", "i", "p", Decimal(50), T0)
     fresh = Transaction("c", "i", "p", Decimal(50), T0 + timedelta(hours=1))
     with pytest.raises(LateEvent, match="timestamp: 1 transaction") as info:
         engine.process_many([late, fresh])
     assert info.value.transactions == [late]  # type: ignore[attr-defined]
-    assert [a.transaction_id for a in info.value.alerts] == ["c"]  # type: ignore[attr-defined]
+    assert [a.transaction_id for a in info.value.alerts] == ["b", "c"]  # type: ignore[attr-defined]
     seen: list[Transaction] = []
     quiet = AlertEngine([ThresholdRule(limit=10)], store=make_memory(), on_late=seen.append)
     quiet.process(Transaction("a", "i", "p", Decimal(1), T0 + timedelta(hours=1)))
-    assert quiet.process(late) == [] and seen == [late]
+    assert [a.transaction_id for a in quiet.process(late)] == ["b"] and seen == [late]
     assert quiet.stats.late == 1
+    assert quiet.process(late) == [] and quiet.stats.duplicates == 1
 
 
 def test_a_failing_sink_does_not_stop_the_others() -> None:

@@ -9,38 +9,41 @@ from datetime import timedelta
 import pytest
 
 from auptimate_core.backends.memory import MemoryWindowStore
-from auptimate_core.store import Interval, Observation, Status, WindowStore
+from auptimate_core.store import DAY, Interval, Observation, Status, WindowStore
 from auptimate_core.testing.window_store import WindowStoreContract
 
 from .naive_store import NaiveWindowStore
 
 MINUTE = 60_000_000
+TINY = timedelta(microseconds=1)  # a dedup horizon shorter than the windows: they bound the ids
 SPIKE = [Interval(0, MINUTE), Interval(MINUTE, 60 * MINUTE)]
 
 
 class TestMemoryStore(WindowStoreContract):
-    def make_store(self, allowed_lateness_us: int) -> WindowStore:
-        return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us))
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
+        return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us),
+                                 dedup_horizon=timedelta(microseconds=dedup_horizon_us))
 
 
 class TestMemoryStoreOnRings(WindowStoreContract):
     """The same store on bucket rings (narrow buckets, so windows span many of them)."""
 
-    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
         return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us),
-                                 window="ring", bucket_width=timedelta(microseconds=7))
+                                 window="ring", bucket_width=timedelta(microseconds=7),
+                                 dedup_horizon=timedelta(microseconds=dedup_horizon_us))
 
 
 class TestNaiveStore(WindowStoreContract):
     """The reference store of the engine's tests keeps the same contract."""
 
-    def make_store(self, allowed_lateness_us: int) -> WindowStore:
-        return NaiveWindowStore(allowed_lateness_us)
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
+        return NaiveWindowStore(allowed_lateness_us, dedup_horizon_us)
 
 
 @pytest.mark.parametrize("window", ["exact", "columnar"])
 def test_memory_is_bounded_by_the_windows_not_the_stream(window: str) -> None:
-    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
+    store = MemoryWindowStore(window=window, dedup_horizon=TINY)  # type: ignore[arg-type]
     rng = random.Random(3)
     at = 0
     peak_events = peak_keys = 0
@@ -64,11 +67,13 @@ def test_memory_is_bounded_by_the_windows_not_the_stream(window: str) -> None:
 
 
 def _id_bound(window: str, size: dict[str, int]) -> int:
-    """Ids held at most: per-pool maps forget lazily (at twice what they need, 64 at least);
-    the columnar id log once it has tripled since its last compaction (65,536 at least)."""
+    """Ids held at most, with a dedup horizon shorter than the windows: per-pool maps forget
+    lazily (at twice what they need, 64 at least) the ids of twice the windows' horizon (a
+    quiet key's newest may move up by one horizon); the columnar id log once it has tripled
+    since its last compaction (65,536 at least)."""
     if window == "columnar":
         return max(4 * size["events"], 2 * 65_536)
-    return 2 * size["events"] + 64 * size["keys"]
+    return 4 * size["events"] + 64 * size["keys"]
 
 
 def test_late_and_duplicate_statuses() -> None:
@@ -131,7 +136,7 @@ def test_peak_size_is_bounded_on_a_long_fast_stream(window: str, events: int) ->
     ten hours of event time: the peak size is set by what the horizon (an hour and six minutes,
     plus the lazy trim's quarter) holds, not by the length of the stream, and stays flat once
     the first horizon has passed."""
-    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
+    store = MemoryWindowStore(window=window, dedup_horizon=TINY)  # type: ignore[arg-type]
     rng = random.Random(11)
     pools = [f"pool-{i}" for i in range(10_000)]
     gap = 36_000_000_000 // events  # ten hours in all
@@ -167,9 +172,10 @@ def test_peak_size_is_bounded_on_a_long_fast_stream(window: str, events: int) ->
 class TestMemoryStoreColumnar(WindowStoreContract):
     """The same store on columnar windows (numpy, batch at a time)."""
 
-    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
         return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us),
-                                 window="columnar")
+                                 window="columnar",
+                                 dedup_horizon=timedelta(microseconds=dedup_horizon_us))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

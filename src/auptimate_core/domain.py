@@ -26,6 +26,7 @@ from typing import Final
 import attrs
 
 from .errors import InvalidAmount, InvalidId, InvalidKind, InvalidTimestamp, ValidationError
+from .money import MAX_AMOUNT
 
 KINDS: Final = frozenset({"investment", "distribution", "fee", "refund", "carry"})
 """The kinds of transaction. Direction comes from the kind, never from the sign of the amount."""
@@ -50,18 +51,29 @@ def from_micros(micros: int) -> datetime:
 
 
 def check_id(field: str, value: object) -> str:
-    """Return ``value`` if it is a non-empty string, else raise :class:`InvalidId`."""
+    """Return ``value`` if it is a non-empty string every backend can store, else raise
+    :class:`InvalidId` (no NUL character, no lone surrogate: neither survives UTF-8)."""
     if not isinstance(value, str):
         raise InvalidId(field, f"must be a string, not {type(value).__name__}")
     if not value or value.isspace():
         raise InvalidId(field, "must not be empty")
+    if not value.isascii() or "\x00" in value:
+        if "\x00" in value:
+            raise InvalidId(field, "must not contain a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidId(field, f"must be valid Unicode text, not {value!r} "
+                                   "(it holds a lone surrogate)") from None
     return value
 
 
 def check_amount(value: object, field: str = "amount") -> Decimal:
-    """Return ``value`` as a positive, finite Decimal, or raise :class:`InvalidAmount`.
+    """Return ``value`` as a positive, finite Decimal of at most :data:`MAX_AMOUNT`, or raise
+    :class:`InvalidAmount`.
 
-    ints are converted; floats, strings, bools, NaN, infinities, zero and negatives are rejected.
+    ints are converted; floats, strings, bools, NaN, infinities, zero, negatives and amounts
+    above the maximum are rejected.
     """
     if type(value) is Decimal:
         amount = value
@@ -73,6 +85,9 @@ def check_amount(value: object, field: str = "amount") -> Decimal:
         raise InvalidAmount(field, f"must be finite, not {amount}")
     if amount <= 0:
         raise InvalidAmount(field, f"must be greater than zero, not {amount}")
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount(field, f"must be at most {MAX_AMOUNT:,} (the documented maximum), "
+                                   f"not {amount}")
     return amount
 
 

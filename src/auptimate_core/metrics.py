@@ -36,6 +36,7 @@ Public interface (also in notes/metrics_api.md)::
     ledger_write(kind)                          kind: "create_pool", "invest", "distribute" ...
     ledger_refusal(reason)                      reason: "permission_denied", "unknown_pool" ...
     ledger_replay(kind="other")                 an idempotent retry answered from the record
+    ledger_subscriber_failure(event="other")    an in-process subscriber raised on an event
 
 Label values are short names chosen by the code (a store's class name, a rule name, an
 operation, a kind): never an investor id, an e-mail or an amount. As a guard, the Prometheus
@@ -71,6 +72,7 @@ __all__ = [
     "engine_batch",
     "ledger_refusal",
     "ledger_replay",
+    "ledger_subscriber_failure",
     "ledger_write",
     "metrics_enabled",
     "recorder",
@@ -102,7 +104,9 @@ class Recorder:
 
     enabled = False
 
-    def engine_batch(self, store: str, processed: int, duplicates: int, late: int) -> None:
+    def engine_batch(
+        self, store: str, processed: int, duplicates: int, late: int, future: int = 0
+    ) -> None:
         pass
 
     def alert_raised(self, rule: str, state: str) -> None:
@@ -138,6 +142,9 @@ class Recorder:
     def ledger_replay(self, kind: str) -> None:
         pass
 
+    def ledger_subscriber_failure(self, event: str) -> None:
+        pass
+
 
 _NOOP = Recorder()
 _recorder: Recorder = _NOOP
@@ -159,9 +166,11 @@ def metrics_enabled() -> bool:
     return _recorder.enabled
 
 
-def engine_batch(store: str, processed: int, duplicates: int, late: int) -> None:
+def engine_batch(
+    store: str, processed: int, duplicates: int, late: int, future: int = 0
+) -> None:
     """A batch went through an engine on ``store`` (a class name): counts by status."""
-    _recorder.engine_batch(store, processed, duplicates, late)
+    _recorder.engine_batch(store, processed, duplicates, late, future)
 
 
 def alert_raised(rule: str, state: str) -> None:
@@ -217,6 +226,11 @@ def ledger_refusal(reason: str) -> None:
 def ledger_replay(kind: str = OTHER) -> None:
     """A retried request was answered from the record by its idempotency key."""
     _recorder.ledger_replay(kind)
+
+
+def ledger_subscriber_failure(event: str = OTHER) -> None:
+    """An in-process ledger subscriber raised on an ``event`` (its class name)."""
+    _recorder.ledger_subscriber_failure(event)
 
 
 # -- switching on and off ----------------------------------------------------------------------
@@ -424,7 +438,12 @@ class _PrometheusRecorder(Recorder):
             "Transactions whose id the store had already counted.", "store")
         self.late = counter(
             "auptimate_late_events_rejected",
-            "Transactions older than the store's allowed lateness, not counted.", "store")
+            "Transactions older than the store's allowed lateness, kept out of the windows "
+            "(their transaction rules ran).", "store")
+        self.future = counter(
+            "auptimate_future_events_held_out",
+            "Transactions too far ahead of the engine's clock, kept out of the windows "
+            "(their transaction rules ran).", "store")
         self.alerts = counter(
             "auptimate_alerts", "Alerts raised, by rule and state.", "rule", "state")
         self.deliveries = counter(
@@ -460,15 +479,23 @@ class _PrometheusRecorder(Recorder):
         self.ledger_replays = counter(
             "auptimate_ledger_idempotent_replays",
             "Retries answered from the record by their idempotency key.", "kind")
+        self.ledger_subscriber_failures = counter(
+            "auptimate_ledger_subscriber_failures",
+            "Events an in-process ledger subscriber raised on (the change feed keeps them).",
+            "event")
         families = [value for value in vars(self).values() if isinstance(value, _Family)]
         registry.register(_Collector(families))
 
-    def engine_batch(self, store: str, processed: int, duplicates: int, late: int) -> None:
+    def engine_batch(
+        self, store: str, processed: int, duplicates: int, late: int, future: int = 0
+    ) -> None:
         self.processed.child(store).inc(processed)
         if duplicates:
             self.duplicates.child(store).inc(duplicates)
         if late:
             self.late.child(store).inc(late)
+        if future:
+            self.future.child(store).inc(future)
 
     def alert_raised(self, rule: str, state: str) -> None:
         self.alerts.child(rule, state).inc()
@@ -504,3 +531,6 @@ class _PrometheusRecorder(Recorder):
 
     def ledger_replay(self, kind: str) -> None:
         self.ledger_replays.child(kind).inc()
+
+    def ledger_subscriber_failure(self, event: str) -> None:
+        self.ledger_subscriber_failures.child(event).inc()

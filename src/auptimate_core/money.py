@@ -12,6 +12,13 @@ from typing import Final
 
 from .errors import ValidationError
 
+MAX_AMOUNT: Final = Decimal(10) ** 15
+"""The largest amount of one transaction, in the currency, for every store and backend.
+
+A quadrillion: well above any real transaction, and small enough that each store keeps it, and
+the sum of a window full of them, exactly (integer units of 1/10,000 in the window stores,
+NUMERIC or integer minor units in SQL)."""
+
 # ISO 4217 currencies whose minor unit is not two digits; every other code has two.
 _MINOR_DIGITS: Final[Mapping[str, int]] = {
     **dict.fromkeys(

@@ -15,16 +15,24 @@ its baseline is ``Interval(w, b)``.
 
 Contract (``auptimate_core.testing`` holds the test suite every store must pass):
 
-- ``observe`` records an event once per ``event_id``: a second arrival of an id still held is
-  ``DUPLICATE`` and changes nothing. An event older than the key's newest event minus the store's
-  allowed lateness is ``LATE`` and is not recorded. Each observation is atomic.
-- The tallies of an observation count every event of its key recorded so far (itself included)
-  whose time lies in each interval ending at the observation's own time.
+- ``observe`` records an event once per ``event_id`` and key. An id is remembered for the store's
+  *dedup horizon* (``dedup_horizon``, 24 hours by default, independent of the windows), measured
+  in the key's event time from the moment it was recorded: a second arrival of a remembered id,
+  with its original time or a new one, is ``DUPLICATE`` and changes nothing. Memory stays bounded
+  by the horizon: a store forgets an id at the latest once its key's newest event is twice the
+  horizon past it.
+- An event older than the key's newest event minus the store's allowed lateness is ``LATE``; one
+  after ``not_after`` (when given: the engine's clock plus its ``max_ahead``) is ``FUTURE``.
+  Neither enters the windows, moves the key's newest event or its first one, nor gets tallies;
+  both have their id remembered (recorded at the key's newest time, and at ``not_after``), so a
+  redelivery of either is a ``DUPLICATE``. Each observation is atomic.
+- The tallies of an ``NEW`` observation count every event of its key recorded so far (itself
+  included) whose time lies in each interval ending at the observation's own time.
 - ``observe_many`` gives exactly the results of calling ``observe`` on each item in order. It is
   the fast path, so it is columnar: parallel sequences in, an :class:`ObservedBatch` of parallel
   lists out, and no object per event on either side.
 - A store may forget what no interval it has been asked about can reach any more (memory stays
-  bounded by the windows, not by the length of the stream).
+  bounded by the windows and the dedup horizon, not by the length of the stream).
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
+
+DAY: Final = 86_400_000_000
+"""A day in microseconds: the default dedup horizon of every store."""
 
 AMOUNT_SCALE: Final = 10_000
 """Window sums are kept in integer units of 1/AMOUNT_SCALE of the currency (four decimals)."""
@@ -103,6 +114,7 @@ class Status(enum.Enum):
     NEW = "new"
     DUPLICATE = "duplicate"
     LATE = "late"
+    FUTURE = "future"
 
 
 @attrs.frozen(slots=True)
@@ -202,7 +214,10 @@ class Transition:
 class WindowStore(Protocol):
     """The storage interface of the alert engine. See the module docstring for the contract."""
 
-    def observe(self, observation: Observation, intervals: Sequence[Interval]) -> Observed:
+    def observe(
+        self, observation: Observation, intervals: Sequence[Interval], *,
+        not_after: int | None = None,
+    ) -> Observed:
         """Record one event (idempotently by id) and tally ``intervals`` ending at its time."""
         ...
 
@@ -216,11 +231,21 @@ class WindowStore(Protocol):
         *,
         totals: bool = False,
         tokens: Sequence[str] | None = None,
+        batch: str | None = None,
+        not_after: int | None = None,
     ) -> ObservedBatch:
         """Observe each ``(keys[i], event_ids[i], ats[i], amounts[i])`` in order, in one batch.
 
         The same as calling :meth:`observe` for each in order; ``totals=False`` lets a store
-        skip summing amounts when no rule needs them.
+        skip summing amounts when no rule needs them. Events after ``not_after`` are
+        ``FUTURE`` (see the module docstring).
+
+        ``batch`` names the call (no spaces or colons). A store shared between processes
+        answers an event it recorded under the same batch name and place as it did the first
+        time (``NEW`` with fresh tallies, ``LATE`` or ``FUTURE``): it is the same call again,
+        retried after a :class:`~auptimate_core.errors.StoreUnavailable`, and deciding it
+        again is how its alerts are not lost. A store that cannot fail half-way (the memory
+        store) may ignore it.
 
         ``tokens`` names each event's delivery (a queue's entry id, say, without spaces). A
         store shared between processes answers an event whose id it holds with the same token
@@ -260,16 +285,18 @@ class WindowStore(Protocol):
 
 class LifecycleTable:
     """The alert lifecycle held in one process: the semantics of :meth:`WindowStore.states` and
-    :meth:`WindowStore.transition` on two dicts. Not thread-safe: its owner locks.
+    :meth:`WindowStore.transition` on dicts, with an index of the keys firing per rule. Not
+    thread-safe: its owner locks.
 
-    O(1) per pair asked or changed.
+    O(1) per pair asked or changed; :meth:`firing` is O(keys firing for that rule).
     """
 
-    __slots__ = ("_before", "current")
+    __slots__ = ("_before", "_firing", "current")
 
     def __init__(self) -> None:
         self.current: dict[tuple[str, str], LifecycleState] = {}
         self._before: dict[tuple[str, str], tuple[str, LifecycleState]] = {}
+        self._firing: dict[str, set[str]] = {}
 
     def states(
         self, pairs: Iterable[tuple[str, str]], batch: str | None = None
@@ -297,9 +324,22 @@ class LifecycleTable:
                 applied.append(False)
             else:
                 self.current[pair] = target
+                firing = self._firing.setdefault(change.rule, set())
+                if change.firing:
+                    firing.add(change.key)
+                else:
+                    firing.discard(change.key)
                 applied.append(True)
         return applied
 
     def firing(self, rule: str) -> frozenset[str]:
-        return frozenset(key for (key, name), state in self.current.items()
-                         if name == rule and state.firing)
+        return frozenset(self._firing.get(rule, ()))
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the states of ``keys`` that are not firing (they read as ``IDLE`` again).
+        O(pairs held)."""
+        gone = set(keys)
+        self.current = {pair: state for pair, state in self.current.items()
+                        if state.firing or pair[0] not in gone}
+        self._before = {pair: before for pair, before in self._before.items()
+                        if pair in self.current}

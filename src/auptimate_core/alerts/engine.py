@@ -9,16 +9,20 @@ batch and the memory store three function calls.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 from operator import attrgetter
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .. import metrics as _metrics
+from ..clock import Clock, SystemClock
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
@@ -50,6 +54,7 @@ _TIMESTAMP = attrgetter("timestamp")
 _AMOUNT = attrgetter("amount")
 _MICROSECOND = timedelta(microseconds=1)
 _INT64 = 1 << 62  # products below this are safe in numpy's int64
+_UNFINISHED = 64  # failed batches remembered for a retry
 
 
 def _ALERT_ORDER(entry: tuple[int, int, Alert, int]) -> tuple[int, int]:
@@ -57,14 +62,20 @@ def _ALERT_ORDER(entry: tuple[int, int, Alert, int]) -> tuple[int, int]:
 
 
 class EngineStats:
-    """Counters of what an engine has done; read them, don't write them."""
+    """Counters of what an engine has done; read them, don't write them.
 
-    __slots__ = ("alerts", "duplicates", "late", "processed", "sink_failures")
+    ``late`` and ``future`` count the transactions kept out of the windows (older than the
+    store's allowed lateness, or more than ``max_ahead`` ahead of the clock); their
+    transaction rules ran all the same. ``duplicates`` were not processed at all.
+    """
+
+    __slots__ = ("alerts", "duplicates", "future", "late", "processed", "sink_failures")
 
     def __init__(self) -> None:
         self.processed = 0
         self.duplicates = 0
         self.late = 0
+        self.future = 0
         self.alerts = 0
         self.sink_failures = 0
 
@@ -89,6 +100,17 @@ class _Slot:
         self.linear: tuple[int, int, int] | None = linear if len(columns) == 2 else None
 
 
+class _Unfinished:
+    """A batch whose call failed: the name it was decided under, and the keys of the alerts
+    its sinks already received."""
+
+    __slots__ = ("delivered", "tag")
+
+    def __init__(self, tag: str, delivered: set[str]) -> None:
+        self.tag = tag
+        self.delivered = delivered
+
+
 class AlertEngine:
     """Apply ``rules`` to transactions as they arrive and hand the alerts to ``sinks``.
 
@@ -99,11 +121,19 @@ class AlertEngine:
     receive every alert; a failing sink is logged, counted, passed to ``on_sink_error`` if given,
     and never stops the engine or the other sinks.
 
-    Late transactions (older than the store's allowed lateness) are not counted. By default
-    ``process_many`` finishes the batch and then raises :class:`~auptimate_core.errors.LateEvent`
-    carrying ``transactions`` (the late ones) and ``alerts`` (all alerts of the batch, which the
-    sinks have already received); pass ``on_late`` to be called with each late transaction
-    instead.
+    Transaction rules run on every transaction that is not a duplicate. Window rules count
+    only what the store let into its windows: a *late* transaction (older than the store's
+    allowed lateness) and a *future* one (more than ``max_ahead`` ahead of ``clock``, so that
+    one wrong timestamp cannot make every later transaction late) stay out, and are counted in
+    :attr:`stats`, in the metrics and in the log. ``on_late`` and ``on_future``, when given,
+    are called with each of them; ``on_late="raise"`` makes the call finish and then raise
+    :class:`~auptimate_core.errors.LateEvent` carrying ``late``, ``future``, ``transactions``
+    (both) and ``alerts`` (all alerts of the call, which the sinks have already received).
+
+    A call that fails with a :class:`~auptimate_core.errors.StoreError` may be retried with
+    the same transactions: each batch is decided under a name the store remembers, so the
+    retry returns the alerts the failed call would have returned, and the sinks receive each
+    alert once.
 
     Safe to share between threads: calls are serialised by a lock, and the lifecycle lives in the
     store, so engines in other processes sharing that store share it too.
@@ -115,9 +145,12 @@ class AlertEngine:
         store: WindowStore | None = None,
         sinks: Iterable[AlertCallback] = (),
         *,
-        on_late: Callable[[Transaction], object] | None = None,
+        on_late: Callable[[Transaction], object] | Literal["raise"] | None = None,
+        on_future: Callable[[Transaction], object] | None = None,
         on_sink_error: SinkErrorHandler | None = None,
         batch_size: int = 10_000,
+        max_ahead: timedelta = timedelta(minutes=5),
+        clock: Clock | None = None,
     ) -> None:
         if store is None:
             from ..backends.memory import MemoryWindowStore
@@ -150,13 +183,26 @@ class AlertEngine:
         self._intervals = tuple(intervals)
         self._totals = any(slot.uses_totals for slot in self._slots)
         self.sinks: list[AlertCallback] = list(sinks)
+        if not (on_late is None or on_late == "raise" or callable(on_late)):
+            raise ValidationError("on_late", f"must be a callable, 'raise' or None, not "
+                                  f"{on_late!r}")
         self.on_late = on_late
+        self.on_future = on_future
         self.on_sink_error = on_sink_error
         if batch_size < 1:
             raise ValidationError("batch_size", f"must be at least 1, not {batch_size}")
         self.batch_size = batch_size
+        if not isinstance(max_ahead, timedelta) or max_ahead < timedelta(0):
+            raise ValidationError("max_ahead", f"must be a timedelta of at least 0, not "
+                                  f"{max_ahead!r}")
+        self.max_ahead = max_ahead
+        self._ahead = max_ahead // _MICROSECOND
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.stats = EngineStats()
         self._lock = threading.RLock()
+        self._name = uuid.uuid4().hex[:12]
+        self._batches = itertools.count()
+        self._unfinished: OrderedDict[tuple[str, ...], _Unfinished] = OrderedDict()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -184,7 +230,7 @@ class AlertEngine:
         :func:`auptimate_core.integrations.redis_streams.slices`.
         """
         alerts: list[Alert] = []
-        late: list[Transaction] = []
+        held: tuple[list[Transaction], list[Transaction]] = ([], [])
         txs: Iterable[Transaction] = transactions
         if deliveries is not None:
             listed = list(transactions)
@@ -195,23 +241,59 @@ class AlertEngine:
             txs = listed
         iterator = iter(txs)
         size = self.batch_size
+        done: list[tuple[tuple[str, ...], _Unfinished]] = []
         with self._lock:
             start = 0
             while batch := (txs[start:start + size] if isinstance(txs, list)
                             else list(islice(iterator, size))):
                 names = deliveries[start:start + len(batch)] if deliveries is not None else None
                 start += len(batch)
-                alerts.extend(self._process_batch(batch, late, names))
-        if late and self.on_late is None:
+                ids: tuple[str, ...] = ()
+                again = None
+                if self._unfinished:
+                    ids = tuple(map(_ID, batch))
+                    again = self._unfinished.get(ids)
+                tag = names[0] if names else again.tag if again else (
+                    f"{self._name}.{next(self._batches)}")
+                record = again or _Unfinished(tag, set())
+                try:
+                    alerts.extend(self._process_batch(
+                        batch, held, names, tag, names is not None or again is not None,
+                        record.delivered))
+                except StoreError:
+                    self._remember_unfinished(
+                        [*done, (ids or tuple(map(_ID, batch)), record)])
+                    raise
+                if again is not None:
+                    del self._unfinished[ids]
+                elif not self._unfinished and names is None:
+                    done.append((ids, record))
+        late, future = held
+        if (late or future) and self.on_late == "raise":
+            first = (late or future)[0]
             error = LateEvent(
                 "timestamp",
-                f"{len(late)} transaction(s) older than the store's allowed lateness were not "
-                f"counted, first {late[0].id!r} at {late[0].timestamp.isoformat()}",
+                f"{len(late)} transaction(s) older than the store's allowed lateness and "
+                f"{len(future)} more than {self.max_ahead} ahead of the clock were kept out of "
+                f"the windows, first {first.id!r} at {first.timestamp.isoformat()}",
             )
-            error.transactions = late  # type: ignore[attr-defined]
+            error.late = late  # type: ignore[attr-defined]
+            error.future = future  # type: ignore[attr-defined]
+            error.transactions = late + future  # type: ignore[attr-defined]
             error.alerts = alerts  # type: ignore[attr-defined]
             raise error
         return alerts
+
+    def _remember_unfinished(self, batches: list[tuple[tuple[str, ...], _Unfinished]]) -> None:
+        """Keep the names of a failed call's batches (those done included: the caller never
+        got their alerts) for a retry with the same transactions."""
+        for ids, record in batches:
+            if not ids:
+                continue
+            self._unfinished[ids] = record
+            self._unfinished.move_to_end(ids)
+        while len(self._unfinished) > _UNFINISHED:
+            self._unfinished.popitem(last=False)
 
     def evaluate(self, now: datetime) -> list[Alert]:
         """Resolve what stopped holding as time passed without transactions; alerts at ``now``."""
@@ -275,55 +357,52 @@ class AlertEngine:
             recorder.store_call(self._store_name, operation, perf_counter() - start)
 
     def _process_batch(
-        self, txs: list[Transaction], late: list[Transaction], deliveries: Sequence[str] | None
+        self, txs: list[Transaction], held: tuple[list[Transaction], list[Transaction]],
+        deliveries: Sequence[str] | None, tag: str, again: bool, delivered: set[str],
     ) -> list[Alert]:
+        """Decide one batch. ``tag`` names it in the store; ``again`` says it may have been
+        decided before (a redelivery or a retry), so its lifecycle is read as it was then;
+        ``delivered`` holds the keys of its alerts the sinks already have (and gets the new
+        ones)."""
         keys = list(map(_POOL, txs))
         event_ids = list(map(_ID, txs))
         # Microseconds since the epoch from the timedelta's fields: exact, and cheaper than
         # dividing one timedelta by another (to_micros) on the hottest line of the engine.
         ats = [((d := moment - EPOCH).days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
                for moment in map(_TIMESTAMP, txs)]
-        # A batch of deliveries is named by its first: decided again, it starts from the
-        # lifecycle it found the first time (see WindowStore.states).
-        tag = deliveries[0] if deliveries else None
+        not_after = to_micros(self.clock.now()) + self._ahead
         amounts = list(map(to_units, map(_AMOUNT, txs))) if self._totals else [0] * len(txs)
         extra: dict[str, Any] = {} if deliveries is None else {"tokens": deliveries}
         batch = self._call(
             "observe_many", self.store.observe_many,
-            keys, event_ids, ats, amounts, self._intervals, totals=self._totals, **extra,
+            keys, event_ids, ats, amounts, self._intervals, totals=self._totals,
+            batch=tag, not_after=not_after, **extra,
         )
         statuses = batch.statuses
         stats = self.stats
         stats.processed += len(txs)
-        skipped = (stats.duplicates, stats.late)
         new = Status.NEW
         every_new = statuses.count(new) == len(statuses)
+        held_counts = (0, 0, 0)
         if not every_new:
-            for i, status in enumerate(statuses):
-                if status is Status.DUPLICATE:
-                    stats.duplicates += 1
-                elif status is Status.LATE:
-                    stats.late += 1
-                    late.append(txs[i])
-                    if self.on_late is not None:
-                        self.on_late(txs[i])
+            held_counts = self._count_held(txs, statuses, held)
+        _metrics.engine_batch(self._store_name, len(txs), *held_counts)
         # Each entry: (transaction index, rule order, alert, index of its transition or -1
         # when unconditional); sorted at the end into the order a loop per transaction gives.
         pending: list[tuple[int, int, Alert, int]] = []
+        duplicate = Status.DUPLICATE
         for order, tx_rule in enumerate(self._tx_rules):
             flagged = getattr(tx_rule, "flagged", None)
             candidates = flagged(txs) if flagged is not None else range(len(txs))
             for i in candidates:
-                if every_new or statuses[i] is new:
+                if every_new or statuses[i] is not duplicate:
                     alert = tx_rule.check(txs[i])
                     if alert is not None:
                         pending.append((i, order, alert, -1))
         transitions: list[Transition] = []
         if self._slots:
-            self._decide_windows(txs, keys, ats, batch, every_new, tag, pending, transitions)
-        _metrics.engine_batch(
-            self._store_name, len(txs), stats.duplicates - skipped[0], stats.late - skipped[1]
-        )
+            self._decide_windows(txs, keys, ats, batch, every_new, tag, again, pending,
+                                 transitions)
         if not pending:
             return []
         applied = (
@@ -331,12 +410,51 @@ class AlertEngine:
         )
         pending.sort(key=_ALERT_ORDER)
         alerts = [alert for _, _, alert, t in pending if t < 0 or applied[t]]
-        self._deliver(alerts)
+        self._deliver([alert for alert in alerts if alert.key not in delivered])
+        delivered.update(alert.key for alert in alerts)
         return alerts
+
+    def _count_held(
+        self, txs: list[Transaction], statuses: list[Status],
+        held: tuple[list[Transaction], list[Transaction]],
+    ) -> tuple[int, int, int]:
+        """Count (and report) the duplicates, late and future transactions of a batch."""
+        stats = self.stats
+        late: list[Transaction] = []
+        future: list[Transaction] = []
+        duplicates = 0
+        for i, status in enumerate(statuses):
+            if status is Status.DUPLICATE:
+                duplicates += 1
+            elif status is Status.LATE:
+                late.append(txs[i])
+            elif status is Status.FUTURE:
+                future.append(txs[i])
+        stats.duplicates += duplicates
+        stats.late += len(late)
+        stats.future += len(future)
+        for what, found in (("older than the allowed lateness", late),
+                            (f"more than {self.max_ahead} ahead of the clock", future)):
+            if found:
+                logger.warning(
+                    "%d transaction(s) %s kept out of the windows (transaction rules ran), "
+                    "first %r at %s", len(found), what, found[0].id,
+                    found[0].timestamp.isoformat(),
+                    extra={"store": self._store_name, "count": len(found),
+                           "transaction_id": found[0].id, "pool_id": found[0].pool_id})
+        held[0].extend(late)
+        held[1].extend(future)
+        if callable(self.on_late):
+            for tx in late:
+                self.on_late(tx)
+        if self.on_future is not None:
+            for tx in future:
+                self.on_future(tx)
+        return duplicates, len(late), len(future)
 
     def _decide_windows(
         self, txs: list[Transaction], keys: list[str], ats: list[int], batch: ObservedBatch,
-        every_new: bool, tag: str | None, pending: list[tuple[int, int, Alert, int]],
+        every_new: bool, tag: str, again: bool, pending: list[tuple[int, int, Alert, int]],
         transitions: list[Transition],
     ) -> None:
         """The window rules' lifecycle changes of a batch, decided in transaction order.
@@ -355,7 +473,7 @@ class AlertEngine:
             tuple((arrays[1] if s.uses_totals else arrays[0])[c] for c in s.columns)
             for s in slots
         ] if arrays is not None else [None] * len(slots)
-        if tag is None:
+        if not again:
             # Pools that were firing, and those where a rule holds: nowhere else can a
             # state change.
             active: set[str] = set()
@@ -363,7 +481,7 @@ class AlertEngine:
                 active.update(self._call("firing", self.store.firing, slot.rule.name))
             active.intersection_update(keys)
         else:
-            # A batch delivered again is decided from the states it found the first time,
+            # A batch decided again is decided from the states it found the first time,
             # which only the states themselves tell: ask for every pool of the batch.
             known = self._call(
                 "states", self.store.states,

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 _US = timedelta(microseconds=1)
 _SWEEP_MIN = 4_096  # events between sweeps, at least (and at least half the keys held)
 _NEVER = -(1 << 62)
+_NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows
 
 
 class _ExactKey(ExactWindow):
@@ -122,7 +123,7 @@ def _columnar_windows() -> ColumnarWindows:
 
 
 def _forget_ids(state: _Key, horizon: int) -> None:
-    """Forget the ids of events at or before ``horizon`` (which no interval reaches)."""
+    """Forget the ids recorded at or before ``horizon`` (past the dedup horizon)."""
     state.ids = {k: v for k, v in state.ids.items() if v > horizon}
     state.id_limit = 2 * len(state.ids) + 64
 
@@ -131,7 +132,9 @@ class MemoryWindowStore:
     """A thread-safe, in-process :class:`~auptimate_core.store.WindowStore`.
 
     ``allowed_lateness``: how far behind a key's newest event an event may arrive and still be
-    counted; an older one is ``LATE`` (not recorded). Five minutes by default.
+    counted; an older one is ``LATE`` (not counted). Five minutes by default.
+    ``dedup_horizon``: how long (in a key's event time) an id is remembered after it was
+    recorded, so that a redelivery is a duplicate; a day by default.
     ``window``: ``"exact"`` (default), ``"ring"`` or ``"columnar"``, the structure the keys
     are kept in (see the module docstring); ``bucket_width``: the ring's bucket width.
     """
@@ -142,10 +145,14 @@ class MemoryWindowStore:
         *,
         window: Literal["exact", "ring", "columnar"] = "exact",
         bucket_width: timedelta = timedelta(minutes=5),
+        dedup_horizon: timedelta = timedelta(days=1),
     ) -> None:
         if allowed_lateness < timedelta(0):
             raise ValidationError(
                 "allowed_lateness", f"must not be negative, not {allowed_lateness}")
+        if dedup_horizon < _US:
+            raise ValidationError(
+                "dedup_horizon", f"must be at least a microsecond, not {dedup_horizon}")
         if window not in ("exact", "ring", "columnar"):
             raise ValidationError(
                 "window", f"must be 'exact', 'ring' or 'columnar', not {window!r}")
@@ -155,6 +162,8 @@ class MemoryWindowStore:
         self.allowed_lateness = allowed_lateness
         self.window = window
         self.bucket_width = bucket_width
+        self.dedup_horizon = dedup_horizon
+        self._horizon = dedup_horizon // _US
         self._ring = window == "ring"
         self._width = bucket_width // _US
         self._lateness = allowed_lateness // _US
@@ -163,13 +172,14 @@ class MemoryWindowStore:
         self._reach = 0
         self._newest = _NEVER
         self._since_sweep = 0
+        self._swept_at = _NEVER
         self._lock = threading.Lock()
         self._columnar: ColumnarWindows | None = None
         if window == "columnar":
             self._columnar = _columnar_windows()
 
-    def _new_key(self, key: str, at: int) -> _Key:
-        first, newest = at, _NEVER
+    def _new_key(self, key: str) -> _Key:
+        first, newest = _NO_FIRST, _NEVER
         state: _Key
         if self._ring:
             state = _RingKey(first, newest, self._width, self._lateness + self._reach)
@@ -189,10 +199,13 @@ class MemoryWindowStore:
 
     # -- recording and tallying ---------------------------------------------------------------
 
-    def observe(self, observation: Observation, intervals: Sequence[Interval]) -> Observed:
+    def observe(
+        self, observation: Observation, intervals: Sequence[Interval], *,
+        not_after: int | None = None,
+    ) -> Observed:
         batch = self.observe_many(
             (observation.key,), (observation.event_id,), (observation.at,),
-            (observation.amount,), intervals, totals=True,
+            (observation.amount,), intervals, totals=True, not_after=not_after,
         )
         return batch.observed(0)
 
@@ -206,7 +219,11 @@ class MemoryWindowStore:
         *,
         totals: bool = False,
         tokens: Sequence[str] | None = None,
+        batch: str | None = None,
+        not_after: int | None = None,
     ) -> ObservedBatch:
+        """See :meth:`WindowStore.observe_many`; ``tokens`` and ``batch`` are ignored (a call
+        on this store cannot fail half-way, so it is never retried)."""
         n = len(keys)
         spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
         if self._columnar is not None:
@@ -222,7 +239,8 @@ class MemoryWindowStore:
         sums_or_none = sums if totals else None
         statuses = [Status.NEW] * n
         first_seen: list[int | None] = [None] * n
-        duplicate, late = Status.DUPLICATE, Status.LATE
+        duplicate, late, future = Status.DUPLICATE, Status.LATE, Status.FUTURE
+        ahead = not_after if not_after is not None else _NO_FIRST
         # Two shapes get an inline path for in-order events on exact windows: the spike rule's
         # (0, w) then (w, w + b) ("chained") and windows that all end now, (0, a) and (0, b).
         two = len(spans) == 2 and spans[0][0] == 0
@@ -237,6 +255,9 @@ class MemoryWindowStore:
                 self._widen(max(high for _, high in spans))
             lateness = self._lateness
             keep = lateness + self._reach
+            # A quiet key's newest may be moved up by ``keep`` (see _sweep): remember that
+            # much longer, so an id is never forgotten before the horizon.
+            memory = max(keep, self._horizon) + keep
             # Exact windows trim once their oldest event is this far past the horizon: stale
             # events are never counted (every lower bound is past the horizon) and trimming in
             # steps costs one search per quarter horizon instead of one per event.
@@ -249,22 +270,28 @@ class MemoryWindowStore:
                 at = ats[i]
                 state = states.get(key)
                 if state is None:
-                    state = self._new_key(key, at)
+                    state = self._new_key(key)
                 ids = state.ids
                 event_id = event_ids[i]
                 newest = state.last
                 seen = ids.get(event_id)
-                if seen is not None and seen > newest - keep:
+                if seen is not None and seen > newest - memory:
                     statuses[i] = duplicate
-                    first_seen[i] = state.first
+                    first_seen[i] = state.first if state.first != _NO_FIRST else None
                     continue
-                if at < newest - lateness:
-                    statuses[i] = late
-                    first_seen[i] = state.first
+                if at > ahead or at < newest - lateness:
+                    # Kept out of the windows, remembered for the horizon from now.
+                    statuses[i] = future if at > ahead else late
+                    ids[event_id] = ahead if at > ahead else newest
+                    if len(ids) > state.id_limit:
+                        _forget_ids(state, newest - memory)
+                    first_seen[i] = state.first if state.first != _NO_FIRST else None
                     continue
                 ids[event_id] = at
                 if len(ids) > state.id_limit:
-                    _forget_ids(state, at - keep)
+                    _forget_ids(state, at - memory)
+                if at < state.first:
+                    state.first = at
                 if at >= newest:
                     state.last = at
                     if at > newest_all:
@@ -304,12 +331,12 @@ class MemoryWindowStore:
                     state.record(at, amounts[i], newest - keep, spans, counts, sums_or_none, i)
                 else:
                     state.record(at, amounts[i], spans, counts, sums_or_none, i)
-                if at < state.first:
-                    state.first = at
                 first_seen[i] = state.first
             self._newest = newest_all
             self._since_sweep += n
-            if self._since_sweep >= max(_SWEEP_MIN, len(states) >> 1):
+            if self._since_sweep >= _SWEEP_MIN and (
+                    self._since_sweep >= len(states) >> 1
+                    or newest_all - self._swept_at >= keep):
                 self._sweep()
         return ObservedBatch(statuses, counts, sums, first_seen)
 
@@ -329,18 +356,33 @@ class MemoryWindowStore:
             return tuple(out)
 
     def _sweep(self) -> None:
-        """Trim keys that went idle to their own horizon (an event of theirs arriving now may
-        be as old as their newest minus the allowed lateness, so its windows reach back to
-        their newest minus ``keep``, not to the store's)."""
+        """Give back what keys that went quiet hold.
+
+        A key whose newest event is older than the store's newest minus ``keep`` is quiet: its
+        events are dropped and its newest moved up by ``keep``, so that an event of it late
+        enough to need them is ``LATE`` (an event at or after the new newest minus the allowed
+        lateness has windows that begin after them). A key quiet for longer than the dedup
+        horizon as well holds nothing anyone can ask for: it is dropped whole, with its
+        lifecycle unless a rule is firing for it (:meth:`AlertEngine.evaluate` resolves that).
+        """
         self._since_sweep = 0
+        self._swept_at = self._newest
         keep = self._lateness + self._reach
-        horizon = self._newest - keep
+        memory = max(keep, self._horizon) + keep
+        quiet = self._newest - keep
+        gone = self._newest - memory
+        dropped = [key for key, state in self._keys.items() if state.last < gone]
+        for key in dropped:
+            del self._keys[key]
+        if dropped:
+            self._lifecycle.forget(dropped)
         for state in self._keys.values():
-            if state.last < horizon:
-                own = state.last - keep
-                state.trim(own)
-                if len(state.ids) > 2 * len(state):
-                    _forget_ids(state, own)
+            if state.last < quiet and state.last != _NEVER:
+                if len(state):
+                    state.last += keep
+                    state.trim(state.last)
+                if len(state.ids) > 2 * len(state) + 64:
+                    _forget_ids(state, state.last - memory)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -388,4 +430,5 @@ class MemoryWindowStore:
             for state in self._keys.values():
                 state._check()
                 assert len(state.ids) >= state.count(state.last - keep, state.last)
-                assert state.first <= state.last
+                assert state.first <= state.last or (state.first, state.last) == (
+                    _NO_FIRST, _NEVER)

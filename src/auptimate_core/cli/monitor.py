@@ -114,14 +114,21 @@ def monitor_command(
     """
     printer = Printer(fmt)
     late: list[Transaction] = []
+    future: list[Transaction] = []
 
     def on_late(tx: Transaction) -> None:
         late.append(tx)
         click.echo(f"late: {tx.id} at {tx.timestamp.isoformat()} is older than the allowed "
-                   "lateness; not counted", err=True)
+                   "lateness; kept out of the windows, its threshold checked", err=True)
+
+    def on_future(tx: Transaction) -> None:
+        future.append(tx)
+        click.echo(f"future: {tx.id} at {tx.timestamp.isoformat()} is ahead of the clock; "
+                   "kept out of the windows, its threshold checked", err=True)
 
     store = open_store(store_url)
-    engine = AlertEngine(rules, store=store, sinks=[printer], on_late=on_late)
+    engine = AlertEngine(rules, store=store, sinks=[printer], on_late=on_late,
+                         on_future=on_future)
     kept: list[Transaction] = []
     with Input(file, skip_invalid=skip_invalid, rejects=rejects, assume_tz=assume_tz) as source:
         txs = _with_progress(source.transactions(), progress_wanted(progress))
@@ -139,9 +146,13 @@ def monitor_command(
     counts = ", ".join(f"{n} {rule} {state}" for (rule, state), n in sorted(printer.count.items()))
     click.echo(f"{source.read:,} transactions, {len(alerts)} alerts"
                f"{' (' + counts + ')' if counts else ''}"
-               f"{f', {len(late)} late' if late else ''}", err=True)
+               f"{f', {len(late)} late' if late else ''}"
+               f"{f', {len(future)} ahead of the clock' if future else ''}"
+               f"{f', {engine.stats.duplicates} duplicates' if engine.stats.duplicates else ''}",
+               err=True)
     logger.info("monitor finished", extra={
         "transactions": source.read, "alerts": len(alerts), "late": len(late),
+        "future": len(future), "duplicates": engine.stats.duplicates,
         "rejected": source.rejected, "store": type(store).__name__})
     if plot:
         from ..plotting import plot_alerts

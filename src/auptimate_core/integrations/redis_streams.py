@@ -17,7 +17,9 @@ Keys, for a stream named ``S``::
     S:workers            ZSET    consumer -> last heartbeat (ms), to share the shards fairly
     {S}:alerts           STREAM  the alert log: every alert once, as JSON
     {S}:alert:<key>      STRING  marks an alert key as logged (kept for ``alert_memory``)
-    S:rejected           STREAM  entries that could not be read, and late transactions
+    S:rejected           STREAM  entries that could not be read
+    S:late               STREAM  transactions kept out of the windows (late, or ahead of the
+                                 clock); their threshold alerts were raised all the same
 
 Failures: a worker that dies (even SIGKILL) stops renewing its leases; when they expire the
 others take its shards and claim its unacknowledged entries (XAUTOCLAIM). Those are decided
@@ -59,7 +61,7 @@ from .. import metrics
 from ..alerts import Alert, AlertEngine
 from ..alerts.sinks import AlertCallback
 from ..domain import Transaction
-from ..errors import AuptimateError, LateEvent, MissingExtra, StoreError, ValidationError
+from ..errors import AuptimateError, MissingExtra, StoreError, ValidationError
 
 try:
     import redis
@@ -250,7 +252,8 @@ class StreamWorker:
 
     ``engine`` should run on a store shared by all workers (a
     :class:`~auptimate_core.backends.redis.RedisWindowStore`): counts and the alert lifecycle
-    live there. Its late transactions are written to the ``rejected`` stream, not raised.
+    live there. Its late transactions (and those ahead of the clock) are decided like any other
+    (their transaction rules run), kept out of the windows and written to the ``late`` stream.
     Entries are decided and acknowledged in slices of at most the store's ``retain`` events
     per pool, so that a slice decided again after a crash is answered as the first time.
     ``sinks`` receive each alert once it is in the alert log. ``batch_size`` entries are read
@@ -297,6 +300,7 @@ class StreamWorker:
         self._stop = threading.Event()
         self._late: list[Transaction] = []
         engine.on_late = self._late.append
+        engine.on_future = self._late.append
         source = resources.files("auptimate_core.integrations").joinpath(
             "lua", "record_alerts.lua").read_text()
         self._record = self.client.register_script(source)
@@ -473,25 +477,26 @@ class StreamWorker:
         self._late.clear()
         try:
             alerts = self.engine.process_many(txs, deliveries=names)
-        except LateEvent as error:  # pragma: no cover - on_late is set, kept for safety
-            alerts = list(getattr(error, "alerts", []))
         except StoreError:
             logger.exception("store failed; the batch stays pending and is retried", extra={
                 "stream": self.stream, "shard": shard})
             return False
-        rejected = [{"transaction_id": tx.id, "pool_id": tx.pool_id,
-                     "error": "late: older than the allowed lateness"} for tx in self._late]
+        held = [{"transaction_id": tx.id, "pool_id": tx.pool_id,
+                 "timestamp": tx.timestamp.isoformat()} for tx in self._late]
         fresh = self._log(alerts)
-        self._finish(shard, ids, [], rejected)
+        self._finish(shard, ids, [], [], held)
         self._deliver(fresh)
         return True
 
     def _finish(self, shard: int, ids: list[str], bad: list[str],
-                rejected: list[dict[str, str]]) -> None:
-        """Acknowledge entries, writing what could not be used to the rejected stream."""
+                rejected: list[dict[str, str]], held: Sequence[dict[str, str]] = ()) -> None:
+        """Acknowledge entries, writing what could not be used to the rejected stream and
+        what was kept out of the windows (late, or ahead of the clock) to the late stream."""
         pipe = self.client.pipeline(transaction=False)
         for fields in rejected:
             pipe.xadd(f"{self.stream}:rejected", {"shard": str(shard), **fields})
+        for fields in held:
+            pipe.xadd(f"{self.stream}:late", {"shard": str(shard), **fields})
         pipe.xack(shard_stream(self.stream, shard), self.group, *ids, *bad)
         pipe.execute()
         if rejected:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ..store import (
+    DAY,
     IDLE,
     Interval,
     LifecycleState,
@@ -30,14 +32,23 @@ from ..store import (
 )
 
 LATENESS = 50
+AHEAD = 300
+"""How far past the stream's clock ``not_after`` lies in the generated streams."""
 
 
 class ModelStore:
-    """The contract, written as plainly as possible (quadratic, obviously right)."""
+    """The contract, written as plainly as possible (quadratic, obviously right).
 
-    def __init__(self, allowed_lateness_us: int) -> None:
+    Ids are remembered for ``max(dedup_horizon, lateness + longest reach)`` behind the key's
+    newest event; the contract allows a store to remember them longer (up to twice the
+    horizon), which streams shorter than the horizon never see.
+    """
+
+    def __init__(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> None:
         self.lateness = allowed_lateness_us
+        self.horizon = dedup_horizon_us
         self.events: dict[str, list[tuple[str, int, int]]] = {}
+        self.ids: dict[tuple[str, str], int] = {}
         self.first: dict[str, int] = {}
         self.lifecycle: dict[tuple[str, str], LifecycleState] = {}
         self.before: dict[tuple[str, str], tuple[str, LifecycleState]] = {}
@@ -51,20 +62,24 @@ class ModelStore:
             out.append(Tally(len(hits), sum(hits)))
         return tuple(out)
 
-    def observe(self, obs: Observation, intervals: Sequence[Interval]) -> Observed:
+    def observe(
+        self, obs: Observation, intervals: Sequence[Interval], *, not_after: int | None = None
+    ) -> Observed:
         self.reach = max([self.reach, *(iv.reach for iv in intervals)])
         events = self.events.setdefault(obs.key, [])
         newest = max((t for _, t, _ in events), default=None)
-        # An id is remembered while its event can still be reached: within the allowed
-        # lateness plus the longest interval asked for so far, behind the key's newest event.
-        if any(
-            event_id == obs.event_id and t > newest - self.lateness - self.reach
-            for event_id, t, _ in events
-            if newest is not None
-        ):
-            return Observed(Status.DUPLICATE, (), self.first.get(obs.key))
+        memory = max(self.horizon, self.lateness + self.reach)
+        recorded = self.ids.get((obs.key, obs.event_id))
+        first = self.first.get(obs.key)
+        if recorded is not None and (newest is None or recorded > newest - memory):
+            return Observed(Status.DUPLICATE, (), first)
+        if not_after is not None and obs.at > not_after:
+            self.ids[(obs.key, obs.event_id)] = not_after
+            return Observed(Status.FUTURE, (), first)
         if newest is not None and obs.at < newest - self.lateness:
-            return Observed(Status.LATE, (), self.first.get(obs.key))
+            self.ids[(obs.key, obs.event_id)] = newest
+            return Observed(Status.LATE, (), first)
+        self.ids[(obs.key, obs.event_id)] = obs.at
         events.append((obs.event_id, obs.at, obs.amount))
         self.first[obs.key] = min(self.first.get(obs.key, obs.at), obs.at)
         return Observed(Status.NEW, self.tally(obs.key, obs.at, intervals), self.first[obs.key])
@@ -103,42 +118,52 @@ intervals_st = st.lists(
 
 
 @st.composite
-def observations(draw: st.DrawFn, max_size: int = 40) -> list[Observation]:
-    """Streams over a few keys: mostly in order, ties, late ones, duplicates, odd key text."""
+def observations(draw: st.DrawFn, max_size: int = 40) -> list[tuple[Observation, int]]:
+    """Streams over a few keys, each event with the ``not_after`` it is observed under: mostly
+    in order, ties, late and too-late ones, some far in the future, odd key text, and
+    redeliveries with their original time or a new one."""
     keys = draw(st.lists(st.sampled_from(["a", "b:{x}", "c d", "{b}"]), min_size=1,
                          max_size=2, unique=True))
     n = draw(st.integers(1, max_size))
-    out: list[Observation] = []
+    out: list[tuple[Observation, int]] = []
     clock = 1_000
     for i in range(n):
         step = draw(st.sampled_from([0, 0, 1, 3, 10, 40, 120, -20, -60]))
         clock = max(0, clock + step)
-        if out and draw(st.integers(0, 9)) == 0:
-            out.append(draw(st.sampled_from(out)))  # a redelivery
+        not_after = clock + AHEAD
+        kind = draw(st.integers(0, 19))
+        if out and kind < 2:  # a redelivery, as it came
+            out.append((draw(st.sampled_from(out))[0], not_after))
             continue
-        out.append(Observation(draw(st.sampled_from(keys)), f"e{i}", clock,
-                               draw(st.integers(0, 10**12))))
+        if out and kind < 4:  # a redelivery with a new time
+            again = draw(st.sampled_from(out))[0]
+            out.append((attrs.evolve(again, at=clock), not_after))
+            continue
+        at = clock + draw(st.sampled_from([AHEAD + 1, 5 * AHEAD])) if kind == 4 else clock
+        out.append((Observation(draw(st.sampled_from(keys)), f"e{i}", at,
+                                draw(st.integers(0, 10**12))), not_after))
     return out
 
 
 class WindowStoreContract:
     """Tests every WindowStore must pass; subclasses define :meth:`make_store`."""
 
-    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
         raise NotImplementedError
 
-    def _fresh(self) -> WindowStore:
-        return self.make_store(LATENESS)
+    def _fresh(self, dedup_horizon_us: int = DAY) -> WindowStore:
+        return self.make_store(LATENESS, dedup_horizon_us)
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(stream=observations(), intervals=intervals_st)
     def test_observe_matches_the_model(
-        self, stream: list[Observation], intervals: list[Interval]
+        self, stream: list[tuple[Observation, int]], intervals: list[Interval]
     ) -> None:
         store, model = self._fresh(), ModelStore(LATENESS)
         try:
-            for obs in stream:
-                assert store.observe(obs, intervals) == model.observe(obs, intervals), obs
+            for obs, not_after in stream:
+                want = model.observe(obs, intervals, not_after=not_after)
+                assert store.observe(obs, intervals, not_after=not_after) == want, obs
         finally:
             store.close()
 
@@ -146,23 +171,24 @@ class WindowStoreContract:
     @given(stream=observations(), intervals=intervals_st, batch=st.integers(1, 15),
            totals=st.booleans(), probe=st.integers(0, 2_000))
     def test_observe_many_matches_observe_in_order(
-        self, stream: list[Observation], intervals: list[Interval], batch: int, totals: bool,
-        probe: int,
+        self, stream: list[tuple[Observation, int]], intervals: list[Interval], batch: int,
+        totals: bool, probe: int,
     ) -> None:
         store, model = self._fresh(), ModelStore(LATENESS)
         try:
             for start in range(0, len(stream), batch):
-                chunk = stream[start:start + batch]
+                not_after = stream[start][1]
+                chunk = [obs for obs, _ in stream[start:start + batch]]
                 got = store.observe_many(
                     [o.key for o in chunk], [o.event_id for o in chunk], [o.at for o in chunk],
-                    [o.amount for o in chunk], intervals, totals=totals,
+                    [o.amount for o in chunk], intervals, totals=totals, not_after=not_after,
                 )
                 assert len(got) == len(chunk)
                 if got.arrays is not None:  # a store's numpy columns hold the same values
                     assert [list(map(int, a)) for a in got.arrays[0]] == got.counts
                     assert [list(map(int, a)) for a in got.arrays[1]] == got.totals
                 for i, obs in enumerate(chunk):
-                    want = model.observe(obs, intervals)
+                    want = model.observe(obs, intervals, not_after=not_after)
                     assert got.statuses[i] is want.status
                     assert got.first_seen[i] == want.first_seen
                     if want.status is Status.NEW:
@@ -173,7 +199,7 @@ class WindowStoreContract:
                         assert all(c[i] == 0 for c in got.counts)
                     if not totals:
                         assert got.totals == []
-            for key in {o.key for o in stream}:
+            for key in {o.key for o, _ in stream}:
                 newest = max((t for _, t, _ in model.events.get(key, [])), default=0)
                 at = newest + probe - 1_000  # tallies at times the stream still reaches
                 if at >= newest - LATENESS:
@@ -220,5 +246,44 @@ class WindowStoreContract:
                 store.observe(Observation(key, "same-id", 100 + i), [Interval(0, 10)])
             for i, key in enumerate(names):
                 assert store.tally(key, 100 + i, [Interval(0, 1_000)]) == (Tally(1, 0),), key
+        finally:
+            store.close()
+
+    def test_late_and_future_ids_are_remembered_and_stay_out_of_the_windows(self) -> None:
+        store = self._fresh()
+        window = [Interval(0, 1_000)]
+        try:
+            assert store.observe(Observation("p", "a", 1_000), window).status is Status.NEW
+            far = Observation("p", "far", 10**15)
+            assert store.observe(far, window, not_after=2_000).status is Status.FUTURE
+            assert store.observe(far, window, not_after=2_000).status is Status.DUPLICATE
+            # The future event moved nothing: an event just after the first is not late.
+            got = store.observe(Observation("p", "b", 1_010), window, not_after=2_000)
+            assert got.status is Status.NEW and got.tallies == (Tally(2, 0),)
+            old = Observation("p", "old", 1_010 - LATENESS - 1)
+            assert store.observe(old, window).status is Status.LATE
+            assert store.observe(old, window).status is Status.DUPLICATE
+            assert store.observe(attrs.evolve(old, at=1_020), window).status is Status.DUPLICATE
+            assert store.tally("p", 1_020, window) == (Tally(2, 0),)
+        finally:
+            store.close()
+
+    def test_ids_are_remembered_for_the_dedup_horizon_not_the_windows(self) -> None:
+        horizon = 100_000
+        store = self._fresh(dedup_horizon_us=horizon)
+        window = [Interval(0, 10)]
+        try:
+            assert store.observe(Observation("p", "x", 0), window).status is Status.NEW
+            for i, at in enumerate(range(1_000, horizon - 1, 1_000)):
+                store.observe(Observation("p", f"n{i}", at), window)
+            # Redelivered with a new time, and with its original one (now too late).
+            assert store.observe(Observation("p", "x", horizon - 1), window).status is (
+                Status.DUPLICATE)
+            assert store.observe(Observation("p", "x", 0), window).status is Status.DUPLICATE
+            # Well past twice the horizon the id is forgotten: memory is bounded.
+            for i in range(3):
+                store.observe(Observation("p", f"m{i}", 2 * horizon + 10_000 * (i + 1)), window)
+            again = store.observe(Observation("p", "x", 2 * horizon + 40_000), window)
+            assert again.status is Status.NEW
         finally:
             store.close()
