@@ -1,4 +1,4 @@
-"""The columnar store's id log against a plain list of (id, value) entries.
+"""The columnar store's id log against a plain list of (id, key code, value) entries.
 
 The log's chunks, its filter's rebuilds and its sorted lookup only show on long logs; the tests
 shrink their thresholds so that hypothesis's short examples reach every branch."""
@@ -16,12 +16,14 @@ from auptimate_core.windows import idlog
 from auptimate_core.windows.idlog import IdLog
 
 ids = st.sampled_from([f"t{i}" for i in range(40)])
-batch = st.lists(ids, max_size=12)
+batch = st.lists(st.tuples(ids, st.integers(0, 2)), max_size=12)  # (id, key code)
 operation = st.one_of(
     st.tuples(st.just("add"), batch),
     st.tuples(st.just("find"), batch),
     st.tuples(st.just("keep"), st.integers(0, 2**32)),
+    st.tuples(st.just("recode"), st.permutations([0, 1, 2])),
 )
+Entry = tuple[str, int, int]  # id, key code, value
 
 
 @pytest.fixture(autouse=True)
@@ -32,13 +34,12 @@ def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def model_find(entries: list[tuple[str, int]], wanted: list[str], odd_only: bool
-               ) -> dict[int, int]:
-    """The newest entry of each wanted id (with an odd value, if ``odd_only``)."""
+def model_find(entries: list[Entry], wanted: list[tuple[str, int]]) -> dict[int, int]:
+    """The value of the newest entry of each wanted id and key code."""
     found = {}
-    for position, name in enumerate(wanted):
-        for held, value in reversed(entries):
-            if held == name and (value % 2 == 1 or not odd_only):
+    for position, (name, code) in enumerate(wanted):
+        for held, held_code, value in reversed(entries):
+            if (held, held_code) == (name, code):
                 found[position] = value
                 break
     return found
@@ -48,20 +49,24 @@ def model_find(entries: list[tuple[str, int]], wanted: list[str], odd_only: bool
 @given(st.lists(operation, max_size=30))
 def test_log_matches_a_list_of_entries(operations: list[tuple[str, object]]) -> None:
     log = IdLog()
-    entries: list[tuple[str, int]] = []
+    entries: list[Entry] = []
     serial = 0
     for kind, arg in operations:
         if kind == "add":
-            names = list(arg)  # type: ignore[call-overload]
-            values = list(range(serial, serial + len(names)))
-            serial += len(names)
-            log.add(names, np.array(values, dtype=np.int64))
-            entries += zip(names, values)
+            pairs = list(arg)  # type: ignore[call-overload]
+            values = list(range(serial, serial + len(pairs)))
+            serial += len(pairs)
+            log.add([name for name, _ in pairs], np.array([c for _, c in pairs], np.int64),
+                    np.array(values, dtype=np.int64))
+            entries += [(name, code, v) for (name, code), v in zip(pairs, values)]
         elif kind == "find":
             wanted = list(arg)  # type: ignore[call-overload]
-            assert log.find(wanted, lambda _i, _v: True) == model_find(entries, wanted, False)
-            odd = log.find(wanted, lambda _i, value: value % 2 == 1)
-            assert odd == model_find(entries, wanted, True)
+            codes = np.array([code for _, code in wanted], np.int64)
+            assert log.find([name for name, _ in wanted], codes) == model_find(entries, wanted)
+        elif kind == "recode":
+            mapping = list(arg)  # type: ignore[call-overload]
+            log.recode(np.array(mapping, np.int64))
+            entries = [(name, mapping[code], value) for name, code, value in entries]
         else:
             seed = int(arg)  # type: ignore[call-overload]
             keep = np.array([(seed >> (i % 32)) & 1 == 1 for i in range(len(entries))],
@@ -69,17 +74,20 @@ def test_log_matches_a_list_of_entries(operations: list[tuple[str, object]]) -> 
             log.keep_only(keep)
             entries = [entry for entry, kept in zip(entries, keep.tolist()) if kept]
         assert len(log) == len(entries)
-        assert log.names() == [name for name, _ in entries]
-        assert log.values().tolist() == [value for _, value in entries]
+        assert log.names() == [name for name, _, _ in entries]
+        assert log.codes().tolist() == [code for _, code, _ in entries]
+        assert log.values().tolist() == [value for _, _, value in entries]
 
 
 def test_probes_given_by_the_caller_are_those_it_would_compute() -> None:
     log = IdLog()
     names = [f"id-{i}" for i in range(1_000)]
+    codes = np.zeros(1_000, np.int64)
     h = idlog.hashes(names)
     probes = log.probes(h)
-    assert log.find(names, lambda _i, _v: True, h, probes) == {}
-    log.add(names, np.arange(1_000, dtype=np.int64), h, probes)
+    assert log.find(names, codes, h, probes) == {}
+    log.add(names, codes, np.arange(1_000, dtype=np.int64), h, probes)
     assert bool(log.maybe(h).all())
-    again = log.find(names, lambda _i, _v: True, h, log.probes(h))
+    again = log.find(names, codes, h, log.probes(h))
     assert again == {i: i for i in range(1_000)}
+    assert log.find(names, codes + 1, h, probes) == {}  # the same ids, another key

@@ -26,29 +26,53 @@ So per event the work is a few dozen machine steps in C instead of interpreter s
 there is a fixed overhead of some tens of numpy calls (tens of microseconds), which is why the
 structure is for batches (hundreds of events and up), not for single calls.
 
-Results are exactly those of observing each event in order (see the
-:class:`~auptimate_core.store.WindowStore` contract). A batch is cut into *rounds* where that
-would otherwise need per-event care: at the second arrival of an id within the batch, at a
-redelivery whose duplicate status depends on events earlier in the same batch, and at an event
-past the time range; each round starts where the cause is gone.
+Results are those of observing each event in order (see the
+:class:`~auptimate_core.store.WindowStore` contract), with the exceptions listed under "Memory"
+and "Time origin" below. A batch is cut into *rounds* where that would otherwise need per-event
+care: at the second arrival of an id within the batch, at a redelivery whose duplicate status
+depends on events earlier in the same batch, and at an event past the time range; each round
+starts where the cause is gone.
 
-Bounds and limits:
+Ids. Each id is remembered with its key and the time it was recorded at (its own time when
+``NEW``, its key's newest when ``LATE``, ``not_after`` when ``FUTURE``), for the *dedup horizon*
+(``dedup_horizon``, or the windows plus the allowed lateness if longer) of its key's event time:
+a second arrival while its key's newest event is less than that past the recorded time, with
+its original time or a new one, is ``DUPLICATE``. Ids are kept in an append-only log
+(:mod:`.idlog`) and forgotten in bulk.
 
-- Relative times have 41 bits (about 25 days). ``base`` starts 2**40 microseconds (about 12.7
-  days) before the first event and moves forward when an event would not fit (before a batch
-  when the whole batch then fits, else at that event), to no later than 2**40 microseconds
-  before the newest event and never past anything the batch can count. What lies before it is
-  forgotten: events more than 2**40 microseconds older than the store's newest event may be
-  refused as ``LATE`` even where the key's own lateness would allow them (a redelivery of such
-  an event too, which is then not counted twice either), and the id of an event that old is
-  forgotten with it. The windows plus the allowed lateness must span less than that
-  (:data:`MAX_KEEP`).
-- Key codes have 21 bits: about two million distinct keys in a store's lifetime.
-- Memory: held events are compacted to each key's horizon (newest minus ``keep``) whenever the
-  array has grown by half since the last compaction (every window edge is a binary search of
-  it and every batch a merge into it, so a shorter array pays for the more frequent ``O(N)``
-  compactions); ids once they have tripled. What stays per key for ever is two integers (its
-  newest and first event times) and its code.
+Memory is bounded by the windows and the dedup horizon, measured against the store's newest
+event (``NEW`` events only: ``FUTURE`` ones move nothing), not by the length of the stream:
+
+- each key's events older than its newest minus ``keep`` are dropped at each compaction;
+- a *quiet* key (newest event more than ``keep`` behind the store's newest) gives all its
+  events back. Its windows are then gone, so from then on an event of it whose windows would
+  reach back to them (older than its newest plus the longest reach) is ``LATE``, even where
+  its own lateness would have taken it;
+- a key with nothing recorded within the dedup horizon of the store's newest event (its
+  newest event and every id's recorded time at least that far behind) is dropped whole:
+  events, ids, newest and first-seen times, and its code. It is a new key to the store if it
+  comes back. Since its windows are gone, an event of a key the store holds nothing of that
+  is older than the newest event of a key dropped so far plus the longest reach is ``LATE``
+  (it may belong to a dropped key whose windows it would need);
+- held events are compacted once the array has grown by half since the last compaction, or
+  once the store's newest event has moved ``keep`` past it (every window edge is a binary
+  search of the array and every batch a merge into it, so a shorter array pays for the more
+  frequent ``O(N)`` compactions); ids and keys once the log has tripled, or once the store's
+  newest event has moved half the dedup horizon (small stores, under 65,536 events, ids and
+  keys, are compacted on growth only). An id is thus held at most about one and a half dedup
+  horizons after it stopped counting.
+
+Time origin. Relative times have 41 bits (about 25 days). ``base`` starts 2**40 microseconds
+(about 12.7 days) before the first event that is not ``FUTURE`` and moves forward when such an
+event would not fit (before a batch when the whole batch then fits, else at that event), to no
+later than 2**40 microseconds before the newest event and never past anything the batch can
+count; ``FUTURE`` events never move it. What lies before it is forgotten, so an event whose
+windows would reach before it (more than 2**40 microseconds less the longest reach older than
+the store's newest event) is ``LATE``. The windows plus the allowed lateness must span less
+than 2**40 microseconds (:data:`MAX_KEEP`); event times must lie within 2**60 microseconds of
+the epoch.
+
+Key codes have 21 bits: about two million keys held at once.
 
 Amounts are ``int64`` while the sum of every amount held fits comfortably, and Python integers
 (an ``object`` array, slower, still exact) past that.
@@ -67,8 +91,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import StoreError, ValidationError
-from ..store import ObservedBatch, Status, Tally
-from .idlog import IdLog, hashes
+from ..store import DAY, ObservedBatch, Status, Tally
+from .idlog import IdLog, Probes, hashes
 
 Ints = npt.NDArray[np.int64]
 Flags = npt.NDArray[np.bool_]
@@ -77,38 +101,57 @@ TIME_BITS = 41
 SPAN = 1 << TIME_BITS  # relative times lie in [0, SPAN)
 MAX_KEEP = 1 << 40  # how far before the newest event the base may lie, at least
 CODE_LIMIT = 1 << 21
+MAX_TIME = 1 << 60  # event times, not_after and the dedup horizon lie within this of 0
 _MASK = SPAN - 1
 _PACK = 42  # shift for the grouped running max: code above, a 42-bit value below
 _PACK_MASK = (1 << _PACK) - 1
 _NEVER = -(1 << 62)
 _NO_FIRST = 1 << 62
 _SAFE_TOTAL = float(1 << 61)
-_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE)
+_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE, Status.FUTURE)
 _MIN_COMPACT = 1 << 16
 
 
 class ColumnarWindows:
     """Every key's recent events, ids, newest and first times, in columnar form.
 
+    ``dedup_horizon``: how long (microseconds of its key's event time, a day by default) an id
+    is remembered from the time it was recorded at; the windows' own horizon if that is longer.
+
     >>> windows = ColumnarWindows()
-    >>> got = windows.observe_many(["p", "p", "q", "p"], ["a", "b", "c", "a"], [10, 20, 20, 30],
-    ...                            [1, 2, 4, 8], [(0, 15)], True, 5, 15)
+    >>> got = windows.observe_many(
+    ...     ["p", "p", "q", "p", "p"], ["a", "b", "c", "a", "d"], [10, 20, 20, 30, 99],
+    ...     [1, 2, 4, 8, 16], [(0, 15)], True, 5, 15, not_after=50)
     >>> [s.value for s in got.statuses], got.counts, got.totals
-    (['new', 'new', 'new', 'duplicate'], [[1, 2, 1, 0]], [[1, 3, 4, 0]])
+    (['new', 'new', 'new', 'duplicate', 'future'], [[1, 2, 1, 0, 0]], [[1, 3, 4, 0, 0]])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dedup_horizon: int = DAY) -> None:
+        if not 0 <= dedup_horizon < MAX_TIME:
+            raise ValidationError(
+                "dedup_horizon", f"must be between 0 and 2**60 microseconds, not {dedup_horizon}")
+        self.dedup_horizon = dedup_horizon
         self._codes: dict[str, int] = {}
+        self._keys: list[str] = []  # by code
         self._newest: Ints = np.full(64, _NEVER, np.int64)  # per code, absolute
         self._first: Ints = np.full(64, _NO_FIRST, np.int64)  # per code, absolute
+        # Per code: its events at or before this time were given back (see the module doc).
+        self._floor: Ints = np.full(64, _NEVER, np.int64)
+        # Per code: the latest time one of its ids was recorded at past its newest event.
+        self._ahead: Ints = np.full(64, _NEVER, np.int64)
+        self._floored = False  # whether any key has a floor
+        self._dropped = _NEVER  # the newest event of any key dropped whole
         self._base: int | None = None
         self._comp: Ints = np.empty(0, np.int64)
         self._amount: npt.NDArray[Any] | None = None  # None while every amount was 0
         self._cum: npt.NDArray[Any] | None = None  # prefix sums of _amount, made on demand
         self._held_total = 0.0  # an upper bound of the sum of |amount| held
-        self._ids = IdLog()  # event ids, each with the composite of its event
+        self._ids = IdLog()  # event ids, each with its key's code and the time recorded at
+        self._keep = 0  # the longest keep asked for
         self._compact_at = _MIN_COMPACT
         self._id_limit = _MIN_COMPACT
+        self._events_due = _NEVER  # newest event time at which events are compacted anyway
+        self._ids_due = _NEVER  # newest event time at which ids and keys are compacted anyway
         self.newest = _NEVER  # the newest event time of the whole store
 
     # -- public -------------------------------------------------------------------------------
@@ -123,21 +166,32 @@ class ColumnarWindows:
         totals: bool,
         lateness: int,
         keep: int,
+        *,
+        not_after: int | None = None,
     ) -> ObservedBatch:
         """Observe each event in order; ``spans`` are ``(offset, reach)`` pairs: the window
         ``(at - reach, at - offset]``. ``keep`` is ``lateness`` plus the longest reach asked for
-        (what no window can see past), below :data:`MAX_KEEP`."""
+        (what no window can see past), below :data:`MAX_KEEP`. Events after ``not_after``
+        (when given) are ``FUTURE``."""
         if keep >= MAX_KEEP:
             raise ValidationError(
                 "intervals", "columnar windows hold at most 2**40 microseconds (about 12.7 days) "
                 "of allowed lateness plus window; use window='exact' for longer ones")
+        if not 0 <= lateness <= keep:
+            raise ValidationError(
+                "lateness", f"must lie between 0 and keep ({keep}), not {lateness}")
+        if not_after is not None and not -MAX_TIME < not_after < MAX_TIME:
+            raise ValidationError(
+                "not_after", f"must lie within 2**60 microseconds of the epoch, not {not_after}")
         n = len(keys)
         out = _Output(len(spans), totals)
+        self._keep = max(self._keep, keep)
         codes = self._code_array(keys)
         start = 0
         while start < n:
-            start = self._round(
-                codes, event_ids, ats, amounts, start, spans, totals, lateness, keep, out)
+            start = self._round(codes, event_ids, ats, amounts, start, spans, totals, lateness,
+                                keep, not_after, out)
+        self._tidy()
         return ObservedBatch(out.statuses, out.counts, out.sums, out.first_seen, out.arrays())
 
     def tally(self, key: str, at: int, spans: Sequence[tuple[int, int]]) -> tuple[Tally, ...]:
@@ -155,82 +209,115 @@ class ColumnarWindows:
         return tuple(out)
 
     def size(self) -> dict[str, int]:
-        return {"keys": len(self._codes), "events": len(self._comp),
+        return {"keys": len(self._keys), "events": len(self._comp),
                 "ids": len(self._ids), "slots": 0}
 
     def _check(self) -> None:
-        """Assert the invariants: sorted composites, amounts aligned, codes known."""
+        """Assert the invariants: sorted composites, amounts aligned, codes known and dense."""
         comp = self._comp
         assert bool(np.all(comp[1:] >= comp[:-1]))
         assert self._amount is None or len(self._amount) == len(comp)
+        n = len(self._keys)
+        assert len(self._codes) == n and all(self._codes[k] == i for i, k in enumerate(self._keys))
+        assert len(self._newest) == len(self._first) == len(self._floor) == len(self._ahead) >= n
         if len(comp):
-            assert int(comp[-1] >> TIME_BITS) < len(self._codes)
+            assert int(comp[-1] >> TIME_BITS) < n
             assert int(comp[0]) >= 0
+            held = np.unique(comp >> TIME_BITS)
+            assert bool(np.all(self._newest[held] > _NEVER))
+        if len(self._ids):
+            assert int(self._ids.codes().max()) < n
 
     # -- one round ----------------------------------------------------------------------------
 
     def _round(
         self, codes: Ints, event_ids: Sequence[str], ats: Sequence[int],
         amounts: Sequence[int], start: int, spans: Sequence[tuple[int, int]], totals: bool,
-        lateness: int, keep: int, out: _Output,
+        lateness: int, keep: int, not_after: int | None, out: _Output,
     ) -> int:
         """Observe a prefix of ``[start:]`` in one go; returns where the next round starts."""
         try:
             t: Ints = np.array(ats[start:], dtype=np.int64)
         except OverflowError:
             raise ValidationError("at", "event times must fit in 64 bits") from None
-        if self._base is None:
-            self._base = int(t.min()) - MAX_KEEP
-        rel = t - self._base
-        m = len(t)
-        if int(rel.max()) >= SPAN:
+        if int(t.max()) >= MAX_TIME or int(t.min()) <= -MAX_TIME:
+            raise ValidationError("at", "event times must lie within 2**60 microseconds of "
+                                  "the epoch")
+        ahead: Flags | None = None  # events after not_after: FUTURE unless duplicates
+        if not_after is not None:
+            ahead = t > not_after
+            if not ahead.any():
+                ahead = None
+        inside = t if ahead is None else t[~ahead]
+        if self._base is None and len(inside):
+            self._base = int(inside.min()) - MAX_KEEP
+        base = 0 if self._base is None else self._base  # 0: every event is FUTURE
+        rel = t - base
+        if len(inside) and int(inside.max()) - base >= SPAN:
             # Move the origin before the batch when the whole batch then fits: no event of it
             # is older than the new origin, and nothing it could count is dropped.
-            lowest, highest = int(t.min()), int(t.max())
-            base = min(highest - MAX_KEEP, lowest - keep - 1)
-            if base > self._base and highest - base < SPAN:
-                self._rebase(base)
+            lowest, highest = int(inside.min()), int(inside.max())
+            moved = min(highest - MAX_KEEP, lowest - keep - 1)
+            if moved > base and highest - moved < SPAN:
+                self._rebase(moved)
+                base = moved
                 rel = t - base
-        far = np.flatnonzero(rel >= SPAN)
+        beyond = rel >= SPAN
+        if ahead is not None:
+            beyond &= ~ahead
+        far = np.flatnonzero(beyond)
         if len(far) and far[0] == 0:
             self._rebase(int(t[0]) - MAX_KEEP)
             return start
-        cut = int(far[0]) if len(far) else m
+        cut = int(far[0]) if len(far) else len(t)
         ids = event_ids[start:start + cut]
         c = codes[start:start + cut]
         t, rel = t[:cut], rel[:cut]
-        comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
+        fut = None if ahead is None else ahead[:cut]
         h = hashes(ids)
         if _may_repeat(h):
             cut = _first_repeat(ids)
-            ids, c, t, rel, comp, h = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut], h[:cut]
+            ids, c, t, rel, h = ids[:cut], c[:cut], t[:cut], rel[:cut], h[:cut]
+            fut = None if fut is None else fut[:cut]
+        # Events whose windows would reach what was given back (before the origin, or up to
+        # their key's floor) are late whatever their key's newest.
+        reach = keep - lateness
+        blocked = rel < max(reach - 1, 0)
+        if self._floored:
+            blocked |= rel < self._floor[c] - base + reach
+        stay = blocked if fut is None else blocked | fut  # cannot move their key's newest
+        stored = self._newest[c]
         probes = self._ids.probes(h)
-        stored_newest = self._newest[c] - self._base
         dup = np.zeros(cut, np.bool_)
-        hits = self._ids.find(
-            ids, lambda i, held: held >> TIME_BITS == codes[start + i], h, probes)
+        hits = self._ids.find(ids, c, h, probes)
         if hits:
-            before = _running_max_before(c, _by_key(c), np.clip(rel, -1, _MASK))
-            upper = np.maximum(stored_newest, before)
-            again = _classify(hits, stored_newest, upper, keep, dup)
+            upper = _newest_before(c, _by_key(c), rel, stay, stored, base)
+            again = _classify(hits, stored, upper, max(self.dedup_horizon, keep), dup)
             if again < cut:
                 cut = again
-                ids, c, t, rel, comp = ids[:cut], c[:cut], t[:cut], rel[:cut], comp[:cut]
-                dup, stored_newest, h = dup[:cut], stored_newest[:cut], h[:cut]
+                ids, c, t, rel, h = ids[:cut], c[:cut], t[:cut], rel[:cut], h[:cut]
+                dup, stored, blocked, stay = dup[:cut], stored[:cut], blocked[:cut], stay[:cut]
+                fut = None if fut is None else fut[:cut]
                 probes = (probes[0][:cut], probes[1][:cut])
         assert cut > 0  # the front event's key has no earlier event in the batch: decided
+        comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
         order = _by_key(c)
         by_comp = _by_composite(comp, order)
+        newest: Ints | None = None  # each event's key's newest before it, absolute
         if by_comp is order:
             # Each key's events in time order: none is behind an earlier one of the batch, so
             # only the key's stored newest can make one late or out of order.
-            newest = stored_newest
+            newest_rel = stored - base
         else:
-            clipped = np.where(dup, -1, np.clip(rel, -1, _MASK))
-            newest = np.maximum(stored_newest, _running_max_before(c, order, clipped))
-        late = ~dup & ((rel < 0) | (rel < newest - lateness))
-        new = ~dup & ~late
-        counts, sums = self._record(comp, by_comp, new, rel < newest, amounts, start, spans,
+            newest = _newest_before(c, order, rel, dup | stay, stored, base)
+            newest_rel = newest - base
+        late = ~dup & (blocked | (rel < newest_rel - lateness))
+        if fut is not None:
+            late &= ~fut
+            new = ~dup & ~late & ~fut
+        else:
+            new = ~dup & ~late
+        counts, sums = self._record(comp, by_comp, new, rel < newest_rel, amounts, start, spans,
                                     totals)
         nix = np.flatnonzero(new)
         # The usual round (every event new, each key's in time order, none before its key's
@@ -238,23 +325,23 @@ class ColumnarWindows:
         known = self._first[c]
         simple = len(nix) == cut and by_comp is order and not bool(
             np.any((t < known) & (known != _NO_FIRST)))
-        first = None if simple else self._first_seen(c, order, rel, new)
+        first = None if simple else self._first_seen(c, order, rel, new, base)
+        store_newest = self.newest
         if len(nix):
-            tn = t[nix]
             _update_extremes(self._newest, self._first, c, t, order[new[order]])
-            self.newest = max(self.newest, int(tn.max()))
-            if len(nix) == cut:
-                self._ids.add(ids, comp, h, probes)
-            else:
-                self._ids.add(list(compress(ids, new.tolist())), comp[nix], h[nix],
-                              (probes[0][nix], probes[1][nix]))
-        if first is None:
-            first = self._first[c].tolist()
+            self.newest = max(self.newest, int(t[nix].max()))
         if len(nix) == cut:
+            self._ids.add(ids, c, t, h, probes)
             out.statuses.extend([Status.NEW] * cut)
         else:
-            status = np.where(dup, 1, np.where(late, 2, 0)).tolist()
-            out.statuses.extend(map(_STATUS.__getitem__, status))
+            if newest is None and late.any():
+                newest = _newest_before(c, order, rel, dup | stay, stored, base)
+            self._remember(ids, c, t, h, probes, dup, late, fut, newest, not_after,
+                           _store_newest_before(t, new, store_newest))
+            status = np.where(dup, 1, np.where(late, 2, 0 if fut is None else np.where(fut, 3, 0)))
+            out.statuses.extend(map(_STATUS.__getitem__, status.tolist()))
+        if first is None:
+            first = self._first[c].tolist()
         out.first_seen.extend(first)
         for j in range(len(spans)):
             out.counts[j].extend(counts[j].tolist())
@@ -262,10 +349,35 @@ class ColumnarWindows:
             if totals:
                 out.sums[j].extend(sums[j].tolist())
                 out.sum_parts[j].append(sums[j])
-        self._tidy(keep)
         return start + cut
 
     # -- ids ----------------------------------------------------------------------------------
+
+    def _remember(
+        self, ids: Sequence[str], c: Ints, t: Ints, h: Ints, probes: Probes, dup: Flags,
+        late: Flags, fut: Flags | None, newest: Ints | None, not_after: int | None,
+        store_newest: Ints,
+    ) -> None:
+        """Log the ids of a round's events that are not duplicates, each at the time it is
+        recorded at: its own (``NEW``), its key's newest (``LATE``; the store's newest, or its
+        own time if later, for a key with none), ``not_after`` (``FUTURE``). ``newest`` and
+        ``store_newest`` are the key's and the store's newest before each event."""
+        recorded = t.copy()
+        if newest is not None:
+            lat = np.flatnonzero(late)
+            at = newest[lat]
+            keyless = at == _NEVER
+            at[keyless] = np.maximum(t[lat[keyless]], store_newest[lat[keyless]])
+            recorded[lat] = at
+            np.maximum.at(self._ahead, c[lat[keyless]], at[keyless])
+        if fut is not None and not_after is not None:
+            f = np.flatnonzero(fut & ~dup)
+            recorded[f] = not_after
+            np.maximum.at(self._ahead, c[f], not_after)
+        kept = np.flatnonzero(~dup)
+        if len(kept):
+            self._ids.add(list(compress(ids, (~dup).tolist())), c[kept], recorded[kept],
+                          h[kept], (probes[0][kept], probes[1][kept]))
 
     # -- windows ------------------------------------------------------------------------------
 
@@ -400,14 +512,15 @@ class ColumnarWindows:
         cum = self._prefix()
         return int(cum[hi] - cum[lo])
 
-    def _first_seen(self, c: Ints, order: Ints, rel: Ints, new: Flags) -> list[int | None]:
+    def _first_seen(
+        self, c: Ints, order: Ints, rel: Ints, new: Flags, base: int
+    ) -> list[int | None]:
         """The first event time of each event's key once it is observed."""
-        assert self._base is not None
         cs = c[order]
         value = np.where(new, SPAN - rel, 0)[order]  # the largest is the earliest new event
         best = np.maximum.accumulate((cs << _PACK) | value) & _PACK_MASK
         earliest = np.empty(len(c), np.int64)
-        earliest[order] = np.where(best > 0, self._base + SPAN - best, _NO_FIRST)
+        earliest[order] = np.where(best > 0, base + SPAN - best, _NO_FIRST)
         first: list[int | None] = np.minimum(self._first[c], earliest).tolist()
         if _NO_FIRST in first:
             return [None if at == _NO_FIRST else at for at in first]
@@ -426,19 +539,26 @@ class ColumnarWindows:
             return np.fromiter(map(codes.__getitem__, keys), np.int64, len(keys))
 
     def _add_key(self, key: str) -> None:
-        code = len(self._codes)
+        code = len(self._keys)
         if code >= CODE_LIMIT:
             raise StoreError(
-                f"columnar windows number at most {CODE_LIMIT:,} keys in a store's lifetime; "
-                f"key {key!r} is one more (use window='exact')")
+                f"columnar windows hold at most {CODE_LIMIT:,} keys at once; key {key!r} is "
+                "one more (use window='exact')")
         if code >= len(self._newest):
-            grow = len(self._newest)
-            self._newest = np.concatenate([self._newest, np.full(grow, _NEVER, np.int64)])
-            self._first = np.concatenate([self._first, np.full(grow, _NO_FIRST, np.int64)])
+            size = 2 * len(self._newest)
+            self._newest = _resized(self._newest, size, _NEVER)
+            self._first = _resized(self._first, size, _NO_FIRST)
+            self._floor = _resized(self._floor, size, _NEVER)
+            self._ahead = _resized(self._ahead, size, _NEVER)
         self._codes[key] = code
+        self._keys.append(key)
+        if self._dropped > _NEVER:
+            # It may be a key dropped before, whose windows are gone.
+            self._floor[code] = self._dropped
+            self._floored = True
 
     def _rebase(self, base: int) -> None:
-        """Move the time origin forward to ``base``, forgetting what lies before it."""
+        """Move the time origin forward to ``base``, forgetting the events before it."""
         assert self._base is not None and base > self._base
         shift = base - self._base
         rel = (self._comp & _MASK) - shift
@@ -447,28 +567,86 @@ class ColumnarWindows:
         if self._amount is not None:
             self._amount = self._amount[live]
         self._cum = None
-        self._ids.keep_only((self._ids.values() & _MASK) >= shift)
-        self._ids.shift_values(shift)
         self._base = base
 
-    def _tidy(self, keep: int) -> None:
-        """Compact the events to each key's horizon once they have grown by half, the ids once
-        they have tripled."""
+    def _tidy(self) -> None:
+        """Compact the events once they have grown by half or the store's newest event has
+        moved on by ``keep``; the ids and keys once the log has tripled or the newest event
+        has moved on by half the dedup horizon (by time only past a minimum size)."""
+        newest = self.newest
+        if len(self._comp) > self._compact_at or (
+                newest >= self._events_due and len(self._comp) >= _MIN_COMPACT):
+            self._compact_events(newest)
+        if len(self._ids) > self._id_limit or (
+                newest >= self._ids_due and len(self._ids) + len(self._keys) >= _MIN_COMPACT):
+            self._forget(newest)
+
+    def _compact_events(self, newest: int) -> None:
+        """Keep each key's events its windows can still reach: none for quiet keys (whose
+        floor rises to their newest event), those after its newest minus ``keep`` for the
+        others."""
         assert self._base is not None
-        if len(self._comp) > self._compact_at:
-            horizon = self._newest[self._comp >> TIME_BITS] - self._base - keep
-            live = (self._comp & _MASK) > horizon
-            self._comp = self._comp[live]
-            if self._amount is not None:
-                self._amount = self._amount[live]
-                self._held_total = float(np.abs(self._amount).sum(dtype=np.float64))
-            self._cum = None
-            self._compact_at = max(3 * len(self._comp) // 2, _MIN_COMPACT)
-        if len(self._ids) > self._id_limit:
-            held = self._ids.values()
-            horizon = self._newest[held >> TIME_BITS] - self._base - keep
-            self._ids.keep_only((held & _MASK) > horizon)
-            self._id_limit = max(3 * len(self._ids), _MIN_COMPACT)
+        keep = self._keep
+        n = len(self._keys)
+        last = self._newest[:n]
+        floor = self._floor[:n]
+        quiet = (last <= newest - keep) & (last > floor)
+        floor[quiet] = last[quiet]
+        floor[(last >= floor + keep) & (floor > _NEVER)] = _NEVER  # no longer in reach
+        self._floored = bool(np.any(floor > _NEVER))
+        code = self._comp >> TIME_BITS
+        edge = np.maximum(self._newest[code] - keep, self._floor[code]) - self._base
+        live = (self._comp & _MASK) > edge
+        self._comp = self._comp[live]
+        if self._amount is not None:
+            self._amount = self._amount[live]
+            self._held_total = float(np.abs(self._amount).sum(dtype=np.float64))
+        self._cum = None
+        self._compact_at = max(3 * len(self._comp) // 2, _MIN_COMPACT)
+        self._events_due = newest + max(keep, 1)
+
+    def _forget(self, newest: int) -> None:
+        """Forget the ids their keys no longer count, and drop the keys with nothing recorded
+        within the dedup horizon of the store's newest event."""
+        memory = max(self.dedup_horizon, self._keep)
+        n = len(self._keys)
+        codes = self._ids.codes()
+        live = self._ids.values() > self._newest[codes] - memory
+        gone = np.zeros(n, np.bool_)
+        if newest > _NEVER:
+            gone = np.maximum(self._newest[:n], self._ahead[:n]) <= newest - memory
+            live &= ~gone[codes]
+        if not live.all():
+            self._ids.keep_only(live)
+        if gone.any():
+            self._drop(gone)
+        self._id_limit = max(3 * len(self._ids), _MIN_COMPACT)
+        self._ids_due = newest + max(memory // 2, 1)
+
+    def _drop(self, gone: Flags) -> None:
+        """Drop the keys ``gone`` marks whole (their ids are already forgotten), and number
+        the others again, in the same order (so the held composites stay sorted)."""
+        n = len(gone)
+        alive = ~gone
+        self._dropped = max(self._dropped, int(self._newest[:n][gone].max()))
+        remap = np.cumsum(alive) - 1
+        if len(self._comp):
+            held = alive[self._comp >> TIME_BITS]
+            if not held.all():
+                self._comp = self._comp[held]
+                if self._amount is not None:
+                    self._amount = self._amount[held]
+                self._cum = None
+            self._comp = (remap[self._comp >> TIME_BITS] << TIME_BITS) | (self._comp & _MASK)
+        self._ids.recode(remap)
+        self._keys = list(compress(self._keys, alive.tolist()))
+        self._codes = {key: code for code, key in enumerate(self._keys)}
+        size = max(64, 2 * len(self._keys))
+        self._newest = _resized(self._newest[:n][alive], size, _NEVER)
+        self._first = _resized(self._first[:n][alive], size, _NO_FIRST)
+        self._floor = _resized(self._floor[:n][alive], size, _NEVER)
+        self._ahead = _resized(self._ahead[:n][alive], size, _NEVER)
+        self._floored = self._floored or self._dropped > _NEVER
 
 
 class _Output:
@@ -493,19 +671,21 @@ class _Output:
 
 
 def _classify(
-    hits: dict[int, int], stored_newest: Ints, upper: Ints, keep: int, dup: Flags
+    hits: dict[int, int], lower: Ints, upper: Ints, memory: int, dup: Flags
 ) -> int:
-    """Mark in ``dup`` the held ids (``hits``: position -> composite held for the same key)
-    that are duplicates; returns the first that cannot be decided in bulk (or ``len``).
+    """Mark in ``dup`` the held ids (``hits``: position -> the time the id was recorded at for
+    the same key) that are duplicates; returns the first that cannot be decided in bulk (or
+    ``len``).
 
-    A held id is a duplicate while its event lies within ``keep`` of its key's newest event,
-    which the events before it in the batch may move: between ``stored_newest`` and ``upper``.
-    Where those two disagree, the hit is left to a round of its own."""
+    A held id is a duplicate while its key's newest event is less than ``memory`` past the time
+    it was recorded at (always, while the key has none). The events before it in the batch may
+    move that newest: it lies between ``lower`` and ``upper``. Where the two disagree, the hit
+    is left to a round of its own."""
     for i in sorted(hits):
-        seen = hits[i] & _MASK
-        if seen > int(upper[i]) - keep:
+        recorded = hits[i]
+        if recorded > int(upper[i]) - memory:
             dup[i] = True
-        elif seen > int(stored_newest[i]) - keep:
+        elif recorded > int(lower[i]) - memory:
             return i
     return len(dup)
 
@@ -576,4 +756,31 @@ def _running_max_before(c: Ints, order: Ints, values: Ints) -> Ints:
     value = (before & _PACK_MASK) - 1
     out = np.empty(len(c), np.int64)
     out[order] = np.where(fresh | (value < 0), _NEVER, value)
+    return out
+
+
+def _newest_before(
+    c: Ints, order: Ints, rel: Ints, skip: Flags, stored: Ints, base: int
+) -> Ints:
+    """Each event's key's newest event time before it (absolute, ``_NEVER`` if none): the
+    key's ``stored`` newest or an earlier event of the batch, except those ``skip`` marks."""
+    before = _running_max_before(c, order, np.where(skip, -1, np.clip(rel, -1, _MASK)))
+    newest: Ints = np.maximum(stored, np.where(before == _NEVER, _NEVER, before + base))
+    return newest
+
+
+def _store_newest_before(t: Ints, new: Flags, stored: int) -> Ints:
+    """The store's newest event time before each event: ``stored`` (before the round), or the
+    latest ``new`` event before it in the round."""
+    running = np.maximum.accumulate(np.where(new, t, stored))
+    before: Ints = np.empty_like(running)
+    before[0] = stored
+    before[1:] = np.maximum(running[:-1], stored)
+    return before
+
+
+def _resized(values: Ints, size: int, fill: int) -> Ints:
+    """``values`` cut or padded with ``fill`` to ``size``."""
+    out = np.full(size, fill, np.int64)
+    out[:min(size, len(values))] = values[:size]
     return out

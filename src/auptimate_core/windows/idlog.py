@@ -1,4 +1,4 @@
-"""``IdLog``: the event ids a store holds, in arrival order, behind a Bloom filter.
+"""``IdLog``: the event ids a store holds, each with its key's code, behind a Bloom filter.
 
 A columnar store asks, for every event of a batch, "is this id already held?", and almost
 always the answer is no. A Python ``dict`` answers that with one interpreter-driven probe per
@@ -11,10 +11,11 @@ id, and it pays another to insert. ``IdLog`` answers the common "no" for a whole
 - ids that pass the filter are looked up exactly in the log (hash, then the string itself):
   a scan of the log's hashes per id when there are few, one sort of them when there are many
   (a batch delivered again);
-- the log is append-only: ids, their hashes and an ``int64`` value each (the owner stores the
-  event's composite, key and time). An id held again (by another key, or by the same key after
-  its first event left the horizon) is appended again; :meth:`find` returns the newest entry
-  that matches, which is what the owner asks;
+- the log is append-only: ids, their hashes, the code of their key and an ``int64`` value each
+  (the owner stores the time it recorded the id at). An id is held per key: the same id under
+  another key is another entry, and an id held again by the same key (after the owner stopped
+  counting its first entry) is appended again; :meth:`find` returns the newest entry of the
+  same id and key, which is what the owner asks;
 - :meth:`keep_only` drops the entries the owner no longer needs and makes the filter again,
   ``O(n)`` in numpy; the owner calls it once the log has grown to a few times what it keeps.
   The ids themselves sit in chunks, a list each as they came (:class:`_Names`): adding a batch
@@ -27,23 +28,24 @@ id, and it pays another to insert. ``IdLog`` answers the common "no" for a whole
 Hashes of ``str`` are salted per process, which is fine: the log lives in one process.
 
 >>> log = IdLog()
->>> log.add(["a", "b"], np.array([10, 20]))
->>> log.find(["b", "c", "a"], lambda position, value: True)
+>>> log.add(["a", "b"], np.array([0, 1]), np.array([10, 20]))
+>>> log.find(["b", "c", "a", "a"], np.array([1, 0, 0, 1]))
 {0: 20, 2: 10}
->>> log.names(), log.values().tolist()
-(['a', 'b'], [10, 20])
+>>> log.names(), log.codes().tolist(), log.values().tolist()
+(['a', 'b'], [0, 1], [10, 20])
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain, compress
 
 import numpy as np
 import numpy.typing as npt
 
 Ints = npt.NDArray[np.int64]
+Codes = npt.NDArray[np.int32]
 Flags = npt.NDArray[np.bool_]
 Words = npt.NDArray[np.uint64]
 Probes = tuple[Words, Words]  # each id's filter word, and the bits it sets in that word
@@ -109,11 +111,13 @@ class _Names:
 
 
 class IdLog:
-    """Ids in arrival order with an ``int64`` value each, and a Bloom filter. Not thread-safe."""
+    """Ids in arrival order with a key code and an ``int64`` value each, and a Bloom filter.
+    Not thread-safe."""
 
     def __init__(self) -> None:
         self._names = _Names()
         self._hash: Ints = np.empty(1024, np.int64)
+        self._code: Codes = np.empty(1024, np.int32)
         self._value: Ints = np.empty(1024, np.int64)
         self._n = 0
         self._size_filter(0)
@@ -146,11 +150,11 @@ class IdLog:
         return held
 
     def add(
-        self, ids: Sequence[str], values: Ints, h: Ints | None = None,
+        self, ids: Sequence[str], codes: Ints, values: Ints, h: Ints | None = None,
         probes: Probes | None = None,
     ) -> None:
-        """Append ids (with their values) to the log; ``probes`` of ``h`` if the caller has
-        them from :meth:`find` (the filter has not been made again since)."""
+        """Append ids (with their key codes and values) to the log; ``probes`` of ``h`` if the
+        caller has them from :meth:`find` (the filter has not been made again since)."""
         if h is None:
             h = hashes(ids)
         k = len(h)
@@ -162,8 +166,10 @@ class IdLog:
         if self._n + k > len(self._hash):
             size = max(2 * len(self._hash), self._n + k)
             self._hash = np.resize(self._hash, size)
+            self._code = np.resize(self._code, size)
             self._value = np.resize(self._value, size)
         self._hash[self._n:self._n + k] = h
+        self._code[self._n:self._n + k] = codes
         self._value[self._n:self._n + k] = values
         self._names.append(ids, self._n)
         self._n += k
@@ -180,32 +186,29 @@ class IdLog:
             np.bitwise_or.at(self._words, word[lost], pattern[lost])
 
     def find(
-        self, ids: Sequence[str], wanted: Callable[[int, int], bool], h: Ints | None = None,
+        self, ids: Sequence[str], codes: Ints, h: Ints | None = None,
         probes: Probes | None = None,
     ) -> dict[int, int]:
-        """``{position in ids: value}`` of the newest entry of each id held for which
-        ``wanted(position, value)`` holds (the owner's test: held for this key, say)."""
+        """``{position in ids: value}`` of the newest entry of each id held for the same key
+        code (``codes[position]``)."""
         if h is None:
             h = hashes(ids)
         candidates = np.flatnonzero(self.maybe(h, probes)).tolist()
         if not candidates:
             return {}
         held = self._hash[:self._n]
-        found: dict[int, int] = {}
         if len(candidates) <= _FEW:
-            for i in candidates:
-                for j in reversed(np.flatnonzero(held == h[i]).tolist()):
-                    if self._names[j] == ids[i] and wanted(i, int(self._value[j])):
-                        found[i] = int(self._value[j])
-                        break
-            return found
-        order = np.argsort(held, kind="stable")
-        ranked = held[order]
-        los = np.searchsorted(ranked, h[candidates], side="left").tolist()
-        his = np.searchsorted(ranked, h[candidates], side="right").tolist()
-        for i, lo, hi in zip(candidates, los, his):
-            for j in reversed(order[lo:hi].tolist()):
-                if self._names[j] == ids[i] and wanted(i, int(self._value[j])):
+            places = [np.flatnonzero(held == h[i]).tolist() for i in candidates]
+        else:
+            order = np.argsort(held, kind="stable")
+            ranked = held[order]
+            los = np.searchsorted(ranked, h[candidates], side="left").tolist()
+            his = np.searchsorted(ranked, h[candidates], side="right").tolist()
+            places = [order[lo:hi].tolist() for lo, hi in zip(los, his)]
+        found: dict[int, int] = {}
+        for i, same in zip(candidates, places):
+            for j in reversed(same):
+                if self._code[j] == codes[i] and self._names[j] == ids[i]:
                     found[i] = int(self._value[j])
                     break
         return found
@@ -214,12 +217,17 @@ class IdLog:
         """The value of every entry, oldest first."""
         return self._value[:self._n]
 
+    def codes(self) -> Codes:
+        """The key code of every entry, oldest first."""
+        return self._code[:self._n]
+
     def names(self) -> list[str]:
         """The id of every entry, oldest first."""
         return self._names.every()
 
-    def shift_values(self, delta: int) -> None:
-        self._value[:self._n] -= delta
+    def recode(self, mapping: Ints) -> None:
+        """Give every entry the key code ``mapping[code]``."""
+        self._code[:self._n] = mapping[self._code[:self._n]]
 
     def keep_only(self, keep: Flags) -> None:
         """Drop the entries ``keep`` does not mark (one flag per entry, oldest first), and
@@ -227,10 +235,12 @@ class IdLog:
         through more false positives, each an exact lookup in the log)."""
         self._names.keep_only(keep)
         self._hash = self._hash[:self._n][keep]
+        self._code = self._code[:self._n][keep]
         self._value = self._value[:self._n][keep]
         self._n = len(self._hash)
         if self._n == 0:
             self._hash = np.empty(1024, np.int64)
+            self._code = np.empty(1024, np.int32)
             self._value = np.empty(1024, np.int64)
         self._size_filter(self._n)
         self._mark(self._hash[:self._n])

@@ -1,0 +1,304 @@
+"""The columnar windows: the store contract, the dedup horizon, future events, and memory
+bounded by the horizons (quiet keys give their events back, idle keys are dropped whole).
+
+The structure is driven through :class:`ColumnarStore`, a thin :class:`WindowStore` over it (the
+memory store's own wiring is tested with the memory store)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Sequence
+
+import attrs
+import pytest
+
+from auptimate_core.store import (
+    DAY,
+    Interval,
+    LifecycleState,
+    LifecycleTable,
+    Observation,
+    Observed,
+    ObservedBatch,
+    Status,
+    Tally,
+    Transition,
+    WindowStore,
+)
+from auptimate_core.testing.window_store import WindowStoreContract
+from auptimate_core.windows import columnar, idlog
+from auptimate_core.windows.columnar import ColumnarWindows
+
+MINUTE = 60_000_000
+HOUR = 60 * MINUTE
+SPIKE = [Interval(0, MINUTE), Interval(MINUTE, 60 * MINUTE)]
+
+
+class ColumnarStore:
+    """A WindowStore on :class:`ColumnarWindows` alone (no lock: one thread)."""
+
+    def __init__(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> None:
+        self.windows = ColumnarWindows(dedup_horizon_us)
+        self.lateness = allowed_lateness_us
+        self.reach = 0
+        self.lifecycle = LifecycleTable()
+
+    @property
+    def keep(self) -> int:
+        return self.lateness + self.reach
+
+    def observe(
+        self, observation: Observation, intervals: Sequence[Interval], *,
+        not_after: int | None = None,
+    ) -> Observed:
+        return self.observe_many(
+            [observation.key], [observation.event_id], [observation.at], [observation.amount],
+            intervals, totals=True, not_after=not_after).observed(0)
+
+    def observe_many(
+        self, keys: Sequence[str], event_ids: Sequence[str], ats: Sequence[int],
+        amounts: Sequence[int], intervals: Sequence[Interval], *, totals: bool = False,
+        tokens: Sequence[str] | None = None, batch: str | None = None,
+        not_after: int | None = None,
+    ) -> ObservedBatch:
+        spans = [(iv.offset, iv.reach) for iv in intervals]
+        self.reach = max([self.reach, *(reach for _, reach in spans)])
+        return self.windows.observe_many(keys, event_ids, ats, amounts, spans, totals,
+                                         self.lateness, self.keep, not_after=not_after)
+
+    def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
+        return self.windows.tally(key, at, [(iv.offset, iv.reach) for iv in intervals])
+
+    def states(
+        self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
+    ) -> dict[tuple[str, str], LifecycleState]:
+        return self.lifecycle.states(pairs, batch)
+
+    def transition(self, transitions: Sequence[Transition]) -> list[bool]:
+        return self.lifecycle.transition(transitions)
+
+    def firing(self, rule: str) -> frozenset[str]:
+        return self.lifecycle.firing(rule)
+
+    def close(self) -> None:
+        pass
+
+
+class TestColumnarContract(WindowStoreContract):
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
+        return ColumnarStore(allowed_lateness_us, dedup_horizon_us)
+
+
+@pytest.fixture
+def small(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Compactions (events, ids, keys) from a few dozen entries on."""
+    monkeypatch.setattr(columnar, "_MIN_COMPACT", 64)
+    monkeypatch.setattr(idlog, "_SMALL_CHUNK", 16)
+    yield
+
+
+def test_a_future_event_changes_no_window_state() -> None:
+    store = ColumnarStore(5 * MINUTE)
+    windows = store.windows
+    assert store.observe(Observation("p", "a", HOUR), SPIKE).status is Status.NEW
+    before = (windows._base, windows.newest, windows.size()["events"])
+    # A year ahead, and far enough to have moved the time origin, in a batch and alone.
+    year = 365 * 24 * HOUR
+    got = store.observe_many(["p", "q", "p"], ["f1", "f2", "f3"], [year, 2 * year, HOUR + 1],
+                             [1, 1, 1], SPIKE, not_after=2 * HOUR)
+    assert got.statuses == [Status.FUTURE, Status.FUTURE, Status.NEW]
+    assert got.first_seen == [HOUR, None, HOUR]
+    assert store.observe(Observation("q", "f4", year), SPIKE, not_after=HOUR).status is (
+        Status.FUTURE)
+    assert (windows._base, windows.newest, windows.size()["events"]) == (
+        before[0], HOUR + 1, before[2] + 1)
+    # Later events of every key are on time; the future ones are remembered.
+    for key, at in (("p", HOUR + 2), ("q", HOUR - MINUTE), ("r", HOUR)):
+        assert store.observe(Observation(key, f"{key}-on-time", at), SPIKE).status is Status.NEW
+    again = store.observe_many(["p", "q"], ["f1", "f2"], [HOUR + 3, HOUR + 3], [1, 1], SPIKE,
+                               not_after=2 * HOUR)
+    assert again.statuses == [Status.DUPLICATE, Status.DUPLICATE]
+
+
+def test_redelivered_hours_later_is_a_duplicate_through_compactions(small: None) -> None:
+    """Redelivered 3 hours (then 23 hours) later, with its original time and with a new one,
+    while other traffic compacts events and ids many times over: one count."""
+    store = ColumnarStore(5 * MINUTE)
+    assert store.observe(Observation("p", "x", 0, 7), SPIKE).status is Status.NEW
+    late_one = Observation("p", "late", 0)  # LATE once p has moved on: remembered too
+    at = 0
+    for hours, serial in ((3, 0), (23, 1)):
+        while at < hours * HOUR:
+            at += 30_000_000
+            store.observe_many(["p", "q"], [f"p{at}", f"q{at}"], [at, at], [1, 1], SPIKE)
+            if at == 10 * MINUTE and serial == 0:
+                assert store.observe(late_one, SPIKE).status is Status.LATE
+        assert store.windows.size()["events"] < 1_000  # compacted all along
+        for when in (0, at, at - MINUTE):
+            assert store.observe(Observation("p", "x", when), SPIKE).status is (
+                Status.DUPLICATE), (hours, when)
+            assert store.observe(attrs.evolve(late_one, at=when), SPIKE).status is (
+                Status.DUPLICATE)
+    at += 2 * DAY
+    store.observe_many(["p"], ["after"], [at], [1], SPIKE)
+    store.observe_many(["p"], ["after2"], [at + 1], [1], SPIKE)
+    assert store.observe(Observation("p", "x", at), SPIKE).status is Status.NEW
+    store.windows._check()
+
+
+NEVER = columnar._NEVER
+
+
+class GiveBackModel:
+    """The contract's model (see :class:`ModelStore`) with the columnar store's documented
+    exceptions, following the store's own choices of when to make them (:meth:`follow`):
+
+    - a key's *floor*: its events up to it were given back, so an event of it whose windows
+      reach the floor is ``LATE``; a key new to the store starts with the newest event time of
+      any key dropped so far as its floor;
+    - a key dropped whole is forgotten (events, ids, first-seen time).
+
+    ``follow`` checks that each choice was one the store may make."""
+
+    def __init__(self, lateness: int, horizon: int) -> None:
+        self.lateness, self.horizon = lateness, horizon
+        self.events: dict[str, list[tuple[int, int]]] = {}
+        self.newest: dict[str, int] = {}
+        self.first: dict[str, int] = {}
+        self.floor: dict[str, int] = {}
+        self.ids: dict[tuple[str, str], int] = {}
+        self.store_newest: int | None = None
+        self.dropped = NEVER
+        self.reach = 0
+
+    @property
+    def memory(self) -> int:
+        return max(self.horizon, self.lateness + self.reach)
+
+    def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
+        out = []
+        for interval in intervals:
+            low, high = interval.bounds(at)
+            hits = [amount for t, amount in self.events.get(key, []) if low < t <= high]
+            out.append(Tally(len(hits), sum(hits)))
+        return tuple(out)
+
+    def observe(
+        self, obs: Observation, intervals: Sequence[Interval], not_after: int | None
+    ) -> Observed:
+        self.reach = max([self.reach, *(iv.reach for iv in intervals)])
+        key = obs.key
+        if key not in self.events:
+            self.events[key] = []
+            if self.dropped > NEVER:
+                self.floor[key] = self.dropped
+        newest = self.newest.get(key)
+        first = self.first.get(key)
+        recorded = self.ids.get((key, obs.event_id))
+        if recorded is not None and (newest is None or recorded > newest - self.memory):
+            return Observed(Status.DUPLICATE, (), first)
+        if not_after is not None and obs.at > not_after:
+            self.ids[(key, obs.event_id)] = not_after
+            return Observed(Status.FUTURE, (), first)
+        floor = self.floor.get(key)
+        if (newest is not None and obs.at < newest - self.lateness) or (
+                floor is not None and obs.at < floor + self.reach):
+            if newest is None:
+                newest = max(obs.at, self.store_newest if self.store_newest is not None
+                             else obs.at)
+            self.ids[(key, obs.event_id)] = newest
+            return Observed(Status.LATE, (), first)
+        self.ids[(key, obs.event_id)] = obs.at
+        self.events[key].append((obs.at, obs.amount))
+        self.newest[key] = max(self.newest.get(key, obs.at), obs.at)
+        self.first[key] = min(self.first.get(key, obs.at), obs.at)
+        self.store_newest = max(self.store_newest or obs.at, obs.at)
+        return Observed(Status.NEW, self.tally(key, obs.at, intervals), self.first[key])
+
+    def follow(self, windows: ColumnarWindows) -> None:
+        """Take the store's give-backs and drops since the last call, checking each."""
+        keep = self.lateness + self.reach
+        now = self.store_newest if self.store_newest is not None else NEVER
+        for key in list(self.events):
+            code = windows._codes.get(key)
+            if code is None:
+                ids = [at for (k, _), at in self.ids.items() if k == key]
+                assert max([self.newest.get(key, NEVER), *ids]) <= now - self.memory, key
+                self.dropped = max(self.dropped, self.newest.get(key, NEVER))
+                for name in (self.events, self.newest, self.first, self.floor):
+                    name.pop(key, None)  # type: ignore[attr-defined]
+                self.ids = {pair: at for pair, at in self.ids.items() if pair[0] != key}
+                continue
+            floor = int(windows._floor[code])
+            if floor == self.floor.get(key, NEVER):
+                continue
+            if floor == NEVER:  # no longer in reach of any event on time
+                assert self.newest[key] >= self.floor[key] + keep
+                del self.floor[key]
+                continue
+            assert floor == self.newest[key] <= now - keep, key  # quiet: events given back
+            self.floor[key] = floor
+            self.events[key] = [(t, m) for t, m in self.events[key] if t > floor]
+        assert windows._dropped == self.dropped
+
+
+def messy_stream(rng: random.Random, n: int, lateness: int) -> list[tuple[Observation, int]]:
+    """Events with the ``not_after`` each is observed under: busy keys, many keys that go quiet
+    for hours and come back (some with old events), late and too-late events, future ones, and
+    redeliveries, with their original time or a new one, minutes or hours later."""
+    out: list[tuple[Observation, int]] = []
+    clock = 10 * DAY
+    for serial in range(n):
+        clock += rng.randrange(0, 40_000_000)
+        not_after = clock + 5 * MINUTE
+        roll = rng.random()
+        if out and roll < 0.06:
+            again = rng.choice(out[-300:] if roll < 0.03 else out)[0]
+            out.append((again if roll < 0.045 else attrs.evolve(again, at=clock), not_after))
+            continue
+        busy = roll < 0.85
+        key = f"p{rng.randrange(6)}" if busy else f"q{rng.randrange(60)}"
+        at = clock
+        if roll > 0.97:
+            at = clock + rng.choice([5 * MINUTE + 1, HOUR, 400 * DAY])  # future
+        elif roll > 0.93:
+            at = clock - rng.randrange(0, 3 * lateness)  # late, or too late
+        elif roll > 0.91:
+            at = clock - rng.randrange(0, 4 * HOUR)  # far behind: a quiet key's old event
+        out.append((Observation(key, f"e{serial}", at, rng.randrange(0, 1_000)), not_after))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_matches_the_model_through_compactions_give_backs_and_drops(
+    seed: int, small: None
+) -> None:
+    """A long messy stream in batches of every size against the model (with the documented
+    exceptions it allows), the store compacting events, forgetting ids and dropping keys
+    every few batches."""
+    rng = random.Random(seed)
+    lateness, horizon = 2 * MINUTE, 90 * MINUTE
+    store = ColumnarStore(lateness, horizon)
+    model = GiveBackModel(lateness, horizon)
+    stream = messy_stream(rng, 6_000, lateness)
+    statuses: set[Status] = set()
+    start = 0
+    while start < len(stream):
+        size = rng.choice([1, 7, 64, 300, 900])
+        part = stream[start:start + size]
+        start += size
+        not_after = part[-1][1]  # the clock when the batch is observed
+        chunk = [obs for obs, _ in part]
+        got = store.observe_many(
+            [o.key for o in chunk], [o.event_id for o in chunk], [o.at for o in chunk],
+            [o.amount for o in chunk], SPIKE, totals=True, not_after=not_after)
+        for i, obs in enumerate(chunk):
+            assert got.observed(i) == model.observe(obs, SPIKE, not_after), (start, i, obs)
+        statuses.update(got.statuses)
+        store.windows._check()
+        model.follow(store.windows)
+    assert statuses == set(Status)
+    assert model.dropped > NEVER and any(f > NEVER for f in store.windows._floor)
+    for key, newest in model.newest.items():
+        if key not in model.floor:
+            assert store.tally(key, newest, SPIKE) == model.tally(key, newest, SPIKE)
