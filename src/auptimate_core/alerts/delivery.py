@@ -392,17 +392,20 @@ class Dispatcher:
             else:
                 wait_until = time.monotonic() + self.overflow_wait
                 full = DeliveryError(f"queue full ({self.capacity} alerts)")
+                closed = DeliveryError("submitted while the dispatcher closed")
                 for lane in lanes:
                     for alert in batch:
                         if len(lane.jobs) >= self.capacity and self.overflow_wait:
                             self._start()
                             self._cond.notify_all()
                             self._wait_for_room(lane, wait_until)
-                        if len(lane.jobs) < self.capacity and not self._closing:
+                        if self._closing:
+                            refused.append((lane.sink, lane.name, alert, closed, 0))
+                        elif len(lane.jobs) < self.capacity:
                             lane.jobs.append(alert)
                         else:
                             refused.append((lane.sink, lane.name, alert, full, 0))
-                self._counts["overflowed"] += len(refused)
+                            self._counts["overflowed"] += 1
                 self._start()
                 self._cond.notify_all()
             self._settling += len(refused)
@@ -419,9 +422,14 @@ class Dispatcher:
     def _start(self) -> None:
         """Start the worker if there is none (under the lock)."""
         if self._worker is None and not self._stopped:
-            self._worker = threading.Thread(
+            worker = threading.Thread(
                 target=self._work, name="auptimate-alert-delivery", daemon=True)
-            self._worker.start()
+            try:
+                worker.start()
+            except RuntimeError:  # no thread to be had now: the queue waits for the next try
+                logger.exception("alert delivery could not start its worker thread")
+                return
+            self._worker = worker
 
     # -- the worker ---------------------------------------------------------------------------
 

@@ -77,10 +77,11 @@ class WebhookSink(BackgroundSink):
         ssl_context: ssl.SSLContext | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not isinstance(url, str) or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F
-                                           for c in url):
-            raise ValidationError("url", f"must be a URL without spaces or control characters, "
-                                         f"not {url!r}")
+        if not isinstance(url, str) or not url.isascii() or any(
+                c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+            raise ValidationError(
+                "url", f"must be an ASCII URL (percent-encoded, the host in punycode) without "
+                       f"spaces or control characters, not {url!r}")
         parts = urlsplit(url)
         hostname = parts.hostname
         if parts.scheme not in ("http", "https") or not hostname:
@@ -174,6 +175,9 @@ class WebhookSink(BackgroundSink):
             except OSError as failed:
                 sock.close()
                 error = failed
+            except BaseException:
+                sock.close()
+                raise
         raise error or OSError(f"no address for {self.host}")
 
 
