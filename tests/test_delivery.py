@@ -236,6 +236,8 @@ def test_a_failing_endpoint_is_retried_until_it_recovers(endpoint: Endpoint) -> 
     assert len(requests) == 3
     assert all(r.json() == alert(1).to_dict() for r in requests)
     assert {r.headers["Idempotency-Key"] for r in requests} == {alert(1).key}
+    assert requests[0].headers["Content-Type"] == "application/json"
+    assert requests[0].headers["User-Agent"] == "auptimate-core"
     assert (stats.delivered, stats.retried, stats.failed, stats.pending) == (1, 2, 0, 0)
 
 

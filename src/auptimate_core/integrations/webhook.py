@@ -116,7 +116,7 @@ class WebhookSink(BackgroundSink):
         """POST ``alert`` once; raise :class:`WebhookError` unless the answer is 2xx by
         ``deadline`` (a :func:`time.monotonic` value)."""
         body = json.dumps(alert.to_dict()).encode()
-        fields = {"Content-Type": "application/json",
+        fields = {"Content-Type": "application/json", "User-Agent": "auptimate-core",
                   "Idempotency-Key": quote(alert.key, safe=_KEY_SAFE), **self.headers}
         head = "".join(
             [f"POST {self._target} HTTP/1.1\r\nHost: {self._host_header}\r\n"]
