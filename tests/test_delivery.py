@@ -204,7 +204,6 @@ def test_a_trickling_server_is_dead_lettered_after_the_retries(
     assert [letter["attempts"] for letter in letters(dead)] == [2]
 
 
-@pytest.mark.xfail(strict=True, reason="until AlertEngine hands its alerts to a Dispatcher")
 def test_a_slow_endpoint_changes_neither_the_engines_results_nor_holds_it(
     endpoint: Endpoint,
 ) -> None:

@@ -35,6 +35,7 @@ from ..store import (
     to_units,
 )
 from .alert import FIRING, RESOLVED, Alert
+from .delivery import Dispatcher
 from .rules import TransactionRule, WindowRule
 from .sinks import AlertCallback
 
@@ -182,7 +183,8 @@ class AlertEngine:
                 )
         self._intervals = tuple(intervals)
         self._totals = any(slot.uses_totals for slot in self._slots)
-        self.sinks: list[AlertCallback] = list(sinks)
+        self._stats_lock = threading.Lock()
+        self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
             raise ValidationError("on_late", f"must be a callable, 'raise' or None, not "
                                   f"{on_late!r}")
@@ -318,21 +320,22 @@ class AlertEngine:
             self._deliver(alerts)
         return alerts
 
+    @property
+    def sinks(self) -> list[AlertCallback]:
+        """The sinks every alert goes to (a copy; change them with :meth:`add_sink`)."""
+        return self._dispatcher.sinks
+
     def add_sink(self, sink: AlertCallback) -> Callable[[], None]:
         """Add a sink; returns a function that removes it again."""
-        with self._lock:
-            self.sinks.append(sink)
+        return self._dispatcher.add(sink)
 
-        def remove() -> None:
-            with self._lock:
-                if sink in self.sinks:
-                    self.sinks.remove(sink)
-
-        return remove
-
-    def close(self) -> None:
-        """Close the store."""
-        self.store.close()
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what the background sinks still have queued (dead-lettering what is left
+        after ``timeout`` seconds), then close the store."""
+        try:
+            self._dispatcher.close(timeout)
+        finally:
+            self.store.close()
 
     def __enter__(self) -> AlertEngine:
         return self
@@ -528,29 +531,21 @@ class AlertEngine:
                 transitions.append(Transition(key, rule.name, holds, at, tx.id, tag))
 
     def _deliver(self, alerts: list[Alert]) -> None:
+        """Hand alerts to the sinks: plain callables now, background sinks through their
+        queues (never waiting on their I/O)."""
         self.stats.alerts += len(alerts)
         recorder = _metrics.recorder()
-        for alert in alerts:
-            if recorder.enabled:
+        if recorder.enabled:
+            for alert in alerts:
                 recorder.alert_raised(alert.name, alert.state)
-            for sink in self.sinks:
-                try:
-                    sink(alert)
-                except Exception as error:  # a sink's failure must not stop the engine
-                    self.stats.sink_failures += 1
-                    if recorder.enabled:
-                        recorder.sink_delivery(sink_name(sink), False)
-                    logger.error(
-                        "alert sink %r failed on %s: %s", sink, alert.key, error,
-                        extra={"alert_rule": alert.name, "alert_state": alert.state,
-                               "pool_id": alert.pool_id, "transaction_id": alert.transaction_id,
-                               "sink": sink_name(sink)},
-                    )
-                    if self.on_sink_error is not None:
-                        self.on_sink_error(sink, alert, error)
-                else:
-                    if recorder.enabled:
-                        recorder.sink_delivery(sink_name(sink), True)
+        self._dispatcher.submit(alerts)
+
+    def _sink_failed(self, sink: AlertCallback, alert: Alert, error: BaseException) -> None:
+        # Called from the dispatcher's worker thread as well as from callers' threads.
+        with self._stats_lock:
+            self.stats.sink_failures += 1
+        if self.on_sink_error is not None:
+            self.on_sink_error(sink, alert, error)
 
 
 def _holding(
@@ -572,15 +567,6 @@ def _holding(
             found: list[int] = _np.flatnonzero((v0 >= floor) & (v0 * a >= v1 * b)).tolist()
             return found
     return [i for i, (v0, v1) in enumerate(zip(*columns)) if v0 >= floor and v0 * a >= v1 * b]
-
-
-def sink_name(sink: AlertCallback) -> str:
-    """A sink's name for metrics: its own ``name`` attribute, or its function or class name."""
-    name = getattr(sink, "name", None)
-    if isinstance(name, str) and name:
-        return name
-    qualname = getattr(sink, "__qualname__", None)
-    return qualname if isinstance(qualname, str) else type(sink).__qualname__
 
 
 def alert_time(at: int) -> datetime:
