@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from ..store import (
     to_units,
 )
 from .alert import FIRING, RESOLVED, Alert
-from .delivery import Dispatcher
+from .delivery import DeadLetter, Dispatcher
 from .rules import TransactionRule, WindowRule
 from .sinks import AlertCallback
 
@@ -119,8 +120,11 @@ class AlertEngine:
     :class:`~auptimate_core.backends.memory.MemoryWindowStore`, whose per-pool windows suit one
     transaction at a time; for large batches ``MemoryWindowStore(window="columnar")`` is about
     twice as fast). ``sinks`` are callables that
-    receive every alert; a failing sink is logged, counted, passed to ``on_sink_error`` if given,
-    and never stops the engine or the other sinks.
+    receive every alert: plain callables at once, background sinks (webhooks) from a queue
+    on a worker thread, with a deadline per attempt, retries, and ``dead_letter`` (a JSON Lines
+    path or a callable, see :class:`~auptimate_core.alerts.delivery.Dispatcher`) for what still
+    fails. A failing sink is logged, counted, passed to ``on_sink_error`` if given, and never
+    stops or slows the engine or the other sinks.
 
     Transaction rules run on every transaction that is not a duplicate. Window rules count
     only what the store let into its windows: a *late* transaction (older than the store's
@@ -152,6 +156,7 @@ class AlertEngine:
         batch_size: int = 10_000,
         max_ahead: timedelta = timedelta(minutes=5),
         clock: Clock | None = None,
+        dead_letter: str | os.PathLike[str] | Callable[[DeadLetter], object] | None = None,
     ) -> None:
         if store is None:
             from ..backends.memory import MemoryWindowStore
@@ -184,7 +189,7 @@ class AlertEngine:
         self._intervals = tuple(intervals)
         self._totals = any(slot.uses_totals for slot in self._slots)
         self._stats_lock = threading.Lock()
-        self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed)
+        self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
             raise ValidationError("on_late", f"must be a callable, 'raise' or None, not "
                                   f"{on_late!r}")

@@ -59,6 +59,7 @@ import attrs
 
 from .. import metrics
 from ..alerts import Alert, AlertEngine
+from ..alerts.delivery import DeadLetter, Dispatcher
 from ..alerts.sinks import AlertCallback
 from ..domain import Transaction
 from ..errors import AuptimateError, MissingExtra, StoreError, ValidationError
@@ -256,7 +257,9 @@ class StreamWorker:
     (their transaction rules run), kept out of the windows and written to the ``late`` stream.
     Entries are decided and acknowledged in slices of at most the store's ``retain`` events
     per pool, so that a slice decided again after a crash is answered as the first time.
-    ``sinks`` receive each alert once it is in the alert log. ``batch_size`` entries are read
+    ``sinks`` receive each alert once it is in the alert log (background sinks through a
+    :class:`~auptimate_core.alerts.delivery.Dispatcher`, never holding the worker up; what they
+    cannot deliver goes to ``dead_letter``). ``batch_size`` entries are read
     per shard at a time; ``lease`` (seconds) is how long a dead worker's shards wait before
     another takes them.
     """
@@ -275,6 +278,7 @@ class StreamWorker:
         lease: float = 10.0,
         poll: float = 0.05,
         alert_memory: float = 7 * 86_400.0,
+        dead_letter: str | os.PathLike[str] | Callable[[DeadLetter], object] | None = None,
     ) -> None:
         self.client = _client(client)
         self.engine = engine
@@ -284,7 +288,7 @@ class StreamWorker:
         if shards is None and self.client.hget(f"{stream}:config", "shards") is None:
             shards = 16  # a new stream, and no count asked for
         self.shards = _shards(self.client, stream, shards)
-        self.sinks = list(sinks)
+        self._dispatcher = Dispatcher(sinks, dead_letter=dead_letter)
         if batch_size < 1:
             raise ValidationError("batch_size", f"must be at least 1, not {batch_size}")
         self.batch_size = batch_size
@@ -342,6 +346,7 @@ class StreamWorker:
         finally:
             with contextlib.suppress(redis.RedisError):
                 self.release_all()
+            self._dispatcher.flush(timeout=5.0)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the batch in hand (safe from a signal handler)."""
@@ -515,15 +520,12 @@ class StreamWorker:
         flags = self._record(keys=keys, args=[self.alert_memory_ms, *payloads])
         return [alert for alert, flag in zip(alerts, flags) if int(flag)]
 
+    @property
+    def sinks(self) -> list[AlertCallback]:
+        return self._dispatcher.sinks
+
     def _deliver(self, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            for sink in self.sinks:
-                try:
-                    sink(alert)
-                except Exception:  # a sink's failure must not stop the worker
-                    logger.exception("alert sink failed", extra={
-                        "alert_rule": alert.name, "alert_state": alert.state,
-                        "pool_id": alert.pool_id})
+        self._dispatcher.submit(alerts)
 
 
 def run_worker(
