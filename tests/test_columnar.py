@@ -6,8 +6,10 @@ memory store's own wiring is tested with the memory store)."""
 
 from __future__ import annotations
 
+import gc
 import random
-from collections.abc import Iterable, Iterator, Sequence
+import tracemalloc
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import attrs
 import pytest
@@ -302,3 +304,94 @@ def test_matches_the_model_through_compactions_give_backs_and_drops(
     for key, newest in model.newest.items():
         if key not in model.floor:
             assert store.tally(key, newest, SPIKE) == model.tally(key, newest, SPIKE)
+
+
+def _traffic(store: ColumnarStore, start: int, end: int, gap: int, pools: int = 100) -> None:
+    """Events every ``gap`` microseconds of ``[start, end)`` over ``pools`` busy keys, in
+    batches of a thousand (all made here, so what the store keeps of them is its own)."""
+    ats = list(range(start, end, gap))
+    for lo in range(0, len(ats), 1_000):
+        part = ats[lo:lo + 1_000]
+        store.observe_many([f"busy-{at // gap % pools}" for at in part],
+                           [f"b-{at}" for at in part], part, [100] * len(part), SPIKE,
+                           not_after=part[-1])
+
+
+def _traced(run: Callable[[], dict[str, int]]) -> dict[str, int]:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        return run()
+    finally:
+        tracemalloc.stop()
+
+
+def _now() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def test_idle_keys_are_dropped_whole_and_memory_returns_to_its_baseline() -> None:
+    """100,000 keys with an event each, then three hours of event time of traffic on other
+    keys, dedup horizon one hour: the store ends as large as one that only saw the traffic."""
+    start = 10 * DAY
+
+    def run(idle: int) -> dict[str, int]:
+        store = ColumnarStore(5 * MINUTE, HOUR)
+        for lo in range(0, idle, 10_000):
+            n = range(lo, min(lo + 10_000, idle))
+            store.observe_many([f"idle-{i}" for i in n], [f"i-{i}" for i in n],
+                               [start - i for i in n], [100] * len(n), SPIKE)
+        peak = _now()
+        _traffic(store, start, start + 3 * HOUR, 500_000)
+        store.windows._check()
+        return {"peak": peak, "end": _now(), **store.windows.size()}
+
+    baseline = _traced(lambda: run(0))
+    idle = _traced(lambda: run(100_000))
+    grown = idle["peak"] - baseline["peak"]
+    assert grown > 10_000_000, (idle, baseline)  # the idle keys cost something
+    assert idle["keys"] == baseline["keys"] == 100
+    assert idle["events"] <= baseline["events"] and idle["ids"] <= baseline["ids"]
+    assert idle["end"] <= baseline["end"] + 0.05 * grown, (idle, baseline)
+
+
+def _held_by_columnar() -> int:
+    """Bytes the traced allocations made in the columnar module hold (its arrays: events,
+    amounts, per-key times; not the id log's)."""
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, columnar.__file__)])
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+def test_a_quiet_key_gives_its_events_back() -> None:
+    """A burst of 200,000 events on one key, then quiet while other keys go on: once the
+    store's newest event is past the burst's windows, its events are given back (its ids stay
+    for the dedup horizon, a day); an event of it that would need them is LATE."""
+    start = 10 * DAY
+    burst = 200_000
+    gap = 10 * MINUTE // burst
+
+    def run() -> dict[str, int]:
+        store = ColumnarStore(5 * MINUTE)
+        for lo in range(0, burst, 10_000):
+            n = range(lo, lo + 10_000)
+            store.observe_many(["burst"] * len(n), [f"x-{i}" for i in n],
+                               [start + i * gap for i in n], [100 + i for i in n], SPIKE)
+        held = _held_by_columnar()
+        last = start + (burst - 1) * gap
+        _traffic(store, start, last + 3 * HOUR, 1_000_000)
+        size = store.windows.size()
+        assert size["events"] < 20_000 and size["ids"] > burst, size
+        again = store.observe_many(["burst"] * 3, ["x-5", "x-late", "x-new"],
+                                   [start, last + 61 * MINUTE - 1, last + 61 * MINUTE],
+                                   [1] * 3, SPIKE)
+        assert again.statuses == [Status.DUPLICATE, Status.LATE, Status.NEW]
+        assert again.counts == [[0, 0, 1], [0, 0, 0]]
+        store.windows._check()
+        return {"held": held, "end": _held_by_columnar(), **size}
+
+    used = _traced(run)
+    assert used["held"] > 16 * burst  # a time and an amount for each event
+    assert used["end"] < 16 * used["events"] + 100_000, used

@@ -54,13 +54,14 @@ event (``NEW`` events only: ``FUTURE`` ones move nothing), not by the length of 
   comes back. Since its windows are gone, an event of a key the store holds nothing of that
   is older than the newest event of a key dropped so far plus the longest reach is ``LATE``
   (it may belong to a dropped key whose windows it would need);
-- held events are compacted once the array has grown by half since the last compaction, or
-  once the store's newest event has moved ``keep`` past it (every window edge is a binary
-  search of the array and every batch a merge into it, so a shorter array pays for the more
-  frequent ``O(N)`` compactions); ids and keys once the log has tripled, or once the store's
-  newest event has moved half the dedup horizon (small stores, under 65,536 events, ids and
-  keys, are compacted on growth only). An id is thus held at most about one and a half dedup
-  horizons after it stopped counting.
+- held events are compacted once the array has grown by half since the last compaction
+  (every window edge is a binary search of the array and every batch a merge into it, so a
+  shorter array pays for the more frequent ``O(N)`` compactions), and, at most once per
+  ``keep`` of the store's time, when a key has gone quiet; ids are forgotten once the log has
+  tripled, and keys dropped then or, at most once per half dedup horizon, when one has been
+  idle for the whole horizon. So the log holds at most three times the ids still counted, and
+  an idle key is dropped within about one and a half dedup horizons. Stores under 65,536
+  events (ids and keys) are compacted on growth only.
 
 Time origin. Relative times have 41 bits (about 25 days). ``base`` starts 2**40 microseconds
 (about 12.7 days) before the first event that is not ``FUTURE`` and moves forward when such an
@@ -240,32 +241,35 @@ class ColumnarWindows:
             t: Ints = np.array(ats[start:], dtype=np.int64)
         except OverflowError:
             raise ValidationError("at", "event times must fit in 64 bits") from None
-        if int(t.max()) >= MAX_TIME or int(t.min()) <= -MAX_TIME:
+        lowest, highest = int(t.min()), int(t.max())
+        if highest >= MAX_TIME or lowest <= -MAX_TIME:
             raise ValidationError("at", "event times must lie within 2**60 microseconds of "
                                   "the epoch")
         ahead: Flags | None = None  # events after not_after: FUTURE unless duplicates
-        if not_after is not None:
+        if not_after is not None and highest > not_after:
             ahead = t > not_after
-            if not ahead.any():
-                ahead = None
-        inside = t if ahead is None else t[~ahead]
-        if self._base is None and len(inside):
-            self._base = int(inside.min()) - MAX_KEEP
+            inside = t[~ahead]
+            if len(inside):
+                lowest, highest = int(inside.min()), int(inside.max())
+        inside_any = ahead is None or not ahead.all()
+        if self._base is None and inside_any:
+            self._base = lowest - MAX_KEEP
         base = 0 if self._base is None else self._base  # 0: every event is FUTURE
         rel = t - base
-        if len(inside) and int(inside.max()) - base >= SPAN:
+        if inside_any and highest - base >= SPAN:
             # Move the origin before the batch when the whole batch then fits: no event of it
             # is older than the new origin, and nothing it could count is dropped.
-            lowest, highest = int(inside.min()), int(inside.max())
             moved = min(highest - MAX_KEEP, lowest - keep - 1)
             if moved > base and highest - moved < SPAN:
                 self._rebase(moved)
                 base = moved
                 rel = t - base
-        beyond = rel >= SPAN
-        if ahead is not None:
-            beyond &= ~ahead
-        far = np.flatnonzero(beyond)
+        far: Ints = np.empty(0, np.int64)
+        if inside_any and highest - base >= SPAN:
+            beyond = rel >= SPAN
+            if ahead is not None:
+                beyond &= ~ahead
+            far = np.flatnonzero(beyond)
         if len(far) and far[0] == 0:
             self._rebase(int(t[0]) - MAX_KEEP)
             return start
@@ -282,10 +286,11 @@ class ColumnarWindows:
         # Events whose windows would reach what was given back (before the origin, or up to
         # their key's floor) are late whatever their key's newest.
         reach = keep - lateness
-        blocked = rel < max(reach - 1, 0)
+        origin = max(reach - 1, 0)
+        blocked = rel < origin if lowest - base < origin else None
         if self._floored:
-            blocked |= rel < self._floor[c] - base + reach
-        stay = blocked if fut is None else blocked | fut  # cannot move their key's newest
+            blocked = _either(blocked, rel < self._floor[c] - base + reach)
+        stay = _either(blocked, fut)  # events that cannot move their key's newest
         stored = self._newest[c]
         probes = self._ids.probes(h)
         dup = np.zeros(cut, np.bool_)
@@ -296,8 +301,8 @@ class ColumnarWindows:
             if again < cut:
                 cut = again
                 ids, c, t, rel, h = ids[:cut], c[:cut], t[:cut], rel[:cut], h[:cut]
-                dup, stored, blocked, stay = dup[:cut], stored[:cut], blocked[:cut], stay[:cut]
-                fut = None if fut is None else fut[:cut]
+                dup, stored = dup[:cut], stored[:cut]
+                blocked, stay, fut = _head(blocked, cut), _head(stay, cut), _head(fut, cut)
                 probes = (probes[0][:cut], probes[1][:cut])
         assert cut > 0  # the front event's key has no earlier event in the batch: decided
         comp = (c << TIME_BITS) | np.clip(rel, 0, _MASK)
@@ -309,14 +314,17 @@ class ColumnarWindows:
             # only the key's stored newest can make one late or out of order.
             newest_rel = stored - base
         else:
-            newest = _newest_before(c, order, rel, dup | stay, stored, base)
+            newest = _newest_before(c, order, rel, _either(dup, stay), stored, base)
             newest_rel = newest - base
-        late = ~dup & (blocked | (rel < newest_rel - lateness))
-        if fut is not None:
-            late &= ~fut
-            new = ~dup & ~late & ~fut
+        late = rel < newest_rel - lateness
+        if blocked is not None:
+            late |= blocked
+        gone = _either(dup if hits else None, fut)  # duplicates and future events
+        if gone is not None:
+            late &= ~gone
+            new = ~late & ~gone
         else:
-            new = ~dup & ~late
+            new = ~late
         counts, sums = self._record(comp, by_comp, new, rel < newest_rel, amounts, start, spans,
                                     totals)
         nix = np.flatnonzero(new)
@@ -335,10 +343,11 @@ class ColumnarWindows:
             out.statuses.extend([Status.NEW] * cut)
         else:
             if newest is None and late.any():
-                newest = _newest_before(c, order, rel, dup | stay, stored, base)
+                newest = _newest_before(c, order, rel, _either(dup, stay), stored, base)
             self._remember(ids, c, t, h, probes, dup, late, fut, newest, not_after,
                            _store_newest_before(t, new, store_newest))
-            status = np.where(dup, 1, np.where(late, 2, 0 if fut is None else np.where(fut, 3, 0)))
+            other = 0 if fut is None else np.where(fut, 3, 0)
+            status = np.where(dup, 1, np.where(late, 2, other))
             out.statuses.extend(map(_STATUS.__getitem__, status.tolist()))
         if first is None:
             first = self._first[c].tolist()
@@ -570,16 +579,40 @@ class ColumnarWindows:
         self._base = base
 
     def _tidy(self) -> None:
-        """Compact the events once they have grown by half or the store's newest event has
-        moved on by ``keep``; the ids and keys once the log has tripled or the newest event
-        has moved on by half the dedup horizon (by time only past a minimum size)."""
+        """Compact the events once they have grown by half, or (at most once per ``keep`` of
+        the store's time) once a key has gone quiet; forget ids and drop keys once the log
+        has tripled, or (at most once per half dedup horizon) once a key has been idle for
+        the whole dedup horizon. Small stores are compacted on growth only."""
         newest = self.newest
-        if len(self._comp) > self._compact_at or (
-                newest >= self._events_due and len(self._comp) >= _MIN_COMPACT):
+        n = len(self._keys)
+        if len(self._comp) > self._compact_at:
             self._compact_events(newest)
-        if len(self._ids) > self._id_limit or (
-                newest >= self._ids_due and len(self._ids) + len(self._keys) >= _MIN_COMPACT):
+        elif newest >= self._events_due and len(self._comp) >= _MIN_COMPACT:
+            last = self._newest[:n]
+            if bool(np.any((last <= newest - self._keep) & (last > self._floor[:n]))):
+                self._compact_events(newest)
+            else:
+                self._events_due = newest + max(self._keep, 1)
+        if len(self._ids) > self._id_limit:
             self._forget(newest)
+        elif newest >= self._ids_due and len(self._ids) + n >= _MIN_COMPACT:
+            if bool(np.any(self._idle(newest))):
+                self._forget(newest)
+            else:
+                self._ids_due = newest + max(self._memory // 2, 1)
+
+    @property
+    def _memory(self) -> int:
+        """How long ids are remembered: the dedup horizon, or the windows' if longer."""
+        return max(self.dedup_horizon, self._keep)
+
+    def _idle(self, newest: int) -> Flags:
+        """The keys with nothing recorded within the dedup horizon of ``newest``."""
+        n = len(self._keys)
+        if newest == _NEVER:
+            return np.zeros(n, np.bool_)
+        idle: Flags = np.maximum(self._newest[:n], self._ahead[:n]) <= newest - self._memory
+        return idle
 
     def _compact_events(self, newest: int) -> None:
         """Keep each key's events its windows can still reach: none for quiet keys (whose
@@ -608,13 +641,11 @@ class ColumnarWindows:
     def _forget(self, newest: int) -> None:
         """Forget the ids their keys no longer count, and drop the keys with nothing recorded
         within the dedup horizon of the store's newest event."""
-        memory = max(self.dedup_horizon, self._keep)
-        n = len(self._keys)
+        memory = self._memory
         codes = self._ids.codes()
         live = self._ids.values() > self._newest[codes] - memory
-        gone = np.zeros(n, np.bool_)
-        if newest > _NEVER:
-            gone = np.maximum(self._newest[:n], self._ahead[:n]) <= newest - memory
+        gone = self._idle(newest)
+        if gone.any():
             live &= ~gone[codes]
         if not live.all():
             self._ids.keep_only(live)
@@ -760,11 +791,14 @@ def _running_max_before(c: Ints, order: Ints, values: Ints) -> Ints:
 
 
 def _newest_before(
-    c: Ints, order: Ints, rel: Ints, skip: Flags, stored: Ints, base: int
+    c: Ints, order: Ints, rel: Ints, skip: Flags | None, stored: Ints, base: int
 ) -> Ints:
     """Each event's key's newest event time before it (absolute, ``_NEVER`` if none): the
     key's ``stored`` newest or an earlier event of the batch, except those ``skip`` marks."""
-    before = _running_max_before(c, order, np.where(skip, -1, np.clip(rel, -1, _MASK)))
+    values = np.clip(rel, -1, _MASK)
+    if skip is not None:
+        values[skip] = -1
+    before = _running_max_before(c, order, values)
     newest: Ints = np.maximum(stored, np.where(before == _NEVER, _NEVER, before + base))
     return newest
 
@@ -777,6 +811,17 @@ def _store_newest_before(t: Ints, new: Flags, stored: int) -> Ints:
     before[0] = stored
     before[1:] = np.maximum(running[:-1], stored)
     return before
+
+
+def _either(a: Flags | None, b: Flags | None) -> Flags | None:
+    """``a | b``, where ``None`` marks nothing."""
+    if a is None:
+        return b
+    return a if b is None else a | b
+
+
+def _head(flags: Flags | None, n: int) -> Flags | None:
+    return None if flags is None else flags[:n]
 
 
 def _resized(values: Ints, size: int, fill: int) -> Ints:

@@ -40,6 +40,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import chain, compress
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -165,9 +166,9 @@ class IdLog:
             probes = None  # the new filter has another size, so other words
         if self._n + k > len(self._hash):
             size = max(2 * len(self._hash), self._n + k)
-            self._hash = np.resize(self._hash, size)
-            self._code = np.resize(self._code, size)
-            self._value = np.resize(self._value, size)
+            self._hash = _grown(self._hash, self._n, size)
+            self._code = _grown(self._code, self._n, size)
+            self._value = _grown(self._value, self._n, size)
         self._hash[self._n:self._n + k] = h
         self._code[self._n:self._n + k] = codes
         self._value[self._n:self._n + k] = values
@@ -244,3 +245,10 @@ class IdLog:
             self._value = np.empty(1024, np.int64)
         self._size_filter(self._n)
         self._mark(self._hash[:self._n])
+
+
+def _grown(values: npt.NDArray[Any], n: int, size: int) -> npt.NDArray[Any]:
+    """A new array of ``size`` (uninitialised past ``n``) starting with ``values[:n]``."""
+    out = np.empty(size, values.dtype)
+    out[:n] = values[:n]
+    return out
