@@ -401,7 +401,7 @@ class RedisWindowStore:
             self._reach = max(self._reach, max(iv.reach for iv in intervals))
         keep = self._lateness + self._reach
         memory = max(self._horizon, keep)
-        ttl = max(self._idle_ttl_ms, memory // 1000 + 1)
+        ttl = max(self._idle_ttl_ms, -(-memory // 1000))
         head: list[Any] = [self._lateness, keep, memory, "1" if totals else "0", ttl,
                            self.retain, "" if not_after is None else not_after, k]
         for iv in intervals:

@@ -1,7 +1,8 @@
 -- Record a run of events of ONE key and tally intervals ending at each event's time.
 --
 -- KEYS[1] events  (ZSET: member = event id, score = the time the id was recorded at, below)
--- KEYS[2] amounts (HASH: event id -> "units:token[:tallies]" for an event in the windows,
+-- KEYS[2] amounts (HASH: event id -> "units:token:tallies" for an event in the windows, the
+--                  tallies it was answered with after "T" (with sums) or "C" (counts only);
 --                  "L:token:record" or "F:token:record" for a late or a future one)
 -- KEYS[3] meta    (HASH: newest, first, trimmed)
 -- ARGV[1] allowed lateness, ARGV[2] keep (lateness + longest reach), ARGV[3] memory (how long
@@ -28,11 +29,12 @@
 -- only orders them for trimming.
 --
 -- A duplicate whose stored token equals the arriving token is the same delivery retried (a
--- run resent after a dropped connection, or a batch named again after a failure): it is
--- answered as the first time, new with fresh tallies, late or future. Events that bring their
--- own token (a queue's redeliverable entries) also keep the tallies they were answered with,
--- and a redelivery is answered with those, even past the horizon: the newest `retain` events
--- of a key are never trimmed, so a redelivered run of up to that many events per key is found.
+-- run resent after a dropped connection, a batch named again after a failure, a queue's entry
+-- redelivered): it is answered as the first time, late, future, or new with the tallies it was
+-- answered with (kept with its token: events recorded since, ties later in its own run among
+-- them, would change fresh ones), even past the horizon: the newest `retain` events of a key
+-- are never trimmed, so a redelivered run of up to that many events per key is found. Kept
+-- tallies of the other kind (counts asked, sums kept) are made afresh.
 --
 -- Cost: string.format and every redis.call are dear in Redis's Lua. A new event makes one
 -- ZADD NX; its windows are counted off edge pointers when its run is in time order (below),
@@ -223,12 +225,15 @@ end
 
 local CODE = {N = 0, D = 1, L = 2, F = 3}
 local zeros = totals and 5 * k or k
+-- The first new event of a run that is not a queue's also keeps the key's first event time
+-- from before the run (after ">"): a run answered again reports that one, so every event of
+-- it has the first_seen it had (the key's first may have moved earlier since).
+local carry = width == 2
 
 for e = first_id, #ARGV do
   local base = (e - first_id) * width
   local id = ARGV[e]
   local at = tonumber(numbers[base + 1])
-  local token = token_of(e, base)
   -- What a first arrival would be, and the score it is recorded with.
   local kind, score, record_text
   if not_after and at > not_after then
@@ -242,7 +247,7 @@ for e = first_id, #ARGV do
   if redis.call('ZADD', events, 'NX', score, id) == 1 then
     status = kind
   else
-    status, stored_kind, rest = seen_status(id, token)
+    status, stored_kind, rest = seen_status(id, token_of(e, base))
     if status == nil then
       redis.call('ZADD', events, score, id)
       status = kind
@@ -250,7 +255,9 @@ for e = first_id, #ARGV do
     end
   end
   if status == 'N' then
-    written[id] = numbers[base + 2] .. ':' .. token
+    if totals then
+      written[id] = numbers[base + 2]  -- its own amount counts in its windows
+    end
     if fast then
       added[#added + 1] = at
     end
@@ -264,20 +271,25 @@ for e = first_id, #ARGV do
       changed = true
     end
   elseif status == 'L' or status == 'F' then
-    written[id] = status .. ':' .. token .. ':' .. record_text
+    written[id] = status .. ':' .. token_of(e, base) .. ':' .. record_text
     aside_added = true
   elseif status == 'retry' then
     if stored_kind == 'L' or stored_kind == 'F' then
       status = stored_kind
-    elseif width == 3 and string.sub(rest, 1, 1) == marker then
+    elseif string.sub(rest, 1, 1) == marker then
       status = 'kept'
     else
       status = 'again'
     end
   end
   if status == 'kept' then
+    local text, before = string.match(rest, '^.([^>]*)>?(.*)$')
+    if carry and before ~= '' then
+      out[1] = before
+    end
+    carry = false
     out[#out + 1] = 0
-    out[#out + 1] = string.sub(rest, 2)
+    out[#out + 1] = text
   elseif status == 'N' or status == 'again' then
     local tallies = {}
     for j = 1, k do
@@ -306,8 +318,18 @@ for e = first_id, #ARGV do
     local text = table.concat(tallies, ' ')
     out[#out + 1] = 0
     out[#out + 1] = text
-    if status == 'N' and width == 3 then
-      written[id] = written[id] .. ':' .. marker .. text
+    if status == 'N' then
+      -- One concatenation: the amount, the token and the tallies answered.
+      if width == 3 then
+        written[id] = numbers[base + 2] .. ':' .. numbers[base + 3] .. ':' .. marker .. text
+      elseif carry then
+        written[id] = numbers[base + 2] .. ':' .. run_token .. '.' .. (e - first_id) .. ':'
+          .. marker .. text .. '>' .. out[1]
+        carry = false
+      else
+        written[id] = numbers[base + 2] .. ':' .. run_token .. '.' .. (e - first_id) .. ':'
+          .. marker .. text
+      end
     end
   else
     out[#out + 1] = CODE[status]
@@ -337,7 +359,8 @@ end
 
 if changed then
   local horizon = newest - memory
-  if not trimmed or horizon - trimmed >= keep / 8 then
+  local trim = not trimmed or horizon - trimmed >= keep / 8
+  if trim then
     -- The set is two runs of ranks: late and future ids (by record time), then event times.
     -- Each run's part past the memory is a prefix of it; the newest `retain` events are kept.
     -- A late or future id is dropped once its rounded score is surely past the memory.
@@ -359,13 +382,15 @@ if changed then
       end
     end
     trimmed = horizon
+  end
+  -- Numbers, not text: Redis writes a script's numbers exactly, and string.format is dear.
+  redis.call('HSET', meta, 'newest', newest, 'first', first, 'trimmed', trimmed)
+  if trim then
     -- Idle keys expire; refreshing the time to live at each trim keeps it off the common path.
     redis.call('PEXPIRE', events, ttl)
     redis.call('PEXPIRE', amounts, ttl)
     redis.call('PEXPIRE', meta, ttl)
   end
-  -- Numbers, not text: Redis writes a script's numbers exactly, and string.format is dear.
-  redis.call('HSET', meta, 'newest', newest, 'first', first, 'trimmed', trimmed)
 elseif aside_added and not trimmed then
   -- A key whose first events were all in the future: its keys expire like any other's.
   redis.call('PEXPIRE', events, ttl)
