@@ -44,6 +44,7 @@ class ColumnarStore:
         self.lateness = allowed_lateness_us
         self.reach = 0
         self.lifecycle = LifecycleTable()
+        self.keep_dropped = False  # leave the dropped keys for the test to take
 
     @property
     def keep(self) -> int:
@@ -65,8 +66,11 @@ class ColumnarStore:
     ) -> ObservedBatch:
         spans = [(iv.offset, iv.reach) for iv in intervals]
         self.reach = max([self.reach, *(reach for _, reach in spans)])
-        return self.windows.observe_many(keys, event_ids, ats, amounts, spans, totals,
-                                         self.lateness, self.keep, not_after=not_after)
+        got = self.windows.observe_many(keys, event_ids, ats, amounts, spans, totals,
+                                        self.lateness, self.keep, not_after=not_after)
+        if not self.keep_dropped:
+            self.lifecycle.forget(self.windows.take_dropped())
+        return got
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         return self.windows.tally(key, at, [(iv.offset, iv.reach) for iv in intervals])
@@ -221,8 +225,11 @@ class GiveBackModel:
         """Take the store's give-backs and drops since the last call, checking each."""
         keep = self.lateness + self.reach
         now = self.store_newest if self.store_newest is not None else NEVER
+        dropped = windows.take_dropped()
+        assert len(set(dropped)) == len(dropped)
         for key in list(self.events):
             code = windows._codes.get(key)
+            assert (code is None) is (key in dropped), key
             if code is None:
                 ids = [at for (k, _), at in self.ids.items() if k == key]
                 assert max([self.newest.get(key, NEVER), *ids]) <= now - self.memory, key
@@ -281,6 +288,7 @@ def test_matches_the_model_through_compactions_give_backs_and_drops(
     rng = random.Random(seed)
     lateness, horizon = 2 * MINUTE, 90 * MINUTE
     store = ColumnarStore(lateness, horizon)
+    store.keep_dropped = True
     model = GiveBackModel(lateness, horizon)
     stream = messy_stream(rng, 6_000, lateness)
     statuses: set[Status] = set()

@@ -50,10 +50,11 @@ event (``NEW`` events only: ``FUTURE`` ones move nothing), not by the length of 
   its own lateness would have taken it;
 - a key with nothing recorded within the dedup horizon of the store's newest event (its
   newest event and every id's recorded time at least that far behind) is dropped whole:
-  events, ids, newest and first-seen times, and its code. It is a new key to the store if it
-  comes back. Since its windows are gone, an event of a key the store holds nothing of that
-  is older than the newest event of a key dropped so far plus the longest reach is ``LATE``
-  (it may belong to a dropped key whose windows it would need);
+  events, ids, newest and first-seen times, and its code (:meth:`ColumnarWindows.take_dropped`
+  tells the owner which). It is a new key to the store if it comes back. Since its windows
+  are gone, an event of a key the store holds nothing of that is older than the newest event
+  of a key dropped so far plus the longest reach is ``LATE`` (it may belong to a dropped key
+  whose windows it would need);
 - held events are compacted once the array has grown by half since the last compaction
   (every window edge is a binary search of the array and every batch a merge into it, so a
   shorter array pays for the more frequent ``O(N)`` compactions), and, at most once per
@@ -142,6 +143,7 @@ class ColumnarWindows:
         self._ahead: Ints = np.full(64, _NEVER, np.int64)
         self._floored = False  # whether any key has a floor
         self._dropped = _NEVER  # the newest event of any key dropped whole
+        self._dropped_keys: list[str] = []  # dropped whole since the owner last asked
         self._base: int | None = None
         self._comp: Ints = np.empty(0, np.int64)
         self._amount: npt.NDArray[Any] | None = None  # None while every amount was 0
@@ -208,6 +210,12 @@ class ColumnarWindows:
             lo = self._rank(floor + min(max(rel - reach, -1), _MASK))
             out.append(Tally(hi - lo, self._sum(lo, hi)))
         return tuple(out)
+
+    def take_dropped(self) -> list[str]:
+        """The keys dropped whole since the last call (see the module docstring), so that the
+        owner can forget what it keeps for them."""
+        dropped, self._dropped_keys = self._dropped_keys, []
+        return dropped
 
     def size(self) -> dict[str, int]:
         return {"keys": len(self._keys), "events": len(self._comp),
@@ -670,6 +678,7 @@ class ColumnarWindows:
                 self._cum = None
             self._comp = (remap[self._comp >> TIME_BITS] << TIME_BITS) | (self._comp & _MASK)
         self._ids.recode(remap)
+        self._dropped_keys += compress(self._keys, gone.tolist())
         self._keys = list(compress(self._keys, alive.tolist()))
         self._codes = {key: code for code, key in enumerate(self._keys)}
         size = max(64, 2 * len(self._keys))
