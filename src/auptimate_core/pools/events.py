@@ -1,12 +1,20 @@
-"""What subscribers of a :class:`~auptimate_core.PoolLedger` receive: one event per change.
+"""What the ledger tells its followers and subscribers: one event per committed change.
 
-Every event is delivered after its change is committed, once, in commit order; a refused,
-failed or replayed request delivers nothing. Each event of a pool carries ``seq``, the number of
-the pool's last audit entry after the change, and ``positions``, every member's position after
-it. ``transactions`` holds the transactions the change recorded (empty for a new pool or an
-admission), so an alert engine can subscribe directly::
+Every event of a pool carries what the change did, not the whole pool: ``seq``, the number of
+the pool's last audit entry after the change; ``positions``, the positions of the members the
+change touched (the investor of an investment or a refund, the new member of an admission,
+every member charged a fee or paid a distribution), after it; and ``totals``, the pool's new
+:class:`~auptimate_core.PoolTotals`. A member the change did not touch kept their amounts; only
+their ``share`` moved, and it is their capital over ``totals.capital``. ``transactions`` holds the
+transactions the change recorded (empty for a new pool or an admission), so an alert engine can
+subscribe directly::
 
     ledger.subscribe(lambda event: engine.process_many(event.transactions))
+
+Events are the same objects in :meth:`~auptimate_core.PoolLedger.subscribe` (this process, after
+the commit) and in the change feed (:meth:`~auptimate_core.PoolLedger.changes`, any process).
+``to_dict()`` gives JSON-ready values (Decimals as text, datetimes in ISO 8601, a ``"type"``
+naming the class) and ``LedgerEvent.from_dict`` turns such a dict back into the right class.
 
 Match on the type to tell changes apart::
 
@@ -17,13 +25,16 @@ Match on the type to tell changes apart::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any, ClassVar, Self
 
 import attrs
 
 from ..domain import Investor, Pool, Transaction
-from .position import Position
+from ..errors import ValidationError
+from . import codec
+from .position import PoolTotals, Position
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -32,6 +43,33 @@ class LedgerEvent:
 
     actor: str | None
     transactions: tuple[Transaction, ...] = ()
+
+    _types: ClassVar[dict[str, type[LedgerEvent]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        LedgerEvent._types[cls.__name__] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values: ``{"type": <class name>, <field>: <value>, ...}``."""
+        data: dict[str, Any] = {"type": type(self).__name__}
+        for field in attrs.fields(type(self)):
+            data[field.name] = _ENCODERS[field.name](getattr(self, field.name))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The event :meth:`to_dict` gave: of the class its ``"type"`` names, which must be
+        ``cls`` or one of its subclasses. Bad input is a ValidationError naming the field."""
+        found = codec.mapping(data, "event")
+        name = codec.text(found, "type", "event")
+        kind = LedgerEvent._types.get(name)
+        if kind is None or not issubclass(kind, cls) or kind in _ABSTRACT:
+            raise ValidationError("event.type", f"{name!r} is not a kind of {cls.__name__}")
+        values = {field.name: _DECODERS[field.name](codec.get(found, field.name, "event"))
+                  for field in attrs.fields(kind)}
+        event: Self = kind(**values)
+        return event
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -43,10 +81,11 @@ class InvestorRegistered(LedgerEvent):
 
 @attrs.frozen(slots=True, kw_only=True)
 class PoolEvent(LedgerEvent):
-    """A change to one pool; ``positions`` are its members' positions after the change."""
+    """A change to one pool: the positions it touched and the pool's totals, after it."""
 
     pool_id: str
     seq: int
+    totals: PoolTotals
     positions: tuple[Position, ...] = ()
 
 
@@ -96,6 +135,60 @@ class Distributed(PoolEvent):
     total: Decimal
     carry: Decimal | None = None
     carry_amount: Decimal = Decimal(0)
+
+
+_ABSTRACT: tuple[type[LedgerEvent], ...] = (LedgerEvent, PoolEvent)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _text(value: object, field: str) -> str:
+    return codec.text({field: value}, field, "event")
+
+
+def _decimal(value: object, field: str) -> Decimal:
+    return codec.decimal({field: value}, field, "event")
+
+
+def _seq(value: object) -> int:
+    return codec.integer({"seq": value}, "seq", "event")
+
+
+def _list(value: object, field: str) -> list[Any]:
+    return codec.items({field: value}, field, "event")
+
+
+_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    "actor": _same, "pool_id": _same, "seq": _same, "investor_id": _same,
+    "transactions": lambda txs: [codec.transaction_to_dict(tx) for tx in txs],
+    "transaction": codec.transaction_to_dict,
+    "positions": lambda positions: [p.to_dict() for p in positions],
+    "totals": PoolTotals.to_dict,
+    "investor": codec.investor_to_dict,
+    "pool": codec.pool_to_dict,
+    "total": str, "carry_amount": str,
+    "carry": lambda rate: None if rate is None else str(rate),
+}
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "actor": lambda v: None if v is None else _text(v, "actor"),
+    "pool_id": lambda v: _text(v, "pool_id"),
+    "investor_id": lambda v: _text(v, "investor_id"),
+    "seq": _seq,
+    "transactions": lambda v: tuple(codec.transaction_from_dict(tx, "event.transactions")
+                                    for tx in _list(v, "transactions")),
+    "transaction": lambda v: codec.transaction_from_dict(v, "event.transaction"),
+    "positions": lambda v: tuple(Position.from_dict(p, "event.positions")
+                                 for p in _list(v, "positions")),
+    "totals": lambda v: PoolTotals.from_dict(v, "event.totals"),
+    "investor": lambda v: codec.investor_from_dict(v, "event.investor"),
+    "pool": lambda v: codec.pool_from_dict(v, "event.pool"),
+    "total": lambda v: _decimal(v, "total"),
+    "carry_amount": lambda v: _decimal(v, "carry_amount"),
+    "carry": lambda v: None if v is None else _decimal(v, "carry"),
+}
 
 
 Subscriber = Callable[[LedgerEvent], object]

@@ -27,8 +27,9 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -51,6 +52,7 @@ from ..errors import (
 from ..money import minor_unit, require_exact
 from ..ranking import InvestorRank, check_n
 from .audit import ADMIT, CREATE, GENESIS, AuditChain, Entry, pool_detail
+from .changes import Change, Recorded, check_limit, decode_cursor, encode_cursor
 from .events import (
     Distributed,
     FeeCharged,
@@ -72,6 +74,9 @@ from .waterfall import Split, check_carry, split_distribution, split_fee
 logger = logging.getLogger("auptimate_core.pools")
 
 R = TypeVar("R")
+
+_WAIT_SLICE = 30.0
+"""Seconds a follower without a timeout waits before reading the feed again anyway."""
 
 _REFUSALS: tuple[tuple[type[Exception], str], ...] = (
     (PermissionDenied, "permission_denied"),
@@ -134,11 +139,18 @@ class PoolLedger:
     Creating an existing pool, registering an existing investor or admitting a member again
     with the same details changes nothing; with different details it is a conflict.
 
-    Safe to share between threads. Subscribers are called after each commit, in commit order,
-    from the thread of one of the writers; a subscriber that raises is logged and skipped.
+    Every committed change is also in the ledger's change feed (:meth:`changes`,
+    :meth:`follow`), written in the same transaction: the way for any process to see every
+    change, and to resume after a crash without losing one.
 
-    Costs, for a pool of ``m`` members: a write is ``O(m)`` (its event carries every member's
-    position) plus ``O(k log k)`` for a split among ``k`` members; ``positions`` is ``O(m)``;
+    Safe to share between threads. Subscribers are called after each commit, in commit order,
+    from the thread of one of the writers; a subscriber that raises is logged, counted
+    (``auptimate_ledger_subscriber_failures_total``) and skipped: it does not see that event
+    again. A subscriber is a convenience of this process; the feed is what never loses one.
+
+    Costs, for a pool of ``m`` members: a write is ``O(m)`` to read the members plus
+    ``O(k log k)`` for a split among ``k`` members (its event carries the ``k`` positions it
+    touched and the pool's totals); ``positions`` is ``O(m)``;
     ``portfolio`` is ``O(pools of the investor)``; ``history`` and ``verify`` are
     ``O(entries)`` (``history()`` of every pool adds a sort by time).
     """
@@ -183,6 +195,96 @@ class PoolLedger:
     def close(self) -> None:
         """Release the repository's connections."""
         self.repository.close()
+
+    # -- the change feed ----------------------------------------------------------------------
+
+    def changes(self, after: str | None = None, limit: int = 1000, *,
+                actor: str | None = None) -> list[Change]:
+        """Up to ``limit`` (1 to 10,000) committed changes after the cursor ``after``, in
+        commit order; ``after=None`` starts at the first change the feed holds.
+
+        The feed is written in the same database transaction as each change, so it holds
+        exactly the committed changes, made by any process on this ledger's storage; reading on
+        from the last change's ``cursor`` never misses a change and never repeats one (see
+        :mod:`auptimate_core.pools.changes`). A cursor of another ledger, or that is not a
+        cursor, is a :class:`~auptimate_core.errors.ValidationError`. Reading the feed is for
+        the host application (``actor=None``): it holds every pool's changes.
+        """
+        check_limit(limit)
+        self.policy.check_read_all(actor, "read_changes")
+        identity = self.repository.identity
+
+        def body(session: LedgerSession) -> list[Recorded]:
+            position = self._position(session, after, identity)
+            return session.changes(position, limit)
+
+        return [self._change(recorded, identity) for recorded in self.repository.read(body)]
+
+    def cursor(self, *, actor: str | None = None) -> str:
+        """The cursor of the last committed change (of the feed's start when it is empty):
+        ``follow(after=ledger.cursor())`` yields only what commits from now on."""
+        self.policy.check_read_all(actor, "read_changes")
+        identity = self.repository.identity
+        return encode_cursor(identity, self.repository.read(lambda s: s.feed_head()))
+
+    def follow(self, after: str | None = None, timeout: float | None = None, *,
+               actor: str | None = None, batch: int = 1000) -> Iterator[Change]:
+        """Yield every committed change after the cursor ``after``, as they commit anywhere.
+
+        Reads :meth:`changes` (``batch`` at a time) and, once it has caught up, waits for the
+        next commit: woken by PostgreSQL ``LISTEN/NOTIFY``, by short polling on SQLite, by a
+        condition in memory. The feed stays the source of truth (a wake-up carries nothing),
+        so a follower misses nothing and sees nothing twice. With a ``timeout`` (seconds) the
+        iterator ends once nothing new has come for that long; ``None`` follows for ever.
+        The cursor and arguments are checked here, before the first change.
+
+        Each iterator holds a wake-up of its own (on PostgreSQL a connection) until it ends or
+        is closed; close it (``iterator.close()``, or leave a ``for`` loop over it) when done.
+        """
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, int | float) or timeout < 0):
+            raise ValidationError("timeout", f"must be None or seconds >= 0, not {timeout!r}")
+        if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 10_000:
+            raise ValidationError("batch", f"must be an int from 1 to 10,000, not {batch!r}")
+        self.policy.check_read_all(actor, "read_changes")
+        identity = self.repository.identity
+        start = self.repository.read(lambda s: self._position(s, after, identity))
+        return self._follow(start, None if timeout is None else float(timeout), batch)
+
+    def _follow(self, position: int, timeout: float | None, batch: int) -> Iterator[Change]:
+        identity = self.repository.identity
+        # Listening starts before the first read: a commit after that read always wakes us.
+        watch = self.repository.watch()
+        try:
+            idle_since = time.monotonic()
+            while True:
+                found = self._read_changes(position, batch)
+                if found:
+                    for recorded in found:
+                        yield self._change(recorded, identity)
+                    position = found[-1].position
+                    idle_since = time.monotonic()
+                    continue
+                if timeout is None:
+                    watch.wait(position, _WAIT_SLICE)
+                    continue
+                left = timeout - (time.monotonic() - idle_since)
+                if left <= 0:
+                    return
+                watch.wait(position, left)
+        finally:
+            watch.close()
+
+    def _read_changes(self, after: int, limit: int) -> list[Recorded]:
+        return self.repository.read(lambda session: session.changes(after, limit))
+
+    @staticmethod
+    def _position(session: LedgerSession, after: str | None, identity: str) -> int:
+        return 0 if after is None else decode_cursor(after, identity, session.feed_head())
+
+    @staticmethod
+    def _change(recorded: Recorded, identity: str) -> Change:
+        return Change(recorded.event, recorded.at, encode_cursor(identity, recorded.position))
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -231,7 +333,9 @@ class PoolLedger:
                         try:
                             callback(event)
                         except Exception:
-                            logger.exception("a ledger subscriber raised on %s",
+                            metrics.ledger_subscriber_failure(type(event).__name__)
+                            logger.exception("a ledger subscriber raised on %s; it will not "
+                                             "see this event again (the change feed keeps it)",
                                              type(event).__name__)
             finally:
                 self._delivering.release()
@@ -239,8 +343,14 @@ class PoolLedger:
     # -- the unit-of-work plumbing ------------------------------------------------------------
 
     def _write(self, action: str, body: Callable[[LedgerSession], _Outcome[R]]) -> R:
+        def unit(session: LedgerSession) -> _Outcome[R]:
+            outcome = body(session)
+            if outcome.event is not None:
+                session.publish(outcome.event, self.clock)
+            return outcome
+
         try:
-            outcome = self.repository.write(body, on_commit=self._on_commit)
+            outcome = self.repository.write(unit, on_commit=self._on_commit)
         except (LedgerError, ValidationError) as error:
             for kind, reason in _REFUSALS:
                 if isinstance(error, kind):
@@ -287,14 +397,14 @@ class PoolLedger:
                 for entry in session.entries(receipt.pool_id, receipt.first_seq, last)]
 
     def _append(self, session: LedgerSession, record: PoolRecord,
-                members: dict[str, Amounts],
+                members: Mapping[str, Amounts],
                 items: Sequence[tuple[str, str, Decimal]], at: datetime, actor: str,
                 receipt_for: tuple[str, str, str] | None = None,
                 ) -> tuple[PoolRecord, list[Entry], dict[str, Amounts]]:
         """Seal ``items`` (kind, investor, amount) as the pool's next entries and store them.
 
-        ``members`` are the pool's members as read in this unit of work; they are updated in
-        place. Returns the new record, the entries and the members after the change.
+        ``members`` are the pool's members as read in this unit of work. Returns the new
+        record, the entries and the members the change touched, with their new totals.
         """
         pool = record.pool
         changed: dict[str, Amounts] = {}
@@ -321,14 +431,17 @@ class PoolLedger:
             receipt = Receipt(key, fingerprint, action, pool.id, record.head_seq + 1,
                               len(entries))
         session.append(new, entries, changed, receipt)
-        members.update(changed)
-        return new, entries, members
+        return new, entries, changed
 
     @staticmethod
     def _positions(record: PoolRecord, members: Mapping[str, Amounts]) -> tuple[Position, ...]:
         capital = record.totals.capital
         return tuple(Position.of(record.pool.id, investor_id, held, capital)
                      for investor_id, held in sorted(members.items()))
+
+    @staticmethod
+    def _totals(record: PoolRecord) -> PoolTotals:
+        return PoolTotals.of(record.pool.id, record.pool.currency, record.totals)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -381,7 +494,8 @@ class PoolLedger:
                                      pool_detail(pool), GENESIS)
             record = PoolRecord(pool, 1, entry.hash, Amounts.zero(pool.currency))
             session.add_pool(record, entry)
-            return _Outcome(pool, PoolCreated(actor=actor, pool_id=pool.id, seq=1, pool=pool))
+            return _Outcome(pool, PoolCreated(actor=actor, pool_id=pool.id, seq=1,
+                                              totals=self._totals(record), pool=pool))
 
         return self._write("create_pool", body)
 
@@ -402,12 +516,12 @@ class PoolLedger:
             members = session.holdings(pool_id)
             if investor_id in members:
                 return _Outcome(None, None)
-            new, _, members = self._append(
+            new, _, changed = self._append(
                 session, record, members, [(ADMIT, investor_id, _zero(record.pool.currency))],
                 at, actor)
             return _Outcome(None, InvestorAdmitted(
-                actor=actor, pool_id=pool_id, seq=new.head_seq,
-                positions=self._positions(new, members), investor_id=investor_id))
+                actor=actor, pool_id=pool_id, seq=new.head_seq, totals=self._totals(new),
+                positions=self._positions(new, changed), investor_id=investor_id))
 
         self._write("admit", body)
 
@@ -437,13 +551,14 @@ class PoolLedger:
                 raise PermissionDenied(actor, "invest",
                                        f"{investor_id!r} is not a member of pool {pool_id!r}")
             exact = require_exact(value, record.pool.currency)
-            new, entries, members = self._append(
+            new, entries, changed = self._append(
                 session, record, members, [("investment", investor_id, exact)], when, actor,
                 (idempotency_key, fingerprint, "invest"))
             tx = entries[0].transaction()
             return _Outcome(tx, Invested(
                 actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
-                positions=self._positions(new, members), transaction=tx))
+                totals=self._totals(new), positions=self._positions(new, changed),
+                transaction=tx))
 
         return self._write("invest", body)
 
@@ -478,13 +593,14 @@ class PoolLedger:
                 raise LedgerValidationError(
                     "amount", f"a refund of {exact} exceeds the {held.balance} "
                     f"{investor_id!r} has left in pool {pool_id!r}")
-            new, entries, members = self._append(
+            new, entries, changed = self._append(
                 session, record, members, [("refund", investor_id, exact)], when, actor,
                 (idempotency_key, fingerprint, "refund"))
             tx = entries[0].transaction()
             return _Outcome(tx, Refunded(
                 actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
-                positions=self._positions(new, members), transaction=tx))
+                totals=self._totals(new), positions=self._positions(new, changed),
+                transaction=tx))
 
         return self._write("refund", body)
 
@@ -511,13 +627,14 @@ class PoolLedger:
             members = session.holdings(pool_id)
             split = split_fee(exact, members, record.pool.currency)
             items = [("fee", i, amount) for i, amount in split.shares.items()]
-            new, entries, members = self._append(
+            new, entries, changed = self._append(
                 session, record, members, items, when, actor,
                 (idempotency_key, fingerprint, "charge_fee"))
             txs = [entry.transaction() for entry in entries]
             return _Outcome(txs, FeeCharged(
                 actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
-                positions=self._positions(new, members), total=exact))
+                totals=self._totals(new), positions=self._positions(new, changed),
+                total=exact))
 
         return self._write("charge_fee", body)
 
@@ -555,14 +672,14 @@ class PoolLedger:
             items = [("distribution", i, amount) for i, amount in split.shares.items()]
             if split.carry > 0:
                 items.append(("carry", pool.manager_id, split.carry))
-            new, entries, members = self._append(
+            new, entries, changed = self._append(
                 session, record, members, items, when, actor,
                 (idempotency_key, fingerprint, "distribute"))
             txs = [entry.transaction() for entry in entries]
             return _Outcome(txs, Distributed(
                 actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
-                positions=self._positions(new, members), total=exact, carry=rate,
-                carry_amount=split.carry))
+                totals=self._totals(new), positions=self._positions(new, changed),
+                total=exact, carry=rate, carry_amount=split.carry))
 
         return self._write("distribute", body)
 

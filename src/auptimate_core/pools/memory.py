@@ -2,7 +2,9 @@
 
 Writes of a unit of work are buffered and applied together once the body returns, so a body
 that raises leaves nothing behind. Every unit of work holds the lock from start to end: the
-repository is safe to share between threads, and writes are serialised (one at a time).
+repository is safe to share between threads, and writes are serialised (one at a time). The
+change feed is a list appended under that lock, so its positions follow the commits; followers
+wait on a condition of the same lock, notified by every write that published a change.
 
 Complexity: a write touching ``k`` members is ``O(k)`` plus ``O(log m)`` per investment for the
 ranking of ``m`` investors; ``holdings`` of a pool is ``O(members)``; ``memberships`` of an
@@ -20,9 +22,12 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
+from ..clock import Clock
 from ..domain import Investor
 from ..ranking import InvestorRank, TopInvestors
 from .audit import Entry
+from .changes import Recorded, new_identity
+from .events import LedgerEvent
 from .position import Amounts
 from .repository import LedgerSession, PoolRecord, Receipt
 
@@ -30,7 +35,7 @@ T = TypeVar("T")
 
 
 class _State:
-    __slots__ = ("entries", "holdings", "investors", "memberships", "pools", "ranking",
+    __slots__ = ("entries", "feed", "holdings", "investors", "memberships", "pools", "ranking",
                  "receipts")
 
     def __init__(self) -> None:
@@ -41,6 +46,7 @@ class _State:
         self.entries: dict[str, list[Entry]] = {}
         self.receipts: dict[str, Receipt] = {}
         self.ranking = TopInvestors(kinds=("investment",))
+        self.feed: list[Recorded] = []
 
 
 class _Session:
@@ -112,10 +118,35 @@ class _Session:
 
         self._pending.append(apply)
 
+    def publish(self, event: LedgerEvent, clock: Clock) -> None:
+        feed = self._state.feed
+        self._pending.append(lambda: feed.append(Recorded(len(feed) + 1, clock.now(), event)))
+
+    def feed_head(self) -> int:
+        return len(self._state.feed)
+
+    def changes(self, after: int, limit: int) -> list[Recorded]:
+        return self._state.feed[after:after + limit]
+
     def apply(self) -> None:
         for change in self._pending:
             change()
         self._pending.clear()
+
+
+class _Watch:
+    """Waits on the repository's condition until its feed grows past a position."""
+
+    def __init__(self, changed: threading.Condition, state: _State) -> None:
+        self._changed = changed
+        self._state = state
+
+    def wait(self, after: int, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._state.feed) > after, timeout)
+
+    def close(self) -> None:
+        pass
 
 
 class MemoryLedgerRepository:
@@ -124,6 +155,15 @@ class MemoryLedgerRepository:
     def __init__(self) -> None:
         self._state = _State()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._identity = new_identity()
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    def watch(self) -> _Watch:
+        return _Watch(self._changed, self._state)
 
     def read(self, body: Callable[[LedgerSession], T]) -> T:
         with self._lock:
@@ -135,6 +175,7 @@ class MemoryLedgerRepository:
             session = _Session(self._state)
             result = body(session)
             session.apply()
+            self._changed.notify_all()
             if on_commit is not None:
                 on_commit(result)
             return result

@@ -19,6 +19,7 @@ import attrs
 
 from ..money import minor_unit
 from ..ranking import EXACT
+from . import codec
 
 ZERO: Final = Decimal(0)
 _SHARE: Final = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
@@ -124,6 +125,27 @@ class Position:
         return cls(pool_id, investor_id, held.invested, held.distributed,
                    share_of(held.capital, pool_capital), held.refunded, held.fees)
 
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready values (amounts and the share as text).
+
+        >>> Position("p1", "ann", Decimal("100.00"), Decimal("0.00"), Decimal("0.5")).to_dict()
+        {'pool_id': 'p1', 'investor_id': 'ann', 'invested': '100.00', 'distributed': '0.00', \
+'share': '0.5', 'refunded': '0', 'fees': '0'}
+        """
+        return {"pool_id": self.pool_id, "investor_id": self.investor_id,
+                "invested": str(self.invested), "distributed": str(self.distributed),
+                "share": str(self.share), "refunded": str(self.refunded), "fees": str(self.fees)}
+
+    @classmethod
+    def from_dict(cls, data: object, field: str = "position") -> Position:
+        """The inverse of :meth:`to_dict`; a missing or malformed value is a ValidationError."""
+        found = codec.mapping(data, field)
+        return cls(codec.text(found, "pool_id", field), codec.text(found, "investor_id", field),
+                   codec.decimal(found, "invested", field),
+                   codec.decimal(found, "distributed", field),
+                   codec.decimal(found, "share", field), codec.decimal(found, "refunded", field),
+                   codec.decimal(found, "fees", field))
+
 
 @attrs.frozen(slots=True)
 class PoolTotals:
@@ -155,3 +177,18 @@ class PoolTotals:
     def of(cls, pool_id: str, currency: str, totals: Amounts) -> PoolTotals:
         return cls(pool_id, currency, totals.invested, totals.refunded, totals.fees,
                    totals.distributed, totals.carry)
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready values (amounts as text)."""
+        return {"pool_id": self.pool_id, "currency": self.currency,
+                "invested": str(self.invested), "refunded": str(self.refunded),
+                "fees": str(self.fees), "distributed": str(self.distributed),
+                "carry": str(self.carry)}
+
+    @classmethod
+    def from_dict(cls, data: object, field: str = "totals") -> PoolTotals:
+        """The inverse of :meth:`to_dict`; a missing or malformed value is a ValidationError."""
+        found = codec.mapping(data, field)
+        return cls(codec.text(found, "pool_id", field), codec.text(found, "currency", field),
+                   *(codec.decimal(found, name, field)
+                     for name in ("invested", "refunded", "fees", "distributed", "carry")))

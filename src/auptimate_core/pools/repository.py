@@ -9,6 +9,11 @@ A unit of work is a function ``body(session) -> result``. :meth:`LedgerRepositor
 it more than once (after a conflict with another writer it rolls back and retries), so ``body``
 must have no effect other than through the session. The ledger never reads back what it wrote
 in the same unit of work.
+
+The change feed lives in the same storage: a unit of work that changes anything ends with
+:meth:`LedgerSession.publish`, and the repository writes the event to the feed in that unit of
+work, at the next position, so that positions follow the order of the commits (see
+:mod:`auptimate_core.pools.changes`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from typing import Protocol, TypeVar
 
 import attrs
 
+from ..clock import Clock
 from ..domain import Investor, Pool
 from ..ranking import InvestorRank
 from .audit import Entry
+from .changes import FeedWatch, Recorded
+from .events import LedgerEvent
 from .position import Amounts
 
 T = TypeVar("T")
@@ -92,9 +100,28 @@ class LedgerSession(Protocol):
         """Append ``entries`` to the pool's chain, replace its record (new head and totals),
         insert or replace the members in ``holdings`` and keep ``receipt``."""
 
+    def publish(self, event: LedgerEvent, clock: Clock) -> None:
+        """Add ``event`` to the change feed when this unit of work commits: at the position
+        after every change committed before it, stamped with ``clock.now()`` read once that
+        position is assigned. Called at most once per unit of work, after its other writes."""
+
+    def feed_head(self) -> int:
+        """The position of the last change in the feed (0 when it is empty)."""
+
+    def changes(self, after: int, limit: int) -> list[Recorded]:
+        """Up to ``limit`` changes of the feed after position ``after``, in order."""
+
 
 class LedgerRepository(Protocol):
-    """Storage for a ledger: units of work over a :class:`LedgerSession`."""
+    """Storage for a ledger: units of work over a :class:`LedgerSession`, and its feed."""
+
+    @property
+    def identity(self) -> str:
+        """The ledger's identity (16 hexadecimal digits), made with its storage and kept in
+        it: every process opening the same storage reads the same one."""
+
+    def watch(self) -> FeedWatch:
+        """A wake-up for a follower of the feed (see :class:`~.changes.FeedWatch`)."""
 
     def read(self, body: Callable[[LedgerSession], T]) -> T:
         """Run ``body`` on a consistent view of committed data and return its result."""

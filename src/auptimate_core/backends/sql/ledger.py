@@ -1,12 +1,13 @@
 """The pools ledger on a SQL database, through SQLAlchemy Core: SQLite or PostgreSQL (psycopg).
 
-Five tables (names prefixed ``auptimate_``, in ``schema`` when given):
+Seven tables (names prefixed ``auptimate_``, in ``schema`` when given):
 
 - ``investors`` (id, name, email);
 - ``pools`` (definition, the head of the audit chain, the pool's totals);
 - ``members`` (one row per pool and investor: their totals);
 - ``entries`` (the audit chain: one row per pool and number, with both hashes);
-- ``receipts`` (idempotency keys: what each was used for and where its entries are).
+- ``receipts`` (idempotency keys: what each was used for and where its entries are);
+- ``feed_head`` and ``feed`` (the change feed, see :mod:`auptimate_core.backends.sql.feed`).
 
 Money is kept as integers of 1/10,000 of the currency (exact everywhere, summed as integers),
 time as integer microseconds since the Unix epoch (UTC).
@@ -17,7 +18,12 @@ and the update of the pool's head also checks that the head has not moved. Two p
 to one pool therefore never lose an update: the second waits for the first and builds on what it
 committed. A race that only a unique key can catch (two processes creating one pool, or using one
 idempotency key in two pools at once) rolls back and runs the unit of work again, which then sees
-the other's row. Reads run in one snapshot (``REPEATABLE READ`` on PostgreSQL).
+the other's row. Reads run in one snapshot (``REPEATABLE READ`` on PostgreSQL). The last
+statements of a write append its event to the change feed, in the same transaction.
+
+Opening the storage is safe from any number of processes at once: creating the tables is
+serialised (a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) and
+retried on each database's "already exists" error, and the ledger's identity is written once.
 
 Driver errors never leak: a server that cannot be reached is
 :class:`~auptimate_core.errors.StoreUnavailable`, any other database failure a
@@ -36,6 +42,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
@@ -43,14 +50,18 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from ...clock import Clock
 from ...domain import Investor, Pool, from_micros, to_micros
 from ...errors import LedgerError, MissingExtra, StoreUnavailable
 from ...money import minor_unit
 from ...pools.audit import Entry
+from ...pools.changes import FeedWatch, Recorded, new_identity
+from ...pools.events import LedgerEvent
 from ...pools.position import Amounts
 from ...pools.repository import LedgerSession, PoolRecord, Receipt
 from ...ranking import InvestorRank
 from ...store import from_units, to_units
+from . import feed as changes_feed
 from .ranking import TransactionsTable, top_investors_sql
 
 try:
@@ -68,6 +79,8 @@ SCALE: Final = 4
 """Amounts are stored as integers of ``10**-SCALE`` of the currency."""
 
 _RETRY_SQLSTATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+# What concurrent creators of one schema may meet: duplicate schema, table, object, key.
+_CREATE_SQLSTATES: Final = frozenset({"42P06", "42P07", "42710", "23505"})
 _TOTALS: Final = ("invested", "refunded", "fees", "distributed")
 
 
@@ -81,6 +94,8 @@ class LedgerTables:
     members: sa.Table
     entries: sa.Table
     receipts: sa.Table
+    feed_head: sa.Table
+    feed: sa.Table
 
 
 def _money(name: str) -> sa.Column[int]:
@@ -136,7 +151,8 @@ def ledger_tables(schema: str | None = None, prefix: str = "auptimate_") -> Ledg
         sa.Column("first_seq", sa.Integer, nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
     )
-    return LedgerTables(md, investors, pools, members, entries, receipts)
+    feed_head, feed = changes_feed.feed_tables(md, prefix)
+    return LedgerTables(md, investors, pools, members, entries, receipts, feed_head, feed)
 
 
 def _amount(units: int, currency: str | None) -> Decimal:
@@ -171,6 +187,7 @@ class _SqlSession:
         self._conn = conn
         self._t = tables
         self._lockable = conn.dialect.name != "sqlite"
+        self.published: tuple[LedgerEvent, Clock] | None = None
 
     def _record(self, row: Any) -> PoolRecord:
         pool = Pool(row.id, row.manager_id, row.name, row.currency)
@@ -285,6 +302,26 @@ class _SqlSession:
                 key=receipt.key, fingerprint=receipt.fingerprint, action=receipt.action,
                 pool_id=receipt.pool_id, first_seq=receipt.first_seq, count=receipt.count))
 
+    def publish(self, event: LedgerEvent, clock: Clock) -> None:
+        # Kept for the repository to write last, just before the commit (see feed.append).
+        if self.published is not None:
+            raise LedgerError("a unit of work publishes one change at most")
+        self.published = (event, clock)
+
+    def feed_head(self) -> int:
+        return changes_feed.head_position(self._conn, self._t.feed_head)
+
+    def identity(self) -> str:
+        """The ledger's identity, written now if no process has yet."""
+        found = changes_feed.read_identity(self._conn, self._t.feed_head)
+        if found is None:
+            found = new_identity()
+            changes_feed.write_identity(self._conn, self._t.feed_head, found)
+        return found
+
+    def changes(self, after: int, limit: int) -> list[Recorded]:
+        return changes_feed.read(self._conn, self._t.feed, after, limit)
+
 
 def _nothing() -> None:
     pass
@@ -301,6 +338,16 @@ def _retryable(error: BaseException) -> bool:
         state = getattr(error.orig, "sqlstate", None)
         return state in _RETRY_SQLSTATES or "database is locked" in str(error.orig)
     return False
+
+
+def _create_race(error: sa.exc.DBAPIError) -> bool:
+    """Whether ``error`` is what a concurrent creator of the same tables can cause."""
+    state = getattr(error.orig, "sqlstate", None)
+    if state is not None:
+        return str(state) in _CREATE_SQLSTATES or str(state) in _RETRY_SQLSTATES
+    message = str(error.orig).lower()  # SQLite names the race only in its message
+    return isinstance(error, sa.exc.OperationalError) and (
+        "already exists" in message or "database is locked" in message)
 
 
 def _unavailable(error: sa.exc.DBAPIError) -> bool:
@@ -322,27 +369,34 @@ class SqlLedgerRepository:
 
     ``schema`` puts the tables in a PostgreSQL schema; ``create=True`` creates what is missing
     (``CREATE ... IF NOT EXISTS``); ``retries`` bounds how often a unit of work is run again
-    after a conflict with another writer.
+    after a conflict with another writer; ``poll_interval`` is how often (seconds) a follower
+    of the feed on SQLite looks for commits of other processes.
     """
 
     def __init__(self, engine: Engine, *, schema: str | None = None, create: bool = True,
-                 retries: int = 8, dispose: bool = False) -> None:
+                 retries: int = 8, dispose: bool = False, poll_interval: float = 0.01) -> None:
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval: must be > 0 seconds, not {poll_interval!r}")
         self.engine = engine
         self.tables = ledger_tables(schema)
         self.retries = retries
+        self.poll_interval = poll_interval
         self._dispose = dispose
         self._sqlite = engine.dialect.name == "sqlite"
         # One shared connection (an in-memory SQLite database) serves one unit of work at a time.
         shared = isinstance(engine.pool, StaticPool)
         self._serial: threading.Lock | None = threading.Lock() if shared else None
         self._commit_order = threading.Lock()
+        self._commits = threading.Condition()
         if create:
             self._create(schema)
+        self._identity = self._run(self._open_feed, True, None)
+        self._channel = None if self._sqlite else changes_feed.channel_of(self._identity)
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, create: bool = True,
                  retries: int = 8, engine_options: Mapping[str, Any] | None = None,
-                 ) -> SqlLedgerRepository:
+                 poll_interval: float = 0.01) -> SqlLedgerRepository:
         """A repository on a new engine for ``url`` (``postgresql://`` means psycopg)."""
         options = dict(engine_options or {})
         parsed = sa.make_url(url)
@@ -360,25 +414,53 @@ class SqlLedgerRepository:
             engine = sa.create_engine(parsed, **options)
         except (ImportError, sa.exc.NoSuchModuleError) as error:
             raise MissingExtra("psycopg", "postgres") from error
-        return cls(engine, schema=schema, create=create, retries=retries, dispose=True)
+        return cls(engine, schema=schema, create=create, retries=retries, dispose=True,
+                   poll_interval=poll_interval)
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    def watch(self) -> FeedWatch:
+        if self._channel is None:
+            return changes_feed.PollingWatch(lambda: self.read(lambda s: s.feed_head()),
+                                             self._commits, self.poll_interval)
+        return changes_feed.ListenWatch(self.engine, self._channel)
 
     def _create(self, schema: str | None) -> None:
+        lock_key = zlib.crc32(f"auptimate_ledger:{schema or ''}".encode())
+
         def body(conn: Connection) -> None:
+            if not self._sqlite:
+                # Creators of one schema take turns: the next one finds the tables made.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key)))
             if schema is not None:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             self.tables.metadata.create_all(conn, checkfirst=True)
 
         for attempt in range(self.retries + 1):
             try:
-                with self._guard(), self.engine.begin() as conn:
-                    body(conn)
+                with self._guard(), self.engine.connect() as conn:
+                    restore: Callable[[], None] = _nothing
+                    try:
+                        with conn.begin():
+                            restore = self._begin(conn, write=True)
+                            body(conn)
+                    finally:
+                        restore()
                 return
             except sa.exc.DBAPIError as error:
                 # Two processes creating the tables at once: the loser sees them next time.
-                if attempt < self.retries and isinstance(
-                        error, sa.exc.IntegrityError | sa.exc.ProgrammingError):
+                if attempt < self.retries and _create_race(error):
+                    time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                     continue
                 raise self._mapped(error) from error
+
+    @staticmethod
+    def _open_feed(session: LedgerSession) -> str:
+        """The ledger's identity, written by the first process to open the storage."""
+        assert isinstance(session, _SqlSession)
+        return session.identity()
 
     def _guard(self) -> AbstractContextManager[Any]:
         return self._serial if self._serial is not None else nullcontext()
@@ -417,16 +499,25 @@ class SqlLedgerRepository:
                     try:
                         with conn.begin() as transaction:
                             restore = self._begin(conn, write)
-                            result = body(_SqlSession(conn, self.tables))
+                            session = _SqlSession(conn, self.tables)
+                            result = body(session)
                             if not write:
                                 return result
+                            if session.published is not None:
+                                event, clock = session.published
+                                changes_feed.append(conn, self.tables.feed_head,
+                                                    self.tables.feed, event, clock,
+                                                    self._channel)
                             with self._commit_order:
                                 transaction.commit()
                                 if on_commit is not None:
                                     on_commit(result)
-                            return result
                     finally:
                         restore()
+                if session.published is not None:
+                    with self._commits:
+                        self._commits.notify_all()
+                return result
             except (sa.exc.DBAPIError, _HeadMoved) as error:
                 if attempt < self.retries and _retryable(error):
                     time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))

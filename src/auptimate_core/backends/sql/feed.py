@@ -1,0 +1,188 @@
+"""The ledger's change feed on SQL: two tables, the writer's last step, and followers' wake-ups.
+
+Tables (prefixed ``auptimate_`` like the ledger's):
+
+- ``feed_head``: one row holding the ledger's identity (made when the row is first written) and
+  the position of the last change;
+- ``feed``: one row per committed change: its position, commit time (integer microseconds since
+  the epoch, UTC), the event's type and pool, and the event as JSON (``LedgerEvent.to_dict``).
+
+Why a follower never misses or repeats a change. A sequence (or an auto-increment key) hands out
+numbers when a transaction *asks*, not when it *commits*: writer A takes 7, writer B takes 8 and
+commits first, a reader sees 8 without 7 and moves its cursor past 7 for good. Here the position
+is assigned by ``UPDATE feed_head SET position = position + 1 ... RETURNING position``, the last
+statement of every writing transaction before the feed row itself. The update holds the head's
+row lock until the transaction ends, so a second writer waits there until the first has committed
+(or rolled back, giving its position back), and only then reads the head, which the first
+writer's commit has moved. Positions are therefore handed out in commit order with no gap, and
+since a transaction's commit is visible before its locks are released, any snapshot that sees
+position ``n`` sees every position below it: the committed positions are always ``1..head``.
+A reader asking for ``position > cursor`` gets exactly what it has not seen, in order. The same
+holds on a hot standby, which applies commits in the order the primary wrote them.
+
+The price is that the commits of all writers of a ledger queue on one row, for the few
+statements between the head's update and the commit (every other statement of a write, and its
+pool's own lock, come before). PostgreSQL serialises the commits of transactions that send a
+notification in the same way, so the wake-up below adds no second queue. On SQLite every write
+transaction is ``BEGIN IMMEDIATE``: writers already take turns, and the head only numbers them.
+
+Wake-ups carry nothing a follower relies on: on PostgreSQL a writer sends ``NOTIFY`` on the
+ledger's channel in the same transaction (delivered only if it commits) and a follower holds a
+``LISTEN`` connection; on SQLite a follower polls the head every ``poll_interval`` seconds (and
+is woken at once by commits made through the same repository object). Either way, the follower
+then reads the feed, the only source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from ...clock import Clock
+from ...domain import from_micros, to_micros
+from ...errors import StoreUnavailable
+from ...pools.changes import Recorded
+from ...pools.events import LedgerEvent, PoolEvent
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Engine
+except ImportError as error:  # pragma: no cover - depends on the environment
+    from ...errors import MissingExtra
+
+    raise MissingExtra("sqlalchemy", "sql") from error
+
+HEAD_ID: Final = 1
+"""The key of the head's only row."""
+
+
+def feed_tables(md: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table]:
+    """The head and feed tables, in ``md``."""
+    head = sa.Table(
+        f"{prefix}feed_head", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("identity", sa.String(16), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    feed = sa.Table(
+        f"{prefix}feed", md,
+        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("at_us", sa.BigInteger, nullable=False),
+        sa.Column("type", sa.String(32), nullable=False),
+        sa.Column("pool_id", sa.String, nullable=True),
+        sa.Column("event", sa.Text, nullable=False),
+    )
+    return head, feed
+
+
+def channel_of(identity: str) -> str:
+    """The PostgreSQL notification channel of the ledger named ``identity``."""
+    return f"auptimate_feed_{identity}"
+
+
+def read_identity(conn: Connection, head: sa.Table) -> str | None:
+    """The ledger's identity, or None when the head row is not written yet."""
+    row = conn.execute(sa.select(head.c.identity).where(head.c.id == HEAD_ID)).first()
+    return None if row is None else str(row.identity)
+
+
+def write_identity(conn: Connection, head: sa.Table, identity: str) -> None:
+    """Write the head row (a unique key refuses a second one: the caller reads it again)."""
+    conn.execute(sa.insert(head).values(id=HEAD_ID, identity=identity, position=0))
+
+
+def head_position(conn: Connection, head: sa.Table) -> int:
+    row = conn.execute(sa.select(head.c.position).where(head.c.id == HEAD_ID)).first()
+    return 0 if row is None else int(row.position)
+
+
+def append(conn: Connection, head: sa.Table, feed: sa.Table, event: LedgerEvent, clock: Clock,
+           channel: str | None) -> int:
+    """Write ``event`` at the next position (see the module notes); return that position.
+
+    Must be the transaction's last write: from here to the commit it holds the head's lock.
+    ``channel`` names the PostgreSQL channel to notify, None on SQLite.
+    """
+    payload = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+    pool_id = event.pool_id if isinstance(event, PoolEvent) else None
+    position = conn.execute(
+        sa.update(head).where(head.c.id == HEAD_ID).values(position=head.c.position + 1)
+        .returning(head.c.position)).scalar_one()
+    conn.execute(sa.insert(feed).values(
+        position=position, at_us=to_micros(clock.now()), type=type(event).__name__,
+        pool_id=pool_id, event=payload))
+    if channel is not None:
+        conn.execute(sa.select(sa.func.pg_notify(channel, str(position))))
+    return int(position)
+
+
+def read(conn: Connection, feed: sa.Table, after: int, limit: int) -> list[Recorded]:
+    """Up to ``limit`` changes after position ``after``, in order."""
+    query = (sa.select(feed.c.position, feed.c.at_us, feed.c.event)
+             .where(feed.c.position > after).order_by(feed.c.position).limit(limit))
+    return [Recorded(int(row.position), from_micros(int(row.at_us)),
+                     LedgerEvent.from_dict(json.loads(row.event)))
+            for row in conn.execute(query)]
+
+
+class PollingWatch:
+    """A follower's wake-up by polling: reads the head every ``interval`` seconds, and wakes at
+    once when ``commits`` (a condition notified after each local commit) is notified."""
+
+    def __init__(self, head: Callable[[], int], commits: threading.Condition,
+                 interval: float) -> None:
+        self._head = head
+        self._commits = commits
+        self._interval = interval
+
+    def wait(self, after: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._head() <= after:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with self._commits:
+                self._commits.wait(min(self._interval, left))
+
+    def close(self) -> None:
+        pass
+
+
+class ListenWatch:
+    """A follower's wake-up by PostgreSQL ``LISTEN`` on its own connection (out of the pool)."""
+
+    def __init__(self, engine: Engine, channel: str) -> None:
+        import psycopg
+
+        self._errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+        try:
+            proxied = engine.raw_connection()
+        except sa.exc.DBAPIError as error:
+            raise StoreUnavailable(
+                f"the ledger database cannot be reached: {error.orig}") from error
+        conn: Any = proxied.driver_connection
+        proxied.detach()  # this connection leaves the pool: it is closed, not returned
+        self._conn = conn
+        try:
+            conn.autocommit = True
+            conn.execute(f'LISTEN "{channel}"')
+        except psycopg.Error as error:
+            conn.close()
+            raise StoreUnavailable(f"cannot listen for ledger changes: {error}") from error
+
+    def wait(self, after: int, timeout: float) -> None:
+        try:
+            woken = any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+            if woken:
+                # Others that came with it would only wake the follower again for nothing.
+                for _ in self._conn.notifies(timeout=0):
+                    pass
+        except self._errors as error:
+            raise StoreUnavailable(f"lost the connection listening for ledger changes: "
+                                   f"{error}") from error
+
+    def close(self) -> None:
+        self._conn.close()
