@@ -26,6 +26,7 @@ from .errors import (
     ValidationError,
 )
 from .pools import (
+    Change,
     Distributed,
     FeeCharged,
     Invested,
@@ -48,6 +49,7 @@ __all__ = [
     "KINDS",
     "AuditError",
     "AuptimateError",
+    "Change",
     "Clock",
     "Distributed",
     "FeeCharged",

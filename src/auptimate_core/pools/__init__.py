@@ -5,6 +5,7 @@ Pure domain: nothing here imports a database driver. The SQL repository lives in
 """
 
 from .audit import AuditChain, Entry
+from .changes import Change, FeedWatch
 from .events import (
     Distributed,
     FeeCharged,
@@ -24,9 +25,11 @@ from .repository import LedgerRepository, LedgerSession, PoolRecord, Receipt
 
 __all__ = [
     "AuditChain",
+    "Change",
     "Distributed",
     "Entry",
     "FeeCharged",
+    "FeedWatch",
     "Invested",
     "InvestorAdmitted",
     "InvestorRegistered",
