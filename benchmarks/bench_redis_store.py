@@ -8,6 +8,9 @@ events over 1,000 pools, each event recorded and then counted in a 1-minute and 
 - ``RedisWindowStore.observe_many`` in batches of 5,000 and of 50,000 (pipelined script calls,
   one per pool in the batch; a pool's run of events costs one script call, so larger batches
   spread that cost over more events);
+- the same in batches of 5,000 with ids remembered for the windows only (a dedup horizon of a
+  microsecond, against the default day): the horizon's cost in speed, and in the server's
+  memory (``used_memory`` grown over the run, and the ids the pools hold at its end);
 - the same on a three-node Redis Cluster started on this machine (the nodes work in parallel);
 - ``RedisWindowStore.observe``, one round trip per event;
 - the ``limits`` library's Redis moving window (``MovingWindowRateLimiter.hit`` and
@@ -24,6 +27,7 @@ import json
 import platform
 import random
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +62,37 @@ def server_cpu(url: str) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def server_memory(url: str, namespace: str) -> tuple[int, int]:
+    """The server's ``used_memory`` and the ids the pools of ``namespace`` hold."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        held = sum(client.zcard(key) for key in client.scan_iter(f"{namespace}:*:ev"))
+        return int(client.info("memory")["used_memory"]), held
+
+
 def run(n: int, per_event: int, limits_events: int) -> dict[str, Any]:
     keys, ids, ats = stream(n)
     peers: dict[str, dict[str, float]] = {}
+    runs: list[tuple[int, str, dict[str, Any]]] = [(batch, "", {}) for batch in BATCHES] + [
+        (BATCHES[0], ", ids kept for the windows only",
+         {"dedup_horizon": timedelta(microseconds=1)})]
     with RedisServer() as server:
-        for batch in BATCHES:
-            store = RedisWindowStore.from_url(server.url, namespace=f"bench-batch-{batch}")
+        for number, (batch, label, options) in enumerate(runs):
+            namespace = f"bench-batch-{number}"
+            store = RedisWindowStore.from_url(server.url, namespace=namespace, **options)
+            memory, _ = server_memory(server.url, namespace)
             cpu = server_cpu(server.url)
             start = time.perf_counter()
             for i in range(0, n, batch):
                 store.observe_many(keys[i:i + batch], ids[i:i + batch], ats[i:i + batch],
                                    [1] * len(keys[i:i + batch]), SPIKE)
             seconds = time.perf_counter() - start
-            peers[f"observe_many (batches of {batch:,})"] = {
-                "events": n, "seconds": seconds, "server_cpu": server_cpu(server.url) - cpu}
+            cpu = server_cpu(server.url) - cpu
+            used, held = server_memory(server.url, namespace)
+            peers[f"observe_many (batches of {batch:,}{label})"] = {
+                "events": n, "seconds": seconds, "server_cpu": cpu,
+                "memory": used - memory, "held": held}
             store.close()
 
         with RedisClusterServers() as cluster:
@@ -110,7 +131,8 @@ def run(n: int, per_event: int, limits_events: int) -> dict[str, Any]:
     ours_rate = ours["events"] / ours["seconds"]
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}", "pools": 1_000, "peers": {}}
+        f"{platform.python_version()}", "pools": 1_000,
+        "span_hours": round((ats[-1] - ats[0]) / 3_600e6, 1), "peers": {}}
     for name, peer in peers.items():
         rate = peer["events"] / peer["seconds"]
         report["peers"][name] = {
@@ -120,6 +142,9 @@ def run(n: int, per_event: int, limits_events: int) -> dict[str, Any]:
         if "server_cpu" in peer:
             report["peers"][name]["server_us_per_event"] = round(
                 peer["server_cpu"] / peer["events"] * 1e6, 1)
+        if "memory" in peer:
+            report["peers"][name]["memory_mib"] = round(peer["memory"] / 2**20, 1)
+            report["peers"][name]["ids_held"] = int(peer["held"])
     return report
 
 
@@ -142,6 +167,16 @@ def write(report: dict[str, Any]) -> None:
               + ", ".join(f"{name}: {peer['server_us_per_event']} µs"
                           for name, peer in report["peers"].items()
                           if "server_us_per_event" in peer) + "."]
+    lines += ["", "Redis memory grown over the run, and the ids the pools hold at its end: "
+              + ", ".join(f"{name}: {peer['memory_mib']} MiB, {peer['ids_held']:,} ids "
+                          f"({peer['memory_mib'] * 2**20 / max(1, peer['ids_held']):.0f} "
+                          "bytes each)"
+                          for name, peer in report["peers"].items() if "memory_mib" in peer)
+              + f". The stream spans {report['span_hours']} hours of event time: the default "
+              "dedup horizon of a day remembers every id of it, and with the windows only a "
+              "pool still keeps its newest `retain` (256) events for redeliveries. A pool "
+              "holds the ids of a day of its events (and at least `retain`), each at the "
+              "cost above."]
     lines += ["", "Every new event costs the server three commands inside the script (ZADD NX and "
               "one ZCOUNT per window) plus the script's own work: a single Redis server, which "
               "runs on one core, is the ceiling; a Redis Cluster adds cores, and on a 2-core "
