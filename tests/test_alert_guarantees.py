@@ -37,7 +37,7 @@ LATENESS = timedelta(minutes=5)
 AHEAD = timedelta(minutes=5)
 WINDOW = timedelta(minutes=1)
 BASELINE = timedelta(minutes=10)
-MEMORY_KINDS = ("exact", "ring")
+MEMORY_KINDS = ("exact", "ring", "columnar")
 
 
 def memory_store(kind: str) -> WindowStore:

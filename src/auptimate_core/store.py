@@ -32,7 +32,11 @@ Contract (``auptimate_core.testing`` holds the test suite every store must pass)
   the fast path, so it is columnar: parallel sequences in, an :class:`ObservedBatch` of parallel
   lists out, and no object per event on either side.
 - A store may forget what no interval it has been asked about can reach any more (memory stays
-  bounded by the windows and the dedup horizon, not by the length of the stream).
+  bounded by the windows and the dedup horizon, not by the length of the stream). So that a
+  pool that went quiet need not keep its events, a store may also answer ``LATE`` for an event
+  of a key that has been quiet for longer than the windows' reach (measured against the store's
+  newest event) when the event's windows would reach its forgotten events; and it may forget a
+  key whole, ids included, once the key has been quiet for longer than the dedup horizon.
 """
 
 from __future__ import annotations

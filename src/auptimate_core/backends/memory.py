@@ -23,16 +23,23 @@ available, both exact at every boundary (``window=``):
   into the whole array: milliseconds on a busy store); windows plus lateness up to about
   12.7 days.
 
-Memory is bounded by the windows, not by the stream: a key forgets the events no interval can
-reach any more (older than its newest event minus the allowed lateness minus the longest interval
-asked for; the exact window trims lazily, a quarter of that horizon at a time, the ring drops
-whole buckets as new ones open), and every so often (after at least 4,096 events, and at least
-half as many as there are keys, so the scan costs ``O(1)`` per event) keys that went idle
-(newest event older than the newest event of the whole store minus that horizon) are trimmed
-to their own horizon, ids too. An idle key is not dropped whole: an event of it may still
-arrive as late as its own newest minus the allowed lateness, and must then be counted with the
-events before it. So a key holds for ever at least its newest event, its first event time and
-its lifecycle states: a few dozen bytes per pool ever seen, not per event.
+Memory is bounded by the windows and the dedup horizon, not by the stream: a key forgets the
+events no interval can reach any more (older than its newest event minus the allowed lateness
+minus the longest interval asked for; the exact window trims lazily, a quarter of that horizon
+at a time, the ring drops whole buckets as new ones open) and the ids recorded more than the
+dedup horizon before its newest event. Every so often (after at least 4,096 events, and at
+least half as many as there are keys or once event time has moved on by a window horizon, so
+the scan costs ``O(1)`` per event) the store looks at the keys that went quiet:
+
+- a key whose newest event is older than the store's newest minus the windows' horizon gives
+  its events back, and its newest time moves up by that horizon, so that an event of it old
+  enough to need the dropped events is ``LATE`` (the windows of any event it still accepts
+  begin after them);
+- a key quiet for longer than the dedup horizon as well (plus that move) is dropped whole:
+  events, ids, times, and its lifecycle unless a rule is firing for it.
+
+The columnar windows apply the same two rules in their own way (see
+:mod:`auptimate_core.windows.columnar`).
 
 Costs per observation: amortised ``O(1)`` to record an in-order event, ``O(log n)`` per interval
 tallied (``O(log m)`` in one bucket of ``m`` events for the ring), more for a late event that
@@ -114,12 +121,12 @@ class _RingKey(BucketRing):
 _Key = _ExactKey | _RingKey
 
 
-def _columnar_windows() -> ColumnarWindows:
+def _columnar_windows(dedup_horizon: int) -> ColumnarWindows:
     try:
         from ..windows.columnar import ColumnarWindows
     except ImportError as error:
         raise MissingExtra("numpy", "fast") from error
-    return ColumnarWindows()
+    return ColumnarWindows(dedup_horizon=dedup_horizon)
 
 
 def _forget_ids(state: _Key, horizon: int) -> None:
@@ -176,7 +183,7 @@ class MemoryWindowStore:
         self._lock = threading.Lock()
         self._columnar: ColumnarWindows | None = None
         if window == "columnar":
-            self._columnar = _columnar_windows()
+            self._columnar = _columnar_windows(self._horizon)
 
     def _new_key(self, key: str) -> _Key:
         first, newest = _NO_FIRST, _NEVER
@@ -231,8 +238,11 @@ class MemoryWindowStore:
                 reach = max(self._reach, *(high for _, high in spans), 0)
                 got = self._columnar.observe_many(
                     keys, event_ids, ats, amounts, spans, totals, self._lateness,
-                    self._lateness + reach)
+                    self._lateness + reach, not_after=not_after)
                 self._reach = reach  # only once the columns took it
+                dropped = self._columnar.take_dropped()
+                if dropped:
+                    self._lifecycle.forget(dropped)
                 return got
         counts = [[0] * n for _ in spans]
         sums = [[0] * n for _ in spans] if totals else []
