@@ -4,7 +4,7 @@ Each key (pool) owns a few Redis keys carrying the same hash tag, so that in a R
 they live in one slot and one Lua script may touch them all::
 
     {namespace}:{<pool id, percent-encoded>}:ev   ZSET  event id -> record time (below)
-    {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "units:token" amount, or
+    {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "units:token:tallies", or
                                                         "L:token:record" / "F:token:record"
     {namespace}:{<pool id, percent-encoded>}:mt   HASH  newest, first, trimmed
     {namespace}:{<pool id, percent-encoded>}:lc   HASH  rule -> "1:since[:cause]" / "0:..."
@@ -21,10 +21,12 @@ Ids are remembered for the dedup horizon (``dedup_horizon``, a day by default, a
 allowed lateness plus the longest window) of the pool's event time from their record time, in
 the same sorted set as the windows: an event in the windows is scored by its event time, a late
 or future one (remembered, outside the windows) by its record time shifted far below every
-event time, so a new event still costs one ``ZADD NX``. What the horizon no longer covers is
-trimmed as time advances (at the latest once the pool's newest event is the horizon plus an
-eighth of the windows past it), and a pool's keys expire (PEXPIRE) when it stays idle for
-``idle_ttl`` of wall-clock time (at least the dedup horizon).
+event time, so a new event still costs one ``ZADD NX``. Each id's amount, delivery token and
+answer (its tallies, or late or future) live beside it as long as it does. An id past the
+horizon is answered as forgotten at once; its memory is given back by the trim that runs as the
+pool's newest event advances (every eighth of the allowed lateness plus the longest window),
+except for the pool's newest ``retain`` events, kept for redeliveries. A pool's keys expire
+(PEXPIRE) when it stays idle for ``idle_ttl`` of wall-clock time (at least the dedup horizon).
 
 Amounts are stored as integer units of 1/10,000; window sums come back in four parts of six
 decimal digits that Lua's doubles add exactly whatever the number of events, and Python joins
@@ -38,7 +40,7 @@ named by ``batch`` can be retried by its caller after that, with the same answer
 Persistence is Redis's own. A server that persists nothing (no RDB ``save`` points and
 ``appendonly no``) loses, when it restarts, every pool's windows, its remembered ids (a
 redelivered transaction then counts and alerts again) and the alert lifecycle (which rules are
-firing: a burst in progress alerts again, and one that ended is never resolved). The store
+firing: a burst in progress alerts again, and one that had fired is never resolved). The store
 logs one warning when it first connects to such a server.
 
 Thread-safe: redis-py clients are (a connection pool); the store keeps no other mutable state

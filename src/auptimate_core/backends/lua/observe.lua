@@ -25,8 +25,8 @@
 -- scored by its record time (the key's newest, or not_after) minus 2**62: every such score lies
 -- below SPLIT and every event time above it (the client keeps times within 2**60), so the
 -- windows never see them, and a new event still costs a single ZADD NX. Those scores are
--- rounded to 512 microseconds, so the exact record time lives in the amounts hash; the score
--- only orders them for trimming.
+-- rounded (to 512 or 1,024 microseconds), so the exact record time lives in the amounts hash;
+-- the score only orders them for trimming.
 --
 -- A duplicate whose stored token equals the arriving token is the same delivery retried (a
 -- run resent after a dropped connection, a batch named again after a failure, a queue's entry
