@@ -193,6 +193,50 @@ def test_ledger_metrics_hooks_are_called(monkeypatch: pytest.MonkeyPatch) -> Non
                      ("replay", "invest"), ("refusal", "permission_denied")]
 
 
+def test_a_failing_subscriber_is_counted_and_logged(monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from auptimate_core import metrics
+
+    failures: list[str] = []
+
+    class Recording(metrics.Recorder):
+        def ledger_subscriber_failure(self, event: str) -> None:
+            failures.append(event)
+
+    monkeypatch.setattr(metrics, "_recorder", Recording())
+    ledger = PoolLedger()
+
+    def broken(event: object) -> None:
+        raise RuntimeError("the alert queue is down")
+
+    ledger.subscribe(broken)
+    with caplog.at_level("ERROR", logger="auptimate_core.pools"):
+        _funded(ledger)
+    assert failures == ["PoolCreated", "InvestorRegistered", "InvestorAdmitted", "Invested",
+                        "Invested"]
+    assert "a ledger subscriber raised on Invested" in caplog.text
+    assert "the alert queue is down" in caplog.text
+    # The feed still has every change the subscriber missed.
+    assert [type(c.event).__name__ for c in ledger.changes()] == failures
+
+
+def test_the_subscriber_failure_counter_is_exposed() -> None:
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from auptimate_core import metrics
+
+    registry = prometheus_client.CollectorRegistry()
+    metrics.enable_metrics(registry)
+    try:
+        ledger = PoolLedger()
+        ledger.subscribe(lambda event: 1 / 0)
+        ledger.create_pool(Pool("p", "m"), actor="m")
+        value = registry.get_sample_value("auptimate_ledger_subscriber_failures_total",
+                                          {"event": "PoolCreated"})
+        assert value == 1
+    finally:
+        metrics.disable_metrics()
+
+
 def test_the_demo_runs_a_pool() -> None:
     from click.testing import CliRunner
 
