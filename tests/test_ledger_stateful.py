@@ -2,8 +2,8 @@
 on the memory, SQLite and (a few examples) PostgreSQL backends.
 
 After every step: positions and totals equal the model's, the members' positions add up to the
-pool's totals, no position is negative, the audit chain verifies, and subscribers have received
-exactly one event per committed change.
+pool's totals, no position is negative, the audit chain verifies, subscribers have received
+exactly one event per committed change, and the change feed holds those same events in order.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model = LedgerModel()
         self.events: list[Any] = []
         self.ledger.subscribe(self.events.append)
+        self.feed: list[Any] = []
+        self.cursor: str | None = None
         self.requests: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
     def make_ledger(self, clock: ManualClock) -> PoolLedger:
@@ -230,6 +232,10 @@ class LedgerMachine(RuleBasedStateMachine):
                     ] == [(k, i, pool.amount(n)) for k, i, n in pool.rows]
         assert self.ledger.verify() == model.entries()
         assert len(self.events) == model.changes
+        new = self.ledger.changes(after=self.cursor)
+        self.feed += [change.event for change in new]
+        self.cursor = new[-1].cursor if new else self.cursor
+        assert self.feed == self.events
 
 
 class SqliteLedgerMachine(LedgerMachine):
