@@ -1,7 +1,13 @@
 """auptimate_core: top investors, real-time alerts and investment pools for syndicate platforms.
 
-The names below are the public contract (see API.md); everything else is internal.
+The names below are the public face; everything else is reached through its package
+(``auptimate_core.alerts``, ``auptimate_core.pools``, ``auptimate_core.backends``). The alert
+engine, its rules and the window store factory are imported on first use, so that
+``import auptimate_core`` stays light. Exceptions live in :mod:`auptimate_core.errors`; the
+most used are also here.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, ManualClock, SystemClock
 from .domain import KINDS, Investor, Pool, Transaction
@@ -43,10 +49,36 @@ from .pools import (
 from .ranking import InvestorRank, TopInvestors, top_investors
 from .store import WindowStore
 
+if TYPE_CHECKING:
+    from .alerts import AlertEngine, AmountSpikeRule, SpikeRule, ThresholdRule
+    from .backends.registry import window_store_from_url
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "AlertEngine": "alerts",
+    "AmountSpikeRule": "alerts",
+    "SpikeRule": "alerts",
+    "ThresholdRule": "alerts",
+    "window_store_from_url": "backends.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'auptimate_core' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "KINDS",
+    "AlertEngine",
+    "AmountSpikeRule",
     "AuditError",
     "AuptimateError",
     "Change",
@@ -78,9 +110,11 @@ __all__ = [
     "Position",
     "Refunded",
     "RowError",
+    "SpikeRule",
     "StoreError",
     "StoreUnavailable",
     "SystemClock",
+    "ThresholdRule",
     "TopInvestors",
     "Transaction",
     "UnknownInvestor",
@@ -89,4 +123,5 @@ __all__ = [
     "WindowStore",
     "__version__",
     "top_investors",
+    "window_store_from_url",
 ]
