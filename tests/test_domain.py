@@ -109,3 +109,20 @@ def test_allocation_is_exact_and_fair(
         ideal = amount * weights[key] / weight_sum
         assert abs(share - ideal) < unit
         assert share >= 0
+
+
+def test_the_top_level_is_light_and_gives_the_engine_on_first_use() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, auptimate_core\n"
+        "heavy = ('redis', 'sqlalchemy', 'numpy', 'click', 'auptimate_core.alerts')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from auptimate_core import AlertEngine, AmountSpikeRule, SpikeRule, ThresholdRule\n"
+        "from auptimate_core import window_store_from_url\n"
+        "print(AlertEngine.__module__, type(window_store_from_url('memory://')).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["[]", "auptimate_core.alerts.engine MemoryWindowStore"]
