@@ -346,9 +346,23 @@ def workers_tables(data: dict[str, Any]) -> list[Table]:
     )]
 
 
+def feed_tables(data: dict[str, Any]) -> list[Table]:
+    rows = [[name if name.startswith("bare") else f"**{name}** (ours)", str(row["changes"]),
+             f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}"]
+            for name, row in data["peers"].items()]
+    return [Table(
+        f"Change feed: commit to a follower in another process, {data['writes']:,} writes",
+        ["path", "changes", "p50 ms", "p99 ms"], rows,
+        "Latency, not throughput: writes a few milliseconds apart, each timed from its commit "
+        "time to the follower holding it. The bare NOTIFY is the floor of a cross-process "
+        "wake-up on PostgreSQL.",
+    )]
+
+
 ADAPTERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "engine": engine_tables, "ranking": ranking_tables, "redis_store": redis_store_tables,
     "metrics": metrics_tables, "windows": windows_tables, "workers": workers_tables,
+    "feed": feed_tables,
 }
 
 
@@ -431,6 +445,13 @@ def headlines(results: dict[str, dict[str, Any]]) -> list[str]:
                    if "Streams" in item[0] else 0)
         lines.append(f"Redis Streams workers: {_rate(best[1]['per_second'])} transactions/s end "
                      f"to end ({best[0].split(' (')[0]})")
+    feed = results.get("feed")
+    if feed:
+        found = {name.split(",")[1].split("(")[0].strip(): row
+                 for name, row in feed["peers"].items() if name.startswith("follow")}
+        lines.append("change feed: a commit reaches a follower in another process in "
+                     + " and ".join(f"{row['p50_ms']:.1f} ms on {backend} (p99 "
+                                    f"{row['p99_ms']:.1f} ms)" for backend, row in found.items()))
     batch = results.get("metrics", {}).get("peers", {}).get("process_many")
     if batch:
         lines.append(f"Prometheus metrics on: {batch['cost'] * 100:+.1f}% on `process_many`")

@@ -259,12 +259,14 @@ class PoolLedger:
             idle_since = time.monotonic()
             while True:
                 found = self._read_changes(position, batch)
+                for recorded in found:
+                    yield self._change(recorded, identity)
                 if found:
-                    for recorded in found:
-                        yield self._change(recorded, identity)
                     position = found[-1].position
                     idle_since = time.monotonic()
-                    continue
+                if len(found) == batch:
+                    continue  # more may be waiting
+                # Caught up: whatever commits next wakes the watch, which was listening first.
                 if timeout is None:
                     watch.wait(position, _WAIT_SLICE)
                     continue
