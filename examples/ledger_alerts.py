@@ -3,7 +3,8 @@
 The ledger keeps pools, members and money in a database (SQLite here) and tells its subscribers
 about each change after it is committed. One subscription connects it to an AlertEngine, so a
 large investment or a sudden rush of investments into a pool raises an alert at once, and a
-refused or retried request raises nothing.
+refused or retried request raises nothing. Every change is also in the ledger's change feed,
+which any other process opening the same database reads from a cursor (the last step).
 
     python examples/ledger_alerts.py [--db sqlite:///pools.db]
 
@@ -13,6 +14,7 @@ Without ``--db`` the database is a file in a temporary directory, removed at the
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -94,11 +96,24 @@ def run(url: str) -> None:
     print(f"\nAudit chain verified: {entries} entries. Alerts: "
           f"{[(a.rule, a.state) for a in alerts]}")
 
+    print("\n8. Another process opening the same database reads the change feed")
+    elsewhere = PoolLedger.from_url(url)  # as a second server would
+    changes = elsewhere.changes(limit=10_000)
+    big = next(c for c in changes if c.event.transactions
+               and c.event.transactions[0].amount == Decimal("120000"))
+    print(f"  {len(changes)} changes; the 120,000 investment as JSON, what a browser receives:")
+    print(f"  {json.dumps(big.to_dict())[:160]}...")
+    newer = elsewhere.changes(after=big.cursor)
+    print(f"  after its cursor: {len(newer)} changes, the last a "
+          f"{type(newer[-1].event).__name__}")
+
     assert [(a.rule, a.state) for a in alerts] == [
         ("threshold", "firing"), ("spike", "firing"), ("spike", "resolved")]
     positions = ledger.positions("seed-fund")
     assert sum(p.distributed for p in positions) == Decimal("23000")
     assert sum(p.invested for p in positions) == Decimal("167000")
+    assert len(changes) == 1 + 8 * 2 + 5 + 1 + 6 + 1
+    elsewhere.close()
     ledger.close()
 
 
