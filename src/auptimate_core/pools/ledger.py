@@ -148,9 +148,10 @@ class PoolLedger:
     (``auptimate_ledger_subscriber_failures_total``) and skipped: it does not see that event
     again. A subscriber is a convenience of this process; the feed is what never loses one.
 
-    Costs, for a pool of ``m`` members: a write is ``O(m)`` to read the members plus
-    ``O(k log k)`` for a split among ``k`` members (its event carries the ``k`` positions it
-    touched and the pool's totals); ``positions`` is ``O(m)``;
+    Costs, for a pool of ``m`` members: an admission, investment or refund is ``O(1)`` (it
+    reads and writes one member); a fee or distribution is ``O(m)`` to read the members plus
+    ``O(k log k)`` for a split among ``k`` of them; each event carries the positions its
+    change touched and the pool's totals; ``positions`` is ``O(m)``;
     ``portfolio`` is ``O(pools of the investor)``; ``history`` and ``verify`` are
     ``O(entries)`` (``history()`` of every pool adds a sort by time).
     """
@@ -515,11 +516,10 @@ class PoolLedger:
             record = self._record(session, pool_id, lock=True)
             self.policy.check_manager(record.pool, actor, "admit")
             self._investor(session, investor_id)
-            members = session.holdings(pool_id)
-            if investor_id in members:
+            if session.holding(pool_id, investor_id) is not None:
                 return _Outcome(None, None)
             new, _, changed = self._append(
-                session, record, members, [(ADMIT, investor_id, _zero(record.pool.currency))],
+                session, record, {}, [(ADMIT, investor_id, _zero(record.pool.currency))],
                 at, actor)
             return _Outcome(None, InvestorAdmitted(
                 actor=actor, pool_id=pool_id, seq=new.head_seq, totals=self._totals(new),
@@ -548,13 +548,14 @@ class PoolLedger:
             if replay is not None:
                 return _Outcome(replay[0], None)
             self._investor(session, investor_id)
-            members = session.holdings(pool_id)
-            if investor_id not in members:
+            held = session.holding(pool_id, investor_id)
+            if held is None:
                 raise PermissionDenied(actor, "invest",
                                        f"{investor_id!r} is not a member of pool {pool_id!r}")
             exact = require_exact(value, record.pool.currency)
             new, entries, changed = self._append(
-                session, record, members, [("investment", investor_id, exact)], when, actor,
+                session, record, {investor_id: held}, [("investment", investor_id, exact)],
+                when, actor,
                 (idempotency_key, fingerprint, "invest"))
             tx = entries[0].transaction()
             return _Outcome(tx, Invested(
@@ -585,8 +586,7 @@ class PoolLedger:
             if replay is not None:
                 return _Outcome(replay[0], None)
             self._investor(session, investor_id)
-            members = session.holdings(pool_id)
-            held = members.get(investor_id)
+            held = session.holding(pool_id, investor_id)
             if held is None:
                 raise LedgerValidationError(
                     "investor_id", f"{investor_id!r} is not a member of pool {pool_id!r}")
@@ -596,7 +596,7 @@ class PoolLedger:
                     "amount", f"a refund of {exact} exceeds the {held.balance} "
                     f"{investor_id!r} has left in pool {pool_id!r}")
             new, entries, changed = self._append(
-                session, record, members, [("refund", investor_id, exact)], when, actor,
+                session, record, {investor_id: held}, [("refund", investor_id, exact)], when, actor,
                 (idempotency_key, fingerprint, "refund"))
             tx = entries[0].transaction()
             return _Outcome(tx, Refunded(

@@ -7,9 +7,10 @@ change feed is a list appended under that lock, so its positions follow the comm
 wait on a condition of the same lock, notified by every write that published a change.
 
 Complexity: a write touching ``k`` members is ``O(k)`` plus ``O(log m)`` per investment for the
-ranking of ``m`` investors; ``holdings`` of a pool is ``O(members)``; ``memberships`` of an
-investor is ``O(their pools)``; ``entries`` of a pool is ``O(entries)``; ``top_investors(n)``
-is ``O(log m + n)`` (an incremental :class:`~auptimate_core.TopInvestors`).
+ranking of ``m`` investors; ``holdings`` of a pool is ``O(members)`` and ``holding`` of one
+member ``O(1)``; ``memberships`` of an investor is ``O(their pools)``; ``entries`` of a pool is
+``O(entries)``; ``top_investors(n)`` is ``O(log m + n)`` (an incremental
+:class:`~auptimate_core.TopInvestors`).
 
 >>> repo = MemoryLedgerRepository()
 >>> repo.read(lambda session: session.pools())
@@ -67,6 +68,9 @@ class _Session:
 
     def holdings(self, pool_id: str) -> dict[str, Amounts]:
         return dict(self._state.holdings.get(pool_id, {}))
+
+    def holding(self, pool_id: str, investor_id: str) -> Amounts | None:
+        return self._state.holdings.get(pool_id, {}).get(investor_id)
 
     def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
         state = self._state

@@ -76,6 +76,9 @@ class LedgerSession(Protocol):
     def holdings(self, pool_id: str) -> dict[str, Amounts]:
         """The pool's members and their totals (empty for an unknown pool)."""
 
+    def holding(self, pool_id: str, investor_id: str) -> Amounts | None:
+        """One member's totals in the pool, or None when they are not a member."""
+
     def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
         """Every pool the investor is a member of, by pool id, with their totals there."""
 

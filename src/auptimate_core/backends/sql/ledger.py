@@ -218,6 +218,13 @@ class _SqlSession:
         return {row.investor_id: _amounts(row, row.currency)
                 for row in self._conn.execute(query)}
 
+    def holding(self, pool_id: str, investor_id: str) -> Amounts | None:
+        m, p = self._t.members, self._t.pools
+        query = (sa.select(m, p.c.currency).join(p, p.c.id == m.c.pool_id)
+                 .where(m.c.pool_id == pool_id, m.c.investor_id == investor_id))
+        row = self._conn.execute(query).first()
+        return None if row is None else _amounts(row, row.currency)
+
     def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
         m, p = self._t.members, self._t.pools
         held = {name: m.c[name].label(f"held_{name}") for name in _TOTALS}
