@@ -250,3 +250,9 @@ def test_the_feed_is_written_with_the_change_or_not_at_all(tmp_path: Path) -> No
     ledger.invest("p", "a", D(5), actor="a", idempotency_key="k")
     assert len(ledger.changes()) == len(before) + 1
     ledger.close()
+
+
+def test_a_bad_poll_interval_is_refused(tmp_path: Path) -> None:
+    for interval in (0, -1, float("nan"), True):
+        with pytest.raises(ValidationError, match="poll_interval"):
+            PoolLedger.from_url(f"sqlite:///{tmp_path / 'x.db'}", poll_interval=interval)

@@ -26,6 +26,7 @@ import importlib
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -243,8 +244,10 @@ class PoolLedger:
         is closed; close it (``iterator.close()``, or leave a ``for`` loop over it) when done.
         """
         if timeout is not None and (isinstance(timeout, bool)
-                                    or not isinstance(timeout, int | float) or timeout < 0):
-            raise ValidationError("timeout", f"must be None or seconds >= 0, not {timeout!r}")
+                                    or not isinstance(timeout, int | float)
+                                    or not 0 <= timeout < math.inf):
+            raise ValidationError("timeout", "must be None (for ever) or a finite number of "
+                                  f"seconds >= 0, not {timeout!r}")
         if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 10_000:
             raise ValidationError("batch", f"must be an int from 1 to 10,000, not {batch!r}")
         self.policy.check_read_all(actor, "read_changes")
@@ -274,7 +277,7 @@ class PoolLedger:
                 left = timeout - (time.monotonic() - idle_since)
                 if left <= 0:
                     return
-                watch.wait(position, left)
+                watch.wait(position, min(left, _WAIT_SLICE))
         finally:
             watch.close()
 

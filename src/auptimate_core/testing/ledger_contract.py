@@ -689,8 +689,9 @@ class LedgerContract:
         assert list(ledger.follow(timeout=0)) == everything
         assert list(ledger.follow(after=everything[1].cursor, timeout=0.05)) == everything[2:]
         assert list(ledger.follow(after=ledger.cursor(), timeout=0.01)) == []
-        with pytest.raises(ValidationError, match="timeout"):
-            ledger.follow(timeout=-1)
+        for timeout in (-1, float("nan"), float("inf"), True, "1"):
+            with pytest.raises(ValidationError, match="timeout"):
+                ledger.follow(timeout=timeout)  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="batch"):
             ledger.follow(batch=0)
 

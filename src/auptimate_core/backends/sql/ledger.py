@@ -39,6 +39,7 @@ Driver errors never leak: a server that cannot be reached is
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -52,7 +53,7 @@ import attrs
 
 from ...clock import Clock
 from ...domain import Investor, Pool, from_micros, to_micros
-from ...errors import LedgerError, MissingExtra, StoreUnavailable
+from ...errors import LedgerError, MissingExtra, StoreUnavailable, ValidationError
 from ...money import minor_unit
 from ...pools.audit import Entry
 from ...pools.changes import FeedWatch, Recorded, new_identity
@@ -382,8 +383,9 @@ class SqlLedgerRepository:
 
     def __init__(self, engine: Engine, *, schema: str | None = None, create: bool = True,
                  retries: int = 8, dispose: bool = False, poll_interval: float = 0.01) -> None:
-        if not poll_interval > 0:
-            raise ValueError(f"poll_interval: must be > 0 seconds, not {poll_interval!r}")
+        if isinstance(poll_interval, bool) or not 0 < poll_interval < math.inf:
+            raise ValidationError("poll_interval",
+                                  f"must be a number of seconds > 0, not {poll_interval!r}")
         self.engine = engine
         self.tables = ledger_tables(schema)
         self.retries = retries
