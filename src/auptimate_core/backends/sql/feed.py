@@ -18,12 +18,14 @@ writer's commit has moved. Positions are therefore handed out in commit order wi
 since a transaction's commit is visible before its locks are released, any snapshot that sees
 position ``n`` sees every position below it: the committed positions are always ``1..head``.
 A reader asking for ``position > cursor`` gets exactly what it has not seen, in order. The same
-holds on a hot standby, which applies commits in the order the primary wrote them.
+holds when reading a hot standby, which applies commits in the order the primary wrote them
+(but notifications are not sent to standbys: a follower listens on the primary).
 
 The price is that the commits of all writers of a ledger queue on one row, for the few
 statements between the head's update and the commit (every other statement of a write, and its
 pool's own lock, come before). PostgreSQL serialises the commits of transactions that send a
-notification in the same way, so the wake-up below adds no second queue. On SQLite every write
+notification in the same way (a lock taken before the commit and held until after it, across
+the whole server), so the wake-up below adds no second queue. On SQLite every write
 transaction is ``BEGIN IMMEDIATE``: writers already take turns, and the head only numbers them.
 
 Wake-ups carry nothing a follower relies on: on PostgreSQL a writer sends ``NOTIFY`` on the
