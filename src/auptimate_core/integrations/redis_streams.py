@@ -162,15 +162,18 @@ class StreamProducer:
     """Appends transactions to a sharded Redis Stream (one pipelined round trip per call).
 
     ``client`` is a ``redis.Redis`` or a URL. ``shards`` fixes the shard count the first time
-    a stream is used (16 by default) and must agree with it afterwards. ``maxlen`` caps each
+    a stream is used (16 by default) and must agree with it afterwards; ``None`` takes the
+    stream's own count (16 for a new stream). ``maxlen`` caps each
     shard approximately (XADD MAXLEN ~), for streams that must not grow without bound: set it
     well above what workers can fall behind by, or entries are trimmed before they are read.
     """
 
-    def __init__(self, client: Any, stream: str = DEFAULT_STREAM, *, shards: int = 16,
+    def __init__(self, client: Any, stream: str = DEFAULT_STREAM, *, shards: int | None = 16,
                  maxlen: int | None = None) -> None:
         self.client = _client(client)
         self.stream = stream
+        if shards is None and self.client.hget(f"{stream}:config", "shards") is None:
+            shards = 16
         self.shards = _shards(self.client, stream, shards)
         self.maxlen = maxlen
 
