@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from auptimate_core.backends.redis import RedisWindowStore
-from auptimate_core.store import Interval, Observation, WindowStore
+from auptimate_core.store import DAY, Interval, Observation, WindowStore
 from auptimate_core.testing.servers import RedisClusterServers, ServerError
 from auptimate_core.testing.window_store import WindowStoreContract
 
@@ -39,10 +39,11 @@ class TestRedisClusterStore(WindowStoreContract):
         if TestRedisClusterStore.client is None:  # one client: discovery is not free
             TestRedisClusterStore.client = RedisWindowStore.from_url(cluster_url).client
 
-    def make_store(self, allowed_lateness_us: int) -> WindowStore:
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
         return RedisWindowStore(
             self.client, namespace=f"c{uuid.uuid4().hex[:12]}",
             allowed_lateness=timedelta(microseconds=allowed_lateness_us),
+            dedup_horizon=timedelta(microseconds=dedup_horizon_us),
         )
 
 

@@ -246,16 +246,17 @@ class WindowStore(Protocol):
 
         ``batch`` names the call (no spaces or colons). A store shared between processes
         answers an event it recorded under the same batch name and place as it did the first
-        time (``NEW`` with fresh tallies, ``LATE`` or ``FUTURE``): it is the same call again,
-        retried after a :class:`~auptimate_core.errors.StoreUnavailable`, and deciding it
-        again is how its alerts are not lost. A store that cannot fail half-way (the memory
-        store) may ignore it.
+        time (``NEW`` with the tallies it was first answered with, ``LATE`` or ``FUTURE``): it
+        is the same call again, retried after a
+        :class:`~auptimate_core.errors.StoreUnavailable`, and deciding it again is how its
+        alerts are not lost. A store that cannot fail half-way (the memory store) may ignore
+        it.
 
         ``tokens`` names each event's delivery (a queue's entry id, say, without spaces). A
         store shared between processes answers an event whose id it holds with the same token
-        as new, with fresh tallies: it is the same delivery again, after a worker died before
-        acknowledging it, and deciding it again is how its alerts are not lost. A store that
-        lives in one process (the memory store) may ignore tokens.
+        as new, with the tallies it was first answered with: it is the same delivery again,
+        after a worker died before acknowledging it, and deciding it again is how its alerts
+        are not lost. A store that lives in one process (the memory store) may ignore tokens.
         """
         ...
 
