@@ -36,7 +36,7 @@ from click.testing import CliRunner
 
 from auptimate_core import InvestorRank, TopInvestors, Transaction, top_investors
 from auptimate_core.cli.top_investors import top_investors_command
-from auptimate_core.io.fast_rank import fast_top_investors
+from auptimate_core.ranking.vectorised import fast_top_investors
 
 RESULTS = Path(__file__).parent / "results"
 HEADER = ["investor_id", "syndicate_id", "transaction_amount", "transaction_date"]

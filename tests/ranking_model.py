@@ -1,7 +1,9 @@
 """A brute-force model of the top-investors ranking, and strategies for data full of ties.
 
 The model sorts every investor with Python's stable sort on exact Fractions; nothing in it is
-shared with the code under test.
+shared with the code under test. What it counts is API.md's: ``unique_pools`` the distinct
+pools an investor invested in, ``total_amount`` their investments less their refunds (fees,
+distributions and carry are not investments); an investor who invested in no pool is not ranked.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ POOLS = ["p1", "p2", "p3", "p4"]
 # Few distinct amounts, some equal in value but not in form, so totals tie often.
 AMOUNTS = [Decimal("1"), Decimal("2"), Decimal("1.5"), Decimal("0.5"), Decimal("1.50"),
            Decimal("3"), Decimal("100.25")]
-KIND_LIST = ["investment", "distribution", "fee"]
+KIND_LIST = ["investment", "refund", "distribution", "fee", "carry"]
+# Half of the random transactions are investments, the rest spread over the other kinds.
+KINDS_DRAWN = st.one_of(st.just("investment"), st.sampled_from(KIND_LIST))
 
 
 def model_top(
@@ -46,8 +50,11 @@ def model_top(
             if tx.id in seen:
                 continue
             seen.add(tx.id)
-        pools.setdefault(tx.investor_id, set()).add(tx.pool_id)
-        totals[tx.investor_id] = totals.get(tx.investor_id, Fraction(0)) + Fraction(tx.amount)
+        if tx.kind == "investment":
+            pools.setdefault(tx.investor_id, set()).add(tx.pool_id)
+            totals[tx.investor_id] = totals.get(tx.investor_id, Fraction(0)) + Fraction(tx.amount)
+        elif tx.kind == "refund":
+            totals[tx.investor_id] = totals.get(tx.investor_id, Fraction(0)) - Fraction(tx.amount)
     rows = [(inv, len(p), totals[inv]) for inv, p in pools.items()]
     rows.sort(key=lambda r: r[0])
     rows.sort(key=lambda r: r[2], reverse=True)
@@ -83,6 +90,6 @@ def transactions(draw: st.DrawFn, *, max_size: int = 60, id_space: int | None = 
             draw(st.sampled_from(POOLS)),
             draw(amount),
             BASE + timedelta(hours=draw(st.integers(0, 10))),
-            draw(st.sampled_from(KIND_LIST)),
+            draw(KINDS_DRAWN),
         ))
     return out

@@ -78,7 +78,7 @@ def test_skip_invalid_reports_and_writes_every_rejected_row(tmp_path: Path) -> N
     assert "line 4: amount" in err and "line 5: pool_id" in err
     assert "2 rows rejected" in err
     lines = rejects.read_text().splitlines()
-    assert lines[0] == "line,field,error,raw" and len(lines) == 3
+    assert lines[0] == "line,field,reason,row" and len(lines) == 3
 
 
 def test_monitor_validates_its_options() -> None:

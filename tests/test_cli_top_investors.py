@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
@@ -36,8 +37,14 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]
 
 
 def brief(txs: Sequence[Transaction]) -> list[list[str]]:
+    """Rows of the brief's header, which has no kind: every row is read as an investment."""
     return [[t.investor_id, t.pool_id, format(t.amount, "f"), t.timestamp.date().isoformat()]
             for t in txs]
+
+
+def as_investments(txs: Sequence[Transaction]) -> list[Transaction]:
+    """What a brief file written from ``txs`` holds: the same rows, all investments."""
+    return [attrs.evolve(t, kind="investment") for t in txs]
 
 
 def library(txs: Sequence[Transaction]) -> list[list[str]]:
@@ -61,10 +68,16 @@ def test_both_header_styles_every_engine(tmp_path: Path, engine: str, style: str
     path = write_csv(tmp_path / "tx.csv", BRIEF if style == "brief" else LIBRARY, rows)
     result = run(str(path), "-n", "2", "--format", "json", "--engine", engine)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [
-        {"investor_id": "bob", "unique_pools": 2, "total_amount": "500.50"},
-        {"investor_id": "ann", "unique_pools": 2, "total_amount": "120.50"},
-    ]
+    if style == "brief":  # no kind column: bob's fee row is read as an investment in p3
+        assert json.loads(result.stdout) == [
+            {"investor_id": "bob", "unique_pools": 2, "total_amount": "500.50"},
+            {"investor_id": "ann", "unique_pools": 2, "total_amount": "120.50"},
+        ]
+    else:  # a fee is not an investment: bob invested in one pool
+        assert json.loads(result.stdout) == [
+            {"investor_id": "ann", "unique_pools": 2, "total_amount": "120.50"},
+            {"investor_id": "cy", "unique_pools": 1, "total_amount": "9999"},
+        ]
 
 
 def test_table_and_csv_formats(tmp_path: Path) -> None:
@@ -91,7 +104,7 @@ def test_standard_input_and_json_lines(tmp_path: Path) -> None:
     jsonl.write_text("".join(json.dumps(dict(zip(LIBRARY, row))) + "\n" for row in library(SAMPLE)))
     result = run(str(jsonl), "--format", "csv", "-n", "1")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1] == "bob,2,500.50"
+    assert result.stdout.splitlines()[1] == "ann,2,120.50"  # bob's fee is not an investment
 
 
 @pytest.mark.parametrize("engine", ["auto", "python"])
@@ -148,11 +161,13 @@ def test_progress_bar_goes_to_stderr_when_asked(tmp_path: Path) -> None:
 def test_every_path_agrees_with_top_investors(
     tmp_path_factory: pytest.TempPathFactory, txs: list[Transaction], n: int
 ) -> None:
-    expected = [r.to_dict() for r in top_investors(txs, n)]
     folder = tmp_path_factory.mktemp("cli")
-    files = [write_csv(folder / "brief.csv", BRIEF, brief(txs)),
-             write_csv(folder / "library.csv", LIBRARY, library(txs))]
-    for path in files:
+    files = {
+        write_csv(folder / "brief.csv", BRIEF, brief(txs)): top_investors(as_investments(txs), n),
+        write_csv(folder / "library.csv", LIBRARY, library(txs)): top_investors(txs, n),
+    }
+    for path, ranks in files.items():
+        expected = [r.to_dict() for r in ranks]
         for engine in ("auto", "python"):
             result = run(str(path), "-n", str(n), "--format", "json", "--engine", engine)
             assert result.exit_code == 0, result.output

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from auptimate_core import RowError, Transaction
 from auptimate_core.io.readers import read_transactions
-from auptimate_core.io.records import RejectedRow
+from auptimate_core.io.schema import RejectedRow
 from auptimate_core.io.writers import write_csv, write_jsonl
 
 ids = st.text(

@@ -116,14 +116,40 @@ def test_list_form_counts_every_transaction_given_and_incremental_counts_ids_onc
 
 
 def test_totals_are_exact_beyond_default_decimal_precision() -> None:
-    txs = [tx("1", "ann", "p1", "1E+30"), tx("2", "ann", "p2", "0.000001")]
+    # Amounts are at most 10**15 each; their sum needs 36 digits, the default context has 28.
+    txs = [tx("1", "ann", "p1", "1E+15"), tx("2", "ann", "p2", "1E-20"),
+           tx("3", "ann", "p2", "1E-21", kind="refund")]
     [rank] = top_investors(txs)
-    assert rank.total_amount == Decimal("1000000000000000000000000000000.000001")
+    assert rank.total_amount == Decimal("1000000000000000.000000000000000000009")
     ranking = TopInvestors()
     ranking.add_many(txs[:1])
     ranking.add(txs[1])
+    ranking.add(txs[2])
     assert ranking.top() == [rank]
-    assert rank.to_dict()["total_amount"] == "1000000000000000000000000000000.000001"
+    assert rank.to_dict()["total_amount"] == "1000000000000000.000000000000000000009"
+
+
+def test_total_invested_is_investments_less_refunds_and_pools_are_those_invested_in() -> None:
+    txs = [
+        tx("1", "ann", "p1", "100"), tx("2", "ann", "p1", "30", kind="refund"),
+        tx("3", "ann", "p2", "5", kind="fee"), tx("4", "ann", "p3", "50", kind="distribution"),
+        tx("5", "ann", "p4", "7", kind="carry"), tx("6", "ann", "p5", "1", kind="refund"),
+        tx("7", "bob", "p1", "10", kind="refund"),  # refunded, never invested: not ranked
+        tx("8", "cy", "p1", "20", kind="refund"), tx("9", "cy", "p2", "50"),  # refund first
+    ]
+    expected = [InvestorRank("ann", 1, Decimal("69")), InvestorRank("cy", 1, Decimal("30"))]
+    assert top_investors(txs) == expected
+    ranking = TopInvestors()
+    for t in txs:
+        assert ranking.add(t) is True
+        ranking._check()
+    assert ranking.top() == expected and len(ranking) == 2
+    assert ranking.get("bob") is None and ranking.position("bob") is None
+    assert ranking.get("cy") == expected[1] and ranking.position("ann") == 1
+    batch = TopInvestors()
+    assert batch.add_many(txs) == len(txs)
+    batch._check()
+    assert batch.top() == expected
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "5", None])

@@ -212,8 +212,11 @@ def test_brief_table_and_text_amounts_on_sqlite() -> None:
 def test_bad_descriptions_are_named() -> None:
     engine = sa.create_engine("sqlite://")
     table = sa.Table("t", sa.MetaData(), sa.Column("investor_id", sa.String),
-                     sa.Column("pool_id", sa.String), sa.Column("amount", sa.Integer))
+                     sa.Column("pool_id", sa.String), sa.Column("amount", sa.Integer),
+                     sa.Column("kind", sa.String))
     table.create(engine)
+    with pytest.raises(ValidationError, match="kind: table 't' has no column 'type'"):
+        top_investors_sql(engine, TransactionsTable(table, kind="type"))
     with pytest.raises(ValidationError, match="amount: table 't' has no column 'amt'"):
         top_investors_sql(engine, TransactionsTable(table, amount="amt"))
     with pytest.raises(ValidationError, match="since: .*timestamp column"):

@@ -1,4 +1,4 @@
-"""Decimal rules for money: minor units, quantising, and exact pro-rata allocation.
+"""Decimal rules for money: bounds, minor units, quantising, exact sums and pro-rata allocation.
 
 >>> allocate(Decimal("10.00"), {"a": Decimal(1), "b": Decimal(1), "c": Decimal(1)}, "USD")
 {'a': Decimal('3.34'), 'b': Decimal('3.33'), 'c': Decimal('3.33')}
@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Final
@@ -18,6 +19,18 @@ MAX_AMOUNT: Final = Decimal(10) ** 15
 A quadrillion: well above any real transaction, and small enough that each store keeps it, and
 the sum of a window full of them, exactly (integer units of 1/10,000 in the window stores,
 NUMERIC or integer minor units in SQL)."""
+
+EXACT: Final = decimal.Context(
+    prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN
+)
+"""A decimal context in which additions and subtractions of finite Decimals are never rounded.
+
+Sums of money are taken in it (``EXACT.add(a, b)``, or ``with decimal.localcontext(EXACT):``), so
+a total keeps every digit of its amounts whatever the default context's precision.
+
+>>> EXACT.add(Decimal("1E+30"), Decimal("0.000001"))
+Decimal('1000000000000000000000000000000.000001')
+"""
 
 # ISO 4217 currencies whose minor unit is not two digits; every other code has two.
 _MINOR_DIGITS: Final[Mapping[str, int]] = {

@@ -1,5 +1,5 @@
-"""Pieces the commands share: reading FILE with --skip-invalid/--rejects, durations, amounts,
-and the observability options (--metrics-port, --log-format)."""
+"""Pieces the commands share: reading FILE (--skip-invalid, --rejects, --timezone), durations,
+amounts, and the observability options (--metrics-port, --log-format)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -19,7 +19,7 @@ import click
 from ..domain import Transaction
 from ..errors import RowError
 from ..io.readers import read_transactions
-from ..io.records import RejectedRow
+from ..io.schema import RejectedRow
 from ..io.writers import RejectsWriter
 
 EXIT_BAD_ROW = 2
@@ -100,9 +100,11 @@ class TimeZone(click.ParamType):  # type: ignore[type-arg]
 
 
 class Input:
-    """Reads FILE as transactions, reporting (and optionally writing) every rejected row.
+    """Reads FILE as transactions through the input pipeline, reporting (and optionally writing)
+    every rejected row.
 
-    Use as a context manager; ``rejected`` counts what was reported.
+    Use as a context manager; ``read`` counts the transactions read, ``rejected`` what was
+    reported.
     """
 
     def __init__(
@@ -137,22 +139,47 @@ class Input:
         if self._writer is not None:
             self._writer(row)
 
-    def transactions(self) -> Iterator[Transaction]:
+    def transactions(self, stream: IO[bytes] | None = None) -> Iterator[Transaction]:
+        """The file's transactions; ``stream`` reads FILE's bytes through another stream (a
+        progress counter, say). A bad row, or a file that cannot be read, is BadInput."""
         try:
             for tx in read_transactions(
-                self.path, skip_invalid=self.skip_invalid,
+                self.path if stream is None else stream, name=self.path,
+                skip_invalid=self.skip_invalid,
                 on_reject=self._reject if self.skip_invalid else None, assume_tz=self.assume_tz,
             ):
                 self.read += 1
                 yield tx
         except RowError as error:
             raise BadInput(str(error)) from None
-        except (OSError, UnicodeDecodeError) as error:
+        except OSError as error:
             raise BadInput(f"{self.path}: {error}") from None
 
-    def summary(self) -> None:
+    def summary(self, done: str = "read") -> None:
+        """``N rows rejected, M read`` on stderr, when a row was rejected."""
         if self.rejected:
-            click.echo(f"{self.rejected} rows rejected, {self.read} read", err=True)
+            click.echo(f"{self.rejected} rows rejected, {self.read} {done}", err=True)
+
+
+def input_options(command: _Command) -> _Command:
+    """Adds ``--skip-invalid``, ``--rejects`` and ``--timezone`` to a click command that reads
+    FILE; it receives them as ``skip_invalid``, ``rejects`` and ``assume_tz`` (for
+    :class:`Input`)."""
+    options = (
+        click.option("--skip-invalid", is_flag=True,
+                     help="Report bad rows on stderr and go on, instead of stopping at the "
+                          "first."),
+        click.option("--rejects", type=click.Path(dir_okay=False),
+                     help="With --skip-invalid: also write every rejected row (line, field, "
+                          "reason, row) to this CSV file."),
+        click.option("--timezone", "assume_tz", type=TimeZone(), default=None,
+                     help="Time zone of timestamps written without an offset (default: reject "
+                          "them)."),
+    )
+    decorated: Callable[..., Any] = command
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast(_Command, decorated)
 
 
 def progress_wanted(flag: bool | None) -> bool:

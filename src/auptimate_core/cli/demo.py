@@ -12,7 +12,7 @@ import click
 
 from ..alerts import Alert, AlertEngine, CollectingSink, SpikeRule, ThresholdRule
 from ..clock import ManualClock
-from ..io.generate import SyntheticStream
+from ..generate import SyntheticStream
 from ..ranking import top_investors
 from .monitor import open_store
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..io.generate import SyntheticStream
+from ..generate import SyntheticStream
 
 
 @click.command("generate")

@@ -19,7 +19,7 @@ from ..store import WindowStore
 from ._common import (
     BadInput,
     Input,
-    TimeZone,
+    input_options,
     observability_options,
     progress_wanted,
     rule_options,
@@ -93,11 +93,7 @@ def _with_progress(txs: Iterator[Transaction], show: bool, every: int = 50_000
               help="Where the windows live: memory, or redis://host:port/db.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
               show_default=True, help="jsonl: one alert.to_dict() per line.")
-@click.option("--skip-invalid", is_flag=True, help="Report bad rows on stderr and go on.")
-@click.option("--rejects", type=click.Path(dir_okay=False),
-              help="With --skip-invalid: also write rejected rows to this CSV file.")
-@click.option("--timezone", "assume_tz", type=TimeZone(), default=None,
-              help="Time zone of timestamps written without an offset (default: reject them).")
+@input_options
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Draw transactions per minute of the alerting pools to this PNG.")
 @click.option("--progress/--no-progress", default=None,

@@ -1,40 +1,36 @@
 """``auptimate top-investors FILE``: the top investors of a CSV or JSON Lines file.
 
-A plain CSV file is ranked by the vectorised path (:mod:`auptimate_core.io.fast_rank`, polars or
-DuckDB); anything else (JSON Lines, standard input, a file with rows the fast path cannot judge,
-or no engine installed) is streamed through the reader row by row, in constant memory, with a
-progress bar on standard error. Both give the same answer and the same errors.
+A CSV file is first offered to the vectorised ranking
+(:mod:`auptimate_core.ranking.vectorised`, polars or DuckDB), which answers only when every row
+is one it can show the input pipeline reads the same way; anything else (JSON Lines, standard
+input, a file with a row it cannot judge, or no engine installed) is read through the input
+pipeline row by row, in constant memory, with a progress bar on standard error. Both give the
+same answer and the same errors.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import IO, Any, BinaryIO
+from collections.abc import Iterator
+from datetime import tzinfo
+from typing import Any, BinaryIO
 
 import click
 
 from ..domain import Transaction
-from ..errors import MissingExtra, RowError, ValidationError
-from ..io.fast_rank import ENGINES, NotVectorised, fast_top_investors
+from ..errors import MissingExtra
+from ..io.readers import file_format
 from ..ranking import InvestorRank, top_investors
+from ..ranking.vectorised import ENGINES, NotVectorised, fast_top_investors
+from ._common import Input, input_options
 
 FORMATS = ("table", "json", "csv")
 _PROGRESS_EVERY = 10_000
-
-
-class BadRow(click.ClickException):
-    """A row was rejected and --skip-invalid was not given: exit status 2."""
-
-    exit_code = 2
 
 
 def render(ranks: list[InvestorRank], fmt: str) -> str:
@@ -121,132 +117,26 @@ def _open(path: str) -> tuple[_Counting, int | None]:
     return _Counting(raw), os.fstat(raw.fileno()).st_size
 
 
-def _stream_rank(
-    path: str, n: int, *, skip_invalid: bool, on_reject: Callable[[RowError], None],
-    progress: bool,
-) -> tuple[list[InvestorRank], int]:
-    """Rank by reading every row into a Transaction: constant memory, any input."""
-    counting, size = _open(path)
+def _stream_rank(source: Input, n: int, progress: bool) -> list[InvestorRank]:
+    """Rank by reading every row through the input pipeline: constant memory, any input."""
+    counting, size = _open(source.path)
     bar = _Progress(size, progress)
-    read = 0
     try:
-        text = io.TextIOWrapper(io.BufferedReader(counting, 1 << 16), encoding="utf-8",
-                                newline="")
-
         def counted() -> Iterator[Transaction]:
-            nonlocal read
-            for tx in _transactions(text, skip_invalid=skip_invalid, on_reject=on_reject):
-                read += 1
-                if read % _PROGRESS_EVERY == 0:
-                    bar.update(counting.count, read)
+            for tx in source.transactions(io.BufferedReader(counting, 1 << 16)):
+                if source.read % _PROGRESS_EVERY == 0:
+                    bar.update(counting.count, source.read)
                 yield tx
 
         ranks = top_investors(counted(), n)
-        bar.close(counting.count, read)
-        return ranks, read
+        bar.close(counting.count, source.read)
+        return ranks
     finally:
         counting.close()
 
 
-_BRIEF = {"syndicate_id": "pool_id", "transaction_amount": "amount",
-          "transaction_date": "timestamp"}
-
-
-def _transactions(
-    text: IO[str], *, skip_invalid: bool, on_reject: Callable[[RowError], None]
-) -> Iterator[Transaction]:
-    """The file's rows as Transactions; a bad row raises RowError, or goes to ``on_reject``."""
-    for line, fields, raw in _records(text):
-        try:
-            if isinstance(fields, RowError):
-                raise fields
-            yield _transaction(line, fields)
-        except RowError as error:
-            error.raw = raw
-            if not skip_invalid:
-                raise
-            on_reject(error)
-
-
-Record = tuple[int, dict[str, Any] | RowError, str]
-
-
-def _records(text: IO[str]) -> Iterator[Record]:
-    """(line number, field values by the library's names or what is wrong, raw text)."""
-    first = text.readline()
-    if first.lstrip().startswith("{"):
-        yield from _json_records(first, text)
-        return
-    header = next(csv.reader([first]), [])
-    names = [_BRIEF.get(name.strip(), name.strip()) for name in header]
-    for required in ("investor_id", "pool_id", "amount", "timestamp"):
-        if required not in names:
-            raise RowError(1, required, f"the header has no {required} column "
-                           "(nor its name in the brief's header)")
-    reader = csv.reader(text)
-    for values in reader:
-        line = reader.line_num + 1
-        if not values:
-            continue
-        if len(values) != len(names):
-            wrong = RowError(line, "row", f"has {len(values)} fields, the header {len(names)}")
-            yield line, wrong, ",".join(values)
-            continue
-        fields = dict(zip(names, values))
-        fields.setdefault("id", str(line))
-        yield line, fields, ",".join(values)
-
-
-def _json_records(first: str, text: IO[str]) -> Iterator[Record]:
-    for line, raw in enumerate(itertools.chain([first], text), start=1):
-        if not raw.strip():
-            continue
-        try:
-            fields = json.loads(raw)
-        except json.JSONDecodeError as error:
-            yield line, RowError(line, "row", f"is not JSON: {error.msg}"), raw.rstrip("\n")
-            continue
-        if not isinstance(fields, dict):
-            yield line, RowError(line, "row", "is not a JSON object"), raw.rstrip("\n")
-            continue
-        for brief, name in _BRIEF.items():
-            if brief in fields:
-                fields.setdefault(name, fields.pop(brief))
-        fields.setdefault("id", str(line))
-        yield line, fields, raw.rstrip("\n")
-
-
-def _transaction(line: int, fields: dict[str, Any]) -> Transaction:
-    amount_text, stamp = fields.get("amount"), fields.get("timestamp")
-    if amount_text is None:
-        raise RowError(line, "amount", "is missing")
-    try:
-        amount = Decimal(str(amount_text).strip())
-    except InvalidOperation:
-        raise RowError(line, "amount", f"is not a number: {amount_text!r}") from None
-    try:
-        moment = datetime.fromisoformat(str(stamp).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise RowError(line, "timestamp", f"is not an ISO 8601 date or time: {stamp!r}") from None
-    if moment.tzinfo is None:
-        if len(str(stamp).strip()) > 10:
-            raise RowError(line, "timestamp", f"has no UTC offset: {stamp!r}")
-        moment = moment.replace(tzinfo=UTC)
-    investor: Any = fields.get("investor_id")
-    pool: Any = fields.get("pool_id")
-    try:
-        return Transaction(str(fields.get("id")), investor, pool, amount, moment,
-                           fields.get("kind") or "investment")
-    except ValidationError as error:
-        raise RowError(line, error.field, error.reason) from None
-
-
-def _is_csv_file(path: str) -> bool:
-    if path == "-" or not os.path.isfile(path):
-        return False
-    with open(path, "rb") as handle:
-        start = handle.read(64).lstrip()
-    return not start.startswith((b"{", b"["))
+def _vectorisable(path: str) -> bool:
+    return path != "-" and os.path.isfile(path) and file_format(path) == "csv"
 
 
 @click.command("top-investors")
@@ -255,73 +145,39 @@ def _is_csv_file(path: str) -> bool:
               help="How many investors to list.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people; json (totals as strings) or csv for programs.")
-@click.option("--skip-invalid", is_flag=True,
-              help="Report bad rows on stderr and go on, instead of stopping at the first.")
-@click.option("--rejects", type=click.Path(dir_okay=False, writable=True),
-              help="With --skip-invalid: also write every rejected row (line, field, "
-                   "reason, row) to this CSV file.")
+@input_options
 @click.option("--engine", type=click.Choice(["auto", *ENGINES, "python"]), default="auto",
               show_default=True,
-              help="auto: the vectorised path when the file allows it, else the streaming "
-                   "reader; python: always the streaming reader.")
+              help="auto: the vectorised path when the file allows it, else the input "
+                   "pipeline row by row; python: always row by row.")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr while streaming (default: when stderr is a terminal).")
+              help="Progress bar on stderr while reading row by row (default: when stderr is "
+                   "a terminal).")
 def top_investors_command(
-    file: str, n: int, fmt: str, skip_invalid: bool, rejects: str | None, engine: str,
-    progress: bool | None,
+    file: str, n: int, fmt: str, skip_invalid: bool, rejects: str | None,
+    assume_tz: tzinfo | None, engine: str, progress: bool | None,
 ) -> None:
-    """Rank the investors of FILE by distinct pools, then total invested.
+    """Rank the investors of FILE by distinct pools invested in, then total invested
+    (investments less refunds; fees, distributions and carry are not investments).
 
     FILE is CSV (the brief's header investor_id, syndicate_id, transaction_amount,
     transaction_date, or the library's id, investor_id, pool_id, amount, timestamp, kind) or
     JSON Lines; - reads standard input. Ties: more pools first, then the larger total, then the
     smaller investor id. A bad row stops the run with exit status 2 unless --skip-invalid.
     """
-    if rejects and not skip_invalid:
-        raise click.UsageError("--rejects needs --skip-invalid (without it the first bad row "
-                               "stops the run)")
-    ranks = None
-    if engine != "python" and _is_csv_file(file):
-        try:
-            ranks = fast_top_investors(file, n, engine=engine).ranks
-        except NotVectorised:
-            pass  # the streaming reader decides, and explains any bad row
-        except MissingExtra as error:
-            if engine != "auto":
-                raise click.UsageError(str(error)) from None
-    if ranks is None:
-        ranks = _run_streaming(file, n, skip_invalid, rejects, progress)
+    with Input(file, skip_invalid=skip_invalid, rejects=rejects, assume_tz=assume_tz) as source:
+        ranks = None
+        if engine != "python" and _vectorisable(file):
+            try:
+                result = fast_top_investors(file, n, engine=engine)
+                ranks, source.read = result.ranks, result.rows
+            except NotVectorised:
+                pass  # the input pipeline decides, and explains any bad row
+            except MissingExtra as error:
+                if engine != "auto":
+                    raise click.UsageError(str(error)) from None
+        if ranks is None:
+            show = sys.stderr.isatty() if progress is None else progress
+            ranks = _stream_rank(source, n, show)
+        source.summary("ranked")
     click.echo(render(ranks, fmt), nl=False)
-
-
-def _run_streaming(file: str, n: int, skip_invalid: bool, rejects: str | None,
-                   progress: bool | None) -> list[InvestorRank]:
-    rejected = 0
-    writer: Any = None
-    reject_file: IO[str] | None = None
-    if rejects:
-        reject_file = open(rejects, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        writer = csv.writer(reject_file)
-        writer.writerow(["line", "field", "reason", "row"])
-
-    def on_reject(error: RowError) -> None:
-        nonlocal rejected
-        rejected += 1
-        click.echo(f"rejected {error}", err=True)
-        if writer is not None:
-            writer.writerow([error.line, error.field, error.reason, error.raw])
-
-    show = sys.stderr.isatty() if progress is None else progress
-    try:
-        ranks, read = _stream_rank(file, n, skip_invalid=skip_invalid, on_reject=on_reject,
-                                   progress=show)
-    except RowError as error:
-        raise BadRow(str(error)) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise click.FileError(file, str(error)) from None
-    finally:
-        if reject_file is not None:
-            reject_file.close()
-    if skip_invalid and rejected:
-        click.echo(f"{rejected} rows rejected, {read} ranked", err=True)
-    return ranks

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..alerts import Alert, SpikeRule, ThresholdRule
-from ._common import Duration, Input, TimeZone, observability_options, rule_options
+from ._common import Duration, Input, input_options, observability_options, rule_options
 
 DEFAULT_STREAM = "auptimate:transactions"
 
@@ -97,11 +97,7 @@ def worker_command(
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True)
 @click.option("--shards", type=click.IntRange(min=1), default=16, show_default=True,
               help="Shard count of a new stream (an existing stream must agree).")
-@click.option("--skip-invalid", is_flag=True, help="Report bad rows on stderr and go on.")
-@click.option("--rejects", type=click.Path(dir_okay=False),
-              help="With --skip-invalid: also write rejected rows to this CSV file.")
-@click.option("--timezone", "assume_tz", type=TimeZone(), default=None,
-              help="Time zone of timestamps written without an offset (default: reject them).")
+@input_options
 def publish_command(file: str, store_url: str, stream: str, shards: int, skip_invalid: bool,
                     rejects: str | None, assume_tz: tzinfo | None) -> None:
     """Append the transactions of FILE (CSV or JSON Lines, - for stdin) to a Redis Stream,

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from ..domain import Transaction
-from .records import LIBRARY_HEADER, RejectedRow
+from .schema import LIBRARY_HEADER, RejectedRow
 
 
 def transaction_dict(tx: Transaction) -> dict[str, str]:
@@ -41,9 +41,10 @@ def write_jsonl(transactions: Iterable[Transaction], out: IO[str]) -> int:
 
 
 class RejectsWriter:
-    """Writes rejected rows as CSV (``line, field, error, raw``), flushing each one."""
+    """Writes rejected rows as CSV (``line, field, reason, row``: the row's text as read),
+    flushing each one."""
 
-    HEADER = ("line", "field", "error", "raw")
+    HEADER = ("line", "field", "reason", "row")
 
     def __init__(self, out: IO[str]) -> None:
         self._out = out

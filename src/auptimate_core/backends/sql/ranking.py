@@ -1,10 +1,17 @@
 """The top-investors ranking computed by a database, through SQLAlchemy Core.
 
-This is the brief's ``GROUP BY`` query with the contract's tie-break added::
+What counts is :mod:`auptimate_core.ranking.invested`'s definition (investments less refunds,
+pools invested in), as one ``GROUP BY`` query with the contract's tie-break::
 
-    SELECT investor_id, COUNT(DISTINCT pool_id) AS unique_pools, SUM(amount) AS total
-    FROM transactions GROUP BY investor_id
+    SELECT investor_id,
+           COUNT(DISTINCT CASE WHEN kind = 'investment' THEN pool_id END) AS unique_pools,
+           SUM(CASE WHEN kind = 'refund' THEN -amount ELSE amount END) AS total
+    FROM transactions WHERE kind IN ('investment', 'refund') GROUP BY investor_id
+    HAVING unique_pools > 0
     ORDER BY unique_pools DESC, total DESC, investor_id ASC LIMIT 5
+
+A row whose kind is NULL, or every row of a table without a kind column (the brief's), is an
+investment.
 
 It runs on SQLite, PostgreSQL (psycopg) and DuckDB (duckdb-engine), on the library's own tables
 or on a user's existing table described by a :class:`TransactionsTable`. The answer equals
@@ -38,18 +45,29 @@ InvestorRank(investor_id='bob', unique_pools=1, total_amount=Decimal('99'))]
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from ...domain import Transaction
 from ...errors import InvalidAmount, MissingExtra, StoreError, StoreUnavailable, ValidationError
-from ...ranking import EXACT, InvestorRank, RankFilter, check_n, rank_totals
+from ...io.schema import parse_amount
+from ...money import EXACT
+from ...ranking import (
+    ADDS,
+    COUNTED,
+    SUBTRACTS,
+    WITHOUT_KIND,
+    InvestorRank,
+    RankFilter,
+    check_n,
+    rank_totals,
+    tally,
+)
 
 try:
     import sqlalchemy as sa
@@ -80,8 +98,10 @@ class TransactionsTable:
     ``table`` is a table name (with an optional ``schema``) or a :class:`sqlalchemy.Table`.
     ``scale`` says the amount column holds integer minor units: the amount is
     ``value * 10**-scale`` (``scale=2`` for cents); ``None`` means it holds decimal numbers
-    (``NUMERIC``/``DECIMAL`` or text). ``timestamp`` and ``kind`` are read only when a ranking
-    filters on them (``None`` when the table has no such column).
+    (``NUMERIC``/``DECIMAL`` or text). ``kind`` tells investments from refunds and the kinds
+    that do not count (``None`` when the table has no such column: every row is then an
+    investment, as in the brief's table). ``timestamp`` is read only when a ranking filters on
+    time (``None`` when the table has no such column).
 
     On SQLite a ``timestamp`` column is compared as text, so it must hold UTC times in
     SQLAlchemy's ``DateTime`` format (``YYYY-MM-DD HH:MM:SS.ffffff``) unless ``table`` is a
@@ -165,12 +185,26 @@ def _connected(bind: Engine | Connection) -> Iterator[Connection]:
         raise StoreError(f"database error: {error.orig}") from error
 
 
+def _kind(src: ResolvedTable) -> sa.ColumnElement[Any] | None:
+    """The row's kind (NULL read as an investment), or None for a table without kinds."""
+    if src.spec.kind is None:
+        return None
+    return sa.func.coalesce(src.column("kind"), WITHOUT_KIND)
+
+
+def _counted_kinds(src: ResolvedTable, accept: RankFilter) -> frozenset[str]:
+    if accept.kinds is None:
+        return COUNTED
+    if src.spec.kind is None:
+        raise ValidationError("kinds", "filtering on kinds needs the table's kind column")
+    return COUNTED & accept.kinds
+
+
 def _where(src: ResolvedTable, accept: RankFilter, dialect: str) -> list[sa.ColumnElement[Any]]:
     clauses: list[sa.ColumnElement[Any]] = [src.column("investor").is_not(None)]
-    if accept.kinds is not None:
-        if src.spec.kind is None:
-            raise ValidationError("kinds", "filtering on kinds needs the table's kind column")
-        clauses.append(src.column("kind").in_(sorted(accept.kinds)))
+    kind = _kind(src)
+    if kind is not None:
+        clauses.append(kind.in_(sorted(_counted_kinds(src, accept))))
     for bound, name in ((accept.since, "since"), (accept.until, "until")):
         if bound is None:
             continue
@@ -194,32 +228,43 @@ def _time_bind(moment: datetime, column: sa.ColumnElement[Any], dialect: str) ->
     return sa.bindparam(None, utc, type_=sa.DateTime(timezone=True))
 
 
+def _sum(src: ResolvedTable, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """SUM of ``amount``, negated on the rows whose kind takes it off the total invested.
+
+    NullType: the driver's own value (an int or a Decimal), untouched by result processors
+    (duckdb-engine's Numeric processor would pass the sum through a float).
+    """
+    kind = _kind(src)
+    signed = amount
+    if kind is not None:
+        number = sa.type_coerce(amount, sa.Numeric())  # a text column still negates in SQL
+        signed = sa.case((kind.in_(sorted(SUBTRACTS)), -number), else_=number)
+    return sa.func.sum(signed, type_=sa.types.NullType())
+
+
 def _total_expression(src: ResolvedTable, conn: Connection) -> sa.ColumnElement[Any] | None:
     """The exact SUM expression for this database, or None when only Python can sum exactly."""
     amount = src.column("amount")
     dialect = conn.dialect.name
-    # NullType: the driver's own value (an int or a Decimal), untouched by result processors
-    # (duckdb-engine's Numeric processor would pass the sum through a float).
-    exact_sum = sa.func.sum(amount, type_=sa.types.NullType())
     if src.spec.scale is not None:
-        return exact_sum
+        return _sum(src, amount)
     if dialect == "postgresql":
-        return sa.func.sum(sa.cast(amount, sa.Numeric), type_=sa.types.NullType())
+        return _sum(src, sa.cast(amount, sa.Numeric))
     table = src.table
     if dialect == "duckdb":
         probe = conn.execute(sa.select(sa.func.typeof(amount)).select_from(table).limit(1))
         kind = probe.scalar()
         # An empty table has no row to probe: the scan in Python is then free.
         if kind is not None and str(kind).upper().startswith(_DUCKDB_NATIVE):
-            return exact_sum
+            return _sum(src, amount)
         return None
     if dialect == "sqlite":
         inexact = conn.execute(
             sa.select(sa.literal(1)).select_from(table)
             .where(sa.func.typeof(amount).not_in(["integer", "null"])).limit(1)
         ).first()
-        return exact_sum if inexact is None else None
-    return exact_sum
+        return _sum(src, amount) if inexact is None else None
+    return _sum(src, amount)
 
 
 def _to_decimal(value: object, scale: int | None, investor: str) -> Decimal:
@@ -247,7 +292,7 @@ def top_investors_sql(
     transaction it is in). ``source`` describes the table (a bare name or Table means the
     library's column names). ``since``/``until``/``kinds`` filter as in
     :class:`~auptimate_core.ranking.RankFilter`, through the table's timestamp and kind columns.
-    Every row counts, as in the brief's query (a table with a unique id counts each id once).
+    Every row counts, as in a ``GROUP BY`` query (a table with a unique id counts each id once).
 
     One ``GROUP BY`` query, ``LIMIT n`` in the database; where the database cannot sum exactly
     (see the module notes) one scan grouped in Python instead, ``O(rows)``.
@@ -255,6 +300,8 @@ def top_investors_sql(
     check_n(n)
     src = _source(source).resolve()
     accept = RankFilter(since, until, None if kinds is None else kinds)
+    if not _counted_kinds(src, accept):
+        return []
     with _connected(bind) as conn:
         dialect = conn.dialect.name
         where = _where(src, accept, dialect)
@@ -264,12 +311,21 @@ def top_investors_sql(
         return _rank_in_database(conn, src, where, total, n)
 
 
+def _unique_pools(src: ResolvedTable) -> sa.ColumnElement[Any]:
+    pool = src.column("pool")
+    kind = _kind(src)
+    if kind is None:
+        return sa.func.count(sa.distinct(pool))
+    return sa.func.count(sa.distinct(sa.case((kind.in_(sorted(ADDS)), pool))))
+
+
 def _rank_in_database(
     conn: Connection, src: ResolvedTable, where: list[sa.ColumnElement[Any]],
     total: sa.ColumnElement[Any], n: int,
 ) -> list[InvestorRank]:
     investor = src.column("investor")
-    unique_pools = sa.func.count(sa.distinct(src.column("pool"))).label("unique_pools")
+    pools = _unique_pools(src)
+    unique_pools = pools.label("unique_pools")
     total_label = total.label("total_amount")
     tie_break = investor.collate("C") if conn.dialect.name == "postgresql" else investor
     query = (
@@ -277,12 +333,13 @@ def _rank_in_database(
         .select_from(src.table)
         .where(*where)
         .group_by(investor)
+        .having(pools > 0)
         .order_by(unique_pools.desc(), total_label.desc(), tie_break.asc())
         .limit(n)
     )
     return [
-        InvestorRank(str(inv), int(pools), _to_decimal(amount, src.spec.scale, str(inv)))
-        for inv, pools, amount in conn.execute(query)
+        InvestorRank(str(inv), int(count), _to_decimal(amount, src.spec.scale, str(inv)))
+        for inv, count, amount in conn.execute(query)
     ]
 
 
@@ -290,33 +347,29 @@ def _rank_in_python(
     conn: Connection, src: ResolvedTable, where: list[sa.ColumnElement[Any]], n: int,
 ) -> list[InvestorRank]:
     """Group the rows in Python from each amount's text: exact where the database is not."""
+    kind = _kind(src)
     query = (
         sa.select(src.column("investor"), src.column("pool"),
-                  sa.cast(src.column("amount"), sa.String))
+                  sa.cast(src.column("amount"), sa.String),
+                  sa.literal(WITHOUT_KIND) if kind is None else kind)
         .select_from(src.table)
         .where(*where)
     )
-    pools: dict[str, set[str]] = {}
-    totals: dict[str, Decimal] = {}
     result = conn.execution_options(stream_results=True, yield_per=10_000).execute(query)
-    with decimal.localcontext(EXACT):
-        for investor, pool, text in result:
+
+    def rows() -> Iterator[tuple[str, str, str, Decimal]]:
+        for investor, pool, text, row_kind in result:
             if text is None:
                 continue
             try:
-                amount = Decimal(text)
-            except InvalidOperation:
+                amount = parse_amount(text)
+            except ValueError:
                 raise InvalidAmount(
                     src.spec.amount, f"investor {investor!r} has an amount that is not a number: "
                     f"{text!r}") from None
-            inv = str(investor)
-            if inv in totals:
-                pools[inv].add(str(pool))
-                totals[inv] = totals[inv] + amount
-            else:
-                pools[inv] = {str(pool)}
-                totals[inv] = amount
-    return rank_totals(((inv, len(p), totals[inv]) for inv, p in pools.items()), n)
+            yield str(investor), str(pool), str(row_kind), amount
+
+    return rank_totals(tally(rows()), n)
 
 
 def _amount_value(tx: Transaction, column: sa.ColumnElement[Any], scale: int | None,

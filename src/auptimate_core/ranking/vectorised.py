@@ -1,29 +1,32 @@
-"""The fast one-shot top-investors ranking of a large CSV file, vectorised in polars or DuckDB.
+"""The one-shot top-investors ranking of a large CSV file, vectorised in polars or DuckDB.
 
-The streaming reader turns every row into a :class:`~auptimate_core.Transaction` in Python, which
-costs seconds per million rows. This module answers the same question in less than the time
-DuckDB needs for the bare ``GROUP BY`` query: the engine (polars, extra ``fast``, or DuckDB, extra
-``duckdb``) reads the file as text, checks every row, and sums amounts as ``DECIMAL(38, 6)``,
-exactly.
+Reading every row into a :class:`~auptimate_core.Transaction` in Python (the input pipeline of
+:mod:`auptimate_core.io`) costs seconds per million rows. This module answers the same question
+in one vectorised pass: the engine (polars, extra ``fast``, or DuckDB, extra ``duckdb``) reads
+the file as text, checks every row, and sums amounts as ``DECIMAL(38, 6)``, exactly, counting
+what :mod:`auptimate_core.ranking.invested` counts (investments less refunds).
 
-It only ever decides on files it can judge exactly as the streaming reader would. A row counts as
-*plain* when:
+It only ever answers for files that the input pipeline reads without rejecting a row, and that
+it reads the same way. A row counts as *plain* when:
 
-- its ids are non-empty with no whitespace at either end;
+- its ids are non-empty with no whitespace at either end (so dropping that whitespace changes
+  nothing), no NUL and no line break;
 - its amount is written ``digits[.digits]`` (at most 20 integer and 6 fraction digits) and is
-  greater than zero;
+  greater than zero and at most :data:`~auptimate_core.money.MAX_AMOUNT`;
 - its timestamp is an ISO 8601 date (midnight UTC), or a date and time with an explicit offset
   (``Z`` or ``+HH:MM``), at most microseconds, within the years 1000..8999;
-- its kind, when the file has a kind column, is one of the known kinds.
+- its kind, when the file has a kind column, is one of the known kinds, written exactly.
 
-Every plain row is valid for the streaming reader too, with the same investor, pool and amount.
-When any row is not plain, or the file has quotes, blank lines, a byte-order mark, an unknown
-header or a malformed line, :class:`NotVectorised` says why and the caller reads the file
-with the streaming reader instead, which accepts or rejects each such row and reports the line.
-So the answer, and every error, is the streaming reader's; only the time differs.
+Every plain row is accepted by the pipeline, with the same investor, pool, kind and amount. When
+any row is not plain, or the file has quotes, blank lines, a byte-order mark, columns other
+than the ranking's, a header the pipeline would refuse or a malformed line,
+:class:`NotVectorised` says why and the caller reads the file through the pipeline instead,
+which accepts or rejects each such row and reports the line. So the answer, and every error,
+is the pipeline's; only the time differs.
 
 Totals carry the exponent a Decimal sum of the same amounts would have (the most fraction digits
-among the investor's amounts), so they print the same as :func:`auptimate_core.top_investors`'s.
+among the investor's counted amounts), so they print the same as
+:func:`auptimate_core.top_investors`'s.
 """
 
 from __future__ import annotations
@@ -38,19 +41,13 @@ from typing import Final
 import attrs
 
 from ..domain import KINDS
-from ..errors import AuptimateError, MissingExtra, ValidationError
-from ..ranking import EXACT, InvestorRank, check_n, rank_totals
+from ..errors import AuptimateError, MissingExtra, RowError, ValidationError
+from ..io.schema import column_map
+from ..money import EXACT, MAX_AMOUNT
+from .invested import ADDS, COUNTED, SUBTRACTS, WITHOUT_KIND
+from .ranks import InvestorRank, check_n, rank_totals
 
-__all__ = ["ENGINES", "HEADER_STYLES", "FastRanking", "NotVectorised", "fast_top_investors"]
-
-HEADER_STYLES: Final[dict[str, dict[str, str]]] = {
-    # role -> column name, per header style of API.md
-    "brief": {"investor": "investor_id", "pool": "syndicate_id",
-              "amount": "transaction_amount", "timestamp": "transaction_date"},
-    "library": {"investor": "investor_id", "pool": "pool_id", "amount": "amount",
-                "timestamp": "timestamp"},
-}
-_OPTIONAL: Final = ("id", "kind")
+__all__ = ["ENGINES", "FastRanking", "NotVectorised", "fast_top_investors"]
 
 # Whitespace in Python's sense (str.isspace) at either end of an id would be kept by one reader
 # and perhaps stripped by another: such ids are not plain. DuckDB's regular expressions are RE2
@@ -75,7 +72,7 @@ _CHUNK: Final = 1 << 22
 
 
 class NotVectorised(AuptimateError):
-    """The file needs the streaming reader; ``reason`` says why (not an error in the file)."""
+    """The file needs the input pipeline; ``reason`` says why (not an error in the file)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -84,7 +81,8 @@ class NotVectorised(AuptimateError):
 
 @attrs.frozen(slots=True)
 class FastRanking:
-    """The ranking of a file and how many rows were read (all of them valid)."""
+    """The ranking of a file, how many rows were read (all of them valid), and the header's
+    style (``brief`` or ``library``)."""
 
     ranks: list[InvestorRank]
     rows: int
@@ -92,17 +90,18 @@ class FastRanking:
 
 
 def _columns(header: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """The header style and role -> column name, or NotVectorised."""
-    names = set(header)
-    if len(names) != len(header):
+    """The header style and field -> column name, or NotVectorised."""
+    if len(set(header)) != len(header):
         raise NotVectorised("the header repeats a column name")
-    for style, roles in HEADER_STYLES.items():
-        required = set(roles.values())
-        if required <= names and names - required <= set(_OPTIONAL):
-            columns = dict(roles)
-            columns.update({name: name for name in _OPTIONAL if name in names})
-            return style, columns
-    raise NotVectorised(f"the header {list(header)} is not one of the two known styles")
+    if any(name != name.strip().lower() for name in header):
+        raise NotVectorised("the header has capitals or spaces in its names")
+    try:
+        mapping = column_map(header)
+    except RowError as error:
+        raise NotVectorised(f"the header is not one the reader accepts ({error})") from None
+    if len(mapping.positions) != len(header):
+        raise NotVectorised(f"the header {list(header)} has columns the ranking does not read")
+    return mapping.style, {field: header[i] for field, i in mapping.positions.items()}
 
 
 def _header(path: str) -> list[str]:
@@ -126,7 +125,7 @@ def _scan(path: str) -> tuple[int, bool]:
     """The number of line breaks, and whether the file ends with one. Raises on quotes.
 
     Quoted fields are the one part of CSV where DuckDB's reader and Python's csv module could
-    split a line differently, so files with quotes go to the streaming reader. ``O(bytes)``,
+    split a line differently, so files with quotes go to the input pipeline. ``O(bytes)``,
     memory ``O(1)``.
     """
     breaks = 0
@@ -160,6 +159,10 @@ class _Scan(threading.Thread):
         return self._result
 
 
+def _sql_set(kinds: frozenset[str]) -> str:
+    return "(" + ", ".join(f"'{kind}'" for kind in sorted(kinds)) + ")"
+
+
 def _query(header: Sequence[str], columns: dict[str, str]) -> str:
     """One pass: per (investor, pool) pair, then per investor; checks ride along."""
 
@@ -174,24 +177,31 @@ def _query(header: Sequence[str], columns: dict[str, str]) -> str:
     ]
     if "id" in columns:
         row_checks.append(f"regexp_full_match({q(columns['id'])}, '{_ID_RE}')")
+    kind = f"'{WITHOUT_KIND}'"
     if "kind" in columns:
-        kinds = ", ".join(f"'{kind}'" for kind in sorted(KINDS))
-        row_checks.append(f"{q(columns['kind'])} IN ({kinds})")
+        kind = q(columns["kind"])
+        row_checks.append(f"{kind} IN {_sql_set(KINDS)}")
     value = "TRY_CAST(amount AS DECIMAL(38, 6))"
     return f"""
         WITH source AS (
-            SELECT {q(columns["investor"])} AS investor, {q(columns["pool"])} AS pool,
-                   {amount} AS amount, coalesce({" AND ".join(row_checks)}, false) AS plain
+            SELECT {q(columns["pool_id"])} AS pool, {q(columns["investor_id"])} AS investor,
+                   {amount} AS amount, {kind} AS kind,
+                   coalesce({" AND ".join(row_checks)}, false) AS plain
             FROM read_csv($path, header = true, auto_detect = false, delim = ',',
                           quote = '"', escape = '"', columns = {{{spec}}})
         ), pairs AS (
-            SELECT investor, pool, SUM({value}) AS total, MIN({value}) AS low,
-                   MAX(length(amount) - instr(amount, '.'))
-                       FILTER (WHERE instr(amount, '.') > 0) AS places,
-                   COUNT(*) AS rows, COUNT(*) FILTER (WHERE NOT plain) AS odd
+            SELECT investor, pool,
+                   SUM(CASE WHEN kind IN {_sql_set(ADDS)} THEN {value}
+                            WHEN kind IN {_sql_set(SUBTRACTS)} THEN -{value} END) AS total,
+                   MIN({value}) AS low, MAX({value}) AS high,
+                   MAX(length(amount) - instr(amount, '.')) FILTER (
+                       WHERE instr(amount, '.') > 0 AND kind IN {_sql_set(COUNTED)}) AS places,
+                   COUNT(*) AS rows, COUNT(*) FILTER (WHERE NOT plain) AS odd,
+                   COUNT(*) FILTER (WHERE kind IN {_sql_set(ADDS)}) AS invested
             FROM source GROUP BY investor, pool
         )
-        SELECT investor, COUNT(*) AS unique_pools, SUM(total) AS total, MIN(low) AS low,
+        SELECT investor, COUNT(*) FILTER (WHERE invested > 0) AS unique_pools,
+               SUM(total) AS total, MIN(low) AS low, MAX(high) AS high,
                coalesce(MAX(places), 0) AS places, SUM(rows) AS rows,
                SUM(odd) + COUNT(*) FILTER (
                    WHERE NOT coalesce(regexp_full_match(pool, '{_ID_RE}'), false))
@@ -201,8 +211,9 @@ def _query(header: Sequence[str], columns: dict[str, str]) -> str:
     """
 
 
-Groups = list[tuple[str, int, Decimal, Decimal | None, int, int, int]]
-"""Per investor: id, distinct pools, total, smallest amount, most fraction digits, rows, odd."""
+Groups = list[tuple[str, int, Decimal | None, Decimal | None, Decimal | None, int, int, int]]
+"""Per investor: id, distinct pools invested in, total invested, smallest and largest amount
+of any kind, most fraction digits of a counted amount, rows, rows or ids not plain."""
 
 
 def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str]) -> Groups:
@@ -222,7 +233,7 @@ def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str]) -> G
         scan.join()
     # DuckDB skips blank lines: count them back from the line breaks.
     breaks, ends_with_break = scan.result()
-    if breaks != sum(row[5] for row in rows) + (1 if ends_with_break else 0):
+    if breaks != sum(row[6] for row in rows) + (1 if ends_with_break else 0):
         raise NotVectorised("the file has blank lines")
     return rows
 
@@ -241,29 +252,37 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str]) -> G
     ]
     if "id" in columns:
         checks.append(pl.col(columns["id"]).str.contains(_ID_RUST))
+    kind = pl.lit(WITHOUT_KIND)
     if "kind" in columns:
-        checks.append(pl.col(columns["kind"]).is_in(sorted(KINDS)))
+        kind = pl.col(columns["kind"])
+        checks.append(kind.is_in(sorted(KINDS)))
     plain = checks[0]
     for check in checks[1:]:
         plain = plain & check
     value = amount.cast(pl.Decimal(38, 6), strict=False)
+    adds, subtracts = kind.is_in(sorted(ADDS)), kind.is_in(sorted(SUBTRACTS))
+    signed = pl.when(adds).then(value).when(subtracts).then(-value).otherwise(None)
     dot = amount.str.find(".", literal=True)
-    places = pl.when(dot.is_not_null()).then(amount.str.len_bytes() - dot - 1).otherwise(0)
+    places = (pl.when(dot.is_not_null() & kind.is_in(sorted(COUNTED)))
+              .then(amount.str.len_bytes() - dot - 1).otherwise(0))
     not_id = ~pl.col("pool").str.contains(_ID_RUST).fill_null(False)
     query = (
         pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",")
         .select(
-            pl.col(columns["investor"]).alias("investor"), pl.col(columns["pool"]).alias("pool"),
-            value.alias("value"), places.alias("places"), plain.fill_null(False).alias("plain"),
+            pl.col(columns["investor_id"]).alias("investor"),
+            pl.col(columns["pool_id"]).alias("pool"),
+            value.alias("value"), signed.alias("signed"), places.alias("places"),
+            adds.fill_null(False).alias("adds"), plain.fill_null(False).alias("plain"),
         )
         .group_by("investor", "pool")
-        .agg(pl.col("value").sum().alias("total"), pl.col("value").min().alias("low"),
-             pl.col("places").max().alias("places"), pl.len().alias("rows"),
-             (~pl.col("plain")).sum().alias("odd"))
+        .agg(pl.col("signed").sum().alias("total"), pl.col("value").min().alias("low"),
+             pl.col("value").max().alias("high"), pl.col("places").max().alias("places"),
+             pl.len().alias("rows"), (~pl.col("plain")).sum().alias("odd"),
+             pl.col("adds").sum().alias("invested"))
         .group_by("investor")
-        .agg(pl.len().alias("unique_pools"), pl.col("total").sum(), pl.col("low").min(),
-             pl.col("places").max(), pl.col("rows").sum(),
-             (pl.col("odd").sum() + not_id.sum()).alias("odd"))
+        .agg((pl.col("invested") > 0).sum().alias("unique_pools"), pl.col("total").sum(),
+             pl.col("low").min(), pl.col("high").max(), pl.col("places").max(),
+             pl.col("rows").sum(), (pl.col("odd").sum() + not_id.sum()).alias("odd"))
         .with_columns(pl.col("odd") + (~pl.col("investor").str.contains(_ID_RUST)
                                        .fill_null(False)).cast(pl.UInt32))
     )
@@ -282,10 +301,11 @@ ENGINES: Final = {"polars": _with_polars, "duckdb": _with_duckdb}
 def fast_top_investors(
     path: str | os.PathLike[str], n: int = 5, *, engine: str = "auto"
 ) -> FastRanking:
-    """Rank a CSV file's investors in polars or DuckDB, exactly as the streaming reader would.
+    """Rank a CSV file's investors in polars or DuckDB, exactly as reading it through the input
+    pipeline and :func:`~auptimate_core.top_investors` would.
 
     ``engine`` is ``"polars"``, ``"duckdb"`` or ``"auto"`` (the first of them installed).
-    Raises :class:`NotVectorised` when the file needs the streaming reader (see the module
+    Raises :class:`NotVectorised` when the file needs the input pipeline (see the module
     notes), and :class:`~auptimate_core.errors.MissingExtra` when no engine is installed.
     One pass over the file (on all cores), then ``O(m log n)`` in Python for ``m`` investors.
     """
@@ -295,14 +315,17 @@ def fast_top_investors(
     header = _header(name)
     style, columns = _columns(header)
     rows = run(name, header, columns)
-    count = sum(row[5] for row in rows)
-    odd = sum(row[6] for row in rows) + sum(1 for row in rows if row[3] is None or row[3] <= 0)
+    count = sum(row[6] for row in rows)
+    odd = sum(row[7] for row in rows) + sum(
+        1 for row in rows if row[3] is None or row[3] <= 0 or row[4] is None
+        or row[4] > MAX_AMOUNT)
     if odd:
         raise NotVectorised(f"{odd} rows (or ids) are not plain")
-    exponent = {places: Decimal(1).scaleb(-places) for places in {row[4] for row in rows}}
+    exponent = {places: Decimal(1).scaleb(-places) for places in {row[5] for row in rows}}
     totals = [
         (inv, pools, total.quantize(exponent[places], context=EXACT))
-        for inv, pools, total, _, places, _, _ in rows
+        for inv, pools, total, _, _, places, _, _ in rows
+        if pools and total is not None
     ]
     return FastRanking(rank_totals(totals, n), count, style)
 
