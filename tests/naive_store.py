@@ -20,7 +20,7 @@ class NaiveWindowStore(ModelStore):
     def observe_many(
         self, keys: Sequence[str], event_ids: Sequence[str], ats: Sequence[int],
         amounts: Sequence[int], intervals: Sequence[Interval], *, totals: bool = False,
-        tokens: Sequence[str] | None = None, batch: str | None = None,
+        deliveries: Sequence[str] | None = None, batch: str | None = None,
         not_after: int | None = None,
     ) -> ObservedBatch:
         results = [

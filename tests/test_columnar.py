@@ -61,7 +61,7 @@ class ColumnarStore:
     def observe_many(
         self, keys: Sequence[str], event_ids: Sequence[str], ats: Sequence[int],
         amounts: Sequence[int], intervals: Sequence[Interval], *, totals: bool = False,
-        tokens: Sequence[str] | None = None, batch: str | None = None,
+        deliveries: Sequence[str] | None = None, batch: str | None = None,
         not_after: int | None = None,
     ) -> ObservedBatch:
         spans = [(iv.offset, iv.reach) for iv in intervals]

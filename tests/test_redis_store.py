@@ -184,11 +184,11 @@ def test_redelivered_late_and_future_tokens_are_answered_as_the_first_time(
     _history(store)
     args = (["p", "p", "p"], ["t1", "t2", "t3"], [31 * MINUTE, 20 * MINUTE, 5 * HOUR],
             [1, 2, 3], SPIKE)
-    first = store.observe_many(*args, tokens=["1-0", "2-0", "3-0"], not_after=HOUR)
+    first = store.observe_many(*args, deliveries=["1-0", "2-0", "3-0"], not_after=HOUR)
     assert first.statuses == [Status.NEW, Status.LATE, Status.FUTURE]
-    again = store.observe_many(*args, tokens=["1-0", "2-0", "3-0"], not_after=HOUR)
+    again = store.observe_many(*args, deliveries=["1-0", "2-0", "3-0"], not_after=HOUR)
     assert again == first
-    other = store.observe_many(*args, tokens=["1-1", "2-1", "3-1"], not_after=HOUR)
+    other = store.observe_many(*args, deliveries=["1-1", "2-1", "3-1"], not_after=HOUR)
     assert set(other.statuses) == {Status.DUPLICATE}
 
 

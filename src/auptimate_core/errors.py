@@ -7,6 +7,13 @@ callers can catch either the library's type or the built-in one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .alerts.alert import Alert
+    from .domain import Transaction
+
 
 class AuptimateError(Exception):
     """Base class of every error raised by auptimate_core."""
@@ -54,7 +61,24 @@ class RowError(ValidationError):
 
 
 class LateEvent(ValidationError):
-    """An event is older than the store's allowed lateness allows."""
+    """Transactions were kept out of the windows: ``late`` ones (older than the store's allowed
+    lateness allows) and ``future`` ones (too far ahead of the engine's clock). Raised only when
+    asked for (``AlertEngine(on_late="raise")``), after the whole call: ``alerts`` are all the
+    alerts of the call, which the sinks have already received."""
+
+    def __init__(
+        self, field: str, message: str, *, late: Sequence[Transaction] = (),
+        future: Sequence[Transaction] = (), alerts: Sequence[Alert] = (),
+    ) -> None:
+        super().__init__(field, message)
+        self.late = list(late)
+        self.future = list(future)
+        self.alerts = list(alerts)
+
+    @property
+    def transactions(self) -> list[Transaction]:
+        """The late transactions, then the future ones."""
+        return self.late + self.future
 
 
 class StoreError(AuptimateError):

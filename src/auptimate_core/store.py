@@ -9,6 +9,11 @@ Everything crosses this boundary as integers, converted once at the edge:
 - time is microseconds since the Unix epoch (:func:`auptimate_core.domain.to_micros`);
 - money is a count of :data:`AMOUNT_SCALE` units (0.0001 of the currency), see :func:`to_units`.
 
+The protocol is split by capability: :class:`EventWindows` (record and tally) and
+:class:`AlertLifecycle` (compare-and-set of firing states), joined in :class:`WindowStore`;
+:class:`RetainsRuns` is an optional capability of shared stores. A store that computes on numpy
+columns may answer with a :class:`ColumnarBatch`.
+
 A window is an :class:`Interval` relative to an event time ``t``: the half-open span
 ``(t - offset - length, t - offset]``. The spike rule's "recent" window is ``Interval(0, w)`` and
 its baseline is ``Interval(w, b)``.
@@ -148,22 +153,17 @@ class Observed:
 
 @attrs.frozen(slots=True)
 class ObservedBatch:
-    """The results of :meth:`WindowStore.observe_many`, as parallel lists (index ``i`` is the
+    """The results of :meth:`EventWindows.observe_many`, as parallel lists (index ``i`` is the
     ``i``-th observation).
 
     ``counts[j][i]`` and ``totals[j][i]`` tally interval ``j`` for observation ``i``; they are 0
     unless ``statuses[i]`` is ``NEW``. ``totals`` is empty when totals were not asked for.
-
-    ``arrays``, optional, is a store's own ``(counts, totals)`` columns when it has them as
-    numpy arrays (the same values): a consumer that computes on whole columns may use them
-    instead of converting the lists back. Not part of equality.
     """
 
     statuses: list[Status]
     counts: list[list[int]]
     totals: list[list[int]]
     first_seen: list[int | None]
-    arrays: tuple[list[Any], list[Any]] | None = attrs.field(default=None, eq=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.statuses)
@@ -178,6 +178,16 @@ class ObservedBatch:
             tuple(Tally(column[i], total) for column, total in zip(self.counts, totals)),
             self.first_seen[i],
         )
+
+
+@attrs.frozen(slots=True)
+class ColumnarBatch(ObservedBatch):
+    """An :class:`ObservedBatch` that also carries the store's own numpy columns of the same
+    values (``count_arrays[j]``, ``total_arrays[j]``), for a consumer that computes on whole
+    columns. Not part of equality."""
+
+    count_arrays: Sequence[Any] = attrs.field(default=(), eq=False, repr=False)
+    total_arrays: Sequence[Any] = attrs.field(default=(), eq=False, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -215,8 +225,9 @@ class Transition:
 
 
 @runtime_checkable
-class WindowStore(Protocol):
-    """The storage interface of the alert engine. See the module docstring for the contract."""
+class EventWindows(Protocol):
+    """Storage of event windows: record events once per id and tally intervals. See the
+    module docstring for the contract."""
 
     def observe(
         self, observation: Observation, intervals: Sequence[Interval], *,
@@ -234,7 +245,7 @@ class WindowStore(Protocol):
         intervals: Sequence[Interval],
         *,
         totals: bool = False,
-        tokens: Sequence[str] | None = None,
+        deliveries: Sequence[str] | None = None,
         batch: str | None = None,
         not_after: int | None = None,
     ) -> ObservedBatch:
@@ -244,25 +255,31 @@ class WindowStore(Protocol):
         skip summing amounts when no rule needs them. Events after ``not_after`` are
         ``FUTURE`` (see the module docstring).
 
-        ``batch`` names the call (no spaces or colons). A store shared between processes
-        answers an event it recorded under the same batch name and place as it did the first
-        time (``NEW`` with the tallies it was first answered with, ``LATE`` or ``FUTURE``): it
-        is the same call again, retried after a
+        Redelivery, for a store shared between processes (a store that lives in one process,
+        such as the memory store, may ignore both): ``deliveries`` names each event's delivery
+        (a queue's entry id, say; no spaces or colons); ``batch`` names the whole call. An
+        event whose id the store holds, arriving again under the same delivery name (or the
+        same batch name and place), is answered as it was the first time (``NEW`` with the
+        tallies it was first answered with, ``LATE`` or ``FUTURE``): it is the same delivery
+        again, after a worker died before acknowledging it or a call failed with
         :class:`~auptimate_core.errors.StoreUnavailable`, and deciding it again is how its
-        alerts are not lost. A store that cannot fail half-way (the memory store) may ignore
-        it.
-
-        ``tokens`` names each event's delivery (a queue's entry id, say, without spaces). A
-        store shared between processes answers an event whose id it holds with the same token
-        as new, with the tallies it was first answered with: it is the same delivery again,
-        after a worker died before acknowledging it, and deciding it again is how its alerts
-        are not lost. A store that lives in one process (the memory store) may ignore tokens.
+        alerts are not lost.
         """
         ...
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         """Tally ``intervals`` ending at ``at`` for ``key`` without recording anything."""
         ...
+
+    def close(self) -> None:
+        """Release connections or other resources. The store is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class AlertLifecycle(Protocol):
+    """Storage of the alert lifecycle: which rule is firing for which key, changed by
+    compare-and-set so that engines sharing it share one lifecycle."""
 
     def states(
         self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
@@ -286,6 +303,22 @@ class WindowStore(Protocol):
     def close(self) -> None:
         """Release connections or other resources. The store is not used afterwards."""
         ...
+
+
+@runtime_checkable
+class WindowStore(EventWindows, AlertLifecycle, Protocol):
+    """What the alert engine needs of storage: event windows and the alert lifecycle, in one
+    object (a store that keeps both where engines can share them)."""
+
+
+@runtime_checkable
+class RetainsRuns(Protocol):
+    """A shared store that keeps the newest ``retain`` events of every key past the windows'
+    horizon, so that a redelivered run of up to that many events per key is answered as the
+    first time. A queue consumer slices its redeliverable work by it."""
+
+    @property
+    def retain(self) -> int: ...
 
 
 class LifecycleTable:

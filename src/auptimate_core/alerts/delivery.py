@@ -28,7 +28,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import BuiltinFunctionType, FunctionType, MethodType
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -58,6 +59,14 @@ _IDLE_EXIT = 5.0  # seconds without work after which the worker thread ends (res
 _CLOSE_GRACE = 0.25  # how long close() waits past its timeout for an attempt at its deadline
 
 
+@runtime_checkable
+class NamedSink(Protocol):
+    """A sink that names itself for logs, metrics and dead letters (``name``)."""
+
+    @property
+    def name(self) -> str: ...
+
+
 def sink_name(sink: AlertCallback) -> str:
     """A sink's name for logs, metrics and dead letters: its own ``name`` attribute, or its
     function or class name.
@@ -65,13 +74,11 @@ def sink_name(sink: AlertCallback) -> str:
     >>> sink_name(print), sink_name(lambda alert: None)
     ('print', '<lambda>')
     """
-    if isinstance(sink, BackgroundSink):
+    if isinstance(sink, BackgroundSink | NamedSink) and isinstance(sink.name, str) and sink.name:
         return sink.name
-    name = getattr(sink, "name", None)
-    if isinstance(name, str) and name:
-        return name
-    qualname = getattr(sink, "__qualname__", None)
-    return qualname if isinstance(qualname, str) else type(sink).__qualname__
+    if isinstance(sink, FunctionType | BuiltinFunctionType | MethodType):
+        return sink.__qualname__
+    return type(sink).__qualname__
 
 
 @attrs.frozen

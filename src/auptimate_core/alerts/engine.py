@@ -27,6 +27,7 @@ from ..clock import Clock, SystemClock
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
+    ColumnarBatch,
     Interval,
     LifecycleState,
     ObservedBatch,
@@ -37,7 +38,7 @@ from ..store import (
 )
 from .alert import FIRING, RESOLVED, Alert
 from .delivery import DeadLetter, Dispatcher
-from .rules import TransactionRule, WindowRule
+from .rules import FlaggingRule, LinearRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
 
 try:
@@ -98,7 +99,7 @@ class _Slot:
         self.rule = rule
         self.columns = columns
         self.uses_totals = rule.measure == "total"
-        linear = getattr(rule, "linear", None)
+        linear = rule.linear if isinstance(rule, LinearRule) else None
         self.linear: tuple[int, int, int] | None = linear if len(columns) == 2 else None
 
 
@@ -278,17 +279,13 @@ class AlertEngine:
         late, future = held
         if (late or future) and self.on_late == "raise":
             first = (late or future)[0]
-            error = LateEvent(
+            raise LateEvent(
                 "timestamp",
                 f"{len(late)} transaction(s) older than the store's allowed lateness and "
                 f"{len(future)} more than {self.max_ahead} ahead of the clock were kept out of "
                 f"the windows, first {first.id!r} at {first.timestamp.isoformat()}",
+                late=late, future=future, alerts=alerts,
             )
-            error.late = late  # type: ignore[attr-defined]
-            error.future = future  # type: ignore[attr-defined]
-            error.transactions = late + future  # type: ignore[attr-defined]
-            error.alerts = alerts  # type: ignore[attr-defined]
-            raise error
         return alerts
 
     def _remember_unfinished(self, batches: list[tuple[tuple[str, ...], _Unfinished]]) -> None:
@@ -380,7 +377,7 @@ class AlertEngine:
                for moment in map(_TIMESTAMP, txs)]
         not_after = to_micros(self.clock.now()) + self._ahead
         amounts = list(map(to_units, map(_AMOUNT, txs))) if self._totals else [0] * len(txs)
-        extra: dict[str, Any] = {} if deliveries is None else {"tokens": deliveries}
+        extra: dict[str, Any] = {} if deliveries is None else {"deliveries": deliveries}
         batch = self._call(
             "observe_many", self.store.observe_many,
             keys, event_ids, ats, amounts, self._intervals, totals=self._totals,
@@ -400,8 +397,8 @@ class AlertEngine:
         pending: list[tuple[int, int, Alert, int]] = []
         duplicate = Status.DUPLICATE
         for order, tx_rule in enumerate(self._tx_rules):
-            flagged = getattr(tx_rule, "flagged", None)
-            candidates = flagged(txs) if flagged is not None else range(len(txs))
+            candidates = (tx_rule.flagged(txs) if isinstance(tx_rule, FlaggingRule)
+                          else range(len(txs)))
             for i in candidates:
                 if every_new or statuses[i] is not duplicate:
                     alert = tx_rule.check(txs[i])
@@ -476,11 +473,11 @@ class AlertEngine:
             tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
             for s in slots
         ]
-        arrays = batch.arrays
         vectors = [
-            tuple((arrays[1] if s.uses_totals else arrays[0])[c] for c in s.columns)
+            tuple((batch.total_arrays if s.uses_totals else batch.count_arrays)[c]
+                  for c in s.columns)
             for s in slots
-        ] if arrays is not None else [None] * len(slots)
+        ] if isinstance(batch, ColumnarBatch) else [None] * len(slots)
         if not again:
             # Pools that were firing, and those where a rule holds: nowhere else can a
             # state change.

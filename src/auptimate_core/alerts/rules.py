@@ -76,6 +76,24 @@ class WindowRule(Protocol):
     ) -> Alert: ...
 
 
+@runtime_checkable
+class FlaggingRule(Protocol):
+    """A transaction rule that can find, in one pass over a batch, the transactions it would
+    alert on (so the engine calls :meth:`TransactionRule.check` on those alone)."""
+
+    def flagged(self, txs: Sequence[Transaction]) -> list[int]: ...
+
+
+@runtime_checkable
+class LinearRule(Protocol):
+    """A window rule on two values whose condition may be exactly ``v0 >= floor and
+    v0 * a >= v1 * b``: ``linear`` is then ``(floor, a, b)`` (else None), and the engine tests
+    it inline, or on whole numpy columns, instead of calling :meth:`WindowRule.holds`."""
+
+    @property
+    def linear(self) -> tuple[int, int, int] | None: ...
+
+
 def _money(value: object, field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise ValidationError(field, f"must be a Decimal or an int, not {type(value).__name__}")

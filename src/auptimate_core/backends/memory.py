@@ -225,11 +225,11 @@ class MemoryWindowStore:
         intervals: Sequence[Interval],
         *,
         totals: bool = False,
-        tokens: Sequence[str] | None = None,
+        deliveries: Sequence[str] | None = None,
         batch: str | None = None,
         not_after: int | None = None,
     ) -> ObservedBatch:
-        """See :meth:`WindowStore.observe_many`; ``tokens`` and ``batch`` are ignored (a call
+        """See :meth:`WindowStore.observe_many`; ``deliveries`` and ``batch`` are ignored (a call
         on this store cannot fail half-way, so it is never retried)."""
         n = len(keys)
         spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]

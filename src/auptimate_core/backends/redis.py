@@ -110,7 +110,7 @@ class RedisWindowStore:
     longer) of its pool's event time. ``idle_ttl`` is the wall-clock time after which an
     untouched pool's keys expire (at least the dedup horizon). ``retries`` and ``backoff``
     bound the retries of a failed call. ``retain``: the newest events of a pool kept even past
-    the horizon, so that a redelivered run (see ``tokens`` of :meth:`observe_many`) of up to
+    the horizon, so that a redelivered run (see ``deliveries`` of :meth:`observe_many`) of up to
     that many events per pool is answered as the first time.
     """
 
@@ -374,23 +374,24 @@ class RedisWindowStore:
         intervals: Sequence[Interval],
         *,
         totals: bool = False,
-        tokens: Sequence[str] | None = None,
+        deliveries: Sequence[str] | None = None,
         batch: str | None = None,
         not_after: int | None = None,
     ) -> ObservedBatch:
-        """See :meth:`WindowStore.observe_many`. ``tokens`` name each event's delivery; else
+        """See :meth:`WindowStore.observe_many`. ``deliveries`` name each event's delivery; else
         ``batch`` names the call, and an event keeps the token ``batch.run.place`` (its pool's
         run in the call, its place in the run); else the call gets a random name."""
         n = len(keys)
         if not len(event_ids) == len(ats) == len(amounts) == n:
             raise ValidationError("observe_many", f"{n} keys, {len(event_ids)} event ids, "
                                   f"{len(ats)} times and {len(amounts)} amounts")
+        tokens = deliveries
         if tokens is not None:
             if len(tokens) != n:
-                raise ValidationError("tokens", f"{len(tokens)} for {n} events")
+                raise ValidationError("deliveries", f"{len(tokens)} for {n} events")
             bad = next((t for t in tokens if not _is_token(t)), None)
             if bad is not None:
-                raise ValidationError("tokens", f"{bad!r} is empty or has a space or a colon")
+                raise ValidationError("deliveries", f"{bad!r} is empty or has a space or a colon")
         if batch is not None and not _is_token(batch):
             raise ValidationError("batch", f"{batch!r} is empty or has a space or a colon")
         if n:

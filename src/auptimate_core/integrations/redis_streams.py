@@ -63,6 +63,7 @@ from ..alerts.delivery import DeadLetter, Dispatcher
 from ..alerts.sinks import AlertCallback
 from ..domain import Transaction
 from ..errors import AuptimateError, MissingExtra, StoreError, ValidationError
+from ..store import RetainsRuns
 
 try:
     import redis
@@ -299,8 +300,9 @@ class StreamWorker:
         self.poll = poll
         self.alert_memory_ms = int(alert_memory * 1000)
         self.lag_every = 5.0
-        retain = getattr(engine.store, "retain", None)
-        self.per_pool = retain if isinstance(retain, int) and retain > 0 else batch_size
+        store = engine.store
+        retain = store.retain if isinstance(store, RetainsRuns) else 0
+        self.per_pool = retain if retain > 0 else batch_size
         self.held: set[int] = set()
         self._unfinished: set[int] = set()  # held shards that may have entries of ours pending
         self.processed = 0

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from ..store import (
     DAY,
     IDLE,
+    ColumnarBatch,
     Interval,
     LifecycleState,
     Observation,
@@ -184,9 +185,9 @@ class WindowStoreContract:
                     [o.amount for o in chunk], intervals, totals=totals, not_after=not_after,
                 )
                 assert len(got) == len(chunk)
-                if got.arrays is not None:  # a store's numpy columns hold the same values
-                    assert [list(map(int, a)) for a in got.arrays[0]] == got.counts
-                    assert [list(map(int, a)) for a in got.arrays[1]] == got.totals
+                if isinstance(got, ColumnarBatch):  # a store's numpy columns: the same values
+                    assert [list(map(int, a)) for a in got.count_arrays] == got.counts
+                    assert [list(map(int, a)) for a in got.total_arrays] == got.totals
                 for i, obs in enumerate(chunk):
                     want = model.observe(obs, intervals, not_after=not_after)
                     assert got.statuses[i] is want.status

@@ -93,7 +93,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import StoreError, ValidationError
-from ..store import DAY, ObservedBatch, Status, Tally
+from ..store import DAY, ColumnarBatch, ObservedBatch, Status, Tally
 from .idlog import IdLog, Probes, hashes
 
 Ints = npt.NDArray[np.int64]
@@ -195,7 +195,9 @@ class ColumnarWindows:
             start = self._round(codes, event_ids, ats, amounts, start, spans, totals, lateness,
                                 keep, not_after, out)
         self._tidy()
-        return ObservedBatch(out.statuses, out.counts, out.sums, out.first_seen, out.arrays())
+        count_arrays, total_arrays = out.arrays()
+        return ColumnarBatch(out.statuses, out.counts, out.sums, out.first_seen,
+                             count_arrays, total_arrays)
 
     def tally(self, key: str, at: int, spans: Sequence[tuple[int, int]]) -> tuple[Tally, ...]:
         """Counts and sums of ``key``'s events in each span ending at ``at``; nothing recorded."""
@@ -703,7 +705,7 @@ class _Output:
         self.sum_parts: list[list[npt.NDArray[Any]]] = [[] for _ in range(spans)] if totals else []
 
     def arrays(self) -> tuple[list[Any], list[Any]]:
-        """The columns as numpy arrays, for :attr:`ObservedBatch.arrays`."""
+        """The columns as numpy arrays, for a :class:`ColumnarBatch`."""
         def join(parts: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
             return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else (
                 np.zeros(0, np.int64))
