@@ -40,7 +40,10 @@ from ..domain import Transaction
 from ..errors import RowError, ValidationError
 from .schema import ColumnMap, RejectedRow, column_map, field_of, to_transaction, transaction_from
 
-__all__ = ["Format", "Source", "detect_format", "file_format", "read_rows", "read_transactions"]
+__all__ = [
+    "Format", "Source", "detect_format", "field_limit", "file_format", "read_rows",
+    "read_transactions",
+]
 
 Format = Literal["csv", "jsonl"]
 Source = str | os.PathLike[str] | IO[str] | IO[bytes]
@@ -227,11 +230,16 @@ def _csv_problem(error: csv.Error, first: int, last: int) -> str:
     text = str(error)
     for start, message in _CSV_PROBLEMS:
         if start in text:
-            problem = message.format(limit=csv.field_size_limit())
+            problem = message.format(limit=field_limit())
             if last > first and "end of the file" not in problem:
                 problem += f" (the row runs from line {first} to {last}: is a quote left open?)"
             return problem
     return f"is not valid CSV ({text})"
+
+
+def field_limit() -> int:
+    """The longest CSV field, in characters, the reader takes (the csv module's limit)."""
+    return csv.field_size_limit()
 
 
 def _is_blank(row: list[str]) -> bool:

@@ -10,7 +10,7 @@ It only ever answers for files that the input pipeline reads without rejecting a
 it reads the same way. A row counts as *plain* when:
 
 - its ids are non-empty with no whitespace at either end (so dropping that whitespace changes
-  nothing), no NUL and no line break;
+  nothing), no NUL and no line break, and no longer than the CSV reader's field limit;
 - its amount is written ``digits[.digits]`` (at most 20 integer and 6 fraction digits) and is
   greater than zero and at most :data:`~auptimate_core.money.MAX_AMOUNT`;
 - its timestamp is an ISO 8601 date (midnight UTC), or a date and time with an explicit offset
@@ -42,6 +42,7 @@ import attrs
 
 from ..domain import KINDS
 from ..errors import AuptimateError, MissingExtra, RowError, ValidationError
+from ..io.readers import field_limit
 from ..io.schema import column_map
 from ..money import EXACT, MAX_AMOUNT
 from .invested import ADDS, COUNTED, SUBTRACTS, WITHOUT_KIND
@@ -159,6 +160,11 @@ class _Scan(threading.Thread):
         return self._result
 
 
+def _plain_id_sql(expr: str) -> str:
+    """SQL true when ``expr`` is a plain id (NULL when it is NULL)."""
+    return f"(regexp_full_match({expr}, '{_ID_RE}') AND length({expr}) <= {field_limit()})"
+
+
 def _sql_set(kinds: frozenset[str]) -> str:
     return "(" + ", ".join(f"'{kind}'" for kind in sorted(kinds)) + ")"
 
@@ -176,7 +182,7 @@ def _query(header: Sequence[str], columns: dict[str, str]) -> str:
         f"regexp_full_match({stamp}, '{_TIME_RE}')",
     ]
     if "id" in columns:
-        row_checks.append(f"regexp_full_match({q(columns['id'])}, '{_ID_RE}')")
+        row_checks.append(_plain_id_sql(q(columns["id"])))
     kind = f"'{WITHOUT_KIND}'"
     if "kind" in columns:
         kind = q(columns["kind"])
@@ -204,8 +210,8 @@ def _query(header: Sequence[str], columns: dict[str, str]) -> str:
                SUM(total) AS total, MIN(low) AS low, MAX(high) AS high,
                coalesce(MAX(places), 0) AS places, SUM(rows) AS rows,
                SUM(odd) + COUNT(*) FILTER (
-                   WHERE NOT coalesce(regexp_full_match(pool, '{_ID_RE}'), false))
-               + CASE WHEN coalesce(regexp_full_match(investor, '{_ID_RE}'), false)
+                   WHERE NOT coalesce({_plain_id_sql("pool")}, false))
+               + CASE WHEN coalesce({_plain_id_sql("investor")}, false)
                       THEN 0 ELSE 1 END AS odd
         FROM pairs GROUP BY investor
     """
@@ -245,13 +251,18 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str]) -> G
         import polars as pl
     except ImportError as error:
         raise MissingExtra("polars", "fast") from error
+    limit = field_limit()
+
+    def plain_id(column: pl.Expr) -> pl.Expr:
+        return column.str.contains(_ID_RUST) & (column.str.len_chars() <= limit)
+
     amount, stamp = pl.col(columns["amount"]), pl.col(columns["timestamp"])
     checks = [
         amount.str.contains(f"^{_AMOUNT_RE}$"),
         stamp.str.contains(f"^{_TIME_RE}$"),
     ]
     if "id" in columns:
-        checks.append(pl.col(columns["id"]).str.contains(_ID_RUST))
+        checks.append(plain_id(pl.col(columns["id"])))
     kind = pl.lit(WITHOUT_KIND)
     if "kind" in columns:
         kind = pl.col(columns["kind"])
@@ -265,7 +276,7 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str]) -> G
     dot = amount.str.find(".", literal=True)
     places = (pl.when(dot.is_not_null() & kind.is_in(sorted(COUNTED)))
               .then(amount.str.len_bytes() - dot - 1).otherwise(0))
-    not_id = ~pl.col("pool").str.contains(_ID_RUST).fill_null(False)
+    not_id = ~plain_id(pl.col("pool")).fill_null(False)
     query = (
         pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",")
         .select(
@@ -283,7 +294,7 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str]) -> G
         .agg((pl.col("invested") > 0).sum().alias("unique_pools"), pl.col("total").sum(),
              pl.col("low").min(), pl.col("high").max(), pl.col("places").max(),
              pl.col("rows").sum(), (pl.col("odd").sum() + not_id.sum()).alias("odd"))
-        .with_columns(pl.col("odd") + (~pl.col("investor").str.contains(_ID_RUST)
+        .with_columns(pl.col("odd") + (~plain_id(pl.col("investor"))
                                        .fill_null(False)).cast(pl.UInt32))
     )
     try:
