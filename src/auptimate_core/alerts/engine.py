@@ -27,40 +27,30 @@ from ..clock import Clock, SystemClock
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
-    ColumnarBatch,
-    Interval,
-    LifecycleState,
-    ObservedBatch,
     Status,
     Transition,
     WindowStore,
     to_units,
 )
-from .alert import FIRING, RESOLVED, Alert
+from .alert import RESOLVED, Alert
+from .decisions import Pending, WindowDecisions
 from .delivery import DeadLetter, Dispatcher
-from .rules import FlaggingRule, LinearRule, TransactionRule, WindowRule
+from .rules import FlaggingRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
-
-try:
-    import numpy as _np
-except ImportError:  # numpy is optional (the fast extra): the pure-Python path is the same
-    _np = None  # type: ignore[assignment]
 
 logger = logging.getLogger("auptimate_core.alerts")
 
 SinkErrorHandler = Callable[[AlertCallback, Alert, BaseException], object]
-IDLE = LifecycleState()
 _T = TypeVar("_T")
 _POOL = attrgetter("pool_id")
 _ID = attrgetter("id")
 _TIMESTAMP = attrgetter("timestamp")
 _AMOUNT = attrgetter("amount")
 _MICROSECOND = timedelta(microseconds=1)
-_INT64 = 1 << 62  # products below this are safe in numpy's int64
 _UNFINISHED = 64  # failed batches remembered for a retry
 
 
-def _ALERT_ORDER(entry: tuple[int, int, Alert, int]) -> tuple[int, int]:
+def _ALERT_ORDER(entry: Pending) -> tuple[int, int]:
     return entry[0], entry[1]
 
 
@@ -84,23 +74,6 @@ class EngineStats:
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
-
-
-class _Slot:
-    """A window rule as the engine runs it: where its values sit in the store's answer.
-
-    ``linear`` is ``(floor, a, b)`` when the rule's condition on two values is exactly
-    ``v0 >= floor and v0 * a >= v1 * b``: the engine then tests it inline, without a call.
-    """
-
-    __slots__ = ("columns", "linear", "rule", "uses_totals")
-
-    def __init__(self, rule: WindowRule, columns: tuple[int, ...]) -> None:
-        self.rule = rule
-        self.columns = columns
-        self.uses_totals = rule.measure == "total"
-        linear = rule.linear if isinstance(rule, LinearRule) else None
-        self.linear: tuple[int, int, int] | None = linear if len(columns) == 2 else None
 
 
 class _Unfinished:
@@ -166,29 +139,21 @@ class AlertEngine:
         self.store: WindowStore = store
         self._store_name = type(store).__name__
         self.rules = tuple(rules)
-        self._tx_rules: list[TransactionRule] = []
-        self._slots: list[_Slot] = []
-        intervals: list[Interval] = []
-        names: set[str] = set()
-        for rule in self.rules:
-            if rule.name in names:
-                raise ValidationError("rules", f"two rules are named {rule.name!r}")
-            names.add(rule.name)
-            if isinstance(rule, WindowRule):
-                columns = []
-                for interval in rule.intervals:
-                    if interval not in intervals:
-                        intervals.append(interval)
-                    columns.append(intervals.index(interval))
-                self._slots.append(_Slot(rule, tuple(columns)))
-            elif isinstance(rule, TransactionRule):
-                self._tx_rules.append(rule)
-            else:
-                raise ValidationError(
-                    "rules", f"{rule!r} is neither a transaction rule nor a window rule"
-                )
-        self._intervals = tuple(intervals)
-        self._totals = any(slot.uses_totals for slot in self._slots)
+        names = [rule.name for rule in self.rules]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:
+            raise ValidationError("rules", f"two rules are named {twice!r}")
+        odd = next((rule for rule in self.rules
+                    if not isinstance(rule, WindowRule | TransactionRule)), None)
+        if odd is not None:
+            raise ValidationError(
+                "rules", f"{odd!r} is neither a transaction rule nor a window rule")
+        self._tx_rules = [rule for rule in self.rules
+                          if isinstance(rule, TransactionRule) and not isinstance(rule, WindowRule)]
+        self._windows = WindowDecisions([rule for rule in self.rules
+                                         if isinstance(rule, WindowRule)])
+        self._intervals = self._windows.intervals
+        self._totals = self._windows.totals
         self._stats_lock = threading.Lock()
         self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
@@ -305,7 +270,7 @@ class AlertEngine:
         now_us = to_micros(now)
         alerts: list[Alert] = []
         with self._lock:
-            for slot in self._slots:
+            for slot in self._windows.slots:
                 rule = slot.rule
                 changes: list[tuple[Transition, Alert]] = []
                 for key in sorted(self._call("firing", self.store.firing, rule.name)):
@@ -394,7 +359,7 @@ class AlertEngine:
         _metrics.engine_batch(self._store_name, len(txs), *held_counts)
         # Each entry: (transaction index, rule order, alert, index of its transition or -1
         # when unconditional); sorted at the end into the order a loop per transaction gives.
-        pending: list[tuple[int, int, Alert, int]] = []
+        pending: list[Pending] = []
         duplicate = Status.DUPLICATE
         for order, tx_rule in enumerate(self._tx_rules):
             candidates = (tx_rule.flagged(txs) if isinstance(tx_rule, FlaggingRule)
@@ -405,9 +370,10 @@ class AlertEngine:
                     if alert is not None:
                         pending.append((i, order, alert, -1))
         transitions: list[Transition] = []
-        if self._slots:
-            self._decide_windows(txs, keys, ats, batch, every_new, tag, again, pending,
-                                 transitions)
+        if self._windows.slots:
+            self._windows.decide(
+                self._call, self.store, txs, keys, ats, batch, every_new, tag, again,
+                len(self._tx_rules), pending, transitions)
         if not pending:
             return []
         applied = (
@@ -457,81 +423,6 @@ class AlertEngine:
                 self.on_future(tx)
         return duplicates, len(late), len(future)
 
-    def _decide_windows(
-        self, txs: list[Transaction], keys: list[str], ats: list[int], batch: ObservedBatch,
-        every_new: bool, tag: str, again: bool, pending: list[tuple[int, int, Alert, int]],
-        transitions: list[Transition],
-    ) -> None:
-        """The window rules' lifecycle changes of a batch, decided in transaction order.
-
-        Only the pools where something can change are walked: a pool whose rules hold at none
-        of its transactions of the batch and were not firing at its start keeps its state."""
-        slots = self._slots
-        statuses = batch.statuses
-        new = Status.NEW
-        columns = [
-            tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
-            for s in slots
-        ]
-        vectors = [
-            tuple((batch.total_arrays if s.uses_totals else batch.count_arrays)[c]
-                  for c in s.columns)
-            for s in slots
-        ] if isinstance(batch, ColumnarBatch) else [None] * len(slots)
-        if not again:
-            # Pools that were firing, and those where a rule holds: nowhere else can a
-            # state change.
-            active: set[str] = set()
-            for slot in slots:
-                active.update(self._call("firing", self.store.firing, slot.rule.name))
-            active.intersection_update(keys)
-        else:
-            # A batch decided again is decided from the states it found the first time,
-            # which only the states themselves tell: ask for every pool of the batch.
-            known = self._call(
-                "states", self.store.states,
-                [(pool, s.rule.name) for pool in set(keys) for s in slots], batch=tag)
-            active = {key for (key, _), state in known.items() if state.firing}
-        for slot, cols, vector in zip(slots, columns, vectors):
-            active.update(keys[i] for i in _holding(slot, cols, vector)
-                          if every_new or statuses[i] is new)
-        if not active:
-            return
-        known = self._call(
-            "states", self.store.states,
-            [(pool, s.rule.name) for pool in active for s in slots], batch=tag)
-        states = [
-            {pool: known.get((pool, s.rule.name), IDLE) for pool in active} for s in slots
-        ]
-        first_seen = batch.first_seen
-        base = len(self._tx_rules)
-        window_work = list(enumerate(zip(slots, states, columns), base))
-        for i, key in enumerate(keys):
-            if key not in active or not (every_new or statuses[i] is new):
-                continue
-            for order, (slot, pool_states, cols) in window_work:
-                state = pool_states[key]
-                linear = slot.linear
-                if linear is not None:
-                    v0 = cols[0][i]
-                    holds = v0 >= linear[0] and v0 * linear[1] >= cols[1][i] * linear[2]
-                else:
-                    holds = slot.rule.holds(*[col[i] for col in cols])
-                if holds is state.firing:
-                    continue
-                rule = slot.rule
-                at = ats[i]
-                if holds and not rule.may_fire(at, first_seen[i], state):
-                    continue
-                pool_states[key] = LifecycleState(holds, at)
-                tx = txs[i]
-                values = tuple(col[i] for col in cols)
-                alert = rule.alert(
-                    FIRING if holds else RESOLVED, key, tx.timestamp, tx.id, tx.investor_id, values
-                )
-                pending.append((i, order, alert, len(transitions)))
-                transitions.append(Transition(key, rule.name, holds, at, tx.id, tag))
-
     def _deliver(self, alerts: list[Alert]) -> None:
         """Hand alerts to the sinks: plain callables now, background sinks through their
         queues (never waiting on their I/O)."""
@@ -548,27 +439,6 @@ class AlertEngine:
             self.stats.sink_failures += 1
         if self.on_sink_error is not None:
             self.on_sink_error(sink, alert, error)
-
-
-def _holding(
-    slot: _Slot, columns: tuple[list[int], ...], vectors: tuple[Any, ...] | None = None
-) -> list[int]:
-    """The indices at which ``slot``'s rule holds (statuses not considered); ``vectors`` are
-    the same columns as numpy arrays, when the store gave them."""
-    linear = slot.linear
-    if linear is None:
-        holds = slot.rule.holds
-        return [i for i, values in enumerate(zip(*columns)) if holds(*values)]
-    floor, a, b = linear
-    c0, c1 = columns
-    if _np is not None and len(c0) >= 64:
-        v0, v1 = vectors if vectors is not None and all(
-            v.dtype == _np.int64 for v in vectors) else (
-            _np.array(c0, dtype=_np.int64), _np.array(c1, dtype=_np.int64))
-        if int(v0.max()) * a < _INT64 and int(v1.max()) * b < _INT64:
-            found: list[int] = _np.flatnonzero((v0 >= floor) & (v0 * a >= v1 * b)).tolist()
-            return found
-    return [i for i, (v0, v1) in enumerate(zip(*columns)) if v0 >= floor and v0 * a >= v1 * b]
 
 
 def alert_time(at: int) -> datetime:

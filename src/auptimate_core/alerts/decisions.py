@@ -1,0 +1,179 @@
+"""How an engine decides its window rules: which pools a batch can change, and the lifecycle
+changes of each, in transaction order.
+
+:class:`WindowDecisions` holds an engine's window rules as :class:`RuleSlot` values (each
+rule's place in the store's answer) and turns one :class:`~auptimate_core.store.ObservedBatch`
+into alerts and :class:`~auptimate_core.store.Transition` requests. Its cost is a pass over the
+batch's columns per rule (on whole numpy columns when the store gives them) plus a walk of the
+transactions of the pools where a state can change; the others are not visited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..domain import Transaction
+from ..store import (
+    IDLE,
+    AlertLifecycle,
+    ColumnarBatch,
+    Interval,
+    LifecycleState,
+    ObservedBatch,
+    Status,
+    Transition,
+)
+from .alert import FIRING, RESOLVED, Alert
+from .rules import LinearRule, WindowRule
+
+try:
+    import numpy as _np
+except ImportError:  # numpy is optional (the fast extra): the pure-Python path is the same
+    _np = None  # type: ignore[assignment]
+
+StoreCall = Callable[..., Any]
+"""``call(operation, method, *args, **kwargs)``: how the engine makes (and times) a store call."""
+
+Pending = tuple[int, int, Alert, int]
+"""An alert waiting for its transition: (transaction index, rule order, alert, transition index,
+or -1 for an alert that needs none)."""
+
+_INT64 = 1 << 62  # products below this are safe in numpy's int64
+
+
+class RuleSlot:
+    """A window rule as the engine runs it: where its values sit in the store's answer.
+
+    ``linear`` is ``(floor, a, b)`` when the rule's condition on two values is exactly
+    ``v0 >= floor and v0 * a >= v1 * b``: the engine then tests it inline, without a call.
+    """
+
+    __slots__ = ("columns", "linear", "rule", "uses_totals")
+
+    def __init__(self, rule: WindowRule, columns: tuple[int, ...]) -> None:
+        self.rule = rule
+        self.columns = columns
+        self.uses_totals = rule.measure == "total"
+        linear = rule.linear if isinstance(rule, LinearRule) else None
+        self.linear: tuple[int, int, int] | None = linear if len(columns) == 2 else None
+
+
+class WindowDecisions:
+    """An engine's window rules, and the intervals their store answers (each once)."""
+
+    __slots__ = ("intervals", "slots", "totals")
+
+    def __init__(self, rules: Sequence[WindowRule]) -> None:
+        intervals: list[Interval] = []
+        self.slots: list[RuleSlot] = []
+        for rule in rules:
+            columns = []
+            for interval in rule.intervals:
+                if interval not in intervals:
+                    intervals.append(interval)
+                columns.append(intervals.index(interval))
+            self.slots.append(RuleSlot(rule, tuple(columns)))
+        self.intervals = tuple(intervals)
+        self.totals = any(slot.uses_totals for slot in self.slots)
+
+    def decide(
+        self, call: StoreCall, lifecycle: AlertLifecycle, txs: list[Transaction],
+        keys: list[str], ats: list[int], batch: ObservedBatch, every_new: bool, tag: str,
+        again: bool, base: int, pending: list[Pending], transitions: list[Transition],
+    ) -> None:
+        """The window rules' lifecycle changes of a batch, decided in transaction order.
+
+        Only the pools where something can change are walked: a pool whose rules hold at none
+        of its transactions of the batch and were not firing at its start keeps its state.
+
+        ``call(operation, method, *args)`` makes each store call (the engine times them);
+        ``again`` says the batch may have been decided before under ``tag``, so its lifecycle
+        is read as it was then. Alerts go to ``pending`` as ``(transaction index, rule order
+        (from ``base``), alert, index of its transition)``, their changes to ``transitions``.
+        """
+        slots = self.slots
+        statuses = batch.statuses
+        new = Status.NEW
+        columns = [
+            tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
+            for s in slots
+        ]
+        vectors = [
+            tuple((batch.total_arrays if s.uses_totals else batch.count_arrays)[c]
+                  for c in s.columns)
+            for s in slots
+        ] if isinstance(batch, ColumnarBatch) else [None] * len(slots)
+        if not again:
+            # Pools that were firing, and those where a rule holds: nowhere else can a
+            # state change.
+            active: set[str] = set()
+            for slot in slots:
+                active.update(call("firing", lifecycle.firing, slot.rule.name))
+            active.intersection_update(keys)
+        else:
+            # A batch decided again is decided from the states it found the first time,
+            # which only the states themselves tell: ask for every pool of the batch.
+            known = call(
+                "states", lifecycle.states,
+                [(pool, s.rule.name) for pool in set(keys) for s in slots], batch=tag)
+            active = {key for (key, _), state in known.items() if state.firing}
+        for slot, cols, vector in zip(slots, columns, vectors):
+            active.update(keys[i] for i in _holding(slot, cols, vector)
+                          if every_new or statuses[i] is new)
+        if not active:
+            return
+        known = call(
+            "states", lifecycle.states,
+            [(pool, s.rule.name) for pool in active for s in slots], batch=tag)
+        states = [
+            {pool: known.get((pool, s.rule.name), IDLE) for pool in active} for s in slots
+        ]
+        first_seen = batch.first_seen
+        window_work = list(enumerate(zip(slots, states, columns), base))
+        for i, key in enumerate(keys):
+            if key not in active or not (every_new or statuses[i] is new):
+                continue
+            for order, (slot, pool_states, cols) in window_work:
+                state = pool_states[key]
+                linear = slot.linear
+                if linear is not None:
+                    v0 = cols[0][i]
+                    holds = v0 >= linear[0] and v0 * linear[1] >= cols[1][i] * linear[2]
+                else:
+                    holds = slot.rule.holds(*[col[i] for col in cols])
+                if holds is state.firing:
+                    continue
+                rule = slot.rule
+                at = ats[i]
+                if holds and not rule.may_fire(at, first_seen[i], state):
+                    continue
+                pool_states[key] = LifecycleState(holds, at)
+                tx = txs[i]
+                values = tuple(col[i] for col in cols)
+                alert = rule.alert(
+                    FIRING if holds else RESOLVED, key, tx.timestamp, tx.id, tx.investor_id, values
+                )
+                pending.append((i, order, alert, len(transitions)))
+                transitions.append(Transition(key, rule.name, holds, at, tx.id, tag))
+
+
+def _holding(
+    slot: RuleSlot, columns: tuple[list[int], ...], vectors: tuple[Any, ...] | None = None
+) -> list[int]:
+    """The indices at which ``slot``'s rule holds (statuses not considered); ``vectors`` are
+    the same columns as numpy arrays, when the store gave them."""
+    linear = slot.linear
+    if linear is None:
+        holds = slot.rule.holds
+        return [i for i, values in enumerate(zip(*columns)) if holds(*values)]
+    floor, a, b = linear
+    c0, c1 = columns
+    if _np is not None and len(c0) >= 64:
+        v0, v1 = vectors if vectors is not None and all(
+            v.dtype == _np.int64 for v in vectors) else (
+            _np.array(c0, dtype=_np.int64), _np.array(c1, dtype=_np.int64))
+        if int(v0.max()) * a < _INT64 and int(v1.max()) * b < _INT64:
+            found: list[int] = _np.flatnonzero((v0 >= floor) & (v0 * a >= v1 * b)).tolist()
+            return found
+    return [i for i, (v0, v1) in enumerate(zip(*columns)) if v0 >= floor and v0 * a >= v1 * b]
