@@ -18,18 +18,14 @@ ones until it is delivered or dead-lettered, and never holds back the other sink
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from pathlib import Path
 from types import BuiltinFunctionType, FunctionType, MethodType
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -37,20 +33,16 @@ from .. import metrics as _metrics
 from ..clock import Clock, SystemClock
 from ..errors import ValidationError
 from .alert import Alert
+from .dead_letters import DeadLetter as DeadLetter
+from .dead_letters import DeadLetterDestination, dead_letter_destination
+from .dead_letters import JsonLinesDeadLetters as JsonLinesDeadLetters
+from .dead_letters import read_dead_letters as read_dead_letters
+from .lanes import Lane, earliest_due, next_due
 from .sinks import AlertCallback, BackgroundSink, DeliveryError, RetryPolicy
 
-__all__ = [
-    "DeadLetter",
-    "DeliveryStats",
-    "Dispatcher",
-    "ErrorHandler",
-    "JsonLinesDeadLetters",
-    "read_dead_letters",
-    "sink_name",
-]
+__all__ = ["DeliveryStats", "Dispatcher", "ErrorHandler", "sink_name"]
 
 logger = logging.getLogger("auptimate_core.alerts")
-dead_letter_logger = logging.getLogger("auptimate_core.alerts.dead_letters")
 
 ErrorHandler = Callable[[AlertCallback, Alert, BaseException], object]
 """``on_error(sink, alert, error)``: called once for each delivery given up on."""
@@ -82,84 +74,6 @@ def sink_name(sink: AlertCallback) -> str:
 
 
 @attrs.frozen
-class DeadLetter:
-    """An alert a sink never accepted: which sink, why, after how many attempts, and when.
-
-    ``to_dict()`` is one line of a dead-letter file: ``{"alert": alert.to_dict(), "sink": ...,
-    "error": ..., "attempts": ..., "at": ...}`` (``attempts`` is 0 for an alert refused by a
-    full queue or a closed dispatcher); :meth:`from_dict` reads it back.
-    """
-
-    alert: Alert
-    sink: str
-    error: str
-    attempts: int
-    at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "alert": self.alert.to_dict(),
-            "sink": self.sink,
-            "error": self.error,
-            "attempts": self.attempts,
-            "at": self.at.isoformat(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DeadLetter:
-        return cls(
-            alert=Alert.from_dict(data["alert"]),
-            sink=data["sink"],
-            error=data["error"],
-            attempts=int(data["attempts"]),
-            at=datetime.fromisoformat(data["at"]),
-        )
-
-
-class JsonLinesDeadLetters:
-    """Appends each dead letter to ``path`` as one JSON line (UTF-8). Safe to share between
-    threads.
-
-    The file is opened for each letter (dead letters are rare), so an operator may move it
-    away at any time; ``fsync=True`` also forces each line to disk before returning.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
-        self.path = Path(path)
-        self.fsync = fsync
-        self._lock = threading.Lock()
-
-    def __call__(self, letter: DeadLetter) -> None:
-        line = json.dumps(letter.to_dict(), ensure_ascii=False, sort_keys=True) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as file:
-            file.write(line)
-            if self.fsync:
-                file.flush()
-                os.fsync(file.fileno())
-
-    def __repr__(self) -> str:
-        return f"JsonLinesDeadLetters({str(self.path)!r})"
-
-
-def read_dead_letters(path: str | os.PathLike[str]) -> list[DeadLetter]:
-    """The dead letters of a JSON Lines file, in the order they were written; to re-send
-    them once the sink is mended: ``for letter in read_dead_letters(p): sink(letter.alert)``."""
-    with Path(path).open(encoding="utf-8") as file:
-        return [DeadLetter.from_dict(json.loads(line)) for line in file if line.strip()]
-
-
-def _log_dead_letter(letter: DeadLetter) -> None:
-    """The destination when none is given: the log, with what identifies the alert."""
-    alert = letter.alert
-    dead_letter_logger.error(
-        "dead letter for sink %s: alert %s (%s)", letter.sink, alert.key, letter.error,
-        extra={"sink": letter.sink, "alert_key": alert.key, "alert_rule": alert.name,
-               "alert_state": alert.state, "pool_id": alert.pool_id,
-               "transaction_id": alert.transaction_id, "attempts": letter.attempts},
-    )
-
-
-@attrs.frozen
 class DeliveryStats:
     """What a dispatcher has done, counted per delivery (one alert to one sink).
 
@@ -179,20 +93,7 @@ class DeliveryStats:
     lost: int = 0
 
 
-class _Lane:
-    """One background sink's queue; its head stays queued while it is being attempted."""
-
-    __slots__ = ("attempts", "due", "jobs", "name", "sink")
-
-    def __init__(self, sink: BackgroundSink) -> None:
-        self.sink = sink
-        self.name = sink.name
-        self.jobs: deque[Alert] = deque()
-        self.attempts = 0  # attempts made on the head
-        self.due = 0.0  # monotonic time before which the head is not tried again
-
-
-_Route = tuple[AlertCallback, _Lane | None]
+_Route = tuple[AlertCallback, Lane | None]
 _GiveUp = tuple[AlertCallback, str, Alert, BaseException, int]
 
 
@@ -214,9 +115,11 @@ class Dispatcher:
 
     A delivery given up on is logged at ERROR (sink name, alert key, HTTP status if any; never
     credentials), counted by the metrics hook ``sink_delivery(name, ok=False)``, written to
-    ``dead_letter`` (a path: :class:`JsonLinesDeadLetters`; a callable taking a
-    :class:`DeadLetter`; ``None``: logged on ``auptimate_core.alerts.dead_letters`` with the
-    alert's key, pool and transaction) and passed to ``on_error(sink, alert, error)``.
+    ``dead_letter`` (see :func:`~auptimate_core.alerts.dead_letters.dead_letter_destination`:
+    a path is a JSON Lines file; a callable takes a
+    :class:`~auptimate_core.alerts.dead_letters.DeadLetter`; ``None`` logs on
+    ``auptimate_core.alerts.dead_letters`` with the alert's key, pool and transaction) and
+    passed to ``on_error(sink, alert, error)``.
     ``clock`` stamps the dead letters.
 
     At interpreter exit a dispatcher that was not closed is closed with ``exit_timeout``.
@@ -227,7 +130,7 @@ class Dispatcher:
         self,
         sinks: Iterable[AlertCallback] = (),
         *,
-        dead_letter: str | os.PathLike[str] | Callable[[DeadLetter], object] | None = None,
+        dead_letter: str | os.PathLike[str] | DeadLetterDestination | None = None,
         retry: RetryPolicy | None = None,
         capacity: int = 10_000,
         overflow_wait: float = 0.0,
@@ -240,17 +143,7 @@ class Dispatcher:
         for field, seconds in (("overflow_wait", overflow_wait), ("exit_timeout", exit_timeout)):
             if not seconds >= 0:
                 raise ValidationError(field, f"must be 0 or more seconds, not {seconds!r}")
-        self.dead_letter: Callable[[DeadLetter], object]
-        if dead_letter is None:
-            self.dead_letter = _log_dead_letter
-        elif isinstance(dead_letter, str | os.PathLike):
-            self.dead_letter = JsonLinesDeadLetters(dead_letter)
-        elif callable(dead_letter):
-            self.dead_letter = dead_letter
-        else:
-            raise ValidationError(
-                "dead_letter", f"must be a file path, a callable or None, not {dead_letter!r}"
-            )
+        self.dead_letter = dead_letter_destination(dead_letter)
         self.retry = retry or RetryPolicy()
         self.capacity = capacity
         self.overflow_wait = float(overflow_wait)
@@ -259,7 +152,7 @@ class Dispatcher:
         self.exit_timeout = float(exit_timeout)
         self._cond = threading.Condition()
         self._routes: tuple[_Route, ...] = ()  # replaced whole, so submit reads it unlocked
-        self._lanes: list[_Lane] = []  # every lane with work or a route, in turn order
+        self._lanes: list[Lane] = []  # every lane with work or a route, in turn order
         self._turn = 0
         self._worker: threading.Thread | None = None
         self._closing = False
@@ -284,7 +177,7 @@ class Dispatcher:
         if not callable(sink):
             raise ValidationError("sinks", f"a sink must be callable, not {sink!r}")
         with self._cond:
-            lane = _Lane(sink) if isinstance(sink, BackgroundSink) else None
+            lane = Lane(sink) if isinstance(sink, BackgroundSink) else None
             if lane is not None:
                 self._lanes.append(lane)
             self._routes = (*self._routes, (sink, lane))
@@ -346,11 +239,8 @@ class Dispatcher:
             self._stopped = True
             for lane in self._lanes:
                 error = DeliveryError("not delivered before the dispatcher closed")
-                leftovers.extend(
-                    (lane.sink, lane.name, alert, error, lane.attempts if i == 0 else 0)
-                    for i, alert in enumerate(lane.jobs))
-                lane.jobs.clear()
-                lane.attempts = 0
+                leftovers.extend((lane.sink, lane.name, alert, error, attempts)
+                                 for alert, attempts in lane.take_all())
             self._prune()
             self._settling += len(leftovers)
         self._give_up(leftovers)
@@ -389,7 +279,7 @@ class Dispatcher:
             if recorder.enabled:
                 recorder.sink_delivery(sink_name(sink), True)
 
-    def _enqueue(self, lanes: list[_Lane], batch: list[Alert]) -> None:
+    def _enqueue(self, lanes: list[Lane], batch: list[Alert]) -> None:
         refused: list[_GiveUp] = []
         with self._cond:
             if self._closing:
@@ -418,7 +308,7 @@ class Dispatcher:
             self._settling += len(refused)
         self._give_up(refused)
 
-    def _wait_for_room(self, lane: _Lane, until: float) -> None:
+    def _wait_for_room(self, lane: Lane, until: float) -> None:
         """Wait (under the lock) until ``lane`` has room, the dispatcher closes, or ``until``."""
         while len(lane.jobs) >= self.capacity and not self._closing:
             left = until - time.monotonic()
@@ -460,31 +350,28 @@ class Dispatcher:
                 lane, alert, deadline = picked
             self._attempt(lane, alert, deadline)
 
-    def _pick(self) -> tuple[_Lane, Alert, float] | None:
+    def _pick(self) -> tuple[Lane, Alert, float] | None:
         """The next lane whose head is due, in turn (under the lock)."""
         now = time.monotonic()
         if self._closing and now >= self._close_by:
             return None
-        lanes = self._lanes
-        for step in range(len(lanes)):
-            i = (self._turn + step) % len(lanes)
-            lane = lanes[i]
-            if lane.jobs and lane.due <= now:
-                self._turn = i + 1
-                if lane.attempts:
-                    self._counts["retried"] += 1
-                deadline = now + lane.sink.timeout
-                if self._closing:
-                    deadline = min(deadline, self._close_by)
-                return lane, lane.jobs[0], deadline
-        return None
+        i = next_due(self._lanes, self._turn, now)
+        if i is None:
+            return None
+        lane = self._lanes[i]
+        self._turn = i + 1
+        if lane.attempts:
+            self._counts["retried"] += 1
+        deadline = now + lane.sink.timeout
+        if self._closing:
+            deadline = min(deadline, self._close_by)
+        return lane, lane.jobs[0], deadline
 
     def _wait_time(self) -> float:
         """How long the worker may sleep before a head falls due (under the lock)."""
-        dues = [lane.due for lane in self._lanes if lane.jobs]
-        if not dues:
+        until = earliest_due(self._lanes)
+        if until is None:
             return max(0.0, self._close_by - time.monotonic()) if self._closing else _IDLE_EXIT
-        until = min(dues)
         if self._closing:
             until = min(until, self._close_by)
         return max(0.0, until - time.monotonic())
@@ -492,7 +379,7 @@ class Dispatcher:
     def _idle(self) -> bool:
         return not any(lane.jobs for lane in self._lanes)
 
-    def _attempt(self, lane: _Lane, alert: Alert, deadline: float) -> None:
+    def _attempt(self, lane: Lane, alert: Alert, deadline: float) -> None:
         try:
             lane.sink.send(alert, deadline)
         except Exception as error:  # any failure is one failed attempt
@@ -509,9 +396,7 @@ class Dispatcher:
             policy = lane.sink.retry or self.retry
             retryable = not (isinstance(failure, DeliveryError) and not failure.retryable)
             if failure is None or not retryable or attempts >= policy.attempts:
-                lane.jobs.popleft()
-                lane.attempts = 0
-                lane.due = 0.0
+                lane.finish_head()
                 if failure is None:
                     self._counts["delivered"] += 1
                 else:
