@@ -138,6 +138,17 @@ def test_skip_invalid_reports_every_rejected_row_and_writes_rejects(tmp_path: Pa
     assert written[1]["row"] == "bob,p1,ten,2024-01-01"
 
 
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_times_without_an_offset_need_a_time_zone(tmp_path: Path, engine: str) -> None:
+    path = write_csv(tmp_path / "tx.csv", BRIEF, [["ann", "p1", "10", "2026-03-01T10:00:00"],
+                                                  ["bob", "p1", "20", "2026-03-01"]])
+    refused = run(str(path), "--engine", engine)
+    assert refused.exit_code == 2 and "line 2: timestamp: " in refused.stderr
+    assumed = run(str(path), "--engine", engine, "--timezone", "Europe/London", "--format", "csv")
+    assert assumed.exit_code == 0, assumed.output
+    assert assumed.stdout.splitlines()[1:] == ["bob,1,20", "ann,1,10"]
+
+
 def test_usage_errors(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "tx.csv", BRIEF, brief(SAMPLE))
     assert run(str(path), "--rejects", str(tmp_path / "r.csv")).exit_code == 2

@@ -106,19 +106,27 @@ class _Lines:
                 return self._ahead[-1][0]
         return ""
 
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        if self._ahead:
+    def __iter__(self) -> Iterator[str]:
+        taken, bad = self.taken, self.bad
+        while self._ahead:
             text, problem = self._ahead.pop(0)
-        else:
-            text, problem = self._decode(next(self._raw), self.number + 1)
-        self.number += 1
-        if problem is not None:
-            self.bad[self.number] = problem
-        self.taken.append(text)
-        return text
+            self.number += 1
+            if problem is not None:
+                bad[self.number] = problem
+            taken.append(text)
+            yield text
+        for raw in self._raw:
+            self.number += 1
+            if isinstance(raw, bytes):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    text, problem = self._decode(raw, self.number)
+                    bad[self.number] = problem or ""
+            else:
+                text = raw
+            taken.append(text)
+            yield text
 
     def start(self) -> None:
         """Begin a new row: forget the lines taken so far."""
@@ -178,7 +186,8 @@ def read_rows(
     with ExitStack() as stack:
         raw, found = _open(source, stack)
         lines = _Lines(raw)
-        fmt = format or detect_format(name or found, lines.first_text())
+        first = lines.first_text()  # reads line 1 ahead, where a byte-order mark is dropped
+        fmt = format or detect_format(name or found, first)
         if fmt == "csv":
             yield from _csv_rows(lines, assume_tz)
         else:
@@ -242,10 +251,6 @@ def field_limit() -> int:
     return csv.field_size_limit()
 
 
-def _is_blank(row: list[str]) -> bool:
-    return not row or (len(row) == 1 and not row[0].strip())
-
-
 def _header(reader: Any, lines: _Lines) -> tuple[int, list[str]] | None:
     """The header row and its line, or None for a file without one; a bad one is raised."""
     while True:
@@ -261,7 +266,7 @@ def _header(reader: Any, lines: _Lines) -> tuple[int, list[str]] | None:
         bad = lines.take_bad()
         if bad is not None:
             raise RowError(bad[0], "header", bad[1], lines.raw())
-        if not _is_blank(row):
+        if row and (len(row) > 1 or row[0].strip()):
             return first, row
 
 
@@ -285,36 +290,41 @@ def _csv_rows(lines: _Lines, assume_tz: tzinfo | None) -> Iterator[Transaction |
     width = len(header)
     positions = list(mapping.positions.items())
     row_number = 0
+    taken = lines.taken
+    taken.clear()
+    end = lines.number  # the last line of the row before
     while True:
-        lines.start()
-        first = lines.number + 1
         try:
-            row = next(reader)
-        except StopIteration:
+            for row in reader:
+                first, end = end + 1, lines.number
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    lines.take_bad()  # a blank line is not a row
+                    taken.clear()
+                    continue
+                row_number += 1
+                if lines.bad:
+                    line, problem = lines.take_bad() or (first, "")
+                    yield RowError(line, _undecodable(row, mapping), problem, lines.raw())
+                elif len(row) != width:
+                    yield RowError(first, "row",
+                                   f"has {len(row)} fields where the header has {width}",
+                                   lines.raw())
+                else:
+                    fields = {field: row[i] for field, i in positions}
+                    try:
+                        yield to_transaction(fields, line=first, row=row_number,
+                                             assume_tz=assume_tz)
+                    except RowError as error:
+                        error.raw = lines.raw()
+                        yield error
+                taken.clear()
             return
         except csv.Error as error:
+            first, end = end + 1, lines.number
             row_number += 1
             lines.take_bad()
-            yield RowError(first, "row", _csv_problem(error, first, lines.number), lines.raw())
-            continue
-        if _is_blank(row):
-            lines.take_bad()
-            continue
-        row_number += 1
-        bad = lines.take_bad()
-        if bad is not None:
-            yield RowError(bad[0], _undecodable(row, mapping), bad[1], lines.raw())
-            continue
-        if len(row) != width:
-            yield RowError(first, "row", f"has {len(row)} fields where the header has {width}",
-                           lines.raw())
-            continue
-        fields = {field: row[i] for field, i in positions}
-        try:
-            yield to_transaction(fields, line=first, row=row_number, assume_tz=assume_tz)
-        except RowError as error:
-            error.raw = lines.raw()
-            yield error
+            yield RowError(first, "row", _csv_problem(error, first, end), lines.raw())
+            taken.clear()
 
 
 # -- JSON Lines --------------------------------------------------------------------------------

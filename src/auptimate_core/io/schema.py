@@ -1,9 +1,10 @@
 """The one definition of an input row: column names, how each value is read, what is refused.
 
-Every reader of transactions goes through here: the CSV and JSON Lines readers
-(:mod:`auptimate_core.io.readers`, behind every command that reads a file), the vectorised
-file ranking (which answers only for files whose rows it can show are read the same way) and
-the Redis Streams worker.
+Every reader of files goes through here: the CSV and JSON Lines readers
+(:mod:`auptimate_core.io.readers`, behind every command that reads a file) build their
+transactions with :func:`to_transaction` and :func:`transaction_from`, and the vectorised file
+ranking maps its header with :func:`column_map` (and answers only for files whose rows it can
+show are read the same way).
 
 **Columns.** Two header sets are understood, in CSV headers and JSON keys alike, compared
 without case and surrounding whitespace:
@@ -160,7 +161,7 @@ def describe(value: object) -> str:
 
 
 def _text(value: object) -> str:
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return value.strip()
     raise ValueError(f"must be text, not {describe(value)}")
 
@@ -168,6 +169,8 @@ def _text(value: object) -> str:
 def parse_id(value: object) -> str:
     """An id from text (whitespace around it dropped) or a JSON integer; its checks are
     :func:`~auptimate_core.domain.check_id`'s, made by the Transaction."""
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return _text(value)
@@ -175,12 +178,13 @@ def parse_id(value: object) -> str:
 
 def parse_amount(value: object) -> Decimal:
     """An amount from text (or a JSON number), exactly; no separators, no NaN, no infinity."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number")
-    if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if not isinstance(value, str):
-        raise ValueError(f"must be a number or text, not {describe(value)}")
+    if type(value) is not str:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        if isinstance(value, int | Decimal):
+            return Decimal(value)
+        if not isinstance(value, str):
+            raise ValueError(f"must be a number or text, not {describe(value)}")
     text = value.strip()
     if not text:
         raise ValueError("is empty")
