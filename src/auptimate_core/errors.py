@@ -28,6 +28,19 @@ class ValidationError(AuptimateError, ValueError):
         self.reason = message
 
 
+class InvalidURL(ValidationError):
+    """A storage URL is malformed or names no known backend (the field is ``url``).
+
+    ``url`` is the URL as given with any password replaced by ``***``; ``schemes`` are the
+    schemes known for that kind of storage (empty when the URL could not be read at all).
+    """
+
+    def __init__(self, url: str, message: str, schemes: tuple[str, ...] = ()) -> None:
+        super().__init__("url", message)
+        self.url = url
+        self.schemes = schemes
+
+
 class InvalidAmount(ValidationError):
     """An amount is not a positive, finite Decimal (or int)."""
 

@@ -1,15 +1,25 @@
-"""One registry of URLs for window stores: a URL picks a backend.
+"""A URL picks a backend: window stores and ledger repositories by URL scheme.
 
-``memory://`` (one process), ``redis://`` and ``rediss://`` (a Redis server, TLS with the
-second), ``redis+cluster://`` (a Redis Cluster). Drivers are imported only when their scheme is
-used; a missing one raises :class:`~auptimate_core.errors.MissingExtra`.
+Window stores: ``memory://`` (one process), ``redis://`` and ``rediss://`` (a Redis server, TLS
+with the second), ``redis+cluster://`` (a Redis Cluster). Ledgers: ``memory://``,
+``sqlite:///path.db`` (``sqlite://`` in memory), ``postgresql+psycopg://user@host/db``
+(``postgresql://`` means psycopg too). Each scheme's module is imported on first use; a missing
+driver raises :class:`~auptimate_core.errors.MissingExtra`, and a URL no backend serves an
+:class:`~auptimate_core.errors.InvalidURL` listing the known schemes.
 
-``memory://?window=columnar`` (or ``ring``) picks the memory store's window structure.
+The tables are :data:`~auptimate_core.urls.WINDOW_STORES` and
+:data:`~auptimate_core.urls.LEDGER_REPOSITORIES` (see :mod:`auptimate_core.urls`): a new
+backend is one entry there, one :meth:`~auptimate_core.urls.Registry.register` call, or an
+entry point of another package.
+
+``memory://?window=ring`` (or ``exact``, ``columnar``) picks the memory store's window structure.
 
 >>> type(window_store_from_url("memory://")).__name__
 'MemoryWindowStore'
 >>> window_store_from_url("memory://?window=ring").window
 'ring'
+>>> type(ledger_repository_from_url("sqlite://")).__name__
+'SqlLedgerRepository'
 """
 
 from __future__ import annotations
@@ -17,30 +27,39 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..errors import InvalidURL
+from ..pools.repository import LedgerRepository
 from ..store import WindowStore
+from ..urls import LEDGER_REPOSITORIES, WINDOW_STORES, redact
 
-SCHEMES = ("memory", "redis", "rediss", "redis+cluster")
+__all__ = ["LEDGER_REPOSITORIES", "WINDOW_STORES", "ledger_repository_from_url",
+           "memory_window_store", "window_store_from_url"]
 
 
 def window_store_from_url(url: str, **options: Any) -> WindowStore:
     """The window store ``url`` names; ``options`` go to the store's constructor."""
-    scheme = urlsplit(url).scheme.lower() if "://" in url else url.lower()
-    if scheme == "memory":
-        from .memory import MemoryWindowStore
+    store: WindowStore = WINDOW_STORES.open(url, **options)
+    return store
 
-        query = parse_qs(urlsplit(url).query) if "://" in url else {}
-        unknown = sorted(set(query) - {"window"})
-        if unknown:
-            raise ValueError(f"url: memory:// takes only a window= option, not {unknown}")
-        if "window" in query:
-            options.setdefault("window", query["window"][-1])
-        return MemoryWindowStore(**options)
-    if scheme in ("redis", "rediss", "redis+cluster"):
-        from .redis import RedisWindowStore
 
-        store: WindowStore = RedisWindowStore.from_url(url, **options)
-        return store
-    raise ValueError(
-        f"url: {url!r} names no window store; use one of "
-        + ", ".join(f"{s}://" for s in SCHEMES)
-    )
+def ledger_repository_from_url(url: str, **options: Any) -> LedgerRepository:
+    """The ledger repository ``url`` names; ``options`` go to its ``from_url`` (for SQL:
+    ``schema``, ``create``, ``retries``, ``engine_options``, ``poll_interval``)."""
+    repository: LedgerRepository = LEDGER_REPOSITORIES.open(url, **options)
+    return repository
+
+
+def memory_window_store(url: str, **options: Any) -> WindowStore:
+    """A :class:`~auptimate_core.backends.memory.MemoryWindowStore` for ``memory://``; the
+    only URL option is ``window=`` (the window structure), which ``options`` may also give."""
+    from .memory import MemoryWindowStore
+
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"window"})
+    if unknown:
+        shown = redact(url)
+        raise InvalidURL(shown, f"{shown!r}: memory:// takes only a window= option, "
+                         f"not {unknown}")
+    if "window" in query:
+        options.setdefault("window", query["window"][-1])
+    return MemoryWindowStore(**options)

@@ -22,10 +22,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from ..clock import Clock
 from ..domain import Investor
+from ..errors import InvalidURL, ValidationError
 from ..ranking import InvestorRank, TopInvestors
+from ..urls import redact
 from .audit import Entry
 from .changes import Recorded, new_identity
 from .events import LedgerEvent
@@ -161,6 +164,16 @@ class MemoryLedgerRepository:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._identity = new_identity()
+
+    @classmethod
+    def from_url(cls, url: str, **options: object) -> MemoryLedgerRepository:
+        """A new, empty repository for ``memory://`` (it takes no options)."""
+        if urlsplit(url).query:
+            shown = redact(url)
+            raise InvalidURL(shown, f"{shown!r}: memory:// takes no options")
+        if options:
+            raise ValidationError("options", f"memory:// takes no options, not {sorted(options)}")
+        return cls()
 
     @property
     def identity(self) -> str:

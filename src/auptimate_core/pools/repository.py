@@ -90,7 +90,8 @@ class LedgerSession(Protocol):
         """Entries as stored, ordered by pool id then number; ``pool_id=None`` for all pools."""
 
     def top_investors(self, n: int) -> list[InvestorRank]:
-        """The ranking of Problem 1 over the ``investment`` entries of every pool."""
+        """The top investors ranking (:func:`~auptimate_core.top_investors`) over the
+        ``investment`` entries of every pool."""
 
     def add_investor(self, investor: Investor) -> None:
         """Store a new investor."""

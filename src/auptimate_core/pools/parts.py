@@ -1,0 +1,61 @@
+"""What the parts of a :class:`~auptimate_core.PoolLedger` share, and the lookups they all use.
+
+The ledger is a facade over small collaborators: :mod:`.commands` (the writes), :mod:`.reads`,
+:mod:`.feed` (the change feed) and :mod:`.verify` (the audit). Each holds the same
+:class:`Parts`: the repository, the clock, the policy, the audit chain and the subscribers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from ..clock import Clock
+from ..domain import Investor
+from ..errors import UnknownInvestor, UnknownPool
+from .audit import AuditChain
+from .outbox import Subscribers
+from .policy import Policy
+from .position import Amounts, PoolTotals, Position
+from .repository import LedgerRepository, LedgerSession, PoolRecord
+
+
+@attrs.define(slots=True, eq=False)
+class Parts:
+    """The state one ledger's collaborators share (the ledger's attributes read and set it)."""
+
+    repository: LedgerRepository
+    clock: Clock
+    policy: Policy
+    chain: AuditChain
+    subscribers: Subscribers
+
+
+def find_pool(session: LedgerSession, pool_id: str, *, lock: bool = False) -> PoolRecord:
+    """The pool's record (:class:`~auptimate_core.errors.UnknownPool` if none); ``lock=True``
+    holds the pool against other writers until the unit of work ends."""
+    record = session.pool(pool_id, lock=lock)
+    if record is None:
+        raise UnknownPool(f"unknown pool {pool_id!r}")
+    return record
+
+
+def find_investor(session: LedgerSession, investor_id: str) -> Investor:
+    """The registered investor (:class:`~auptimate_core.errors.UnknownInvestor` if none)."""
+    investor = session.investor(investor_id)
+    if investor is None:
+        raise UnknownInvestor(f"unknown investor {investor_id!r}")
+    return investor
+
+
+def positions_of(record: PoolRecord, members: Mapping[str, Amounts]) -> tuple[Position, ...]:
+    """The positions of ``members`` in the pool of ``record``, by investor id."""
+    capital = record.totals.capital
+    return tuple(Position.of(record.pool.id, investor_id, held, capital)
+                 for investor_id, held in sorted(members.items()))
+
+
+def totals_of(record: PoolRecord) -> PoolTotals:
+    """The pool's totals as the events and reads show them."""
+    return PoolTotals.of(record.pool.id, record.pool.currency, record.totals)
