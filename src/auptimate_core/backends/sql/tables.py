@@ -1,0 +1,109 @@
+"""The SQL ledger's tables (names prefixed ``auptimate_``, in ``schema`` when given).
+
+- ``investors`` (id, name, email);
+- ``pools`` (definition, the head of the audit chain, the pool's totals);
+- ``members`` (one row per pool and investor: their totals);
+- ``entries`` (the audit chain: one row per pool and number, with both hashes);
+- ``receipts`` (idempotency keys: what each was used for and where its entries are);
+- ``feed_head`` and ``feed`` (the change feed, see :mod:`auptimate_core.backends.sql.feed`).
+
+Money is kept as integers of 1/10,000 of the currency (:data:`SCALE` decimals; exact everywhere,
+summed as integers), time as integer microseconds since the Unix epoch (UTC).
+
+>>> sorted(ledger_tables().metadata.tables)[:3]
+['auptimate_entries', 'auptimate_feed', 'auptimate_feed_head']
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from . import feed as changes_feed
+
+try:
+    import sqlalchemy as sa
+except ImportError as error:  # pragma: no cover - depends on the environment
+    from ...errors import MissingExtra
+
+    raise MissingExtra("sqlalchemy", "sql") from error
+
+__all__ = ["SCALE", "TOTALS", "LedgerTables", "ledger_tables"]
+
+SCALE: Final = 4
+"""Amounts are stored as integers of ``10**-SCALE`` of the currency."""
+
+TOTALS: Final = ("invested", "refunded", "fees", "distributed")
+"""The money columns of a member (a pool adds ``carry``)."""
+
+
+@attrs.frozen(slots=True)
+class LedgerTables:
+    """The ledger's tables in one :class:`sqlalchemy.MetaData`."""
+
+    metadata: sa.MetaData
+    investors: sa.Table
+    pools: sa.Table
+    members: sa.Table
+    entries: sa.Table
+    receipts: sa.Table
+    feed_head: sa.Table
+    feed: sa.Table
+
+
+def _money(name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.BigInteger, nullable=False, default=0)
+
+
+def ledger_tables(schema: str | None = None, prefix: str = "auptimate_") -> LedgerTables:
+    """The ledger's table definitions (``create_all`` on the returned metadata makes them)."""
+    md = sa.MetaData(schema=schema)
+    investors = sa.Table(
+        f"{prefix}investors", md,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("name", sa.String, nullable=False),
+        sa.Column("email", sa.String, nullable=True),
+    )
+    pools = sa.Table(
+        f"{prefix}pools", md,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("manager_id", sa.String, nullable=False),
+        sa.Column("name", sa.String, nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("head_seq", sa.Integer, nullable=False),
+        sa.Column("head_hash", sa.String(64), nullable=False),
+        *(_money(name) for name in (*TOTALS, "carry")),
+    )
+    members = sa.Table(
+        f"{prefix}members", md,
+        sa.Column("pool_id", sa.String, primary_key=True),
+        sa.Column("investor_id", sa.String, primary_key=True),
+        *(_money(name) for name in TOTALS),
+        sa.Index(f"{prefix}members_by_investor", "investor_id"),
+    )
+    entries = sa.Table(
+        f"{prefix}entries", md,
+        sa.Column("pool_id", sa.String, primary_key=True),
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("investor_id", sa.String, nullable=False),
+        sa.Column("amount", sa.BigInteger, nullable=False),
+        sa.Column("at_us", sa.BigInteger, nullable=False),
+        sa.Column("actor", sa.String, nullable=False),
+        sa.Column("detail", sa.Text, nullable=False),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.Index(f"{prefix}entries_by_kind_investor", "kind", "investor_id"),
+    )
+    receipts = sa.Table(
+        f"{prefix}receipts", md,
+        sa.Column("key", sa.String, primary_key=True),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("pool_id", sa.String, nullable=False),
+        sa.Column("first_seq", sa.Integer, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+    )
+    feed_head, feed = changes_feed.feed_tables(md, prefix)
+    return LedgerTables(md, investors, pools, members, entries, receipts, feed_head, feed)
