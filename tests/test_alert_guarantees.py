@@ -23,6 +23,7 @@ from auptimate_core.alerts import (
     SpikeRule,
     ThresholdRule,
 )
+from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.errors import InvalidAmount, LateEvent, StoreUnavailable
 from auptimate_core.store import Interval, Transition, WindowStore
@@ -41,6 +42,9 @@ MEMORY_KINDS = ("exact", "ring", "columnar")
 
 
 def memory_store(kind: str) -> WindowStore:
+    """An in-process store: the memory store on ``kind``'s windows, or the columnar store."""
+    if kind == "columnar":
+        return ColumnarWindowStore(allowed_lateness=LATENESS)
     return MemoryWindowStore(allowed_lateness=LATENESS, window=kind)  # type: ignore[arg-type]
 
 

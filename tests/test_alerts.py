@@ -22,6 +22,7 @@ from auptimate_core.alerts import (
     SpikeRule,
     ThresholdRule,
 )
+from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.errors import LateEvent, ValidationError
 from auptimate_core.store import WindowStore
@@ -44,7 +45,7 @@ def make_memory() -> WindowStore:
 
 
 def make_columnar() -> WindowStore:
-    return MemoryWindowStore(allowed_lateness=LATENESS, window="columnar")
+    return ColumnarWindowStore(allowed_lateness=LATENESS)
 
 
 STORES: dict[str, Callable[[], WindowStore]] = {

@@ -1,8 +1,10 @@
-"""The columnar windows: the store contract, the dedup horizon, future events, and memory
-bounded by the horizons (quiet keys give their events back, idle keys are dropped whole).
+"""The columnar store and its windows: the store contract, the dedup horizon, future events,
+and memory bounded by the horizons (quiet keys give their events back, idle keys are dropped
+whole).
 
-The structure is driven through :class:`ColumnarStore`, a thin :class:`WindowStore` over it (the
-memory store's own wiring is tested with the memory store)."""
+:class:`ColumnarWindowStore` passes the contract and matches the naive store; the structure's
+documented exceptions are checked through :class:`ColumnarStore`, a thin :class:`WindowStore`
+over :class:`ColumnarWindows` that leaves the keys it drops for the test to take."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ import gc
 import random
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import timedelta
 
 import attrs
 import pytest
 
+from auptimate_core.backends.columnar import ColumnarWindowStore
+from auptimate_core.backends.memory import MemoryWindowStore
+from auptimate_core.errors import StoreError, ValidationError
 from auptimate_core.store import (
     DAY,
     Interval,
@@ -28,8 +34,10 @@ from auptimate_core.store import (
     WindowStore,
 )
 from auptimate_core.testing.window_store import WindowStoreContract
-from auptimate_core.windows import columnar, idlog
+from auptimate_core.windows import columnar, composites, idlog, keycodes
 from auptimate_core.windows.columnar import ColumnarWindows
+
+from .naive_store import NaiveWindowStore
 
 MINUTE = 60_000_000
 HOUR = 60 * MINUTE
@@ -90,9 +98,11 @@ class ColumnarStore:
         pass
 
 
-class TestColumnarContract(WindowStoreContract):
+class TestColumnarWindowStore(WindowStoreContract):
     def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
-        return ColumnarStore(allowed_lateness_us, dedup_horizon_us)
+        return ColumnarWindowStore(
+            allowed_lateness=timedelta(microseconds=allowed_lateness_us),
+            dedup_horizon=timedelta(microseconds=dedup_horizon_us))
 
 
 @pytest.fixture
@@ -103,11 +113,84 @@ def small(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def test_the_memory_store_points_to_the_columnar_store() -> None:
+    with pytest.raises(ValidationError, match="ColumnarWindowStore") as caught:
+        MemoryWindowStore(window="columnar")  # type: ignore[arg-type]
+    assert caught.value.field == "window"
+
+
+def test_the_columnar_store_refuses_what_it_cannot_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="allowed_lateness"):
+        ColumnarWindowStore(allowed_lateness=timedelta(days=13))
+    store = ColumnarWindowStore()
+    with pytest.raises(ValidationError, match="12.7 days"):
+        store.observe(Observation("p", "a", 0), [Interval(0, 13 * DAY)])
+    # Times far apart rebase the columns; what is older than the horizon is late.
+    assert store.observe(Observation("p", "a", 0), SPIKE).status is Status.NEW
+    assert store.observe(Observation("p", "b", 400 * DAY), SPIKE).status is Status.NEW
+    assert store.observe(Observation("q", "c", 1), SPIKE).status is Status.LATE
+    assert store.tally("p", 400 * DAY, SPIKE)[0].count == 1
+    store._check()
+    monkeypatch.setattr(keycodes, "CODE_LIMIT", 3)
+    with pytest.raises(StoreError, match="3 keys"):
+        store.observe_many(["r", "s"], ["r1", "s1"], [400 * DAY] * 2, [1, 1], SPIKE)
+
+
+def test_a_dropped_key_loses_its_lifecycle_unless_firing(small: None) -> None:
+    store = ColumnarWindowStore(dedup_horizon=timedelta(hours=1))
+    store.observe_many(["a", "b"], ["a1", "b1"], [0, 0], [1, 1], SPIKE)
+    assert store.transition([Transition("a", "spike", True, 0), Transition("b", "spike", True, 0),
+                             Transition("b", "spike", False, 1)]) == [True, True, True]
+    for step in range(1, 40):  # three hours and more of traffic elsewhere
+        at = step * 5 * MINUTE
+        store.observe_many(["c"] * 10, [f"c{step}-{i}" for i in range(10)],
+                           [at + i for i in range(10)], [1] * 10, SPIKE)
+    assert store.size()["keys"] == 1
+    states = store.states([("a", "spike"), ("b", "spike")])
+    assert states[("a", "spike")].firing and states[("b", "spike")] == LifecycleState()
+    assert store.firing("spike") == frozenset({"a"})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_matches_the_naive_store_through_compactions(seed: int, small: None) -> None:
+    """A long messy stream (redeliveries old and new, events out of order within the allowed
+    lateness and past it, idle pools coming back, batches of every size) against the naive
+    store, with the columnar store compacting its events and ids every few batches."""
+    rng = random.Random(seed)
+    lateness = 2 * MINUTE
+    store = ColumnarWindowStore(allowed_lateness=timedelta(microseconds=lateness))
+    naive = NaiveWindowStore(lateness)
+    sent: list[tuple[str, str, int, int]] = []
+    at = 0
+    for serial in range(6_000):
+        at += rng.randrange(0, 3 * 1_000_000)
+        roll = rng.random()
+        if sent and roll < 0.08:
+            sent.append(rng.choice(sent[-200:] if roll < 0.05 else sent))  # redelivered
+            continue
+        pool = f"p{rng.randrange(8 if roll < 0.9 else 40)}"  # a few busy, many idle ones
+        when = at - rng.randrange(0, 3 * lateness) if roll > 0.95 else at
+        sent.append((pool, f"e{serial}", when, rng.randrange(0, 1_000)))
+    start = 0
+    while start < len(sent):
+        size = rng.choice([1, 7, 64, 300, 900])
+        part = sent[start:start + size]
+        start += size
+        args = ([p for p, _, _, _ in part], [e for _, e, _, _ in part],
+                [t for _, _, t, _ in part], [m for _, _, _, m in part], SPIKE)
+        got, want = store.observe_many(*args, totals=True), naive.observe_many(*args, totals=True)
+        assert (got.statuses, got.counts, got.totals, got.first_seen) == (
+            want.statuses, want.counts, want.totals, want.first_seen)
+        store._check()
+    for pool in ("p0", "p3", "p39"):
+        assert store.tally(pool, at, SPIKE) == naive.tally(pool, at, SPIKE)
+
+
 def test_a_future_event_changes_no_window_state() -> None:
     store = ColumnarStore(5 * MINUTE)
     windows = store.windows
     assert store.observe(Observation("p", "a", HOUR), SPIKE).status is Status.NEW
-    before = (windows._base, windows.newest, windows.size()["events"])
+    before = (windows.base, windows.newest, windows.size()["events"])
     # A year ahead, and far enough to have moved the time origin, in a batch and alone.
     year = 365 * 24 * HOUR
     got = store.observe_many(["p", "q", "p"], ["f1", "f2", "f3"], [year, 2 * year, HOUR + 1],
@@ -116,7 +199,7 @@ def test_a_future_event_changes_no_window_state() -> None:
     assert got.first_seen == [HOUR, None, HOUR]
     assert store.observe(Observation("q", "f4", year), SPIKE, not_after=HOUR).status is (
         Status.FUTURE)
-    assert (windows._base, windows.newest, windows.size()["events"]) == (
+    assert (windows.base, windows.newest, windows.size()["events"]) == (
         before[0], HOUR + 1, before[2] + 1)
     # Later events of every key are on time; the future ones are remembered.
     for key, at in (("p", HOUR + 2), ("q", HOUR - MINUTE), ("r", HOUR)):
@@ -152,7 +235,7 @@ def test_redelivered_hours_later_is_a_duplicate_through_compactions(small: None)
     store.windows._check()
 
 
-NEVER = columnar._NEVER
+NEVER = composites.NEVER
 
 
 class GiveBackModel:
@@ -228,7 +311,7 @@ class GiveBackModel:
         dropped = windows.take_dropped()
         assert len(set(dropped)) == len(dropped)
         for key in list(self.events):
-            code = windows._codes.get(key)
+            code = windows.keys.codes.get(key)
             assert (code is None) is (key in dropped), key
             if code is None:
                 ids = [at for (k, _), at in self.ids.items() if k == key]
@@ -238,7 +321,7 @@ class GiveBackModel:
                     name.pop(key, None)  # type: ignore[attr-defined]
                 self.ids = {pair: at for pair, at in self.ids.items() if pair[0] != key}
                 continue
-            floor = int(windows._floor[code])
+            floor = int(windows.keys.floor[code])
             if floor == self.floor.get(key, NEVER):
                 continue
             if floor == NEVER:  # no longer in reach of any event on time
@@ -248,7 +331,7 @@ class GiveBackModel:
             assert floor == self.newest[key] <= now - keep, key  # quiet: events given back
             self.floor[key] = floor
             self.events[key] = [(t, m) for t, m in self.events[key] if t > floor]
-        assert windows._dropped == self.dropped
+        assert windows.keys.dropped == self.dropped
 
 
 def messy_stream(rng: random.Random, n: int, lateness: int) -> list[tuple[Observation, int]]:
@@ -308,7 +391,7 @@ def test_matches_the_model_through_compactions_give_backs_and_drops(
         store.windows._check()
         model.follow(store.windows)
     assert statuses == set(Status)
-    assert model.dropped > NEVER and any(f > NEVER for f in store.windows._floor)
+    assert model.dropped > NEVER and any(f > NEVER for f in store.windows.keys.floor)
     for key, newest in model.newest.items():
         if key not in model.floor:
             assert store.tally(key, newest, SPIKE) == model.tally(key, newest, SPIKE)
@@ -365,11 +448,12 @@ def test_idle_keys_are_dropped_whole_and_memory_returns_to_its_baseline() -> Non
 
 
 def _held_by_columnar() -> int:
-    """Bytes the traced allocations made in the columnar module hold (its arrays: events,
+    """Bytes the traced allocations made in the columnar modules hold (their arrays: events,
     amounts, per-key times; not the id log's)."""
     gc.collect()
     snapshot = tracemalloc.take_snapshot().filter_traces(
-        [tracemalloc.Filter(True, columnar.__file__)])
+        [tracemalloc.Filter(True, module.__file__ or "")
+         for module in (columnar, composites, keycodes)])
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 

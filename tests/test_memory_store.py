@@ -1,13 +1,16 @@
-"""The memory store passes the shared contract, stays bounded, and is thread-safe."""
+"""The memory store passes the shared contract, stays bounded, and is thread-safe; the bounds
+and thread-safety tests run on the columnar store too."""
 
 from __future__ import annotations
 
 import random
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.store import DAY, Interval, Observation, Status, WindowStore
 from auptimate_core.testing.window_store import WindowStoreContract
@@ -17,6 +20,13 @@ from .naive_store import NaiveWindowStore
 MINUTE = 60_000_000
 TINY = timedelta(microseconds=1)  # a dedup horizon shorter than the windows: they bound the ids
 SPIKE = [Interval(0, MINUTE), Interval(MINUTE, 60 * MINUTE)]
+
+
+def local_store(window: str, **options: Any) -> MemoryWindowStore | ColumnarWindowStore:
+    """The memory store on ``window`` ("exact", "ring"), or the columnar store ("columnar")."""
+    if window == "columnar":
+        return ColumnarWindowStore(**options)
+    return MemoryWindowStore(window=window, **options)  # type: ignore[arg-type]
 
 
 class TestMemoryStore(WindowStoreContract):
@@ -43,7 +53,7 @@ class TestNaiveStore(WindowStoreContract):
 
 @pytest.mark.parametrize("window", ["exact", "columnar"])
 def test_memory_is_bounded_by_the_windows_not_the_stream(window: str) -> None:
-    store = MemoryWindowStore(window=window, dedup_horizon=TINY)  # type: ignore[arg-type]
+    store = local_store(window, dedup_horizon=TINY)
     rng = random.Random(3)
     at = 0
     peak_events = peak_keys = 0
@@ -86,19 +96,6 @@ def test_late_and_duplicate_statuses() -> None:
     assert store.observe(Observation("q", "c", 1), SPIKE).status is Status.NEW
 
 
-def test_columnar_windows_refuse_what_they_cannot_hold() -> None:
-    store = MemoryWindowStore(window="columnar")
-    with pytest.raises(ValueError, match="12.7 days"):
-        store.observe(Observation("p", "a", 0), [Interval(0, 13 * 24 * 3_600_000_000)])
-    # Times far apart rebase the columns; what is older than the horizon is late.
-    day = 24 * 3_600_000_000
-    assert store.observe(Observation("p", "a", 0), SPIKE).status is Status.NEW
-    assert store.observe(Observation("p", "b", 400 * day), SPIKE).status is Status.NEW
-    assert store.observe(Observation("q", "c", 1), SPIKE).status is Status.LATE
-    assert store.tally("p", 400 * day, SPIKE)[0].count == 1
-    store._check()
-
-
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="window"):
         MemoryWindowStore(window="tree")  # type: ignore[arg-type]
@@ -110,7 +107,7 @@ def test_options_are_checked() -> None:
 
 @pytest.mark.parametrize("window", ["exact", "ring", "columnar"])
 def test_safe_to_share_between_threads(window: str) -> None:
-    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
+    store = local_store(window)
 
     def feed(worker: int) -> None:
         for start in range(0, 5_000, 100):
@@ -136,7 +133,7 @@ def test_peak_size_is_bounded_on_a_long_fast_stream(window: str, events: int) ->
     ten hours of event time: the peak size is set by what the horizon (an hour and six minutes,
     plus the lazy trim's quarter) holds, not by the length of the stream, and stays flat once
     the first horizon has passed."""
-    store = MemoryWindowStore(window=window, dedup_horizon=TINY)  # type: ignore[arg-type]
+    store = local_store(window, dedup_horizon=TINY)
     rng = random.Random(11)
     pools = [f"pool-{i}" for i in range(10_000)]
     gap = 36_000_000_000 // events  # ten hours in all
@@ -167,54 +164,3 @@ def test_peak_size_is_bounded_on_a_long_fast_stream(window: str, events: int) ->
     if window == "ring":
         assert peak["slots"] <= 10_000 * (keep // MINUTE + 2)
     store._check()
-
-
-class TestMemoryStoreColumnar(WindowStoreContract):
-    """The same store on columnar windows (numpy, batch at a time)."""
-
-    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
-        return MemoryWindowStore(allowed_lateness=timedelta(microseconds=allowed_lateness_us),
-                                 window="columnar",
-                                 dedup_horizon=timedelta(microseconds=dedup_horizon_us))
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_columnar_matches_the_naive_store_through_compactions(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A long messy stream (redeliveries old and new, events out of order within the allowed
-    lateness and past it, idle pools coming back, batches of every size) against the naive
-    store, with the columnar store compacting its events and ids every few batches."""
-    from auptimate_core.windows import columnar, idlog
-
-    monkeypatch.setattr(columnar, "_MIN_COMPACT", 64)
-    monkeypatch.setattr(idlog, "_SMALL_CHUNK", 16)
-    rng = random.Random(seed)
-    lateness = 2 * MINUTE
-    store = MemoryWindowStore(allowed_lateness=timedelta(microseconds=lateness),
-                              window="columnar")
-    naive = NaiveWindowStore(lateness)
-    sent: list[tuple[str, str, int, int]] = []
-    at = 0
-    for serial in range(6_000):
-        at += rng.randrange(0, 3 * 1_000_000)
-        roll = rng.random()
-        if sent and roll < 0.08:
-            sent.append(rng.choice(sent[-200:] if roll < 0.05 else sent))  # redelivered
-            continue
-        pool = f"p{rng.randrange(8 if roll < 0.9 else 40)}"  # a few busy, many idle ones
-        when = at - rng.randrange(0, 3 * lateness) if roll > 0.95 else at
-        sent.append((pool, f"e{serial}", when, rng.randrange(0, 1_000)))
-    start = 0
-    while start < len(sent):
-        size = rng.choice([1, 7, 64, 300, 900])
-        part = sent[start:start + size]
-        start += size
-        args = ([p for p, _, _, _ in part], [e for _, e, _, _ in part],
-                [t for _, _, t, _ in part], [m for _, _, _, m in part], SPIKE)
-        got, want = store.observe_many(*args, totals=True), naive.observe_many(*args, totals=True)
-        assert (got.statuses, got.counts, got.totals, got.first_seen) == (
-            want.statuses, want.counts, want.totals, want.first_seen)
-        store._check()
-    for pool in ("p0", "p3", "p39"):
-        assert store.tally(pool, at, SPIKE) == naive.tally(pool, at, SPIKE)

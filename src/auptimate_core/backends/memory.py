@@ -16,12 +16,9 @@ available, both exact at every boundary (``window=``):
   bucket) the whole store is about a third smaller and about a third slower than on exact
   windows; on quiet pools (a few events a bucket) it is no smaller and slower still. So it is
   an option for memory-bound hosts with busy pools, not the default.
-- ``"columnar"``: :class:`~auptimate_core.windows.columnar.ColumnarWindows`, every key's events
-  in one sorted numpy array (the ``fast`` extra), a batch ranked at once. Three to four times
-  as fast as ``"exact"`` on batches of thousands (``benchmarks/results/windows.md``), and the
-  alert engine on it about twice as fast; far slower one call per event (every call merges
-  into the whole array: milliseconds on a busy store); windows plus lateness up to about
-  12.7 days.
+
+Every key's events in one numpy array, a batch at a time, is a store of its own:
+:class:`~auptimate_core.backends.columnar.ColumnarWindowStore`.
 
 Memory is bounded by the windows and the dedup horizon, not by the stream: a key forgets the
 events no interval can reach any more (older than its newest event minus the allowed lateness
@@ -37,9 +34,6 @@ the scan costs ``O(1)`` per event) the store looks at the keys that went quiet:
   begin after them);
 - a key quiet for longer than the dedup horizon as well (plus that move) is dropped whole:
   events, ids, times, and its lifecycle unless a rule is firing for it.
-
-The columnar windows apply the same two rules in their own way (see
-:mod:`auptimate_core.windows.columnar`).
 
 Costs per observation: amortised ``O(1)`` to record an in-order event, ``O(log n)`` per interval
 tallied (``O(log m)`` in one bucket of ``m`` events for the ring), more for a late event that
@@ -62,31 +56,17 @@ Thread-safe: one lock serialises every call, so engines in many threads may shar
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from ..errors import MissingExtra, ValidationError
-from ..store import (
-    Interval,
-    LifecycleState,
-    LifecycleTable,
-    Observation,
-    Observed,
-    ObservedBatch,
-    Status,
-    Tally,
-    Transition,
-)
+from ..errors import ValidationError
+from ..store import Interval, Observation, Observed, ObservedBatch, Status, Tally
 from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
+from .local import US, LocalStore
 
-if TYPE_CHECKING:
-    from ..windows.columnar import ColumnarWindows
-
-_US = timedelta(microseconds=1)
 _SWEEP_MIN = 4_096  # events between sweeps, at least (and at least half the keys held)
 _NEVER = -(1 << 62)
 _NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows
@@ -121,69 +101,48 @@ class _RingKey(BucketRing):
 _Key = _ExactKey | _RingKey
 
 
-def _columnar_windows(dedup_horizon: int) -> ColumnarWindows:
-    try:
-        from ..windows.columnar import ColumnarWindows
-    except ImportError as error:
-        raise MissingExtra("numpy", "fast") from error
-    return ColumnarWindows(dedup_horizon=dedup_horizon)
-
-
 def _forget_ids(state: _Key, horizon: int) -> None:
     """Forget the ids recorded at or before ``horizon`` (past the dedup horizon)."""
     state.ids = {k: v for k, v in state.ids.items() if v > horizon}
     state.id_limit = 2 * len(state.ids) + 64
 
 
-class MemoryWindowStore:
+class MemoryWindowStore(LocalStore):
     """A thread-safe, in-process :class:`~auptimate_core.store.WindowStore`.
 
     ``allowed_lateness``: how far behind a key's newest event an event may arrive and still be
     counted; an older one is ``LATE`` (not counted). Five minutes by default.
     ``dedup_horizon``: how long (in a key's event time) an id is remembered after it was
     recorded, so that a redelivery is a duplicate; a day by default.
-    ``window``: ``"exact"`` (default), ``"ring"`` or ``"columnar"``, the structure the keys
-    are kept in (see the module docstring); ``bucket_width``: the ring's bucket width.
+    ``window``: ``"exact"`` (default) or ``"ring"``, the structure the keys are kept in (see
+    the module docstring); ``bucket_width``: the ring's bucket width.
     """
 
     def __init__(
         self,
         allowed_lateness: timedelta = timedelta(minutes=5),
         *,
-        window: Literal["exact", "ring", "columnar"] = "exact",
+        window: Literal["exact", "ring"] = "exact",
         bucket_width: timedelta = timedelta(minutes=5),
         dedup_horizon: timedelta = timedelta(days=1),
     ) -> None:
-        if allowed_lateness < timedelta(0):
-            raise ValidationError(
-                "allowed_lateness", f"must not be negative, not {allowed_lateness}")
-        if dedup_horizon < _US:
-            raise ValidationError(
-                "dedup_horizon", f"must be at least a microsecond, not {dedup_horizon}")
-        if window not in ("exact", "ring", "columnar"):
-            raise ValidationError(
-                "window", f"must be 'exact', 'ring' or 'columnar', not {window!r}")
-        if bucket_width < _US:
+        super().__init__(allowed_lateness, dedup_horizon)
+        if window not in ("exact", "ring"):
+            moved = (" (numpy columns are a store of their own: ColumnarWindowStore, from "
+                     "auptimate_core.backends.columnar)" if str(window) == "columnar" else "")
+            raise ValidationError("window", f"must be 'exact' or 'ring', not {window!r}{moved}")
+        if bucket_width < US:
             raise ValidationError(
                 "bucket_width", f"must be at least a microsecond, not {bucket_width}")
-        self.allowed_lateness = allowed_lateness
         self.window = window
         self.bucket_width = bucket_width
-        self.dedup_horizon = dedup_horizon
-        self._horizon = dedup_horizon // _US
         self._ring = window == "ring"
-        self._width = bucket_width // _US
-        self._lateness = allowed_lateness // _US
+        self._width = bucket_width // US
         self._keys: dict[str, _Key] = {}
-        self._lifecycle = LifecycleTable()
         self._reach = 0
         self._newest = _NEVER
         self._since_sweep = 0
         self._swept_at = _NEVER
-        self._lock = threading.Lock()
-        self._columnar: ColumnarWindows | None = None
-        if window == "columnar":
-            self._columnar = _columnar_windows(self._horizon)
 
     def _new_key(self, key: str) -> _Key:
         first, newest = _NO_FIRST, _NEVER
@@ -233,17 +192,6 @@ class MemoryWindowStore:
         on this store cannot fail half-way, so it is never retried)."""
         n = len(keys)
         spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
-        if self._columnar is not None:
-            with self._lock:
-                reach = max(self._reach, *(high for _, high in spans), 0)
-                got = self._columnar.observe_many(
-                    keys, event_ids, ats, amounts, spans, totals, self._lateness,
-                    self._lateness + reach, not_after=not_after)
-                self._reach = reach  # only once the columns took it
-                dropped = self._columnar.take_dropped()
-                if dropped:
-                    self._lifecycle.forget(dropped)
-                return got
         counts = [[0] * n for _ in spans]
         sums = [[0] * n for _ in spans] if totals else []
         sums_or_none = sums if totals else None
@@ -352,9 +300,6 @@ class MemoryWindowStore:
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         with self._lock:
-            if self._columnar is not None:
-                return self._columnar.tally(
-                    key, at, [(iv.offset, iv.offset + iv.length) for iv in intervals])
             state = self._keys.get(key)
             out = []
             for interval in intervals:
@@ -394,33 +339,12 @@ class MemoryWindowStore:
                 if len(state.ids) > 2 * len(state) + 64:
                     _forget_ids(state, state.last - memory)
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def states(
-        self, pairs: Iterable[tuple[str, str]], *, batch: str | None = None
-    ) -> dict[tuple[str, str], LifecycleState]:
-        with self._lock:
-            return self._lifecycle.states(pairs, batch)
-
-    def transition(self, transitions: Sequence[Transition]) -> list[bool]:
-        with self._lock:
-            return self._lifecycle.transition(transitions)
-
-    def firing(self, rule: str) -> frozenset[str]:
-        with self._lock:
-            return self._lifecycle.firing(rule)
-
-    def close(self) -> None:
-        """Nothing to release; the store stays usable."""
-
     # -- introspection ------------------------------------------------------------------------
 
     def size(self) -> dict[str, int]:
         """How much the store holds: keys, events, remembered ids, and ring slots (0 for exact
         windows), for memory tests."""
         with self._lock:
-            if self._columnar is not None:
-                return self._columnar.size()
             states = self._keys.values()
             return {
                 "keys": len(states),
@@ -433,9 +357,6 @@ class MemoryWindowStore:
         """Assert the invariants: every structure sound, the id of every event a window can
         still reach remembered."""
         with self._lock:
-            if self._columnar is not None:
-                self._columnar._check()
-                return
             keep = self._lateness + self._reach
             for state in self._keys.values():
                 state._check()

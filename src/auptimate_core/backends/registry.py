@@ -12,7 +12,8 @@ The tables are :data:`~auptimate_core.urls.WINDOW_STORES` and
 backend is one entry there, one :meth:`~auptimate_core.urls.Registry.register` call, or an
 entry point of another package.
 
-``memory://?window=ring`` (or ``exact``, ``columnar``) picks the memory store's window structure.
+``memory://?window=ring`` (or ``exact``) picks the memory store's window structure;
+``memory://?window=columnar`` is the columnar store (``memory+columnar://``).
 
 >>> type(window_store_from_url("memory://")).__name__
 'MemoryWindowStore'
@@ -51,7 +52,9 @@ def ledger_repository_from_url(url: str, **options: Any) -> LedgerRepository:
 
 def memory_window_store(url: str, **options: Any) -> WindowStore:
     """A :class:`~auptimate_core.backends.memory.MemoryWindowStore` for ``memory://``; the
-    only URL option is ``window=`` (the window structure), which ``options`` may also give."""
+    only URL option is ``window=`` (the window structure), which ``options`` may also give.
+    ``window=columnar`` gives a :class:`~auptimate_core.backends.columnar.ColumnarWindowStore`
+    (as ``memory+columnar://`` does)."""
     from .memory import MemoryWindowStore
 
     query = parse_qs(urlsplit(url).query, keep_blank_values=True)
@@ -62,4 +65,9 @@ def memory_window_store(url: str, **options: Any) -> WindowStore:
                          f"not {unknown}")
     if "window" in query:
         options.setdefault("window", query["window"][-1])
+    if options.get("window") == "columnar":
+        from .columnar import ColumnarWindowStore
+
+        del options["window"]
+        return ColumnarWindowStore(**options)
     return MemoryWindowStore(**options)
