@@ -54,13 +54,20 @@ import attrs
 from .errors import InvalidURL, MissingExtra
 
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_USERINFO: Final = re.compile(r"//([^/?#:@]*):[^@]*@")
+_SCHEME_PREFIX: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+_USERINFO: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/?#:@]*):[^@]*@")
+_LOOSE_USERINFO: Final = re.compile(r"([^/?#:@\s]*):[^@\s]*@")
 _SECRET_QUERY: Final = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
 
 
 def redact(url: str) -> str:
-    """``url`` with the password of its user part, and of a ``password=`` option, as ``***``."""
-    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"//\1:***@", url, count=1))
+    """``url`` with the password of its user part, and of a ``password=`` option, as ``***``
+    (in text that is not a URL, whatever looks like ``user:password@``)."""
+    if _SCHEME_PREFIX.match(url):
+        hidden = _USERINFO.sub(r"\1:***@", url)
+    else:
+        hidden = _LOOSE_USERINFO.sub(r"\1:***@", url)
+    return _SECRET_QUERY.sub(r"\1***", hidden)
 
 
 @attrs.frozen(slots=True)
@@ -68,11 +75,16 @@ class Backend:
     """Where a scheme's backend lives: ``target`` is ``"module:attribute"`` (the attribute may
     be dotted, ``"module:Class.from_url"``), a callable ``(url, **options) -> backend``;
     ``extra`` is the package extra its driver comes with (None when it needs none); ``source``
-    names who registered it (``"auptimate-core"`` or the distribution of an entry point)."""
+    names who registered it (``"auptimate-core"`` or the distribution of an entry point).
+
+    With ``takes_url=False`` the callable gets the options only (a class of a store in this
+    process, say), and a URL with anything after ``scheme://`` is refused.
+    """
 
     target: str = attrs.field()
     extra: str | None = None
     source: str = "auptimate-core"
+    takes_url: bool = True
 
     @target.validator
     def _check(self, _: object, value: str) -> None:
@@ -117,18 +129,19 @@ class Registry:
         self._lock = threading.Lock()
 
     def register(self, scheme: str, target: str, *, extra: str | None = None,
-                 replace: bool = False) -> None:
-        """Serve ``scheme`` with the callable at ``target`` (``"module:attribute"``).
+                 takes_url: bool = True, replace: bool = False) -> None:
+        """Serve ``scheme`` with the callable at ``target`` (``"module:attribute"``; ``extra``
+        and ``takes_url`` as in :class:`Backend`).
 
         A scheme already served is a :class:`ValueError` unless ``replace=True``.
         """
         if not isinstance(scheme, str) or _SCHEME.fullmatch(scheme) is None:
             raise ValueError(f"scheme: {scheme!r} is not a URL scheme (a letter, then letters, "
                              "digits, '+', '-' or '.')")
-        backend = Backend(target, extra, "register()")
+        backend = Backend(target, extra, "register()", takes_url)
         with self._lock:
             if not replace and scheme.lower() in self._backends:
-                raise ValueError(f"scheme: {scheme}:// already names a {self.kind} "
+                raise ValueError(f"scheme: {scheme.lower()}:// already names a {self.kind} "
                                  f"({self._backends[scheme.lower()].target})")
             self._backends[scheme.lower()] = backend
 
@@ -174,8 +187,16 @@ class Registry:
 
     def open(self, url: str, **options: Any) -> Any:
         """The backend ``url`` names, made by its callable with ``url`` and ``options``."""
-        opener = self.backend(url).load()
-        return opener(url if "://" in url else f"{url}://", **options)
+        backend = self.backend(url)
+        opener = backend.load()
+        full = url if "://" in url else f"{url}://"
+        if backend.takes_url:
+            return opener(full, **options)
+        if full.partition("://")[2].strip("/"):
+            shown = redact(url)[:200]
+            raise InvalidURL(shown, f"{shown!r}: {self.scheme(url)}:// takes nothing after the "
+                             "scheme; give its options as arguments", tuple(self.schemes()))
+        return opener(**options)
 
     def _entry_points(self) -> dict[str, Backend]:
         # Read on each call: only when a scheme is not built in, and for error messages.
