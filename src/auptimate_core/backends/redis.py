@@ -32,10 +32,11 @@ Amounts are stored as integer units of 1/10,000; window sums come back in four p
 decimal digits that Lua's doubles add exactly whatever the number of events, and Python joins
 them: totals are exact for amounts below 10**24 units.
 
-Failures: connection errors and timeouts are retried (bounded, with backoff), which is safe
-because a retried batch carries the same token and is answered as it would have been the first
-time; after the last try the error is :class:`~auptimate_core.errors.StoreUnavailable`. A call
-named by ``batch`` can be retried by its caller after that, with the same answers.
+Failures: connection errors and timeouts are retried (bounded, with backoff, by
+:class:`~auptimate_core.backends.redis_client.RedisCaller`), which is safe because a retried
+batch carries the same token and is answered as it would have been the first time; after the
+last try the error is :class:`~auptimate_core.errors.StoreUnavailable`. A call named by
+``batch`` can be retried by its caller after that, with the same answers.
 
 Persistence is Redis's own. A server that persists nothing (no RDB ``save`` points and
 ``appendonly no``) loses, when it restarts, every pool's windows, its remembered ids (a
@@ -52,15 +53,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
-from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-from ..errors import MissingExtra, StoreError, StoreUnavailable, ValidationError
+from ..errors import MissingExtra, ValidationError
 from ..store import (
     IDLE,
     Interval,
@@ -75,15 +73,14 @@ from ..store import (
 
 try:
     import redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.exceptions import RedisError
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra("redis", "redis") from error
 
+from .redis_client import Call, RedisCaller, decoded, lua_source
+
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 _US = timedelta(microseconds=1)
 _LIMB = 10**6
 """Window sums come back in parts of six decimal digits (see ``lua/observe.lua``)."""
@@ -93,11 +90,6 @@ MAX_TIME = 2**60 - 1
 """Event times (microseconds) lie within +-MAX_TIME: the scripts keep late and future ids
 below every event time in the same sorted set."""
 _STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE, Status.FUTURE)
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
-
-
-def _script(name: str) -> str:
-    return resources.files("auptimate_core.backends").joinpath("lua", name).read_text()
 
 
 class RedisWindowStore:
@@ -139,7 +131,9 @@ class RedisWindowStore:
         if retain < 0:
             raise ValidationError("retain", f"must not be negative, not {retain}")
         self.client = client
-        self._cluster = hasattr(client, "get_node_from_key")
+        scripts = {name: lua_source(f"{name}.lua") for name in ("observe", "tally", "transition")}
+        self._redis = RedisCaller(client, scripts, retries=retries, backoff=backoff,
+                                  on_volatile=_warn_volatile)
         self.owns_client = False
         self.namespace = namespace
         self.allowed_lateness = allowed_lateness
@@ -148,15 +142,26 @@ class RedisWindowStore:
         self._horizon = dedup_horizon // _US
         self._idle_ttl_ms = max(1, idle_ttl // timedelta(milliseconds=1))
         self._reach = 0
-        self.retries = retries
-        self.backoff = backoff
         self.batch_size = batch_size
         self.retain = retain
-        self._sources = {name: _script(f"{name}.lua") for name in ("observe", "tally",
-                                                                    "transition")}
-        self._shas: dict[str, str] = {}
-        self._persistence_checked = False
-        self._check_lock = threading.Lock()
+
+    @property
+    def retries(self) -> int:
+        """How many times a failed call is tried again."""
+        return self._redis.retries
+
+    @retries.setter
+    def retries(self, value: int) -> None:
+        self._redis.retries = value
+
+    @property
+    def backoff(self) -> float:
+        """Seconds before the first retry, doubled before each next one."""
+        return self._redis.backoff
+
+    @backoff.setter
+    def backoff(self, value: float) -> None:
+        self._redis.backoff = value
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisWindowStore:
@@ -196,162 +201,6 @@ class RedisWindowStore:
 
     def _firing_set(self, rule: str) -> str:
         return f"{self.namespace}:firing:{quote(rule, safe='')}"
-
-    # -- calling Redis ------------------------------------------------------------------------
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` with bounded retries on transient errors; map driver errors."""
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except NoScriptError:
-                self._shas.clear()  # the server lost its scripts (restart, SCRIPT FLUSH)
-                attempt += 1
-                if attempt > self.retries:
-                    raise StoreError(f"redis {what}: scripts could not be loaded") from None
-            except _TRANSIENT as error:
-                attempt += 1
-                if attempt > self.retries:
-                    raise StoreUnavailable(
-                        f"redis {what} failed after {attempt} tries: {error}"
-                    ) from error
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            except RedisError as error:
-                if "NOSCRIPT" in str(error):
-                    self._shas.clear()
-                    attempt += 1
-                    if attempt <= self.retries:
-                        continue
-                raise StoreError(f"redis {what}: {error}") from error
-
-    def _sha(self, name: str) -> str:
-        sha = self._shas.get(name)
-        if sha is None:
-            sha = self._shas[name] = str(self.client.script_load(self._sources[name]))
-            if not self._persistence_checked:
-                self._check_persistence()
-        return sha
-
-    def _check_persistence(self) -> None:
-        """Warn once if a server this store uses persists nothing (see the module docstring).
-
-        A server that refuses ``CONFIG`` (renamed or not permitted) is not checked."""
-        with self._check_lock:
-            if self._persistence_checked:
-                return
-            servers = ([self.client.get_redis_connection(node)
-                        for node in self.client.get_primaries()]
-                       if self._cluster else [self.client])
-            volatile = []
-            try:
-                for server in servers:
-                    save = server.config_get("save").get("save", "")
-                    appendonly = server.config_get("appendonly").get("appendonly", "no")
-                    if not _text(save).strip() and _text(appendonly) == "no":
-                        kwargs = server.connection_pool.connection_kwargs
-                        volatile.append(kwargs.get("path")
-                                        or f"{kwargs.get('host')}:{kwargs.get('port')}")
-            except (RedisConnectionError, RedisTimeoutError):
-                return  # checked at the next first use; the call itself reports the failure
-            except RedisError as error:
-                logger.debug("redis persistence not checked: %s", error)
-            self._persistence_checked = True
-        if volatile:
-            logger.warning(
-                "redis %s persists nothing (no save points, appendonly no): a restart loses "
-                "every pool's windows, the remembered transaction ids (redeliveries then count "
-                "and alert again) and the alert firing states (bursts alert again, and "
-                "resolutions are missed)", ", ".join(volatile))
-
-    def _evalsha_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        def run() -> list[Any]:
-            sha = self._sha(name)
-            if self._cluster:
-                return self._evalsha_on_nodes(sha, calls)
-            pipe = self.client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            results: list[Any] = pipe.execute()
-            return results
-
-        return self._call(name, run)
-
-    def _evalsha_stream(
-        self,
-        name: str,
-        chunks: Callable[[], Iterable[list[tuple[list[str], list[Any]]]]],
-        read: Callable[[int, Any], None],
-    ) -> None:
-        """Call a script on every chunk of calls, handing each reply to ``read`` in order.
-
-        On a single server one chunk stays in flight while the next is encoded and sent, so
-        the client's encoding overlaps the server's work. ``chunks`` is a function, as a
-        retry starts the whole sequence again (safe: every run carries its token).
-        """
-
-        def run() -> None:
-            sha = self._sha(name)
-            index = 0
-            if self._cluster:
-                for calls in chunks():
-                    for reply in self._evalsha_on_nodes(sha, calls):
-                        read(index, reply)
-                        index += 1
-                return
-            pool = self.client.connection_pool
-            conn = pool.get_connection()
-            try:
-                in_flight = 0
-                for calls in chunks():
-                    conn.send_packed_command(conn.pack_commands(
-                        [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]))
-                    for _ in range(in_flight):
-                        read(index, conn.read_response())
-                        index += 1
-                    in_flight = len(calls)
-                for _ in range(in_flight):
-                    read(index, conn.read_response())
-                    index += 1
-            except BaseException:
-                conn.disconnect()  # replies may be left unread on it
-                raise
-            finally:
-                pool.release(conn)
-
-        self._call(name, run)
-
-    def _evalsha_on_nodes(self, sha: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        # A cluster pipeline refuses EVALSHA, so pipeline per node (every key of one call has
-        # the same hash tag, hence the same slot and node): all nodes are sent their share
-        # before any reply is read, so the nodes work at the same time.
-        by_node: dict[str, list[int]] = {}
-        nodes: dict[str, Any] = {}
-        for index, (keys, _) in enumerate(calls):
-            node = self.client.get_node_from_key(keys[0])
-            nodes[node.name] = node
-            by_node.setdefault(node.name, []).append(index)
-        results: list[Any] = [None] * len(calls)
-        taken: list[tuple[Any, Any, list[int]]] = []
-        try:
-            for node_name, indexes in by_node.items():
-                pool = self.client.get_redis_connection(nodes[node_name]).connection_pool
-                conn = pool.get_connection()
-                taken.append((pool, conn, indexes))
-                conn.send_packed_command(conn.pack_commands(
-                    [("EVALSHA", sha, len(calls[i][0]), *calls[i][0], *calls[i][1])
-                     for i in indexes]))
-            for _, conn, indexes in taken:
-                for index in indexes:
-                    results[index] = conn.read_response()
-        except BaseException:
-            for _, conn, _ in taken:
-                conn.disconnect()  # replies may be left unread on it
-            raise
-        finally:
-            for pool, conn, _ in taken:
-                pool.release(conn)
-        return results
 
     # -- recording and tallying ---------------------------------------------------------------
 
@@ -422,7 +271,7 @@ class RedisWindowStore:
         items = list(runs.items())
         step = max(1, self.batch_size // 8)
 
-        def chunks() -> Iterator[list[tuple[list[str], list[Any]]]]:
+        def chunks() -> Iterator[list[Call]]:
             for start in range(0, len(items), step):
                 calls = []
                 for number, (key, rows) in enumerate(items[start:start + step], start):
@@ -460,14 +309,14 @@ class RedisWindowStore:
                 first_seen[i] = first
                 pos += width
 
-        self._evalsha_stream("observe", chunks, read)
+        self._redis.evalsha_stream("observe", chunks, read)
         return ObservedBatch(statuses, counts, sums, first_seen)
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         args: list[Any] = [at, "1"]
         for iv in intervals:
             args += [iv.offset, iv.reach]
-        (reply,) = self._evalsha_many("tally", [(self._keys(key)[:2], args)])
+        (reply,) = self._redis.evalsha_many("tally", [(self._keys(key)[:2], args)])
         out = []
         for j in range(len(intervals)):
             count, a, b, c, d = (int(x) for x in reply[5 * j:5 * j + 5])
@@ -492,13 +341,13 @@ class RedisWindowStore:
             results: list[Any] = pipe.execute()
             return results
 
-        replies = self._call("states", run)
+        replies = self._redis.call("states", run)
         step = 1 if batch is None else 2
         out: dict[tuple[str, str], LifecycleState] = {}
         for n, pair in enumerate(wanted):
             raw = replies[n * step]
             if batch is not None and replies[n * step + 1] is not None:
-                tag, _, before = _text(replies[n * step + 1]).partition("\n")
+                tag, _, before = decoded(replies[n * step + 1]).partition("\n")
                 if tag == batch:
                     raw = before or None
             out[pair] = IDLE if raw is None else _parse_state(raw)
@@ -513,7 +362,7 @@ class RedisWindowStore:
               t.batch or ""])
             for t in transitions
         ]
-        applied = [bool(int(r)) for r in self._evalsha_many("transition", calls)]
+        applied = [bool(int(r)) for r in self._redis.evalsha_many("transition", calls)]
         changed = [t for t, ok in zip(transitions, applied) if ok]
         if changed:
             def index() -> None:
@@ -523,11 +372,11 @@ class RedisWindowStore:
                     (pipe.sadd if t.firing else pipe.srem)(target, t.key)
                 pipe.execute()
 
-            self._call("firing index", index)
+            self._redis.call("firing index", index)
         return applied
 
     def firing(self, rule: str) -> frozenset[str]:
-        members = self._call("firing", lambda: self.client.smembers(self._firing_set(rule)))
+        members = self._redis.call("firing", lambda: self.client.smembers(self._firing_set(rule)))
         keys = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         # The index is written after the state; trust the state where they disagree.
         states = self.states((key, rule) for key in keys)
@@ -548,7 +397,7 @@ class RedisWindowStore:
                 deleted += int(self.client.delete(key))
             return deleted
 
-        return self._call("flush", run)
+        return self._redis.call("flush", run)
 
 
 def _is_token(text: str) -> bool:
@@ -562,12 +411,16 @@ def _check_range(field: str, low: int, high: int, least: int, most: int) -> None
                               f"[{least}, {most}]")
 
 
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
 def _parse_state(raw: Any) -> LifecycleState:
-    text = _text(raw)
+    text = decoded(raw)
     flag, _, rest = text.partition(":")
     since, _, cause = rest.partition(":")
     return LifecycleState(flag == "1", int(since) if since else None, cause or None)
+
+
+def _warn_volatile(servers: list[str]) -> None:
+    logger.warning(
+        "redis %s persists nothing (no save points, appendonly no): a restart loses "
+        "every pool's windows, the remembered transaction ids (redeliveries then count "
+        "and alert again) and the alert firing states (bursts alert again, and "
+        "resolutions are missed)", ", ".join(servers))
