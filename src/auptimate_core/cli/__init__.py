@@ -8,6 +8,7 @@ from .. import __version__
 from .demo import demo_command
 from .generate import generate_command
 from .monitor import monitor_command
+from .relay import relay_command
 from .top_investors import top_investors_command
 from .worker import publish_command, worker_command
 
@@ -30,5 +31,5 @@ def main() -> None:
 
 
 for command in (demo_command, generate_command, top_investors_command, monitor_command,
-                publish_command, worker_command):
+                publish_command, worker_command, relay_command):
     main.add_command(command)
