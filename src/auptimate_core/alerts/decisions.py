@@ -77,6 +77,38 @@ class WindowDecisions:
         self.intervals = tuple(intervals)
         self.totals = any(slot.uses_totals for slot in self.slots)
 
+    def decide_one(
+        self, call: StoreCall, lifecycle: AlertLifecycle, tx: Transaction, at: int,
+        batch: ObservedBatch, tag: str,
+    ) -> list[tuple[Transition, Alert]]:
+        """The lifecycle changes of a batch of one new transaction, in rule order, each with
+        the alert it raises if it applies: the same decisions as :meth:`decide`, with one
+        ``states`` call for the pool's rules."""
+        pool = tx.pool_id
+        found = []
+        for slot in self.slots:
+            column = batch.totals if slot.uses_totals else batch.counts
+            values = tuple(column[c][0] for c in slot.columns)
+            linear = slot.linear
+            if linear is not None:
+                v0 = values[0]
+                holds = v0 >= linear[0] and v0 * linear[1] >= values[1] * linear[2]
+            else:
+                holds = slot.rule.holds(*values)
+            found.append((slot.rule, values, holds))
+        known = call("states", lifecycle.states, [(pool, rule.name) for rule, _, _ in found])
+        changes = []
+        for rule, values, holds in found:
+            state = known.get((pool, rule.name), IDLE)
+            if holds is state.firing:
+                continue
+            if holds and not rule.may_fire(at, batch.first_seen[0], state):
+                continue
+            alert = rule.alert(FIRING if holds else RESOLVED, pool, tx.timestamp, tx.id,
+                               tx.investor_id, values)
+            changes.append((Transition(pool, rule.name, holds, at, tx.id, tag), alert))
+        return changes
+
     def decide(
         self, call: StoreCall, lifecycle: AlertLifecycle, txs: list[Transaction],
         keys: list[str], ats: list[int], batch: ObservedBatch, every_new: bool, tag: str,

@@ -148,8 +148,11 @@ class AlertEngine:
         if odd is not None:
             raise ValidationError(
                 "rules", f"{odd!r} is neither a transaction rule nor a window rule")
-        self._tx_rules = [rule for rule in self.rules
-                          if isinstance(rule, TransactionRule) and not isinstance(rule, WindowRule)]
+        # Checked once here: an isinstance() against a Protocol is dear on the hot path.
+        self._tx_rules = [
+            (rule, rule.flagged if isinstance(rule, FlaggingRule) else None)
+            for rule in self.rules
+            if isinstance(rule, TransactionRule) and not isinstance(rule, WindowRule)]
         self._windows = WindowDecisions([rule for rule in self.rules
                                          if isinstance(rule, WindowRule)])
         self._intervals = self._windows.intervals
@@ -180,8 +183,50 @@ class AlertEngine:
     # -- public API ---------------------------------------------------------------------------
 
     def process(self, tx: Transaction) -> list[Alert]:
-        """Record one transaction and return the alerts it caused (also sent to the sinks)."""
-        return self.process_many((tx,))
+        """Record one transaction and return the alerts it caused (also sent to the sinks).
+
+        The same result as ``process_many([tx])``, on a path of its own: one ``observe``,
+        one ``states`` for the pool's rules, and a ``transition`` only when a state changes,
+        so its cost depends on neither the number of pools nor the history."""
+        if self._unfinished:  # a retry may be under way: the batch path knows how
+            return self.process_many((tx,))
+        held: tuple[list[Transaction], list[Transaction]] = ([], [])
+        with self._lock:
+            d = tx.timestamp - EPOCH
+            at = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+            tag = f"{self._name}.{next(self._batches)}"
+            try:
+                alerts = self._process_one(tx, at, tag, held)
+            except StoreError:
+                self._remember_unfinished([((tx.id,), _Unfinished(tag, set()))])
+                raise
+        self._raise_if_held(held, alerts)
+        return alerts
+
+    def _process_one(
+        self, tx: Transaction, at: int, tag: str,
+        held: tuple[list[Transaction], list[Transaction]],
+    ) -> list[Alert]:
+        batch = self._call(
+            "observe_many", self.store.observe_many, (tx.pool_id,), (tx.id,), (at,),
+            (to_units(tx.amount) if self._totals else 0,), self._intervals, totals=self._totals,
+            batch=tag, not_after=to_micros(self.clock.now()) + self._ahead)
+        self.stats.processed += 1
+        status = batch.statuses[0]
+        counts = (0, 0, 0) if status is Status.NEW else self._count_held([tx], [status], held)
+        _metrics.engine_batch(self._store_name, 1, *counts)
+        if status is Status.DUPLICATE:
+            return []
+        alerts = [alert for rule, _ in self._tx_rules if (alert := rule.check(tx)) is not None]
+        if status is Status.NEW and self._windows.slots:
+            changes = self._windows.decide_one(self._call, self.store, tx, at, batch, tag)
+            if changes:
+                applied = self._call("transition", self.store.transition,
+                                     [change for change, _ in changes])
+                alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
+        if alerts:
+            self._deliver(alerts)
+        return alerts
 
     def process_many(
         self,
@@ -241,6 +286,12 @@ class AlertEngine:
                     del self._unfinished[ids]
                 elif not self._unfinished and names is None:
                     done.append((ids, record))
+        self._raise_if_held(held, alerts)
+        return alerts
+
+    def _raise_if_held(
+        self, held: tuple[list[Transaction], list[Transaction]], alerts: list[Alert]
+    ) -> None:
         late, future = held
         if (late or future) and self.on_late == "raise":
             first = (late or future)[0]
@@ -251,7 +302,6 @@ class AlertEngine:
                 f"the windows, first {first.id!r} at {first.timestamp.isoformat()}",
                 late=late, future=future, alerts=alerts,
             )
-        return alerts
 
     def _remember_unfinished(self, batches: list[tuple[tuple[str, ...], _Unfinished]]) -> None:
         """Keep the names of a failed call's batches (those done included: the caller never
@@ -361,9 +411,8 @@ class AlertEngine:
         # when unconditional); sorted at the end into the order a loop per transaction gives.
         pending: list[Pending] = []
         duplicate = Status.DUPLICATE
-        for order, tx_rule in enumerate(self._tx_rules):
-            candidates = (tx_rule.flagged(txs) if isinstance(tx_rule, FlaggingRule)
-                          else range(len(txs)))
+        for order, (tx_rule, flagged) in enumerate(self._tx_rules):
+            candidates = flagged(txs) if flagged is not None else range(len(txs))
             for i in candidates:
                 if every_new or statuses[i] is not duplicate:
                     alert = tx_rule.check(txs[i])
