@@ -1,0 +1,2 @@
+"""The ledger contract's scenarios, by subject; :class:`~auptimate_core.testing.ledger_contract.
+LedgerContract` joins them."""
