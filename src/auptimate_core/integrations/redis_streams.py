@@ -49,8 +49,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
-from decimal import Decimal
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -63,6 +61,7 @@ from ..alerts.delivery import DeadLetter, Dispatcher
 from ..alerts.sinks import AlertCallback
 from ..domain import Transaction
 from ..errors import AuptimateError, MissingExtra, StoreError, ValidationError
+from ..io.schema import transaction_from
 from ..store import RetainsRuns
 
 try:
@@ -93,21 +92,9 @@ def encode(tx: Transaction) -> dict[str, str]:
 
 
 def decode(fields: dict[Any, Any]) -> Transaction:
-    """The transaction of an entry's fields; a :class:`ValidationError` names what is wrong."""
-    text = {_text(k): _text(v) for k, v in fields.items()}
-    missing = [name for name in _FIELDS[:5] if name not in text]
-    if missing:
-        raise ValidationError(missing[0], "missing from the stream entry")
-    try:
-        amount = Decimal(text["amount"])
-    except ArithmeticError:
-        raise ValidationError("amount", f"{text['amount']!r} is not a number") from None
-    try:
-        at = datetime.fromisoformat(text["timestamp"])
-    except ValueError:
-        raise ValidationError("timestamp", f"{text['timestamp']!r} is not ISO 8601") from None
-    return Transaction(id=text["id"], investor_id=text["investor_id"], pool_id=text["pool_id"],
-                       amount=amount, timestamp=at, kind=text.get("kind", "investment"))
+    """The transaction of an entry's fields, read by the one input pipeline (the same rules as
+    a file's rows); a :class:`ValidationError` names what is wrong."""
+    return transaction_from({_text(k): _text(v) for k, v in fields.items()})
 
 
 def _text(value: Any) -> str:
