@@ -167,6 +167,10 @@ def test_a_batch_sent_again_appends_nothing_twice(client: redis.Redis, stream: s
     assert relay.send(changes[:15], after=0) > 0
     assert relay.send(changes[:15], after=0) == 0  # the reply was lost: sent again
     assert relay.send(changes[:10], after=0) == 0  # an older batch: nothing moves back
+    with pytest.raises(ValidationError, match="after: .*at change 15, before this batch"):
+        relay.send(changes[20:], after=20)  # changes 16 to 20 would be skipped
+    with pytest.raises(ValidationError, match="after"):
+        relay.send(changes, after=-1)
     relay.send(changes, after=0)  # overlapping: only what is past each cursor
     assert relay.appended == total
     assert_exactly_once(client, stream, ledger, 4)

@@ -2,9 +2,10 @@
 
 :class:`LedgerRelay` follows a ledger's change feed (:meth:`~auptimate_core.PoolLedger.follow`)
 and appends the transactions of every change that records some (investments, refunds, fees,
-distributions, carry) to the sharded Redis Stream the :class:`~.redis_streams.StreamWorker`\\ s
-consume: the same entries, in the same shards, as a :class:`~.redis_streams.StreamProducer`
-would write. A pool's transactions reach its shard in feed order, which is commit order.
+distributions, carry) to the sharded Redis Stream that :class:`~.redis_streams.StreamWorker`
+processes consume: the same entries, in the same shards, as a
+:class:`~.redis_streams.StreamProducer` would write. A pool's transactions reach its shard in
+feed order, which is commit order.
 
 Exactly once, across crashes. The relay numbers the feed's changes 1, 2, 3 ... from its start
 (the feed never misses or repeats a change, so every run numbers them alike). Each shard has
@@ -12,8 +13,9 @@ a cursor of the relay, ``{S:<shard>}:cursor:<name>`` for a stream ``S``: a hash 
 ``count`` of the last change relayed to that shard and that change's feed ``cursor``. A batch of
 changes goes out as one Lua script per shard (``lua/relay_append.lua``) that appends the
 shard's entries of the changes past its cursor and moves the cursor to the batch's last change,
-atomically. So, for every shard and at every moment, an entry is in the stream exactly when
-the shard's cursor has passed its change. A relay that starts, or restarts after being killed
+atomically, and refuses a batch that starts past the cursor (it would skip the changes
+between). So, for every shard and at every moment, an entry is in the stream exactly when the
+shard's cursor has passed its change. A relay that starts, or restarts after being killed
 at any point (mid-batch, between two shards' scripts, before a reply), resumes after the least
 advanced shard's cursor: each shard appends only the changes past its own cursor, so nothing
 is skipped and nothing is appended twice. Every batch moves every shard's cursor (shards
@@ -22,12 +24,13 @@ without entries in it too), so the least advanced one is never far behind.
 Redis Cluster: a script may only touch keys of one hash slot, and the shard streams are spread
 over the slots on purpose. A cursor shared by all shards could therefore not move in the same
 step as the entries; each shard's cursor carries the shard stream's hash slot (its name is the
-stream's in braces, or shares the stream's own hash tag) and no step needs two slots.
+stream's in braces, or shares the stream's own hash tag) and no step needs two slots. (A
+cluster pipeline refuses scripts, so there a batch costs one round trip per shard.)
 
 Two relays of one ledger on one stream (a restart while the old process still runs, say) stay
 correct: a shard's cursor only moves forward and entries are appended only past it, so a
 pool's entries keep feed order and none is doubled; they only do the same work twice.
-Several ledgers may feed one stream under different ``name``\\ s.
+Several ledgers may feed one stream, each relay under a ``name`` of its own.
 
 Thread safety: a relay runs in one thread (:meth:`LedgerRelay.run`; stop it from another, or
 from a signal handler, with :meth:`LedgerRelay.stop`); it reads the feed in a second thread of
@@ -207,19 +210,27 @@ class LedgerRelay:
 
         Atomic per shard, not across shards: a failure part-way (:class:`StoreUnavailable`)
         leaves some shards done and others not, and sending the same changes again completes
-        them. Raises :class:`~auptimate_core.errors.StoreError` for any other Redis error.
+        them. A shard whose cursor is before change ``after`` (the changes between have not
+        been sent) refuses the batch: a :class:`~auptimate_core.errors.ValidationError`
+        naming ``after``. Raises :class:`~auptimate_core.errors.StoreError` for any other
+        Redis error.
         """
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ValidationError("after", f"must be a change number >= 0, not {after!r}")
         if not changes:
             return 0
         calls = self._calls(changes, after)
         try:
-            replies = self._execute(calls)
-        except NoScriptError:  # the server lost its scripts (a restart): load and send again
             try:
+                replies = self._execute(calls)
+            except NoScriptError:  # the server lost its scripts (a restart): load, send again
                 self._sha = self._load()
                 replies = self._execute(calls)
-            except redis.RedisError as error:
-                raise _store_error(error) from error
+        except redis.ResponseError as error:
+            reply = str(error).rsplit("caused error: ", 1)[-1]  # a pipeline names the command
+            if reply.startswith("GAP "):
+                raise ValidationError("after", reply[4:]) from None
+            raise _store_error(error) from error
         except redis.RedisError as error:
             raise _store_error(error) from error
         added = sum(int(reply[0]) for reply in replies)
@@ -230,7 +241,8 @@ class LedgerRelay:
 
     def _calls(self, changes: Sequence[Change], after: int) -> list[list[str]]:
         """The script's arguments for each shard, in shard order (see ``relay_append.lua``)."""
-        head = [str(self.producer.maxlen or 0), str(after + len(changes)), changes[-1].cursor]
+        head = [str(self.producer.maxlen or 0), str(after), str(after + len(changes)),
+                changes[-1].cursor]
         calls = [list(head) for _ in range(self.shards)]
         for number, change in enumerate(changes, start=after + 1):
             for tx in change.event.transactions:

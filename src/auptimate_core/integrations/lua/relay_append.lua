@@ -3,11 +3,12 @@
 --
 -- KEYS[1] the shard stream; KEYS[2] the relay's cursor for that shard (HASH: count, cursor),
 --         in the stream's hash slot.
--- ARGV[1] the stream's MAXLEN (0: no cap); ARGV[2] the number of the batch's last change
---         (changes are numbered 1, 2, 3 ... from the start of the feed); ARGV[3] its feed
---         cursor; then, for each entry in feed order: the number of its change, how many
---         field/value pairs follow, and the pairs.
--- Reply: {entries appended now, the change number the cursor held before}.
+-- ARGV[1] the stream's MAXLEN (0: no cap); ARGV[2] the number of the change just before the
+--         batch (changes are numbered 1, 2, 3 ... from the start of the feed); ARGV[3] the
+--         number of the batch's last change; ARGV[4] its feed cursor; then, for each entry in
+--         feed order: the number of its change, how many field/value pairs follow, the pairs.
+-- Reply: {entries appended now, the change number the cursor held before}, or a GAP error
+-- when the cursor is before the batch's first change (the changes between would be skipped).
 --
 -- An entry is appended only when its change is past the cursor, and the cursor moves in the
 -- same script: a batch sent again (a relay restarted after a crash, a retry after a lost
@@ -23,9 +24,15 @@ if stored then
 end
 
 local maxlen = tonumber(ARGV[1])
-local last = tonumber(ARGV[2])
+local after = tonumber(ARGV[2])
+local last = tonumber(ARGV[3])
+if held < after then
+  return redis.error_reply('GAP relay cursor ' .. KEYS[2] .. ' is at change ' .. held ..
+                           ', before this batch (changes ' .. (after + 1) .. ' to ' .. last ..
+                           ')')
+end
 local added = 0
-local i = 4
+local i = 5
 while i <= #ARGV do
   local number = tonumber(ARGV[i])
   local stop = i + 1 + 2 * tonumber(ARGV[i + 1])
@@ -47,6 +54,6 @@ while i <= #ARGV do
 end
 
 if last > held then
-  redis.call('HSET', KEYS[2], 'count', ARGV[2], 'cursor', ARGV[3])
+  redis.call('HSET', KEYS[2], 'count', ARGV[3], 'cursor', ARGV[4])
 end
 return {added, held}
