@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.backends.registry import ledger_repository_from_url, window_store_from_url
 from auptimate_core.errors import InvalidURL, MissingExtra, ValidationError
 from auptimate_core.pools import MemoryLedgerRepository
+from auptimate_core.store import Interval
 from auptimate_core.urls import LEDGER_REPOSITORIES, WINDOW_STORES, Backend, Registry, redact
 
 SRC = Path(auptimate_core.__file__).parent
@@ -31,7 +33,8 @@ def test_builtin_schemes_open_their_backends() -> None:
     assert window_store_from_url("MEMORY://").window == "exact"
     assert isinstance(ledger_repository_from_url("memory://"), MemoryLedgerRepository)
     assert type(ledger_repository_from_url("sqlite://")).__name__ == "SqlLedgerRepository"
-    assert {"memory", "redis", "rediss", "redis+cluster"} <= set(WINDOW_STORES.schemes())
+    assert {"memory", "redis", "rediss", "redis+cluster", "unix"} <= set(
+        WINDOW_STORES.schemes())
     assert {"memory", "sqlite", "postgresql", "postgresql+psycopg"} <= set(
         LEDGER_REPOSITORIES.schemes())
 
@@ -46,6 +49,25 @@ def test_options_reach_the_backend() -> None:
     assert store.window == "ring"
     with pytest.raises(ValidationError, match="options: memory:// takes no options"):
         PoolLedger.from_url("memory://", schema="x")
+
+
+@pytest.mark.redis
+def test_a_redis_url_opens_a_redis_store(redis_url: str) -> None:
+    store = window_store_from_url(redis_url, namespace=f"reg{uuid.uuid4().hex[:8]}")
+    assert type(store).__name__ == "RedisWindowStore" and store.namespace.startswith("reg")
+    assert store.tally("p", 1, [Interval(0, 60_000_000)])[0].count == 0
+    store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_url_opens_a_sql_ledger(postgres_url: str) -> None:
+    schema = f"reg_{uuid.uuid4().hex[:8]}"
+    ledger = PoolLedger.from_url(postgres_url.replace("postgresql+psycopg://", "postgres://"),
+                                 schema=schema)
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    assert type(ledger.repository).__name__ == "SqlLedgerRepository"
+    assert ledger.verify() == 1
+    ledger.close()
 
 
 def test_the_ledger_uses_the_registry_for_every_url(tmp_path: Path) -> None:
@@ -111,6 +133,7 @@ def test_memory_store_options_in_the_url_are_checked() -> None:
 _PLUGIN = '''
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.pools import MemoryLedgerRepository
+from auptimate_core.store import Interval
 
 opened = []
 

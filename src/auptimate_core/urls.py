@@ -5,7 +5,8 @@ application's settings). Each kind of storage has a registry mapping URL schemes
 ``"module:attribute"``, where the attribute is a callable taking the URL and the caller's
 options and returning the backend:
 
-- :data:`WINDOW_STORES` (``memory://``, ``redis://``, ``rediss://``, ``redis+cluster://``),
+- :data:`WINDOW_STORES` (``memory://``, ``redis://``, ``rediss://``, ``redis+cluster://``,
+  ``unix://`` for a Redis server's socket),
   opened by :func:`auptimate_core.backends.registry.window_store_from_url`;
 - :data:`LEDGER_REPOSITORIES` (``memory://``, ``sqlite:///...``, ``postgresql+psycopg://...``),
   opened by :meth:`auptimate_core.PoolLedger.from_url` and
@@ -224,6 +225,7 @@ WINDOW_STORES: Final = Registry("window store", "auptimate_core.window_stores", 
     "rediss": Backend("auptimate_core.backends.redis:RedisWindowStore.from_url", "redis"),
     "redis+cluster": Backend("auptimate_core.backends.redis:RedisWindowStore.from_url",
                              "redis"),
+    "unix": Backend("auptimate_core.backends.redis:RedisWindowStore.from_url", "redis"),
 })
 """Window stores (:class:`~auptimate_core.WindowStore`) by URL scheme."""
 

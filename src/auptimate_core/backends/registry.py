@@ -1,7 +1,8 @@
 """A URL picks a backend: window stores and ledger repositories by URL scheme.
 
-Window stores: ``memory://`` (one process), ``redis://`` and ``rediss://`` (a Redis server, TLS
-with the second), ``redis+cluster://`` (a Redis Cluster). Ledgers: ``memory://``,
+Window stores: ``memory://`` (one process), ``redis://``, ``rediss://`` and ``unix://`` (a Redis
+server, over TLS with the second, over a local socket with the third), ``redis+cluster://`` (a
+Redis Cluster). Ledgers: ``memory://``,
 ``sqlite:///path.db`` (``sqlite://`` in memory), ``postgresql+psycopg://user@host/db``
 (``postgresql://`` means psycopg too). Each scheme's module is imported on first use; a missing
 driver raises :class:`~auptimate_core.errors.MissingExtra`, and a URL no backend serves an
