@@ -83,6 +83,11 @@ def test_skip_invalid_reports_and_writes_every_rejected_row(tmp_path: Path) -> N
 
 def test_monitor_validates_its_options() -> None:
     code, _, err = run("monitor", "-", "--spike-window", "soon", input=BRIEF)
-    assert code == 2 and "not a duration" in err
+    assert code == 2 and "--spike-window" in err and "must be a positive duration" in err
+    code, _, err = run("monitor", "-", "--rule", "amount_spike", "--min-total", "-5", input=BRIEF)
+    assert code == 2 and "--min-total" in err
+    code, out, _ = run("monitor", "-", "--rule", "amount_spike", "--rule", "threshold",
+                       "--threshold", "100", "--format", "jsonl", input=BRIEF)
+    assert code == 0 and '"rule": "threshold"' in out
     code, _, err = run("monitor", "-", "--store", "carrier-pigeon://x", input=BRIEF)
     assert code == 2 and "names no window store" in err

@@ -24,11 +24,13 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ..domain import check_amount
 from ..errors import ValidationError
+from ..money import MAX_AMOUNT
 from .rules import AmountSpikeRule, SpikeRule, ThresholdRule, TransactionRule, WindowRule
 
 Kind = Literal["money", "factor", "duration", "count"]
+"""money: an amount from 0 to MAX_AMOUNT; factor: a number above 0; duration: 30s, 1m, ...;
+count: a whole number of at least 1."""
 Rule = TransactionRule | WindowRule
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -66,9 +68,14 @@ def _parse(kind: Kind, text: str, field: str) -> Any:
         value = Decimal(text.strip())
     except InvalidOperation:
         raise ValidationError(field, f"must be a number, not {text!r}") from None
+    if kind == "money":
+        if not value.is_finite() or value < 0 or value > MAX_AMOUNT:
+            raise ValidationError(field, f"must be an amount from 0 to {MAX_AMOUNT:,}, not "
+                                         f"{text.strip()}")
+        return value
     if not value.is_finite() or value <= 0:
         raise ValidationError(field, f"must be greater than 0, not {text.strip()}")
-    return check_amount(value, field) if kind == "money" else value
+    return value
 
 
 @attrs.frozen

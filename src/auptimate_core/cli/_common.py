@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from ..domain import Transaction
-from ..errors import RowError
+from ..errors import RowError, ValidationError
 from ..io.readers import read_transactions
 from ..io.schema import RejectedRow
 from ..io.writers import RejectsWriter
@@ -31,27 +30,16 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_ROW
 
 
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600),
-            "d": Decimal(86400)}
-
-
 def parse_duration(text: str) -> timedelta:
-    """``"90s"``, ``"1m"``, ``"1h30m"``, ``"2d"`` as a timedelta.
+    """``"90s"``, ``"1m"``, ``"1h30m"``, ``"2d"`` as a timedelta (see
+    :func:`auptimate_core.alerts.registry.parse_duration`; ValueError when it is not one).
 
     >>> parse_duration("1h30m")
     datetime.timedelta(seconds=5400)
     """
-    spec = text.strip().lower()
-    pos, seconds = 0, Decimal(0)
-    for match in _SPAN.finditer(spec):
-        if match.start() != pos:
-            break
-        seconds += Decimal(match.group(1)) * _SECONDS[match.group(2)]
-        pos = match.end()
-    if not spec or pos != len(spec) or seconds <= 0:
-        raise ValueError(f"{text!r} is not a duration like 30s, 1m, 1h30m or 2d")
-    return timedelta(microseconds=int(seconds * 1_000_000))
+    from ..alerts.registry import parse_duration as parse
+
+    return parse(text)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -272,36 +260,33 @@ def observability_options(command: _Command) -> _Command:
 
 
 def rule_options(command: _Command) -> _Command:
-    """Adds the alert rule options (``--threshold``, ``--spike-factor``, ``--spike-window``,
-    ``--baseline``, ``--min-count``) to a click command, which receives them as ``rules``: a
-    :class:`~auptimate_core.alerts.ThresholdRule` and a :class:`~auptimate_core.alerts.SpikeRule`.
-    """
+    """Adds ``--rule NAME`` (repeatable: which rules run, the threshold and spike rules when
+    none is named) and every registered rule's parameters as options (``--threshold``,
+    ``--spike-factor``, ``--spike-window``, ``--baseline``, ``--min-count``, ...) to a click
+    command, which receives the built rules as ``rules``. The options come from
+    :data:`auptimate_core.alerts.registry.RULES`, so a registered rule is reachable here."""
+    from ..alerts.registry import DEFAULT_RULES, RULES, build_rules
+
+    params = [param for spec in RULES.values() for param in spec.params]
 
     @functools.wraps(command)
-    def run(*args: Any, threshold: Decimal, spike_factor: Decimal, spike_window: timedelta,
-            baseline: timedelta, min_count: int, **kwargs: Any) -> Any:
-        from ..alerts import SpikeRule, ThresholdRule
-
-        if spike_factor <= 0:
-            raise click.BadParameter("must be greater than 0", param_hint="--spike-factor")
-        rules = [ThresholdRule(limit=threshold),
-                 SpikeRule(window=spike_window, baseline=baseline, factor=spike_factor,
-                           min_count=min_count)]
+    def run(*args: Any, rule: tuple[str, ...], **kwargs: Any) -> Any:
+        values = {param.name: kwargs.pop(param.name) for param in params}
+        try:
+            rules = build_rules(rule or DEFAULT_RULES, values)
+        except ValidationError as error:
+            hint = "--rule" if error.field == "rule" else "--" + error.field.replace("_", "-")
+            raise click.BadParameter(error.reason, param_hint=hint) from None
         return command(*args, rules=rules, **kwargs)
 
-    options = (
-        click.option("--threshold", type=Amount(), default="250000", show_default=True,
-                     help="Alert on every transaction strictly greater than this amount."),
-        click.option("--spike-factor", type=Amount(), default="10", show_default=True,
-                     help="Spike when the recent count reaches this multiple of the baseline "
-                          "rate."),
-        click.option("--spike-window", type=Duration(), default="1m", show_default=True,
-                     help="The recent window: 30s, 1m, 5m ..."),
-        click.option("--baseline", type=Duration(), default="1h", show_default=True,
-                     help="The baseline period just before the recent window."),
-        click.option("--min-count", type=click.IntRange(min=1), default=5, show_default=True,
-                     help="A spike needs at least this many transactions in the window."),
-    )
+    options = [click.option(
+        "--rule", "rule", multiple=True, type=click.Choice(list(RULES)),
+        help="A rule to run (repeat for several); default: " + ", ".join(DEFAULT_RULES) + ".")]
+    for spec in RULES.values():
+        for param in spec.params:
+            options.append(click.option(
+                param.option, param.name, default=param.default, show_default=True,
+                help=f"{param.help} ({spec.name})"))
     for option in reversed(options):
         run = option(run)
     return cast(_Command, run)
