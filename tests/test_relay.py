@@ -33,7 +33,7 @@ from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.cli import main as cli_main
 from auptimate_core.integrations.redis_streams import decode, lag, read_alerts, shard_of
 from auptimate_core.integrations.relay import LedgerRelay, cursor_key
-from auptimate_core.testing.servers import RedisClusterServers, ServerError
+from auptimate_core.testing.servers import RedisClusterServers, RedisServer, ServerError
 
 from .conftest import _unavailable
 
@@ -196,6 +196,56 @@ def test_a_second_relay_on_the_same_stream_doubles_nothing(client: redis.Redis,
         thread.join(30)
     assert_exactly_once(client, stream, ledger, 4)
     assert sum(r.appended for r in relays) == len(feed_transactions(ledger))
+
+
+def _relaying(relay: LedgerRelay) -> Any:
+    import threading
+
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    return thread
+
+
+def test_redis_away_then_back_the_relay_sends_again(tmp_path: Path) -> None:
+    ledger = small_ledger()
+    stream = "away"
+    with RedisServer(persistent=True, directory=tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        relay = LedgerRelay(ledger, server.url, stream, shards=4, batch=2, wake=0.2)
+        thread = _relaying(relay)
+        try:
+            _wait_for("the backlog", lambda: relay.position().count == len(ledger.changes()))
+            server.kill()
+            for n in range(6):
+                ledger.invest(f"pool-{n % 3}", "a", D(20 + n), actor="a",
+                              idempotency_key=f"away/{n}")
+            time.sleep(0.5)  # the relay retries meanwhile
+            server.start()
+            _wait_for("the relay to catch up", lambda: relay.position().count
+                      == len(ledger.changes()), timeout=30)
+        finally:
+            relay.stop()
+            thread.join(30)
+        assert_exactly_once(client, stream, ledger, 4)
+        client.close()
+
+
+def test_when_redis_lost_the_relays_writes_it_sends_them_again(client: redis.Redis,
+                                                              stream: str) -> None:
+    ledger = small_ledger()
+    relay = LedgerRelay(ledger, client, stream, shards=4, wake=0.2)
+    thread = _relaying(relay)
+    try:
+        _wait_for("the backlog", lambda: relay.position().count == len(ledger.changes()))
+        # A restart without persistence: the streams and the cursors are gone, not the relay.
+        client.delete(*[f"{stream}:{shard}" for shard in range(4)], *relay._cursors)
+        ledger.invest("pool-0", "a", D(7), actor="a", idempotency_key="after-loss")
+        _wait_for("the relay to send everything again",
+                  lambda: relay.position().count == len(ledger.changes()), timeout=30)
+    finally:
+        relay.stop()
+        thread.join(30)
+    assert_exactly_once(client, stream, ledger, 4)
 
 
 def test_cursors_of_another_ledger_are_refused(client: redis.Redis, stream: str) -> None:

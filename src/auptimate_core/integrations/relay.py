@@ -87,6 +87,11 @@ class RelayPosition:
     cursor: str | None
 
 
+class CursorGap(ValidationError):
+    """A shard's cursor is before the first change of a batch: the changes between were never
+    appended to it (or Redis lost them), and appending the batch would skip them."""
+
+
 def cursor_key(shard_key: str, name: str) -> str:
     """The key of relay ``name``'s cursor for the shard stream ``shard_key``, in its hash slot.
 
@@ -211,8 +216,8 @@ class LedgerRelay:
         Atomic per shard, not across shards: a failure part-way (:class:`StoreUnavailable`)
         leaves some shards done and others not, and sending the same changes again completes
         them. A shard whose cursor is before change ``after`` (the changes between have not
-        been sent) refuses the batch: a :class:`~auptimate_core.errors.ValidationError`
-        naming ``after``. Raises :class:`~auptimate_core.errors.StoreError` for any other
+        been sent) refuses the batch: a :class:`CursorGap` (a ``ValidationError``) naming
+        ``after``. Raises :class:`~auptimate_core.errors.StoreError` for any other
         Redis error.
         """
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
@@ -229,7 +234,7 @@ class LedgerRelay:
         except redis.ResponseError as error:
             reply = str(error).rsplit("caused error: ", 1)[-1]  # a pipeline names the command
             if reply.startswith("GAP "):
-                raise ValidationError("after", reply[4:]) from None
+                raise CursorGap("after", reply[4:]) from None
             raise _store_error(error) from error
         except redis.RedisError as error:
             raise _store_error(error) from error
@@ -272,27 +277,37 @@ class LedgerRelay:
 
         Starts at :meth:`check`. While Redis cannot be reached the batch in hand is sent again
         (with growing pauses), and while the ledger's database cannot be reached the feed is
-        read again: both are logged, neither loses a change.
+        read again: both are logged, neither loses a change. When Redis comes back having lost
+        writes (a restart without persistence, a failover), a shard refuses the next batch
+        (:class:`CursorGap`) and the relay resumes from the cursors Redis still holds, sending
+        again what was lost.
         """
         position = self.check()
-        logger.info("relay resumes after change %d", position.count, extra={
-            "stream": self.stream, "relay": self.name})
-        reader = _Reader(self.feed, position.cursor, self.wake, 4 * self.batch)
-        reader.start()
         idle_since = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                changes = reader.take(self.batch, self.poll)
-                if changes:
-                    if not self._send_until_done(changes, position.count):
+        while True:
+            logger.info("relay resumes after change %d", position.count, extra={
+                "stream": self.stream, "relay": self.name})
+            reader = _Reader(self.feed, position.cursor, self.wake, 4 * self.batch)
+            reader.start()
+            try:
+                while not self._stop.is_set():
+                    changes = reader.take(self.batch, self.poll)
+                    if changes:
+                        if not self._send_until_done(changes, position.count):
+                            break
+                        position = RelayPosition(position.count + len(changes),
+                                                 changes[-1].cursor)
+                        idle_since = time.monotonic()
+                    elif until_idle is not None and time.monotonic() - idle_since >= until_idle:
                         break
-                    position = RelayPosition(position.count + len(changes), changes[-1].cursor)
-                    idle_since = time.monotonic()
-                elif until_idle is not None and time.monotonic() - idle_since >= until_idle:
-                    break
-        finally:
-            reader.close(self.wake + 5.0)
-        return position
+                return position
+            except CursorGap as gap:
+                logger.warning("redis lost some of the relay's writes (%s); resuming from the "
+                               "cursors it holds", gap, extra={"stream": self.stream,
+                                                               "relay": self.name})
+            finally:
+                reader.close(self.wake + 5.0)
+            position = self.check()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the batch in hand (safe from a signal handler)."""
@@ -402,4 +417,4 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["ChangeFeed", "LedgerRelay", "RelayPosition", "cursor_key"]
+__all__ = ["ChangeFeed", "CursorGap", "LedgerRelay", "RelayPosition", "cursor_key"]
