@@ -40,6 +40,7 @@ its own.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -66,7 +67,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
-"""The most changes (and, unless one change holds more, transactions) one batch carries."""
+"""The largest ``batch``: a batch stops growing once it holds that many changes or
+transactions."""
 
 
 class ChangeFeed(Protocol):
@@ -116,8 +118,8 @@ class LedgerRelay:
     ``redis.Redis`` (or ``RedisCluster``) or a URL. ``stream``, ``shards`` (``None``: the
     stream's own count, 16 for a new stream) and ``maxlen`` mean what they mean to
     :class:`~.redis_streams.StreamProducer`. ``name`` tells apart the cursors of relays of
-    different ledgers feeding one stream. ``batch`` caps the changes (and, unless one change
-    holds more, the transactions) sent in one round trip. ``wake`` (seconds) is how long the
+    different ledgers feeding one stream. A batch, sent in one round trip, stops growing once
+    it holds ``batch`` changes or ``batch`` transactions. ``wake`` (seconds) is how long the
     feed reader waits for a commit before it opens its wait again (and notices a stop).
 
     See the module notes for why a relay killed at any point and started again neither skips
@@ -132,7 +134,8 @@ class LedgerRelay:
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
             raise ValidationError("batch", f"must be an int from 1 to {MAX_BATCH:,}, not "
                                            f"{batch!r}")
-        if isinstance(wake, bool) or not isinstance(wake, int | float) or not wake > 0:
+        if (isinstance(wake, bool) or not isinstance(wake, int | float) or not wake > 0
+                or not math.isfinite(wake)):
             raise ValidationError("wake", f"must be seconds > 0, not {wake!r}")
         self.feed = feed
         self.name = name
@@ -377,8 +380,8 @@ class _Reader(threading.Thread):
         return False
 
     def take(self, limit: int, timeout: float) -> list[Change]:
-        """The changes that have arrived (waiting up to ``timeout`` for a first one), at most
-        ``limit`` of them and, unless the first alone holds more, ``limit`` transactions."""
+        """The changes that have arrived (waiting up to ``timeout`` for a first one), until
+        they number ``limit`` or hold ``limit`` transactions."""
         if self._failed:
             assert self.error is not None
             raise self.error
