@@ -257,7 +257,7 @@ def test_backend_sources_are_checked() -> None:
 
 # -- the arrows --------------------------------------------------------------------------------
 
-_DOMAIN = ("domain", "money", "store", "pools", "ranking", "windows")
+_DOMAIN = ("domain", "money", "store", "pools", "ranking", "windows", "alerts")
 
 
 def _imports(path: Path) -> Iterator[str]:

@@ -32,6 +32,7 @@ from ..store import (
     WindowStore,
     to_units,
 )
+from ..urls import WINDOW_STORES
 from .alert import RESOLVED, Alert
 from .decisions import Pending, WindowDecisions
 from .delivery import DeadLetter, Dispatcher
@@ -133,9 +134,7 @@ class AlertEngine:
         dead_letter: str | os.PathLike[str] | Callable[[DeadLetter], object] | None = None,
     ) -> None:
         if store is None:
-            from ..backends.memory import MemoryWindowStore
-
-            store = MemoryWindowStore()
+            store = WINDOW_STORES.open("memory://")
         self.store: WindowStore = store
         self._store_name = type(store).__name__
         self.rules = tuple(rules)
