@@ -30,7 +30,7 @@ from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.backends.redis import RedisWindowStore
 from auptimate_core.domain import Transaction
 from auptimate_core.integrations.redis_streams import StreamProducer, lag
-from auptimate_core.io.generate import SyntheticStream
+from auptimate_core.generate import SyntheticStream
 from auptimate_core.testing.servers import RedisServer
 
 from .bench_redis_store import server_cpu

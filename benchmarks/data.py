@@ -14,7 +14,7 @@ from auptimate_core import Transaction
 def anomalous_stream(transactions: int, seed: int = 7) -> tuple[list[Transaction], dict[str, Any]]:
     """``(transactions, manifest)`` where the manifest has ``large`` (ids of transactions over
     the 250,000 threshold) and ``bursts`` (each with ``pool_id`` and ``ids``)."""
-    from auptimate_core.io.generate import generate_stream
+    from auptimate_core.generate import generate_stream
 
     stream = generate_stream(transactions=transactions, seed=seed, anomalies=True)
     txs = list(stream.transactions())

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.integrations.redis_streams import StreamProducer, read_alerts, run_worker
-from auptimate_core.io.generate import SyntheticStream
+from auptimate_core.generate import SyntheticStream
 
 RULES = [
     ThresholdRule(limit=Decimal("250000")),

@@ -95,7 +95,7 @@ def test_unreachable_server_is_store_unavailable() -> None:
 
 def test_memory_and_redis_agree_on_a_generated_stream(store: RedisWindowStore) -> None:
     from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
-    from auptimate_core.io.generate import SyntheticStream
+    from auptimate_core.generate import SyntheticStream
 
     stream = SyntheticStream(20_000, seed=11, anomalies=True)
     txs = list(stream.transactions())

@@ -31,7 +31,7 @@ from auptimate_core.integrations.redis_streams import (
     read_alerts,
     slices,
 )
-from auptimate_core.io.generate import SyntheticStream
+from auptimate_core.generate import SyntheticStream
 
 pytestmark = pytest.mark.redis
 

@@ -33,7 +33,7 @@ from .audit import Entry
 from .changes import Recorded, new_identity
 from .events import LedgerEvent
 from .position import Amounts
-from .repository import LedgerSession, PoolRecord, Receipt
+from .repository import RANKED, LedgerSession, PoolRecord, Receipt
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class _State:
         self.memberships: dict[str, set[str]] = {}
         self.entries: dict[str, list[Entry]] = {}
         self.receipts: dict[str, Receipt] = {}
-        self.ranking = TopInvestors(kinds=("investment",))
+        self.ranking = TopInvestors(kinds=RANKED)
         self.feed: list[Recorded] = []
 
 
@@ -121,7 +121,7 @@ class _Session:
                 state.memberships.setdefault(investor_id, set()).add(pool_id)
             if receipt is not None:
                 state.receipts[receipt.key] = receipt
-            state.ranking.add_many(e.transaction() for e in entries if e.kind == "investment")
+            state.ranking.add_many(e.transaction() for e in entries if e.kind in RANKED)
 
         self._pending.append(apply)
 

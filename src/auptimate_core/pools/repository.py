@@ -19,7 +19,7 @@ work, at the next position, so that positions follow the order of the commits (s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import attrs
 
@@ -32,6 +32,10 @@ from .events import LedgerEvent
 from .position import Amounts
 
 T = TypeVar("T")
+
+RANKED: Final = ("investment", "refund")
+"""The entry kinds a repository's ranking reads: what an investor invested is investments less
+refunds (:mod:`auptimate_core.ranking.invested`)."""
 
 
 @attrs.frozen(slots=True)

@@ -15,7 +15,7 @@ from ...pools.audit import Entry
 from ...pools.changes import Recorded, new_identity
 from ...pools.events import LedgerEvent
 from ...pools.position import Amounts
-from ...pools.repository import PoolRecord, Receipt
+from ...pools.repository import RANKED, PoolRecord, Receipt
 from ...ranking import InvestorRank
 from ...store import from_units, to_units
 from . import feed as changes_feed
@@ -144,7 +144,7 @@ class SqlSession:
     def top_investors(self, n: int) -> list[InvestorRank]:
         source = TransactionsTable(self._t.entries, amount="amount", scale=SCALE,
                                    timestamp=None, kind="kind")
-        return top_investors_sql(self._conn, source, n, kinds=("investment",))
+        return top_investors_sql(self._conn, source, n, kinds=RANKED)
 
     def add_investor(self, investor: Investor) -> None:
         self._conn.execute(sa.insert(self._t.investors).values(

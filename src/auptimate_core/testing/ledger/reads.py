@@ -50,6 +50,15 @@ class ReadScenarios(LedgerHarness):
         assert (totals.invested, totals.balance, totals.currency) == (D("450.00"),
                                                                       D("450.00"), "USD")
 
+    def test_the_ranking_counts_investments_less_refunds(self) -> None:
+        ledger = self.ledger()
+        self.members(ledger, Pool("p1", "m"), {"ann": D(100), "bob": D(300)})
+        ledger.refund("p1", "bob", D("250.50"), actor="m", idempotency_key="r1")
+        ledger.distribute("p1", D(40), actor="m", idempotency_key="d1")
+        ranks = ledger.top_investors(2)
+        assert [(r.investor_id, r.unique_pools, r.total_amount) for r in ranks] == [
+            ("ann", 1, D("100.00")), ("bob", 1, D("49.50"))]
+
     # -- subscribers --------------------------------------------------------------------------
 
     def test_each_committed_change_is_delivered_once_in_order(self) -> None:
