@@ -19,7 +19,8 @@ import pytest
 
 from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
-from auptimate_core.errors import StoreError, ValidationError
+from auptimate_core.backends.registry import window_store_from_url
+from auptimate_core.errors import InvalidURL, StoreError, ValidationError
 from auptimate_core.store import (
     DAY,
     Interval,
@@ -117,6 +118,15 @@ def test_the_memory_store_points_to_the_columnar_store() -> None:
     with pytest.raises(ValidationError, match="ColumnarWindowStore") as caught:
         MemoryWindowStore(window="columnar")  # type: ignore[arg-type]
     assert caught.value.field == "window"
+
+
+def test_urls_name_the_columnar_store() -> None:
+    for url in ("memory+columnar://", "memory+columnar", "memory://?window=columnar"):
+        store = window_store_from_url(url, dedup_horizon=timedelta(hours=1))
+        assert isinstance(store, ColumnarWindowStore), url
+        assert store.dedup_horizon == timedelta(hours=1)
+    with pytest.raises(InvalidURL, match="nothing after it"):
+        window_store_from_url("memory+columnar://somewhere?window=exact")
 
 
 def test_the_columnar_store_refuses_what_it_cannot_hold(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -221,6 +221,7 @@ class Registry:
 
 WINDOW_STORES: Final = Registry("window store", "auptimate_core.window_stores", {
     "memory": Backend("auptimate_core.backends.registry:memory_window_store"),
+    "memory+columnar": Backend("auptimate_core.backends.columnar:ColumnarWindowStore.from_url"),
     "redis": Backend("auptimate_core.backends.redis:RedisWindowStore.from_url", "redis"),
     "rediss": Backend("auptimate_core.backends.redis:RedisWindowStore.from_url", "redis"),
     "redis+cluster": Backend("auptimate_core.backends.redis:RedisWindowStore.from_url",

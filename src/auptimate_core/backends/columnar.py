@@ -52,9 +52,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from ..errors import MissingExtra, ValidationError
+from ..errors import InvalidURL, MissingExtra, ValidationError
 from ..store import Interval, Observation, Observed, ObservedBatch, Tally
+from ..urls import redact
 from .local import LocalStore
 
 try:
@@ -88,6 +90,17 @@ class ColumnarWindowStore(LocalStore):
                 f"columnar windows, not {allowed_lateness}; use MemoryWindowStore")
         self._windows = ColumnarWindows(dedup_horizon=self._horizon)
         self._reach = 0  # the longest interval asked for so far
+
+    @classmethod
+    def from_url(cls, url: str = "memory+columnar://", **options: Any) -> ColumnarWindowStore:
+        """The store ``memory+columnar://`` names; ``options`` go to the constructor (the URL
+        carries nothing after its scheme)."""
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() != "memory+columnar" or rest.strip("/"):
+            shown = redact(url)
+            raise InvalidURL(shown, f"{shown!r}: the columnar store's URL is memory+columnar:// "
+                             "with nothing after it; give its options as arguments")
+        return cls(**options)
 
     def observe(
         self, observation: Observation, intervals: Sequence[Interval], *,
