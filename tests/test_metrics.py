@@ -413,7 +413,7 @@ def test_the_operations_page_names_exactly_the_metrics_there_are(
     import re
     from pathlib import Path
 
-    metrics.engine_batch("S", 1, 1, 1)
+    metrics.engine_batch("S", 1, 1, 1, 1)
     metrics.alert_raised("spike", "firing")
     for ok in (True, False):
         metrics.sink_delivery("s", ok)
@@ -425,6 +425,7 @@ def test_the_operations_page_names_exactly_the_metrics_there_are(
     metrics.ledger_write("invest")
     metrics.ledger_refusal("invalid")
     metrics.ledger_replay("invest")
+    metrics.ledger_subscriber_failure("Invested")
     exposed = {name for name, _ in registry_samples(registry)}
     families = {name for name in exposed if not name.endswith(("_bucket", "_sum", "_count"))}
     families |= {"auptimate_store_call_duration_seconds"}

@@ -355,8 +355,8 @@ def test_keys_expire_no_sooner_than_the_dedup_horizon(redis_url: str) -> None:
 
 
 def test_window_totals_are_exact_at_the_amount_bound(store: RedisWindowStore) -> None:
-    # Thousands of maximal amounts: far past 2**53 and 2**64, summed exactly on the server.
-    n = 3_000
+    # A thousand maximal amounts and more: far past 2**53 and 2**64, summed exactly on the server.
+    n = 1_200
     amounts = [MAX_AMOUNT - (i % 3) * 999_999 for i in range(n)]
     amounts[7] = 1
     ats = list(range(0, n * 1_000, 1_000))
