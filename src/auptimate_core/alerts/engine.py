@@ -34,8 +34,9 @@ from ..store import (
 )
 from ..urls import WINDOW_STORES
 from .alert import RESOLVED, Alert
+from .dead_letters import DeadLetterDestination
 from .decisions import Pending, WindowDecisions
-from .delivery import DeadLetter, Dispatcher
+from .delivery import Dispatcher
 from .rules import FlaggingRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
 
@@ -93,8 +94,9 @@ class AlertEngine:
 
     ``store`` is any :class:`~auptimate_core.store.WindowStore` (``None`` means a new
     :class:`~auptimate_core.backends.memory.MemoryWindowStore`, whose per-pool windows suit one
-    transaction at a time; for large batches ``MemoryWindowStore(window="columnar")`` is about
-    twice as fast). ``sinks`` are callables that
+    transaction at a time; for batches of thousands
+    :class:`~auptimate_core.backends.columnar.ColumnarWindowStore` is several times as fast).
+    ``sinks`` are callables that
     receive every alert: plain callables at once, background sinks (webhooks) from a queue
     on a worker thread, with a deadline per attempt, retries, and ``dead_letter`` (a JSON Lines
     path or a callable, see :class:`~auptimate_core.alerts.delivery.Dispatcher`) for what still
@@ -131,7 +133,7 @@ class AlertEngine:
         batch_size: int = 10_000,
         max_ahead: timedelta = timedelta(minutes=5),
         clock: Clock | None = None,
-        dead_letter: str | os.PathLike[str] | Callable[[DeadLetter], object] | None = None,
+        dead_letter: str | os.PathLike[str] | DeadLetterDestination | None = None,
     ) -> None:
         if store is None:
             store = WINDOW_STORES.open("memory://")
