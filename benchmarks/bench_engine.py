@@ -4,9 +4,9 @@
 
 Peers, all fed the same generated stream with injected anomalies:
 
-- ``engine/memory``: ``AlertEngine.process_many`` on ``MemoryWindowStore(window="columnar")``
-  (threshold + spike), the memory store's batch structure;
-- ``engine/memory (exact)``: the same on the memory store's default per-pool windows;
+- ``engine/memory``: ``AlertEngine.process_many`` (threshold + spike) on the default store,
+  ``MemoryWindowStore()``;
+- ``engine/columnar``: the same on ``ColumnarWindowStore()`` (numpy, a batch at a time);
 - ``engine/redis``: the same on ``RedisWindowStore`` against a local redis-server (``--redis``);
 - ``deque loop``: the same two rules hand-written over per-pool deques (the floor to match);
 - ``minute scan``: the original brief's design: the last hour in a list, scanned every minute.
@@ -32,8 +32,10 @@ from typing import Any
 
 from auptimate_core import Transaction
 from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
+from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.domain import to_micros
+from auptimate_core.store import WindowStore
 
 from .data import anomalous_stream
 from .peers_alerts import deque_loop, minute_scan
@@ -58,13 +60,12 @@ def run(transactions: int, use_redis: bool, repeat: int) -> dict[str, Any]:
     peers: dict[str, dict[str, Any]] = {}
     kwargs = dict(limit=LIMIT, window=60 * US, baseline=3600 * US, factor=10, min_count=5)
 
-    def engine_memory(window: Any) -> Callable[[], list[Any]]:
-        return lambda: AlertEngine(
-            rules(), store=MemoryWindowStore(window=window)).process_many(txs)
+    def engine_on(store: Callable[[], WindowStore]) -> Callable[[], list[Any]]:
+        return lambda: AlertEngine(rules(), store=store()).process_many(txs)
 
     timed = interleaved({
-        "engine/memory": engine_memory("columnar"),
-        "engine/memory (exact)": engine_memory("exact"),
+        "engine/memory": engine_on(MemoryWindowStore),
+        "engine/columnar": engine_on(ColumnarWindowStore),
         "deque loop": lambda: deque_loop(txs, **kwargs),
         "minute scan": lambda: minute_scan(txs, **kwargs),
     }, repeat)
@@ -73,7 +74,7 @@ def run(transactions: int, use_redis: bool, repeat: int) -> dict[str, Any]:
     alerts = peers["engine/memory"]["alerts"]
     loop_alerts = peers["deque loop"]["alerts"]
     scan_alerts = peers["minute scan"]["alerts"]
-    assert peers["engine/memory (exact)"]["alerts"] == alerts, "exact windows != columnar windows"
+    assert peers["engine/columnar"]["alerts"] == alerts, "columnar store != memory store"
     if use_redis:
         from auptimate_core.backends.redis import RedisWindowStore
         from auptimate_core.testing.servers import RedisServer

@@ -1,7 +1,8 @@
 """Window structures: the exact per-key window and the time-bucket ring.
 
-The columnar structure of all keys at once (:mod:`.columnar`, with its id log :mod:`.idlog`)
-needs numpy (the ``fast`` extra), so it is imported from its own module, not from here.
+The columnar structure of all keys at once (:mod:`.columnar`, with :mod:`.composites`,
+:mod:`.keycodes`, :mod:`.grouped` and its id log :mod:`.idlog`) needs numpy (the ``fast``
+extra), so it is imported from its own modules, not from here.
 """
 
 from .exact import ExactWindow
