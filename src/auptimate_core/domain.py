@@ -137,7 +137,7 @@ class Investor:
 
 @attrs.frozen(slots=True)
 class Pool:
-    """An investment pool (the brief's *syndicate*), run by one manager."""
+    """An investment pool (a *syndicate*), run by one manager."""
 
     id: str = attrs.field(validator=_valid_id)
     manager_id: str = attrs.field(validator=_valid_id)

@@ -160,7 +160,7 @@ def top_investors_command(
     """Rank the investors of FILE by distinct pools invested in, then total invested
     (investments less refunds; fees, distributions and carry are not investments).
 
-    FILE is CSV (the brief's header investor_id, syndicate_id, transaction_amount,
+    FILE is CSV (the syndicate-style header investor_id, syndicate_id, transaction_amount,
     transaction_date, or the library's id, investor_id, pool_id, amount, timestamp, kind) or
     JSON Lines; - reads standard input. Ties: more pools first, then the larger total, then the
     smaller investor id. A bad row stops the run with exit status 2 unless --skip-invalid.

@@ -10,7 +10,7 @@ show are read the same way).
 without case and surrounding whitespace:
 
 - the library's: ``id, investor_id, pool_id, amount, timestamp, kind``;
-- the original brief's: ``investor_id, syndicate_id, transaction_amount, transaction_date``
+- syndicate-style: ``investor_id, syndicate_id, transaction_amount, transaction_date``
   (``syndicate_id`` is the pool). ``transaction_id`` and ``transaction_type`` also name the id
   and the kind.
 

@@ -10,7 +10,7 @@ pools invested in), as one ``GROUP BY`` query with the contract's tie-break::
     HAVING unique_pools > 0
     ORDER BY unique_pools DESC, total DESC, investor_id ASC LIMIT 5
 
-A row whose kind is NULL, or every row of a table without a kind column (the brief's), is an
+A row whose kind is NULL, or every row of a table without a kind column (a syndicate-style table), is an
 investment.
 
 It runs on SQLite, PostgreSQL (psycopg) and DuckDB (duckdb-engine), on the library's own tables
@@ -100,7 +100,7 @@ class TransactionsTable:
     ``value * 10**-scale`` (``scale=2`` for cents); ``None`` means it holds decimal numbers
     (``NUMERIC``/``DECIMAL`` or text). ``kind`` tells investments from refunds and the kinds
     that do not count (``None`` when the table has no such column: every row is then an
-    investment, as in the brief's table). ``timestamp`` is read only when a ranking filters on
+    investment, as in a syndicate-style table). ``timestamp`` is read only when a ranking filters on
     time (``None`` when the table has no such column).
 
     On SQLite a ``timestamp`` column is compared as text, so it must hold UTC times in
@@ -120,7 +120,7 @@ class TransactionsTable:
     @classmethod
     def brief(cls, table: str | sa.Table = "transactions", *, schema: str | None = None,
               scale: int | None = None) -> TransactionsTable:
-        """The original brief's columns: investor_id, syndicate_id, transaction_amount, date."""
+        """A syndicate-style table's columns: investor_id, syndicate_id, transaction_amount, date."""
         return cls(table, pool="syndicate_id", amount="transaction_amount",
                    timestamp="transaction_date", kind=None, schema=schema, scale=scale)
 
