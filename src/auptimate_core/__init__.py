@@ -1,67 +1,79 @@
 """auptimate_core: top investors, real-time alerts and investment pools for syndicate platforms.
 
 The names below are the public face; everything else is reached through its package
-(``auptimate_core.alerts``, ``auptimate_core.pools``, ``auptimate_core.backends``). The alert
-engine, its rules and the window store factory are imported on first use, so that
-``import auptimate_core`` stays light. Exceptions live in :mod:`auptimate_core.errors`; the
+(``auptimate_core.alerts``, ``auptimate_core.pools``, ``auptimate_core.backends``). Each is
+imported on first use, so that ``import auptimate_core`` (and with it every command line
+start-up) imports nothing but this module. Exceptions live in :mod:`auptimate_core.errors`; the
 most used are also here.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from .clock import Clock, ManualClock, SystemClock
-from .domain import KINDS, Investor, Pool, Transaction
-from .errors import (
-    AuditError,
-    AuptimateError,
-    IdempotencyConflict,
-    InvalidAmount,
-    InvalidId,
-    InvalidKind,
-    InvalidTimestamp,
-    LateEvent,
-    LedgerError,
-    LedgerValidationError,
-    MissingExtra,
-    PermissionDenied,
-    RowError,
-    StoreError,
-    StoreUnavailable,
-    UnknownInvestor,
-    UnknownPool,
-    ValidationError,
-)
-from .pools import (
-    Change,
-    Distributed,
-    FeeCharged,
-    Invested,
-    InvestorAdmitted,
-    InvestorRegistered,
-    LedgerEvent,
-    PoolCreated,
-    PoolEvent,
-    PoolLedger,
-    PoolTotals,
-    Position,
-    Refunded,
-)
-from .ranking import InvestorRank, TopInvestors, top_investors
-from .store import WindowStore
-
 if TYPE_CHECKING:
     from .alerts import AlertEngine, AmountSpikeRule, SpikeRule, ThresholdRule
     from .backends.registry import window_store_from_url
+    from .clock import Clock, ManualClock, SystemClock
+    from .domain import KINDS, Investor, Pool, Transaction
+    from .errors import (
+        AuditError,
+        AuptimateError,
+        IdempotencyConflict,
+        InvalidAmount,
+        InvalidId,
+        InvalidKind,
+        InvalidTimestamp,
+        LateEvent,
+        LedgerError,
+        LedgerValidationError,
+        MissingExtra,
+        PermissionDenied,
+        RowError,
+        StoreError,
+        StoreUnavailable,
+        UnknownInvestor,
+        UnknownPool,
+        ValidationError,
+    )
+    from .pools import (
+        Change,
+        Distributed,
+        FeeCharged,
+        Invested,
+        InvestorAdmitted,
+        InvestorRegistered,
+        LedgerEvent,
+        PoolCreated,
+        PoolEvent,
+        PoolLedger,
+        PoolTotals,
+        Position,
+        Refunded,
+    )
+    from .ranking import InvestorRank, TopInvestors, top_investors
+    from .store import WindowStore
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "AlertEngine": "alerts",
-    "AmountSpikeRule": "alerts",
-    "SpikeRule": "alerts",
-    "ThresholdRule": "alerts",
-    "window_store_from_url": "backends.registry",
+_MODULES = {
+    "alerts": ("AlertEngine", "AmountSpikeRule", "SpikeRule", "ThresholdRule"),
+    "backends.registry": ("window_store_from_url",),
+    "clock": ("Clock", "ManualClock", "SystemClock"),
+    "domain": ("KINDS", "Investor", "Pool", "Transaction"),
+    "errors": (
+        "AuditError", "AuptimateError", "IdempotencyConflict", "InvalidAmount", "InvalidId",
+        "InvalidKind", "InvalidTimestamp", "LateEvent", "LedgerError", "LedgerValidationError",
+        "MissingExtra", "PermissionDenied", "RowError", "StoreError", "StoreUnavailable",
+        "UnknownInvestor", "UnknownPool", "ValidationError",
+    ),
+    "pools": (
+        "Change", "Distributed", "FeeCharged", "Invested", "InvestorAdmitted",
+        "InvestorRegistered", "LedgerEvent", "PoolCreated", "PoolEvent", "PoolLedger",
+        "PoolTotals", "Position", "Refunded",
+    ),
+    "ranking": ("InvestorRank", "TopInvestors", "top_investors"),
+    "store": ("WindowStore",),
 }
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
@@ -73,6 +85,10 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
