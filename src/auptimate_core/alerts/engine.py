@@ -94,10 +94,9 @@ class AlertEngine:
 
     ``store`` is any :class:`~auptimate_core.store.WindowStore` (``None`` means a new
     :class:`~auptimate_core.backends.memory.MemoryWindowStore`, whose per-pool windows suit one
-    transaction at a time; for batches of thousands
-    :class:`~auptimate_core.backends.columnar.ColumnarWindowStore` is several times as fast).
-    ``sinks`` are callables that
-    receive every alert: plain callables at once, background sinks (webhooks) from a queue
+    transaction at a time; for batches of thousands, see
+    :class:`~auptimate_core.backends.columnar.ColumnarWindowStore`). ``sinks`` are callables
+    that receive every alert: plain callables at once, background sinks (webhooks) from a queue
     on a worker thread, with a deadline per attempt, retries, and ``dead_letter`` (a JSON Lines
     path or a callable, see :class:`~auptimate_core.alerts.delivery.Dispatcher`) for what still
     fails. A failing sink is logged, counted, passed to ``on_sink_error`` if given, and never

@@ -12,10 +12,9 @@ available, both exact at every boundary (``window=``):
   totals so a window's interior costs nothing and only its two edge buckets are searched. It
   holds an event's time and running sum in 16 bytes instead of two Python ints and two list
   slots, but each key pays a ring of ``horizon / bucket_width + 2`` slots and every bucket two
-  small arrays. Measured (``benchmarks/bench_windows.py``): on busy pools (hundreds of events a
-  bucket) the whole store is about a third smaller and about a third slower than on exact
-  windows; on quiet pools (a few events a bucket) it is no smaller and slower still. So it is
-  an option for memory-bound hosts with busy pools, not the default.
+  small arrays. So it pays where pools are busy (many events a bucket) and memory is what
+  counts; on quiet pools it holds no less and does more work per event. It is an option, not
+  the default; ``benchmarks/bench_windows.py`` measures both.
 
 Every key's events in one numpy array, a batch at a time, is a store of its own:
 :class:`~auptimate_core.backends.columnar.ColumnarWindowStore`.
