@@ -8,11 +8,7 @@ callers can catch either the library's type or the built-in one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .alerts.alert import Alert
-    from .domain import Transaction
+from typing import Any
 
 
 class AuptimateError(Exception):
@@ -77,11 +73,14 @@ class LateEvent(ValidationError):
     """Transactions were kept out of the windows: ``late`` ones (older than the store's allowed
     lateness allows) and ``future`` ones (too far ahead of the engine's clock). Raised only when
     asked for (``AlertEngine(on_late="raise")``), after the whole call: ``alerts`` are all the
-    alerts of the call, which the sinks have already received."""
+    alerts of the call, which the sinks have already received. (``late`` and ``future`` hold
+    :class:`~auptimate_core.Transaction` values and ``alerts``
+    :class:`~auptimate_core.alerts.Alert` values; they are typed ``Any`` here because this
+    module is below every other and imports none of them.)"""
 
     def __init__(
-        self, field: str, message: str, *, late: Sequence[Transaction] = (),
-        future: Sequence[Transaction] = (), alerts: Sequence[Alert] = (),
+        self, field: str, message: str, *, late: Sequence[Any] = (),
+        future: Sequence[Any] = (), alerts: Sequence[Any] = (),
     ) -> None:
         super().__init__(field, message)
         self.late = list(late)
@@ -89,7 +88,7 @@ class LateEvent(ValidationError):
         self.alerts = list(alerts)
 
     @property
-    def transactions(self) -> list[Transaction]:
+    def transactions(self) -> list[Any]:
         """The late transactions, then the future ones."""
         return self.late + self.future
 
