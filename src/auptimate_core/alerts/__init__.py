@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .alert import FIRING, RESOLVED, Alert
-    from .delivery import DeadLetter, Dispatcher, read_dead_letters
-    from .engine import AlertEngine, EngineStats
+    from .dead_letters import DeadLetter, read_dead_letters
+    from .delivery import Dispatcher
+    from .engine import AlertEngine
     from .rules import AmountSpikeRule, SpikeRule, ThresholdRule, TransactionRule, WindowRule
     from .sinks import (
         AlertSink,
@@ -20,11 +21,14 @@ if TYPE_CHECKING:
         LoggingSink,
         RetryPolicy,
     )
+    from .stats import EngineStats
 
 _MODULES = {
     "alert": ("FIRING", "RESOLVED", "Alert"),
-    "delivery": ("DeadLetter", "Dispatcher", "read_dead_letters"),
-    "engine": ("AlertEngine", "EngineStats"),
+    "dead_letters": ("DeadLetter", "read_dead_letters"),
+    "delivery": ("Dispatcher",),
+    "engine": ("AlertEngine",),
+    "stats": ("EngineStats",),
     "rules": ("AmountSpikeRule", "SpikeRule", "ThresholdRule", "TransactionRule", "WindowRule"),
     "sinks": ("AlertSink", "BackgroundCall", "BackgroundSink", "CollectingSink", "DeliveryError",
               "LoggingSink", "RetryPolicy"),

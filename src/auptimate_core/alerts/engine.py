@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 from operator import attrgetter
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import Any, Literal, TypeVar
 
 from .. import metrics as _metrics
@@ -39,6 +39,7 @@ from .decisions import Pending, WindowDecisions
 from .delivery import Dispatcher
 from .rules import FlaggingRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
+from .stats import EngineStats, log_held
 
 logger = logging.getLogger("auptimate_core.alerts")
 
@@ -52,30 +53,13 @@ _MICROSECOND = timedelta(microseconds=1)
 _UNFINISHED = 64  # failed batches remembered for a retry
 
 
+def _untimed(operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """A store call made without metrics (the engine's ``_call`` when they are off)."""
+    return call(*args, **kwargs)
+
+
 def _ALERT_ORDER(entry: Pending) -> tuple[int, int]:
     return entry[0], entry[1]
-
-
-class EngineStats:
-    """Counters of what an engine has done; read them, don't write them.
-
-    ``late`` and ``future`` count the transactions kept out of the windows (older than the
-    store's allowed lateness, or more than ``max_ahead`` ahead of the clock); their
-    transaction rules ran all the same. ``duplicates`` were not processed at all.
-    """
-
-    __slots__ = ("alerts", "duplicates", "future", "late", "processed", "sink_failures")
-
-    def __init__(self) -> None:
-        self.processed = 0
-        self.duplicates = 0
-        self.late = 0
-        self.future = 0
-        self.alerts = 0
-        self.sink_failures = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class _Unfinished:
@@ -174,6 +158,7 @@ class AlertEngine:
         self.max_ahead = max_ahead
         self._ahead = max_ahead // _MICROSECOND
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self._wall_clock = type(self.clock) is SystemClock  # read as time_ns(), the same time
         self.stats = EngineStats()
         self._lock = threading.RLock()
         self._name = uuid.uuid4().hex[:12]
@@ -207,22 +192,28 @@ class AlertEngine:
         self, tx: Transaction, at: int, tag: str,
         held: tuple[list[Transaction], list[Transaction]],
     ) -> list[Alert]:
-        batch = self._call(
+        timed = _metrics.recorder().enabled
+        call = self._call if timed else _untimed
+        now = time_ns() // 1_000 if self._wall_clock else to_micros(self.clock.now())
+        batch = call(
             "observe_many", self.store.observe_many, (tx.pool_id,), (tx.id,), (at,),
             (to_units(tx.amount) if self._totals else 0,), self._intervals, totals=self._totals,
-            batch=tag, not_after=to_micros(self.clock.now()) + self._ahead)
+            batch=tag, not_after=now + self._ahead)
         self.stats.processed += 1
         status = batch.statuses[0]
-        counts = (0, 0, 0) if status is Status.NEW else self._count_held([tx], [status], held)
-        _metrics.engine_batch(self._store_name, 1, *counts)
-        if status is Status.DUPLICATE:
-            return []
+        if status is not Status.NEW:
+            counts = self._count_held([tx], [status], held)
+            _metrics.engine_batch(self._store_name, 1, *counts)
+            if status is Status.DUPLICATE:
+                return []
+        elif timed:
+            _metrics.engine_batch(self._store_name, 1, 0, 0, 0)
         alerts = [alert for rule, _ in self._tx_rules if (alert := rule.check(tx)) is not None]
         if status is Status.NEW and self._windows.slots:
-            changes = self._windows.decide_one(self._call, self.store, tx, at, batch, tag)
+            changes = self._windows.decide_one(call, self.store, tx, at, batch, tag)
             if changes:
-                applied = self._call("transition", self.store.transition,
-                                     [change for change, _ in changes])
+                applied = call("transition", self.store.transition,
+                               [change for change, _ in changes])
                 alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
         if alerts:
             self._deliver(alerts)
@@ -439,29 +430,8 @@ class AlertEngine:
         held: tuple[list[Transaction], list[Transaction]],
     ) -> tuple[int, int, int]:
         """Count (and report) the duplicates, late and future transactions of a batch."""
-        stats = self.stats
-        late: list[Transaction] = []
-        future: list[Transaction] = []
-        duplicates = 0
-        for i, status in enumerate(statuses):
-            if status is Status.DUPLICATE:
-                duplicates += 1
-            elif status is Status.LATE:
-                late.append(txs[i])
-            elif status is Status.FUTURE:
-                future.append(txs[i])
-        stats.duplicates += duplicates
-        stats.late += len(late)
-        stats.future += len(future)
-        for what, found in (("older than the allowed lateness", late),
-                            (f"more than {self.max_ahead} ahead of the clock", future)):
-            if found:
-                logger.warning(
-                    "%d transaction(s) %s kept out of the windows (transaction rules ran), "
-                    "first %r at %s", len(found), what, found[0].id,
-                    found[0].timestamp.isoformat(),
-                    extra={"store": self._store_name, "count": len(found),
-                           "transaction_id": found[0].id, "pool_id": found[0].pool_id})
+        duplicates, late, future = self.stats.count_held(txs, statuses)
+        log_held(self._store_name, self.max_ahead, late, future)
         held[0].extend(late)
         held[1].extend(future)
         if callable(self.on_late):

@@ -100,6 +100,27 @@ class _RingKey(BucketRing):
 _Key = _ExactKey | _RingKey
 
 
+class _Shape:
+    """What a store derives from the intervals it is asked for, kept while the caller passes
+    the same sequence (an engine passes one tuple for ever).
+
+    Two shapes get an inline path for in-order events on exact windows (``two``): the spike
+    rule's (0, w) then (w, w + b) (``chained``) and windows that both end now, (0, a) and
+    (0, b)."""
+
+    __slots__ = ("chained", "r0", "r1", "reach", "spans", "two")
+
+    def __init__(self, intervals: Sequence[Interval]) -> None:
+        self.spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
+        spans = self.spans
+        self.reach = max((high for _, high in spans), default=0)
+        pair = len(spans) == 2 and spans[0][0] == 0
+        self.chained = pair and spans[1][0] == spans[0][1]
+        self.two = self.chained or (pair and spans[1][0] == 0)
+        self.r0 = spans[0][1] if pair else 0
+        self.r1 = spans[1][1] if pair else 0
+
+
 def _forget_ids(state: _Key, horizon: int) -> None:
     """Forget the ids recorded at or before ``horizon`` (past the dedup horizon)."""
     state.ids = {k: v for k, v in state.ids.items() if v > horizon}
@@ -126,6 +147,7 @@ class MemoryWindowStore(LocalStore):
         dedup_horizon: timedelta = timedelta(days=1),
     ) -> None:
         super().__init__(allowed_lateness, dedup_horizon)
+        self._shape: tuple[Sequence[Interval], _Shape] = ((), _Shape(()))
         if window not in ("exact", "ring"):
             moved = (" (numpy columns are a store of their own: ColumnarWindowStore, from "
                      "auptimate_core.backends.columnar)" if str(window) == "columnar" else "")
@@ -190,7 +212,11 @@ class MemoryWindowStore(LocalStore):
         """See :meth:`WindowStore.observe_many`; ``deliveries`` and ``batch`` are ignored (a call
         on this store cannot fail half-way, so it is never retried)."""
         n = len(keys)
-        spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
+        cached = self._shape  # one tuple, read and replaced whole: safe without the lock
+        if cached[0] is not intervals:
+            cached = self._shape = (intervals, _Shape(intervals))
+        shape = cached[1]
+        spans = shape.spans
         counts = [[0] * n for _ in spans]
         sums = [[0] * n for _ in spans] if totals else []
         sums_or_none = sums if totals else None
@@ -198,18 +224,12 @@ class MemoryWindowStore(LocalStore):
         first_seen: list[int | None] = [None] * n
         duplicate, late, future = Status.DUPLICATE, Status.LATE, Status.FUTURE
         ahead = not_after if not_after is not None else _NO_FIRST
-        # Two shapes get an inline path for in-order events on exact windows: the spike rule's
-        # (0, w) then (w, w + b) ("chained") and windows that all end now, (0, a) and (0, b).
-        two = len(spans) == 2 and spans[0][0] == 0
-        chained = two and spans[1][0] == spans[0][1]
-        nested = two and spans[1][0] == 0
-        r0 = spans[0][1] if two else 0
-        r1 = spans[1][1] if two else 0
+        two, chained, r0, r1 = shape.two, shape.chained, shape.r0, shape.r1
         c0, c1 = (counts[0], counts[1]) if two else ([], [])
         s0, s1 = (sums[0], sums[1]) if two and totals else ([], [])
         with self._lock:
-            if spans and max(high for _, high in spans) > self._reach:
-                self._widen(max(high for _, high in spans))
+            if shape.reach > self._reach:
+                self._widen(shape.reach)
             lateness = self._lateness
             keep = lateness + self._reach
             # A quiet key's newest may be moved up by ``keep`` (see _sweep): remember that
@@ -219,7 +239,7 @@ class MemoryWindowStore(LocalStore):
             # events are never counted (every lower bound is past the horizon) and trimming in
             # steps costs one search per quarter horizon instead of one per event.
             slack = keep >> 2
-            inline = (chained or nested) and not self._ring
+            inline = two and not self._ring
             states = self._keys
             newest_all = self._newest
             for i in range(n):
