@@ -3,26 +3,18 @@
 Reading every row into a :class:`~auptimate_core.Transaction` in Python (the input pipeline of
 :mod:`auptimate_core.io`) costs seconds per million rows. This module answers the same question
 in one vectorised pass: the engine (polars, extra ``fast``, or DuckDB, extra ``duckdb``) reads
-the file as text, checks every row, and sums amounts as ``DECIMAL(38, 6)``, exactly, counting
-what :mod:`auptimate_core.ranking.invested` counts (investments less refunds).
+the file as text, checks every row, sums amounts as ``DECIMAL(38, 6)``, exactly, counting what
+:mod:`auptimate_core.ranking.invested` counts (investments less refunds), and picks the top
+``n`` itself, so that only ``n`` lines of the ranking come back to Python.
 
 It only ever answers for files that the input pipeline reads without rejecting a row, and that
-it reads the same way. A row counts as *plain* when:
-
-- its ids are non-empty with no whitespace at either end (so dropping that whitespace changes
-  nothing), no NUL and no line break, and no longer than the CSV reader's field limit;
-- its amount is written ``digits[.digits]`` (at most 20 integer and 6 fraction digits) and is
-  greater than zero and at most :data:`~auptimate_core.money.MAX_AMOUNT`;
-- its timestamp is an ISO 8601 date (midnight UTC), or a date and time with an explicit offset
-  (``Z`` or ``+HH:MM``), at most microseconds, within the years 1000..8999;
-- its kind, when the file has a kind column, is one of the known kinds, written exactly.
-
-Every plain row is accepted by the pipeline, with the same investor, pool, kind and amount. When
-any row is not plain, or the file has quotes, blank lines, a byte-order mark, columns other
-than the ranking's, a header the pipeline would refuse or a malformed line,
+it reads the same way: every row must be *plain* (see :mod:`auptimate_core.io.plain`). When any
+row is not plain, or the file has a byte-order mark, a header the pipeline would refuse or
+columns other than the ranking's, or a line the engine cannot split into the header's fields
+(quotes are read as characters, so a quoted field is never plain),
 :class:`NotVectorised` says why and the caller reads the file through the pipeline instead,
 which accepts or rejects each such row and reports the line. So the answer, and every error,
-is the pipeline's; only the time differs.
+is the pipeline's; only the time differs. Blank lines are not rows, for either.
 
 Totals carry the exponent a Decimal sum of the same amounts would have (the most fraction digits
 among the investor's counted amounts), so they print the same as
@@ -41,44 +33,14 @@ from typing import Final
 import attrs
 
 from ..domain import KINDS
-from ..errors import AuptimateError, MissingExtra, RowError, ValidationError
+from ..errors import MissingExtra, ValidationError
+from ..io.plain import AMOUNT, ID_RE2, ID_RUST, TIME, NotVectorised, plain_header, read_header
 from ..io.readers import field_limit
-from ..io.schema import column_map
-from ..money import EXACT, MAX_AMOUNT
-from .invested import ADDS, COUNTED, SUBTRACTS, WITHOUT_KIND
+from ..money import EXACT
+from .invested import ADDS, COUNTED, SUBTRACTS
 from .ranks import InvestorRank, check_n, rank_totals
 
 __all__ = ["ENGINES", "FastRanking", "NotVectorised", "fast_top_investors"]
-
-# Whitespace in Python's sense (str.isspace) at either end of an id would be kept by one reader
-# and perhaps stripped by another: such ids are not plain. DuckDB's regular expressions are RE2
-# (ASCII \s), polars' are Rust's (Unicode \s); both classes below are exactly str.isspace.
-_SPACE_RE2 = r"\s\p{Z}\x{0b}\x{1c}-\x{1f}\x{85}"
-_SPACE_RUST = r"\s\x1c-\x1f"
-_ID_RE: Final = rf"[^{_SPACE_RE2}\x{{00}}](?:[^\x{{00}}\r\n]*[^{_SPACE_RE2}\x{{00}}])?"
-# polars reads quotes as plain characters, so a quoted id is not plain there (see _with_polars).
-_ID_RUST: Final = rf'^[^{_SPACE_RUST}\x00"](?:[^\x00\r\n"]*[^{_SPACE_RUST}\x00"])?$'
-_AMOUNT_RE: Final = r"[0-9]{1,20}(?:\.[0-9]{1,6})?"
-_LEAP_YEAR = r"(?:[1-8][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[1357][26]|[2468][048])00)"
-_DATE_RE = (  # a real calendar date of the years 1000..8999, leap days included
-    r"(?:[1-8][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
-    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
-    rf"|{_LEAP_YEAR}-02-29)"
-)
-_TIME_RE: Final = (
-    _DATE_RE + r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?"
-)
-_CHUNK: Final = 1 << 22
-
-
-class NotVectorised(AuptimateError):
-    """The file needs the input pipeline; ``reason`` says why (not an error in the file)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 @attrs.frozen(slots=True)
 class FastRanking:
@@ -90,161 +52,139 @@ class FastRanking:
     style: str
 
 
-def _columns(header: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """The header style and field -> column name, or NotVectorised."""
-    if len(set(header)) != len(header):
-        raise NotVectorised("the header repeats a column name")
-    if any(name != name.strip().lower() for name in header):
-        raise NotVectorised("the header has capitals or spaces in its names")
-    try:
-        mapping = column_map(header)
-    except RowError as error:
-        raise NotVectorised(f"the header is not one the reader accepts ({error})") from None
-    if len(mapping.positions) != len(header):
-        raise NotVectorised(f"the header {list(header)} has columns the ranking does not read")
-    return mapping.style, {field: header[i] for field, i in mapping.positions.items()}
+
+Top = list[tuple[str, int, Decimal | None, int]]
+"""The first investors in ranking order (those who invested in no pool last): id, distinct
+pools invested in, total invested, most fraction digits of a counted amount."""
 
 
-def _header(path: str) -> list[str]:
-    """The header's column names, or NotVectorised when the first line is not plain."""
-    with open(path, "rb") as handle:
-        first = handle.readline()
-    if not first:
-        raise NotVectorised("the file is empty")
-    if first.startswith(b"\xef\xbb\xbf"):
-        raise NotVectorised("the file starts with a byte-order mark")
-    try:
-        header = first.decode("utf-8").rstrip("\n").removesuffix("\r")
-    except UnicodeDecodeError:
-        raise NotVectorised("the header is not UTF-8") from None
-    if '"' in header or "\r" in header:
-        raise NotVectorised("the header has quotes or carriage returns")
-    return header.split(",")
+@attrs.frozen(slots=True)
+class _Found:
+    """What an engine found: the top investors, the rows read, and how many rows (or investor
+    ids) are not plain."""
+
+    top: Top
+    rows: int
+    odd: int
 
 
-def _scan(path: str) -> tuple[int, bool]:
-    """The number of line breaks, and whether the file ends with one. Raises on quotes.
-
-    Quoted fields are the one part of CSV where DuckDB's reader and Python's csv module could
-    split a line differently, so files with quotes go to the input pipeline. ``O(bytes)``,
-    memory ``O(1)``.
-    """
-    breaks = 0
-    last = b""
-    with open(path, "rb", buffering=0) as handle:
-        while chunk := handle.read(_CHUNK):
-            if chunk.find(b'"') >= 0:
-                raise NotVectorised("the file has quotes")
-            breaks += chunk.count(b"\n")
-            last = chunk
-    return breaks, last.endswith(b"\n")
+_CHUNK: Final = 1 << 22
 
 
-class _Scan(threading.Thread):
+class _LineBreaks(threading.Thread):
+    """Counts a file's line breaks, and whether it ends with one, in a thread while DuckDB
+    reads it (DuckDB frees the GIL): DuckDB skips blank lines, and could read fewer rows than
+    the file has lines without an error, so its count of rows is checked against the lines.
+    ``O(bytes)``, memory ``O(1)``."""
+
     def __init__(self, path: str) -> None:
-        super().__init__(name="auptimate-scan", daemon=True)
+        super().__init__(name="auptimate-line-breaks", daemon=True)
         self.path = path
         self._result: tuple[int, bool] | None = None
-        self._error: NotVectorised | OSError | None = None
+        self._error: OSError | None = None
 
     def run(self) -> None:
+        breaks = 0
+        last = b""
         try:
-            self._result = _scan(self.path)
-        except (NotVectorised, OSError) as error:
+            with open(self.path, "rb", buffering=0) as handle:
+                while chunk := handle.read(_CHUNK):
+                    breaks += chunk.count(b"\n")
+                    last = chunk
+        except OSError as error:
             self._error = error
+            return
+        self._result = (breaks, last.endswith(b"\n"))
 
-    def result(self) -> tuple[int, bool]:
+    def lines(self) -> int:
+        """The number of lines (a last line without a break counts)."""
+        self.join()
         if self._error is not None:
             raise self._error
         assert self._result is not None
-        return self._result
-
-
-def _plain_id_sql(expr: str) -> str:
-    """SQL true when ``expr`` is a plain id (NULL when it is NULL)."""
-    return f"(regexp_full_match({expr}, '{_ID_RE}') AND length({expr}) <= {field_limit()})"
+        breaks, ends_with_break = self._result
+        return breaks if ends_with_break else breaks + 1
 
 
 def _sql_set(kinds: frozenset[str]) -> str:
     return "(" + ", ".join(f"'{kind}'" for kind in sorted(kinds)) + ")"
 
 
-def _query(header: Sequence[str], columns: dict[str, str]) -> str:
-    """One pass: per (investor, pool) pair, then per investor; checks ride along."""
+def _plain_id_sql(expr: str) -> str:
+    """SQL true when ``expr`` is a plain id (NULL when it is NULL)."""
+    return f"(regexp_full_match({expr}, '{ID_RE2}') AND length({expr}) <= {field_limit()})"
+
+
+def _query(header: Sequence[str], columns: dict[str, str], n: int) -> str:
+    """One pass: per investor, the ranking's figures and the rows that are not plain; the top
+    ``n`` picked in SQL, with the whole file's counts beside each of them."""
 
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
     spec = ", ".join(f"'{name}': 'VARCHAR'" for name in header)
+    investor, pool = q(columns["investor_id"]), q(columns["pool_id"])
     amount, stamp = q(columns["amount"]), q(columns["timestamp"])
-    row_checks = [
-        f"regexp_full_match({amount}, '{_AMOUNT_RE}')",
-        f"regexp_full_match({stamp}, '{_TIME_RE}')",
-    ]
+    checks = [f"regexp_full_match({amount}, '{AMOUNT}')",
+              f"regexp_full_match({stamp}, '{TIME}')", _plain_id_sql(pool)]
     if "id" in columns:
-        row_checks.append(_plain_id_sql(q(columns["id"])))
-    kind = f"'{WITHOUT_KIND}'"
+        checks.append(_plain_id_sql(q(columns["id"])))
+    value = f"TRY_CAST({amount} AS DECIMAL(38, 6))"
+    dot = f"instr({amount}, '.')"
+    places = f"CASE WHEN {dot} > 0 THEN length({amount}) - {dot} ELSE 0 END"
     if "kind" in columns:
         kind = q(columns["kind"])
-        row_checks.append(f"{kind} IN {_sql_set(KINDS)}")
-    value = "TRY_CAST(amount AS DECIMAL(38, 6))"
+        checks.append(f"{kind} IN {_sql_set(KINDS)}")
+        adds = f"{kind} IN {_sql_set(ADDS)}"
+        figures = (
+            f"COUNT(DISTINCT {pool}) FILTER (WHERE {adds}) AS pools, "
+            f"SUM(CASE WHEN {adds} THEN {value} WHEN {kind} IN {_sql_set(SUBTRACTS)} "
+            f"THEN -{value} END) AS total, "
+            f"MAX({places}) FILTER (WHERE {kind} IN {_sql_set(COUNTED)}) AS places")
+    else:  # every row is an investment
+        figures = (f"COUNT(DISTINCT {pool}) AS pools, SUM({value}) AS total, "
+                   f"MAX({places}) AS places")
     return f"""
-        WITH source AS (
-            SELECT {q(columns["pool_id"])} AS pool, {q(columns["investor_id"])} AS investor,
-                   {amount} AS amount, {kind} AS kind,
-                   coalesce({" AND ".join(row_checks)}, false) AS plain
-            FROM read_csv($path, header = true, auto_detect = false, delim = ',',
-                          quote = '"', escape = '"', columns = {{{spec}}})
-        ), pairs AS (
-            SELECT investor, pool,
-                   SUM(CASE WHEN kind IN {_sql_set(ADDS)} THEN {value}
-                            WHEN kind IN {_sql_set(SUBTRACTS)} THEN -{value} END) AS total,
-                   MIN({value}) AS low, MAX({value}) AS high,
-                   MAX(length(amount) - instr(amount, '.')) FILTER (
-                       WHERE instr(amount, '.') > 0 AND kind IN {_sql_set(COUNTED)}) AS places,
-                   COUNT(*) AS rows, COUNT(*) FILTER (WHERE NOT plain) AS odd,
-                   COUNT(*) FILTER (WHERE kind IN {_sql_set(ADDS)}) AS invested
-            FROM source GROUP BY investor, pool
+        WITH investors AS (
+            SELECT {investor} AS investor, {figures}, COUNT(*) AS rows,
+                   COUNT(*) FILTER (WHERE NOT coalesce({" AND ".join(checks)}, false)) AS odd
+            FROM read_csv($path, header = true, auto_detect = false, delim = ',', quote = '',
+                          escape = '', columns = {{{spec}}})
+            GROUP BY {investor}
         )
-        SELECT investor, COUNT(*) FILTER (WHERE invested > 0) AS unique_pools,
-               SUM(total) AS total, MIN(low) AS low, MAX(high) AS high,
-               coalesce(MAX(places), 0) AS places, SUM(rows) AS rows,
-               SUM(odd) + COUNT(*) FILTER (
-                   WHERE NOT coalesce({_plain_id_sql("pool")}, false))
-               + CASE WHEN coalesce({_plain_id_sql("investor")}, false)
-                      THEN 0 ELSE 1 END AS odd
-        FROM pairs GROUP BY investor
+        SELECT investor, pools, total, coalesce(places, 0), SUM(rows) OVER (),
+               SUM(odd) OVER () + SUM(CASE WHEN coalesce({_plain_id_sql("investor")}, false)
+                                      THEN 0 ELSE 1 END) OVER ()
+        FROM investors
+        ORDER BY pools DESC, total DESC NULLS LAST, investor
+        LIMIT {n}
     """
 
 
-Groups = list[tuple[str, int, Decimal | None, Decimal | None, Decimal | None, int, int, int]]
-"""Per investor: id, distinct pools invested in, total invested, smallest and largest amount
-of any kind, most fraction digits of a counted amount, rows, rows or ids not plain."""
-
-
-def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str]) -> Groups:
+def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str], n: int) -> _Found:
+    """DuckDB reads quotes as characters (``quote = ''``) and refuses a line with another
+    number of fields or a carriage return inside it; its rows must be the file's lines."""
     try:
         import duckdb
     except ImportError as error:
         raise MissingExtra("duckdb", "duckdb") from error
-    scan = _Scan(name)  # reads the file in a thread while DuckDB works (it frees the GIL)
-    scan.start()
+    lines = _LineBreaks(name)
+    lines.start()
     connection = duckdb.connect(":memory:")
     try:
-        rows: Groups = connection.execute(_query(header, columns), {"path": name}).fetchall()
+        found = connection.execute(_query(header, columns, n), {"path": name}).fetchall()
     except duckdb.Error as error:
         raise NotVectorised(f"DuckDB could not read the file as plain CSV: {error}") from None
     finally:
         connection.close()
-        scan.join()
-    # DuckDB skips blank lines: count them back from the line breaks.
-    breaks, ends_with_break = scan.result()
-    if breaks != sum(row[6] for row in rows) + (1 if ends_with_break else 0):
-        raise NotVectorised("the file has blank lines")
-    return rows
+        lines.join()
+    rows = int(found[0][4]) if found else 0
+    if lines.lines() != rows + 1:
+        raise NotVectorised("the file has blank lines, or lines DuckDB did not read as rows")
+    return _Found([row[:4] for row in found], rows, int(found[0][5]) if found else 0)
 
 
-def _with_polars(name: str, header: Sequence[str], columns: dict[str, str]) -> Groups:
+def _with_polars(name: str, header: Sequence[str], columns: dict[str, str], n: int) -> _Found:
     """polars reads quotes as characters: a quoted field (or half of one split at a comma or a
     line break) has a quote in it and is not plain. A blank line is a row of nulls, not plain."""
     try:
@@ -254,59 +194,50 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str]) -> G
     limit = field_limit()
 
     def plain_id(column: pl.Expr) -> pl.Expr:
-        return column.str.contains(_ID_RUST) & (column.str.len_chars() <= limit)
+        return column.str.contains(ID_RUST) & (column.str.len_chars() <= limit)
 
-    amount, stamp = pl.col(columns["amount"]), pl.col(columns["timestamp"])
-    checks = [
-        amount.str.contains(f"^{_AMOUNT_RE}$"),
-        stamp.str.contains(f"^{_TIME_RE}$"),
-    ]
+    amount, stamp, pool = (pl.col(columns[field]) for field in ("amount", "timestamp", "pool_id"))
+    plain = (amount.str.contains(f"^(?:{AMOUNT})$") & stamp.str.contains(f"^(?:{TIME})$")
+             & plain_id(pool))
     if "id" in columns:
-        checks.append(plain_id(pl.col(columns["id"])))
-    kind = pl.lit(WITHOUT_KIND)
+        plain = plain & plain_id(pl.col(columns["id"]))
+    value = amount.cast(pl.Decimal(38, 6), strict=False)
+    dot = amount.str.find(".", literal=True)
+    places = (amount.str.len_bytes() - dot - 1).fill_null(0)
     if "kind" in columns:
         kind = pl.col(columns["kind"])
-        checks.append(kind.is_in(sorted(KINDS)))
-    plain = checks[0]
-    for check in checks[1:]:
-        plain = plain & check
-    value = amount.cast(pl.Decimal(38, 6), strict=False)
-    adds, subtracts = kind.is_in(sorted(ADDS)), kind.is_in(sorted(SUBTRACTS))
-    signed = pl.when(adds).then(value).when(subtracts).then(-value).otherwise(None)
-    dot = amount.str.find(".", literal=True)
-    places = (pl.when(dot.is_not_null() & kind.is_in(sorted(COUNTED)))
-              .then(amount.str.len_bytes() - dot - 1).otherwise(0))
-    not_id = ~plain_id(pl.col("pool")).fill_null(False)
+        plain = plain & kind.is_in(sorted(KINDS))
+        adds = kind.is_in(sorted(ADDS))
+        figures = [
+            pool.filter(adds).n_unique().alias("pools"),
+            pl.when(adds).then(value).when(kind.is_in(sorted(SUBTRACTS))).then(-value)
+            .otherwise(None).sum().alias("total"),
+            places.filter(kind.is_in(sorted(COUNTED))).max().alias("places"),
+        ]
+    else:
+        figures = [pool.n_unique().alias("pools"), value.sum().alias("total"),
+                   places.max().alias("places")]
     query = (
         pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",")
-        .select(
-            pl.col(columns["investor_id"]).alias("investor"),
-            pl.col(columns["pool_id"]).alias("pool"),
-            value.alias("value"), signed.alias("signed"), places.alias("places"),
-            adds.fill_null(False).alias("adds"), plain.fill_null(False).alias("plain"),
-        )
-        .group_by("investor", "pool")
-        .agg(pl.col("signed").sum().alias("total"), pl.col("value").min().alias("low"),
-             pl.col("value").max().alias("high"), pl.col("places").max().alias("places"),
-             pl.len().alias("rows"), (~pl.col("plain")).sum().alias("odd"),
-             pl.col("adds").sum().alias("invested"))
-        .group_by("investor")
-        .agg((pl.col("invested") > 0).sum().alias("unique_pools"), pl.col("total").sum(),
-             pl.col("low").min(), pl.col("high").max(), pl.col("places").max(),
-             pl.col("rows").sum(), (pl.col("odd").sum() + not_id.sum()).alias("odd"))
-        .with_columns(pl.col("odd") + (~plain_id(pl.col("investor"))
-                                       .fill_null(False)).cast(pl.UInt32))
+        .group_by(pl.col(columns["investor_id"]).alias("investor"))
+        .agg(*figures, pl.len().alias("rows"), (~plain.fill_null(False)).sum().alias("odd"))
     )
     try:
-        frame = query.collect()
+        investors = query.collect()
     except pl.exceptions.PolarsError as error:
         raise NotVectorised(f"polars could not read the file as plain CSV: {error}") from None
-    groups: Groups = frame.rows()
-    return groups
+    rows, odd, odd_ids = investors.select(
+        pl.col("rows").sum(), pl.col("odd").sum(),
+        (~plain_id(pl.col("investor")).fill_null(False)).sum()).row(0)
+    top = (investors.sort(["pools", "total", "investor"], descending=[True, True, False],
+                          nulls_last=True)
+           .head(n).select("investor", "pools", "total", pl.col("places").fill_null(0)).rows())
+    return _Found(top, int(rows), int(odd) + int(odd_ids))
 
 
 ENGINES: Final = {"polars": _with_polars, "duckdb": _with_duckdb}
-"""The vectorised engines, in order of preference (polars is the faster on two cores)."""
+"""The vectorised engines, in order of preference (polars is the faster on two cores, its
+import included)."""
 
 
 def fast_top_investors(
@@ -318,30 +249,22 @@ def fast_top_investors(
     ``engine`` is ``"polars"``, ``"duckdb"`` or ``"auto"`` (the first of them installed).
     Raises :class:`NotVectorised` when the file needs the input pipeline (see the module
     notes), and :class:`~auptimate_core.errors.MissingExtra` when no engine is installed.
-    One pass over the file (on all cores), then ``O(m log n)`` in Python for ``m`` investors.
+    One pass over the file (on all cores); ``n`` lines come back to Python.
     """
     check_n(n)
     run = _engine(engine)
     name = os.fspath(path)
-    header = _header(name)
-    style, columns = _columns(header)
-    rows = run(name, header, columns)
-    count = sum(row[6] for row in rows)
-    odd = sum(row[7] for row in rows) + sum(
-        1 for row in rows if row[3] is None or row[3] <= 0 or row[4] is None
-        or row[4] > MAX_AMOUNT)
-    if odd:
-        raise NotVectorised(f"{odd} rows (or ids) are not plain")
-    exponent = {places: Decimal(1).scaleb(-places) for places in {row[5] for row in rows}}
-    totals = [
-        (inv, pools, total.quantize(exponent[places], context=EXACT))
-        for inv, pools, total, _, _, places, _, _ in rows
-        if pools and total is not None
-    ]
-    return FastRanking(rank_totals(totals, n), count, style)
+    header = read_header(name)
+    style, columns = plain_header(header)
+    found = run(name, header, columns, n)
+    if found.odd:
+        raise NotVectorised(f"{found.odd} rows (or ids) are not plain")
+    totals = [(investor, pools, total.quantize(Decimal(1).scaleb(-places), context=EXACT))
+              for investor, pools, total, places in found.top if pools and total is not None]
+    return FastRanking(rank_totals(totals, n), found.rows, style)
 
 
-def _engine(engine: str) -> Callable[[str, Sequence[str], dict[str, str]], Groups]:
+def _engine(engine: str) -> Callable[[str, Sequence[str], dict[str, str], int], _Found]:
     if engine == "auto":
         for name in ENGINES:
             if importlib.util.find_spec(name) is not None:
