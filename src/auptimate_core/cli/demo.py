@@ -107,8 +107,9 @@ def _ledger_section(stream: SyntheticStream, db: str | None) -> None:
         click.echo("   (all of it was already in the database: every request was answered "
                    "from the record, nothing written twice)")
     exits = sum(1 for event in events if isinstance(event, Distributed))
-    click.echo(f"   {len(events)} changes pushed to subscribers ({exits} exit), each with "
-               f"the new positions; audit chain verified over {ledger.verify()} entries")
+    click.echo(f"   {len(events)} changes pushed to subscribers ({exits} exit), each with the "
+               f"positions it touched and the pool's totals; audit chain verified over "
+               f"{ledger.verify()} entries")
     ledger.close()
 
 
