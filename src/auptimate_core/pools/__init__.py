@@ -21,7 +21,14 @@ from .ledger import PoolLedger
 from .memory import MemoryLedgerRepository
 from .policy import Policy
 from .position import PoolTotals, Position
-from .repository import LedgerRepository, LedgerSession, PoolRecord, Receipt
+from .repository import (
+    LedgerRepository,
+    LedgerSession,
+    MemberRead,
+    MemberSession,
+    PoolRecord,
+    Receipt,
+)
 
 __all__ = [
     "AuditChain",
@@ -36,6 +43,8 @@ __all__ = [
     "LedgerEvent",
     "LedgerRepository",
     "LedgerSession",
+    "MemberRead",
+    "MemberSession",
     "MemoryLedgerRepository",
     "Policy",
     "PoolCreated",

@@ -24,10 +24,21 @@ from .events import (
     PoolCreated,
     Refunded,
 )
-from .parts import Parts, find_investor, find_pool, positions_of, totals_of
+from .parts import Parts, find_pool, known, positions_of, read_member, totals_of
 from .position import Amounts
 from .repository import LedgerSession, PoolRecord
-from .unit import Outcome, append, fingerprint, moment, money_args, plain, replay, write, zero
+from .unit import (
+    Outcome,
+    append,
+    fingerprint,
+    moment,
+    money_args,
+    plain,
+    replay,
+    replay_receipt,
+    write,
+    zero,
+)
 from .waterfall import check_carry, split_distribution, split_fee
 
 
@@ -90,10 +101,11 @@ class Commands:
         parts = self._parts
 
         def body(session: LedgerSession) -> Outcome[None]:
-            record = find_pool(session, pool_id, lock=True)
+            read = read_member(session, pool_id, investor_id, None)
+            record = read.record
             parts.policy.check_manager(record.pool, actor, "admit")
-            find_investor(session, investor_id)
-            if session.holding(pool_id, investor_id) is not None:
+            known(read.registered, investor_id)
+            if read.holding is not None:
                 return Outcome(None, None)
             new, _, changed = append(
                 parts, session, record, {},
@@ -115,13 +127,14 @@ class Commands:
         parts = self._parts
 
         def body(session: LedgerSession) -> Outcome[Transaction]:
-            record = find_pool(session, pool_id, lock=True)
+            read = read_member(session, pool_id, investor_id, key)
+            record = read.record
             parts.policy.check_invest(record.pool, investor_id, actor)
-            first = replay(session, key, request, "invest")
+            first = replay_receipt(session, read.receipt, key, request, "invest")
             if first is not None:
                 return Outcome(first[0], None)
-            find_investor(session, investor_id)
-            held = session.holding(pool_id, investor_id)
+            known(read.registered, investor_id)
+            held = read.holding
             if held is None:
                 raise PermissionDenied(actor, "invest",
                                        f"{investor_id!r} is not a member of pool {pool_id!r}")
@@ -147,13 +160,14 @@ class Commands:
         parts = self._parts
 
         def body(session: LedgerSession) -> Outcome[Transaction]:
-            record = find_pool(session, pool_id, lock=True)
+            read = read_member(session, pool_id, investor_id, key)
+            record = read.record
             parts.policy.check_manager(record.pool, actor, "refund")
-            first = replay(session, key, request, "refund")
+            first = replay_receipt(session, read.receipt, key, request, "refund")
             if first is not None:
                 return Outcome(first[0], None)
-            find_investor(session, investor_id)
-            held = session.holding(pool_id, investor_id)
+            known(read.registered, investor_id)
+            held = read.holding
             if held is None:
                 raise LedgerValidationError(
                     "investor_id", f"{investor_id!r} is not a member of pool {pool_id!r}")

@@ -33,7 +33,7 @@ from .audit import Entry
 from .changes import Recorded, new_identity
 from .events import LedgerEvent
 from .position import Amounts
-from .repository import RANKED, LedgerSession, PoolRecord, Receipt
+from .repository import RANKED, LedgerSession, MemberRead, PoolRecord, Receipt
 
 T = TypeVar("T")
 
@@ -74,6 +74,15 @@ class _Session:
 
     def holding(self, pool_id: str, investor_id: str) -> Amounts | None:
         return self._state.holdings.get(pool_id, {}).get(investor_id)
+
+    def member(self, pool_id: str, investor_id: str, key: str | None) -> MemberRead | None:
+        state = self._state
+        record = state.pools.get(pool_id)
+        if record is None:
+            return None
+        return MemberRead(record, investor_id in state.investors,
+                          state.holdings[pool_id].get(investor_id),
+                          None if key is None else state.receipts.get(key))
 
     def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
         state = self._state

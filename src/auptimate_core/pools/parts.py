@@ -7,7 +7,9 @@ The ledger is a facade over small collaborators: :mod:`.commands` (the writes), 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import cast
 
 import attrs
 
@@ -18,7 +20,13 @@ from .audit import AuditChain
 from .outbox import Subscribers
 from .policy import Policy
 from .position import Amounts, PoolTotals, Position
-from .repository import LedgerRepository, LedgerSession, PoolRecord
+from .repository import (
+    LedgerRepository,
+    LedgerSession,
+    MemberRead,
+    MemberSession,
+    PoolRecord,
+)
 
 
 @attrs.define(slots=True, eq=False)
@@ -41,12 +49,45 @@ def find_pool(session: LedgerSession, pool_id: str, *, lock: bool = False) -> Po
     return record
 
 
+def read_member(session: LedgerSession, pool_id: str, investor_id: str,
+                key: str | None) -> MemberRead:
+    """What a write about one member reads (see :class:`~.repository.MemberRead`): in one call
+    on a :class:`~.repository.MemberSession`, else one read at a time. Raises
+    :class:`~auptimate_core.errors.UnknownPool` if the pool does not exist."""
+    if _reads_members(type(session)):
+        found = cast(MemberSession, session).member(pool_id, investor_id, key)
+        if found is None:
+            raise UnknownPool(f"unknown pool {pool_id!r}")
+        return found
+    record = find_pool(session, pool_id, lock=True)
+    return MemberRead(record, session.investor(investor_id) is not None,
+                      session.holding(pool_id, investor_id),
+                      None if key is None else session.receipt(key))
+
+
+@functools.cache
+def _reads_members(kind: type) -> bool:
+    # Checking a runtime protocol costs more than the rest of a write's logic: once per type.
+    return issubclass(kind, MemberSession)
+
+
 def find_investor(session: LedgerSession, investor_id: str) -> Investor:
     """The registered investor (:class:`~auptimate_core.errors.UnknownInvestor` if none)."""
     investor = session.investor(investor_id)
     if investor is None:
-        raise UnknownInvestor(f"unknown investor {investor_id!r}")
+        raise _unknown(investor_id)
     return investor
+
+
+def known(registered: bool, investor_id: str) -> None:
+    """Raise :class:`~auptimate_core.errors.UnknownInvestor` unless the investor is
+    ``registered``."""
+    if not registered:
+        raise _unknown(investor_id)
+
+
+def _unknown(investor_id: str) -> UnknownInvestor:
+    return UnknownInvestor(f"unknown investor {investor_id!r}")
 
 
 def positions_of(record: PoolRecord, members: Mapping[str, Amounts]) -> tuple[Position, ...]:

@@ -1,6 +1,6 @@
 """Who may do what in the ledger.
 
-The rules, checked before anything is read for writing or written:
+The rules, checked before anything is written (or a repeated request answered):
 
 - a pool is created by its own manager (``actor == pool.manager_id``);
 - only the pool's manager admits investors, distributes, charges fees and refunds;

@@ -14,12 +14,18 @@ The change feed lives in the same storage: a unit of work that changes anything 
 :meth:`LedgerSession.publish`, and the repository writes the event to the feed in that unit of
 work, at the next position, so that positions follow the order of the commits (see
 :mod:`auptimate_core.pools.changes`).
+
+What a write costs is what it reads and writes here. An admission, an investment or a refund
+reads the pool, the investor, their holding and the idempotency key's receipt, and writes the
+pool's record, one entry, one holding and the receipt: nothing that grows with the pool. A
+session may answer those four reads in one go (:class:`MemberSession`); one that does not
+answers them one by one. A fee or a distribution reads and writes every member it touches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Final, Protocol, TypeVar
+from typing import Final, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -62,6 +68,18 @@ class Receipt:
     pool_id: str
     first_seq: int
     count: int
+
+
+@attrs.frozen(slots=True)
+class MemberRead:
+    """What a write about one member of a pool reads: the pool's record (held against other
+    writers), whether the investor is registered, their holding in the pool and the idempotency
+    key's receipt (each None when there is none)."""
+
+    record: PoolRecord
+    registered: bool
+    holding: Amounts | None
+    receipt: Receipt | None
 
 
 class LedgerSession(Protocol):
@@ -118,6 +136,18 @@ class LedgerSession(Protocol):
 
     def changes(self, after: int, limit: int) -> list[Recorded]:
         """Up to ``limit`` changes of the feed after position ``after``, in order."""
+
+
+@runtime_checkable
+class MemberSession(Protocol):
+    """A session that reads what a write about one member needs in one go (one statement on
+    SQL) rather than in four calls. Optional: the ledger makes the four calls on a session
+    without it."""
+
+    def member(self, pool_id: str, investor_id: str, key: str | None) -> MemberRead | None:
+        """The pool (locked, as ``pool(pool_id, lock=True)``), whether the investor is
+        registered, their holding and the receipt of ``key`` (None for no key), all as of after
+        the lock; None when the pool does not exist."""
 
 
 class LedgerRepository(Protocol):

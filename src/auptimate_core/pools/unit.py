@@ -124,7 +124,12 @@ def write(parts: Parts, action: str, body: Callable[[LedgerSession], Outcome[R]]
 def replay(session: LedgerSession, key: str, fingerprint: str,
            action: str) -> list[Transaction] | None:
     """The first result of ``key`` when it was used for this request; None when unused."""
-    receipt = session.receipt(key)
+    return replay_receipt(session, session.receipt(key), key, fingerprint, action)
+
+
+def replay_receipt(session: LedgerSession, receipt: Receipt | None, key: str, fingerprint: str,
+                   action: str) -> list[Transaction] | None:
+    """As :func:`replay`, with the key's ``receipt`` (None if unused) read already."""
     if receipt is None:
         return None
     if receipt.fingerprint != fingerprint:

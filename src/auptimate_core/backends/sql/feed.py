@@ -2,8 +2,8 @@
 
 Tables (prefixed ``auptimate_`` like the ledger's):
 
-- ``feed_head``: one row holding the ledger's identity (made when the row is first written) and
-  the position of the last change;
+- ``feed_head``: one row holding the ledger's identity (made when the row is first written),
+  the position of the last change and its time (``at_us``);
 - ``feed``: one row per committed change: its position, commit time (integer microseconds since
   the epoch, UTC), the event's type and pool, and the event as JSON (``LedgerEvent.to_dict``).
 
@@ -11,21 +11,26 @@ Why a follower never misses or repeats a change. A sequence (or an auto-incremen
 numbers when a transaction *asks*, not when it *commits*: writer A takes 7, writer B takes 8 and
 commits first, a reader sees 8 without 7 and moves its cursor past 7 for good. Here the position
 is assigned by ``UPDATE feed_head SET position = position + 1 ... RETURNING position``, the last
-statement of every writing transaction before the feed row itself. The update holds the head's
-row lock until the transaction ends, so a second writer waits there until the first has committed
-(or rolled back, giving its position back), and only then reads the head, which the first
-writer's commit has moved. Positions are therefore handed out in commit order with no gap, and
-since a transaction's commit is visible before its locks are released, any snapshot that sees
-position ``n`` sees every position below it: the committed positions are always ``1..head``.
-A reader asking for ``position > cursor`` gets exactly what it has not seen, in order. The same
-holds when reading a hot standby, which applies commits in the order the primary wrote them
-(but notifications are not sent to standbys: a follower listens on the primary).
+write of every writing transaction (on PostgreSQL part of its one writing statement, see
+:mod:`auptimate_core.backends.sql.statements`). The update holds the head's row lock until the
+transaction ends, so a second writer waits there until the first has committed (or rolled back,
+giving its position back), and only then reads the head, which the first writer's commit has
+moved. Positions are therefore handed out in commit order with no gap, and since a
+transaction's commit is visible before its locks are released, any snapshot that sees position
+``n`` sees every position below it: the committed positions are always ``1..head``. A reader
+asking for ``position > cursor`` gets exactly what it has not seen, in order. The same holds
+when reading a hot standby, which applies commits in the order the primary wrote them (but
+notifications are not sent to standbys: a follower listens on the primary).
 
-The price is that the commits of all writers of a ledger queue on one row, for the few
-statements between the head's update and the commit (every other statement of a write, and its
-pool's own lock, come before). PostgreSQL serialises the commits of transactions that send a
-notification in the same way (a lock taken before the commit and held until after it, across
-the whole server), so the wake-up below adds no second queue. On SQLite every write
+A change's time is the writer's clock read just before that update, or the time of the change
+before it when that is later (the same update sets ``at_us = max(at_us, now)``): times follow
+positions even when two writers read their clocks in the other order than they commit.
+
+The price is that the commits of all writers of a ledger queue on one row, from the head's
+update to the commit (the reads of a write, its pool's own lock and its other rows come
+before). PostgreSQL serialises the commits of transactions that send a notification in the
+same way (a lock taken before the commit and held until after it, across the whole server), so
+the wake-up below adds no second queue. On SQLite every write
 transaction is ``BEGIN IMMEDIATE``: writers already take turns, and the head only numbers them.
 
 Wake-ups carry nothing a follower relies on: on PostgreSQL a writer sends ``NOTIFY`` on the
@@ -43,8 +48,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from ...clock import Clock
-from ...domain import from_micros, to_micros
+from ...domain import from_micros
 from ...errors import StoreUnavailable
 from ...pools.changes import Recorded
 from ...pools.events import LedgerEvent, PoolEvent
@@ -68,6 +72,7 @@ def feed_tables(md: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table]:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("identity", sa.String(16), nullable=False),
         sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Column("at_us", sa.BigInteger, nullable=False, server_default="0"),
     )
     feed = sa.Table(
         f"{prefix}feed", md,
@@ -93,7 +98,15 @@ def read_identity(conn: Connection, head: sa.Table) -> str | None:
 
 def write_identity(conn: Connection, head: sa.Table, identity: str) -> None:
     """Write the head row (a unique key refuses a second one: the caller reads it again)."""
-    conn.execute(sa.insert(head).values(id=HEAD_ID, identity=identity, position=0))
+    conn.execute(sa.insert(head).values(id=HEAD_ID, identity=identity, position=0, at_us=0))
+
+
+def upgrade(conn: Connection, head: sa.Table) -> None:
+    """Add the head's ``at_us`` to a head table made before it existed."""
+    columns = {column["name"] for column in sa.inspect(conn).get_columns(head.name, head.schema)}
+    if "at_us" not in columns:
+        name = conn.dialect.identifier_preparer.format_table(head)
+        conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN at_us BIGINT NOT NULL DEFAULT 0"))
 
 
 def head_position(conn: Connection, head: sa.Table) -> int:
@@ -101,24 +114,10 @@ def head_position(conn: Connection, head: sa.Table) -> int:
     return 0 if row is None else int(row.position)
 
 
-def append(conn: Connection, head: sa.Table, feed: sa.Table, event: LedgerEvent, clock: Clock,
-           channel: str | None) -> int:
-    """Write ``event`` at the next position (see the module notes); return that position.
-
-    Must be the transaction's last write: from here to the commit it holds the head's lock.
-    ``channel`` names the PostgreSQL channel to notify, None on SQLite.
-    """
-    payload = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
-    pool_id = event.pool_id if isinstance(event, PoolEvent) else None
-    position = conn.execute(
-        sa.update(head).where(head.c.id == HEAD_ID).values(position=head.c.position + 1)
-        .returning(head.c.position)).scalar_one()
-    conn.execute(sa.insert(feed).values(
-        position=position, at_us=to_micros(clock.now()), type=type(event).__name__,
-        pool_id=pool_id, event=payload))
-    if channel is not None:
-        conn.execute(sa.select(sa.func.pg_notify(channel, str(position))))
-    return int(position)
+def payload(event: LedgerEvent) -> tuple[str, str | None, str]:
+    """The feed row's ``type``, ``pool_id`` and ``event`` (JSON) for ``event``."""
+    text = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+    return type(event).__name__, event.pool_id if isinstance(event, PoolEvent) else None, text
 
 
 def read(conn: Connection, feed: sa.Table, after: int, limit: int) -> list[Recorded]:

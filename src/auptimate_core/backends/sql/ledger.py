@@ -11,7 +11,12 @@ to one pool therefore never lose an update: the second waits for the first and b
 committed. A race that only a unique key can catch (two processes creating one pool, or using one
 idempotency key in two pools at once) rolls back and runs the unit of work again, which then sees
 the other's row. Reads run in one snapshot (``REPEATABLE READ`` on PostgreSQL). The last
-statements of a write append its event to the change feed, in the same transaction.
+write of a unit of work appends its event to the change feed, in the same transaction.
+
+What a write costs: an admission, an investment or a refund is two statements on PostgreSQL
+(one read, one write; see :mod:`auptimate_core.backends.sql.statements`) and eight on SQLite,
+whatever the size of the pool; a fee or a distribution reads the pool's members once and
+writes in one statement on PostgreSQL, one per table on SQLite.
 
 Opening the storage is safe from any number of processes at once: creating the tables is
 serialised (a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) and
@@ -46,6 +51,7 @@ from ...pools.repository import LedgerSession
 from ...urls import redact
 from . import feed as changes_feed
 from .session import HeadMoved, SqlSession
+from .statements import Statements
 from .tables import LedgerTables, ledger_tables
 
 try:
@@ -117,6 +123,7 @@ class SqlLedgerRepository:
                                   f"must be a number of seconds > 0, not {poll_interval!r}")
         self.engine = engine
         self.tables = ledger_tables(schema)
+        self._statements = Statements(self.tables, engine.dialect)
         self.retries = retries
         self.poll_interval = poll_interval
         self._dispose = dispose
@@ -126,6 +133,7 @@ class SqlLedgerRepository:
         self._serial: threading.Lock | None = threading.Lock() if shared else None
         self._commit_order = threading.Lock()
         self._commits = threading.Condition()
+        self._channel: str | None = None
         if create:
             self._create(schema)
         self._identity = self._run(self._open_feed, True, None)
@@ -179,6 +187,7 @@ class SqlLedgerRepository:
             if schema is not None:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             self.tables.metadata.create_all(conn, checkfirst=True)
+            changes_feed.upgrade(conn, self.tables.feed_head)
 
         for attempt in range(self.retries + 1):
             try:
@@ -241,15 +250,11 @@ class SqlLedgerRepository:
                     try:
                         with conn.begin() as transaction:
                             restore = self._begin(conn, write)
-                            session = SqlSession(conn, self.tables)
+                            session = SqlSession(conn, self.tables, self._statements)
                             result = body(session)
                             if not write:
                                 return result
-                            if session.published is not None:
-                                event, clock = session.published
-                                changes_feed.append(conn, self.tables.feed_head,
-                                                    self.tables.feed, event, clock,
-                                                    self._channel)
+                            session.flush(self._channel)
                             with self._commit_order:
                                 transaction.commit()
                                 if on_commit is not None:

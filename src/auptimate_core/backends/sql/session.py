@@ -1,11 +1,16 @@
 """One unit of work of the SQL ledger on one connection: what it reads as the ledger's values,
-and what it writes as rows (see :mod:`auptimate_core.backends.sql.tables`)."""
+and what it writes as rows (see :mod:`auptimate_core.backends.sql.tables`).
+
+Reads run when asked. Writes of the pools' chains (``append``) and the change (``publish``) are
+kept until :meth:`SqlSession.flush`, the unit of work's last step, which writes them with the
+statements of :mod:`auptimate_core.backends.sql.statements`: on PostgreSQL in one statement.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from ...clock import Clock
 from ...domain import Investor, Pool, from_micros, to_micros
@@ -15,11 +20,12 @@ from ...pools.audit import Entry
 from ...pools.changes import Recorded, new_identity
 from ...pools.events import LedgerEvent
 from ...pools.position import Amounts
-from ...pools.repository import RANKED, PoolRecord, Receipt
+from ...pools.repository import RANKED, MemberRead, PoolRecord, Receipt
 from ...ranking import InvestorRank
 from ...store import from_units, to_units
 from . import feed as changes_feed
 from .ranking import TransactionsTable, top_investors_sql
+from .statements import ENTRY_COLUMNS, Statements
 from .tables import SCALE, TOTALS, LedgerTables
 
 try:
@@ -48,8 +54,11 @@ def amount_of(units: int, currency: str | None) -> Decimal:
 
 
 def amounts_of(row: Any, currency: str, carry: bool = False, prefix: str = "") -> Amounts:
-    values = row._mapping
+    return amounts_in(row._mapping, currency, carry, prefix)
 
+
+def amounts_in(values: Mapping[str, Any], currency: str, carry: bool = False,
+               prefix: str = "") -> Amounts:
     def get(name: str) -> Decimal:
         return amount_of(values[prefix + name], currency)
 
@@ -58,23 +67,54 @@ def amounts_of(row: Any, currency: str, carry: bool = False, prefix: str = "") -
                    carry=get("carry") if carry else minor_unit(currency) * 0)
 
 
+def record_of(values: Mapping[str, Any]) -> PoolRecord:
+    """A pool's record from its row's values."""
+    currency = values["currency"]
+    pool = Pool(values["id"], values["manager_id"], values["name"], currency)
+    return PoolRecord(pool, int(values["head_seq"]), values["head_hash"],
+                      amounts_in(values, currency, carry=True))
+
+
 def units_of(totals: Amounts, names: Sequence[str]) -> dict[str, int]:
     return {name: to_units(getattr(totals, name)) for name in names}
 
 
-class SqlSession:
-    """One unit of work on one connection (see :class:`~auptimate_core.pools.LedgerSession`)."""
+_Append: TypeAlias = tuple[PoolRecord, Sequence[Entry], Mapping[str, Amounts], Receipt | None]
 
-    def __init__(self, conn: Connection, tables: LedgerTables) -> None:
+
+def _entry_row(entry: Entry) -> tuple[Any, ...]:
+    return (entry.seq, entry.kind, entry.investor_id, to_units(entry.amount),
+            to_micros(entry.at), entry.actor, entry.detail, entry.prev_hash, entry.hash)
+
+
+class SqlSession:
+    """One unit of work on one connection (see :class:`~auptimate_core.pools.LedgerSession`
+    and :class:`~auptimate_core.pools.MemberSession`)."""
+
+    def __init__(self, conn: Connection, tables: LedgerTables, statements: Statements) -> None:
         self._conn = conn
         self._t = tables
+        self._s = statements
         self._lockable = conn.dialect.name != "sqlite"
+        self._appends: list[_Append] = []
         self.published: tuple[LedgerEvent, Clock] | None = None
 
     def _record(self, row: Any) -> PoolRecord:
-        pool = Pool(row.id, row.manager_id, row.name, row.currency)
-        return PoolRecord(pool, int(row.head_seq), row.head_hash,
-                          amounts_of(row, row.currency, carry=True))
+        return record_of(row._mapping)
+
+    def _fetch(self, sql: str, params: Mapping[str, Any]) -> Any:
+        """The first row of ``sql`` (compiled for this dialect) run on the DBAPI cursor.
+
+        SQLAlchemy's own path for a statement on a cursor (its cursor events, logging and
+        error mapping), without the execution context and result it builds for ``execute``:
+        the hot statements of PostgreSQL run here.
+        """
+        cursor = self._conn.connection.cursor()
+        try:
+            self._conn._cursor_execute(cursor, sql, params)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
 
     def investor(self, investor_id: str) -> Investor | None:
         t = self._t.investors
@@ -106,6 +146,28 @@ class SqlSession:
                  .where(m.c.pool_id == pool_id, m.c.investor_id == investor_id))
         row = self._conn.execute(query).first()
         return None if row is None else amounts_of(row, row.currency)
+
+    def member(self, pool_id: str, investor_id: str, key: str | None) -> MemberRead | None:
+        s = self._s
+        params = {"pid": pool_id, "iid": investor_id, "key": key}
+        if s.postgres:
+            found = self._fetch(s.member_sql, params)
+            row = None if found is None else dict(zip(s.member_columns, found, strict=True))
+            if row is not None and row["seen_seq"] != row["head_seq"]:
+                # The lock was waited for: read again in a snapshot that has what came before.
+                row = dict(zip(s.member_columns, self._fetch(s.member_sql, params), strict=True))
+        else:
+            result = self._conn.execute(s.member, params).first()
+            row = None if result is None else dict(result._mapping)
+        if row is None:
+            return None
+        record = record_of(row)
+        held = (None if row["held_invested"] is None
+                else amounts_in(row, record.pool.currency, prefix="held_"))
+        receipt = None if row["receipt_fp"] is None or key is None else Receipt(
+            key, row["receipt_fp"], row["receipt_action"], row["receipt_pool"],
+            int(row["receipt_first"]), int(row["receipt_count"]))
+        return MemberRead(record, row["investor"] is not None, held, receipt)
 
     def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
         m, p = self._t.members, self._t.pools
@@ -159,43 +221,83 @@ class SqlSession:
         self._insert_entries([entry])
 
     def _insert_entries(self, entries: Sequence[Entry]) -> None:
-        self._conn.execute(sa.insert(self._t.entries), [
-            {"pool_id": e.pool_id, "seq": e.seq, "kind": e.kind, "investor_id": e.investor_id,
-             "amount": to_units(e.amount), "at_us": to_micros(e.at), "actor": e.actor,
-             "detail": e.detail, "prev_hash": e.prev_hash, "hash": e.hash}
-            for e in entries
-        ])
+        self._conn.execute(self._s.insert_entries, [
+            {"pool_id": e.pool_id, **dict(zip(ENTRY_COLUMNS, _entry_row(e), strict=True))}
+            for e in entries])
 
     def append(self, record: PoolRecord, entries: Sequence[Entry],
                holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:
-        p, m = self._t.pools, self._t.members
-        pool_id = record.pool.id
-        moved = self._conn.execute(
-            sa.update(p).where(p.c.id == pool_id,
-                               p.c.head_seq == record.head_seq - len(entries))
-            .values(head_seq=record.head_seq, head_hash=record.head_hash,
-                    **units_of(record.totals, (*TOTALS, "carry"))))
-        if moved.rowcount != 1:
-            raise HeadMoved(f"pool {pool_id!r} changed under this write")
-        self._insert_entries(entries)
-        for investor_id, held in sorted(holdings.items()):
-            values = units_of(held, TOTALS)
-            updated = self._conn.execute(
-                sa.update(m).where(m.c.pool_id == pool_id, m.c.investor_id == investor_id)
-                .values(**values))
-            if updated.rowcount == 0:
-                self._conn.execute(sa.insert(m).values(pool_id=pool_id,
-                                                       investor_id=investor_id, **values))
-        if receipt is not None:
-            self._conn.execute(sa.insert(self._t.receipts).values(
-                key=receipt.key, fingerprint=receipt.fingerprint, action=receipt.action,
-                pool_id=receipt.pool_id, first_seq=receipt.first_seq, count=receipt.count))
+        self._appends.append((record, list(entries), dict(holdings), receipt))
 
     def publish(self, event: LedgerEvent, clock: Clock) -> None:
-        # Kept for the repository to write last, just before the commit (see feed.append).
         if self.published is not None:
             raise LedgerError("a unit of work publishes one change at most")
         self.published = (event, clock)
+
+    def flush(self, channel: str | None) -> None:
+        """Write what the unit of work kept: its appends, then its change (the last write: from
+        the feed head's update to the commit, the unit of work holds the head's lock).
+        ``channel`` is the PostgreSQL channel to notify."""
+        appends, self._appends = self._appends, []
+        if self._s.postgres:
+            self._flush_postgres(appends, channel)
+            return
+        for pending in appends:
+            self._append_rows(*pending)
+        if self.published is not None:
+            event, clock = self.published
+            s = self._s
+            row = self._conn.execute(s.next_position, {"head_id": changes_feed.HEAD_ID,
+                                                       "now": to_micros(clock.now())}).one()
+            kind, pool_id, payload = changes_feed.payload(event)
+            self._conn.execute(s.insert_change, {
+                "position": row.position, "at_us": row.at_us, "type": kind,
+                "pool_id": pool_id, "event": payload})
+
+    def _flush_postgres(self, appends: list[_Append], channel: str | None) -> None:
+        s = self._s
+        change: dict[str, Any] = {}
+        if self.published is not None:
+            event, clock = self.published
+            kind, pool_id, payload = changes_feed.payload(event)
+            change = {"head_id": changes_feed.HEAD_ID, "now": to_micros(clock.now()),
+                      "event_type": kind, "event_pool": pool_id, "event": payload,
+                      "channel": channel}
+        for n, pending in enumerate(appends):
+            last = n == len(appends) - 1
+            single = last and bool(change) and _single(*pending)
+            sql = (s.append_one_and_publish_sql if single else
+                   s.append_and_publish_sql if last and change else s.append_sql)
+            params = _append_params(*pending, single=single)
+            if last:
+                params.update(change)
+            if self._fetch(sql, params)[0] != 1:
+                raise HeadMoved(f"pool {pending[0].pool.id!r} changed under this write")
+        if change and not appends:
+            self._fetch(s.publish_sql, change)
+
+    def _append_rows(self, record: PoolRecord, entries: Sequence[Entry],
+                     holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:
+        s, pool_id = self._s, record.pool.id
+        moved = self._conn.execute(s.update_pool, {
+            "pid": pool_id, "old_seq": record.head_seq - len(entries),
+            "head_seq": record.head_seq, "head_hash": record.head_hash,
+            **units_of(record.totals, (*TOTALS, "carry"))})
+        if moved.rowcount != 1:
+            raise HeadMoved(f"pool {pool_id!r} changed under this write")
+        if entries:
+            self._conn.execute(s.insert_entries, [
+                {"pool_id": pool_id, **dict(zip(ENTRY_COLUMNS, _entry_row(e), strict=True))}
+                for e in entries])
+        if holdings:
+            self._conn.execute(s.upsert_members, [
+                {"pool_id": pool_id, "investor_id": investor_id, **units_of(held, TOTALS)}
+                for investor_id, held in sorted(holdings.items())])
+        if receipt is not None:
+            self._conn.execute(s.insert_receipt, {
+                "key": receipt.key, "fingerprint": receipt.fingerprint,
+                "action": receipt.action, "pool_id": receipt.pool_id,
+                "first_seq": receipt.first_seq, "count": receipt.count})
 
     def feed_head(self) -> int:
         return changes_feed.head_position(self._conn, self._t.feed_head)
@@ -210,3 +312,34 @@ class SqlSession:
 
     def changes(self, after: int, limit: int) -> list[Recorded]:
         return changes_feed.read(self._conn, self._t.feed, after, limit)
+
+
+def _single(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
+            receipt: Receipt | None) -> bool:
+    return len(entries) == 1 and len(holdings) <= 1
+
+
+def _append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
+                   receipt: Receipt | None, single: bool = False) -> dict[str, Any]:
+    """The parameters of the PostgreSQL append: the pool's new head and totals, and each
+    table's rows as one array per column (with ``single``, the only row's values, None for a
+    table without one)."""
+    params: dict[str, Any] = {
+        "pid": record.pool.id, "old_seq": record.head_seq - len(entries),
+        "new_seq": record.head_seq, "head_hash": record.head_hash,
+        **units_of(record.totals, (*TOTALS, "carry"))}
+    entry_rows = [_entry_row(entry) for entry in entries]
+    held = sorted(holdings.items())
+    member_rows = [(investor_id, *(to_units(getattr(amounts, name)) for name in TOTALS))
+                   for investor_id, amounts in held]
+    receipt_rows = [] if receipt is None else [
+        (receipt.key, receipt.fingerprint, receipt.action, receipt.first_seq, receipt.count)]
+    for prefix, columns, rows in (
+            ("e", ENTRY_COLUMNS, entry_rows), ("m", ("investor_id", *TOTALS), member_rows),
+            ("r", ("key", "fingerprint", "action", "first_seq", "count"), receipt_rows)):
+        for n, column in enumerate(columns):
+            if single:
+                params[f"{prefix}_{column}"] = rows[0][n] if rows else None
+            else:
+                params[f"{prefix}_{column}"] = [row[n] for row in rows]
+    return params
