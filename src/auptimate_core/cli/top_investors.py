@@ -1,6 +1,7 @@
 """``auptimate top-investors FILE``: the top investors of a CSV or JSON Lines file.
 
-A CSV file of at least :data:`VECTORISE_FROM` bytes is first offered to the vectorised ranking
+A CSV file of at least :data:`~auptimate_core.io.vectorised.VECTORISE_FROM` bytes (a smaller one
+is read before a vectorised engine would be imported) is first offered to the vectorised ranking
 (:mod:`auptimate_core.ranking.vectorised`, polars or DuckDB), which answers only when every row
 is one it can show the input pipeline reads the same way; anything else (JSON Lines, standard
 input, a file with a row it cannot judge, or no engine installed) is read through the input
@@ -25,6 +26,7 @@ import click
 from ..domain import Transaction
 from ..errors import MissingExtra
 from ..io.readers import file_format
+from ..io.vectorised import VECTORISE_FROM
 from ..ranking import InvestorRank, top_investors
 from ..ranking.vectorised import ENGINES, NotVectorised, fast_top_investors
 from ._common import Input, input_options
@@ -133,11 +135,6 @@ def _stream_rank(source: Input, n: int, progress: bool) -> list[InvestorRank]:
         return ranks
     finally:
         counting.close()
-
-
-VECTORISE_FROM = 1 << 20
-"""Bytes: a smaller file is read row by row under ``--engine auto`` (faster than importing a
-vectorised engine)."""
 
 
 def _vectorisable(path: str, engine: str) -> bool:

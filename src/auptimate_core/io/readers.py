@@ -29,7 +29,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import tzinfo
 from decimal import Decimal
@@ -41,8 +41,8 @@ from ..errors import RowError, ValidationError
 from .schema import ColumnMap, RejectedRow, column_map, field_of, to_transaction, transaction_from
 
 __all__ = [
-    "Format", "Source", "detect_format", "field_limit", "file_format", "read_rows",
-    "read_transactions",
+    "Format", "Position", "Source", "detect_format", "field_limit", "file_format",
+    "read_csv_part", "read_rows", "read_transactions",
 ]
 
 Format = Literal["csv", "jsonl"]
@@ -71,11 +71,11 @@ class _Lines:
     (line number -> what is wrong), for the row that holds it to be rejected.
     """
 
-    def __init__(self, raw: Iterable[str | bytes]) -> None:
+    def __init__(self, raw: Iterable[str | bytes], before: int = 0) -> None:
         self._raw = iter(raw)
         self._ahead: list[tuple[str, str | None]] = []
-        self.number = 0
-        """The number of the line last handed out (1-based)."""
+        self.number = before
+        """The number of the line last handed out (1-based; ``before`` lines precede ``raw``)."""
         self.taken: list[str] = []
         """The lines handed out since :meth:`start`."""
         self.bad: dict[int, str] = {}
@@ -280,6 +280,17 @@ def _undecodable(row: list[str], mapping: ColumnMap) -> str:
     return "row"
 
 
+class Position:
+    """Where a reader of CSV rows is: the last line it read and the rows it counted (blank
+    lines are not rows). Updated as rows are handed out."""
+
+    __slots__ = ("line", "row")
+
+    def __init__(self, line: int = 0, row: int = 0) -> None:
+        self.line = line
+        self.row = row
+
+
 def _csv_rows(lines: _Lines, assume_tz: tzinfo | None) -> Iterator[Transaction | RowError]:
     reader = csv.reader(lines, strict=True)
     found = _header(reader, lines)
@@ -287,9 +298,29 @@ def _csv_rows(lines: _Lines, assume_tz: tzinfo | None) -> Iterator[Transaction |
         return  # an empty file: no rows
     header_line, header = found
     mapping = column_map(header, header_line)  # a bad header stops the read
-    width = len(header)
+    yield from _csv_body(reader, lines, mapping, assume_tz, Position(lines.number))
+
+
+def read_csv_part(
+    raw: Iterable[bytes], header: Sequence[str], position: Position, *,
+    assume_tz: tzinfo | None = None,
+) -> Iterator[Transaction | RowError]:
+    """The rows of a part of a CSV file read apart from its header (a vectorised reader hands
+    over the parts it does not read itself): ``raw`` are the part's lines as bytes, starting
+    right after line ``position.line``, whose rows are numbered after ``position.row`` (the id
+    of a row when there is no id column). ``position`` follows the read. The rows, and every
+    error and its line, are those :func:`read_rows` gives for the same lines of the whole file.
+    """
+    lines = _Lines(raw, position.line)
+    mapping = column_map(header)
+    yield from _csv_body(csv.reader(lines, strict=True), lines, mapping, assume_tz, position)
+
+
+def _csv_body(reader: Any, lines: _Lines, mapping: ColumnMap, assume_tz: tzinfo | None,
+              position: Position) -> Iterator[Transaction | RowError]:
+    width = len(mapping.names)
     positions = list(mapping.positions.items())
-    row_number = 0
+    row_number = position.row
     taken = lines.taken
     taken.clear()
     end = lines.number  # the last line of the row before
@@ -297,11 +328,13 @@ def _csv_rows(lines: _Lines, assume_tz: tzinfo | None) -> Iterator[Transaction |
         try:
             for row in reader:
                 first, end = end + 1, lines.number
+                position.line = end
                 if not row or (len(row) == 1 and not row[0].strip()):
                     lines.take_bad()  # a blank line is not a row
                     taken.clear()
                     continue
                 row_number += 1
+                position.row = row_number
                 if lines.bad:
                     line, problem = lines.take_bad() or (first, "")
                     yield RowError(line, _undecodable(row, mapping), problem, lines.raw())
@@ -321,7 +354,9 @@ def _csv_rows(lines: _Lines, assume_tz: tzinfo | None) -> Iterator[Transaction |
             return
         except csv.Error as error:
             first, end = end + 1, lines.number
+            position.line = end
             row_number += 1
+            position.row = row_number
             lines.take_bad()
             yield RowError(first, "row", _csv_problem(error, first, end), lines.raw())
             taken.clear()

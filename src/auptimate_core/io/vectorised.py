@@ -1,0 +1,203 @@
+"""The vectorised reader: a CSV file's transactions in batches, its plain parts read by polars.
+
+:func:`transaction_batches` gives the transactions, and the rejected rows, that
+:func:`~auptimate_core.io.readers.read_transactions` gives for the same file, in the same order,
+in lists of thousands. The file is cut at line breaks into blocks of a few megabytes; polars
+splits a block into fields (quotes read as characters) and checks every row against the plain
+patterns of :mod:`auptimate_core.io.plain`. A block whose rows are all plain becomes
+Transactions straight away (amounts by ``Decimal``, times by ``datetime.fromisoformat``, as the
+input pipeline reads plain values); any other block goes through the pipeline
+(:func:`~auptimate_core.io.readers.read_csv_part`), which accepts or rejects each of its rows
+and names the line and the field. A quote can join lines into one row, so from the first block
+holding one, the rest of the file goes through the pipeline. Standard input, JSON Lines, a
+header that is not plain, or no polars: the pipeline reads the whole file, in batches.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from typing import Any, BinaryIO, Final
+
+from ..domain import KINDS, Transaction
+from ..errors import RowError
+from .plain import AMOUNT, ID_RUST, TIME, NotVectorised, plain_header, read_header
+from .readers import Position, field_limit, file_format, read_csv_part, read_transactions
+from .schema import RejectedRow
+
+__all__ = ["BLOCK", "VECTORISE_FROM", "transaction_batches"]
+
+BLOCK: Final = 1 << 23
+"""Bytes read at a time (whole lines): about a hundred thousand rows of a typical file."""
+
+VECTORISE_FROM: Final = 1 << 20
+"""Bytes: a smaller file is read by the pipeline alone, which is done with it before polars
+would be imported."""
+
+_BATCH = 1 << 16  # transactions per batch on the pipeline's path
+
+
+def transaction_batches(
+    source: str,
+    *,
+    skip_invalid: bool = False,
+    on_reject: Callable[[RejectedRow], object] | None = None,
+    assume_tz: tzinfo | None = None,
+    block: int = BLOCK,
+    vectorise_from: int = VECTORISE_FROM,
+) -> Iterator[list[Transaction]]:
+    """The transactions of ``source`` (a path, or ``"-"`` for standard input) in lists, the
+    same and in the same order as :func:`~auptimate_core.io.readers.read_transactions` with the
+    same arguments gives them one by one, rejected rows and errors included. ``block`` is the
+    number of bytes polars reads at a time; a file under ``vectorise_from`` bytes is read by
+    the pipeline alone."""
+    if skip_invalid and on_reject is None:
+        raise ValueError("on_reject: needed with skip_invalid, so no rejected row goes unseen")
+    try:
+        if source == "-" or not os.path.isfile(source) or file_format(source) != "csv":
+            raise NotVectorised("not a CSV file")
+        if os.path.getsize(source) < vectorise_from:
+            raise NotVectorised("a small file")
+        if importlib.util.find_spec("polars") is None:
+            raise NotVectorised("polars is not installed")
+        header = read_header(source)
+        plain_header(header)
+    except NotVectorised:
+        rows = read_transactions(source, skip_invalid=skip_invalid, on_reject=on_reject,
+                                 assume_tz=assume_tz, name=source)
+        while batch := list(itertools.islice(rows, _BATCH)):
+            yield batch
+        return
+    yield from _Blocks(source, header, skip_invalid, on_reject, assume_tz, block)
+
+
+class _Blocks:
+    """The batches of one CSV file whose header is plain."""
+
+    def __init__(self, path: str, header: list[str], skip_invalid: bool,
+                 on_reject: Callable[[RejectedRow], object] | None, assume_tz: tzinfo | None,
+                 block: int) -> None:
+        import polars
+
+        self.pl = polars
+        self.path = path
+        self.header = header
+        self.skip_invalid = skip_invalid
+        self.on_reject = on_reject
+        self.assume_tz = assume_tz
+        self.block = block
+        _, self.columns = plain_header(header)
+        self.plain = _plain_expression(polars, self.columns)
+        self.position = Position(line=1)
+
+    def __iter__(self) -> Iterator[list[Transaction]]:
+        with open(self.path, "rb") as handle:
+            handle.readline()  # the header
+            carry = b""
+            while True:
+                data = carry + handle.read(self.block)
+                if not data:
+                    return
+                cut = data.rfind(b"\n") + 1
+                if cut == 0 and len(data) > len(carry):  # a line longer than a block
+                    carry = data
+                    continue
+                part, carry = (data[:cut], data[cut:]) if cut else (data, b"")
+                if b'"' in part:
+                    yield from self._pipeline(_rest(part, carry, handle))
+                    return
+                batch = self._vectorised(part)
+                yield from [batch] if batch is not None else self._pipeline(_lines(part))
+
+    def _pipeline(self, raw: Iterator[bytes]) -> Iterator[list[Transaction]]:
+        """The input pipeline's batches of these lines (the position follows)."""
+        batch: list[Transaction] = []
+        for item in read_csv_part(raw, self.header, self.position, assume_tz=self.assume_tz):
+            if isinstance(item, RowError):
+                if not self.skip_invalid:
+                    raise item
+                assert self.on_reject is not None
+                self.on_reject(RejectedRow.from_error(item))
+                continue
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _vectorised(self, part: bytes) -> list[Transaction] | None:
+        """The transactions of ``part`` (whole lines), or None when a line is not a plain
+        row (or not a row: a blank line, bytes that are not UTF-8)."""
+        pl = self.pl
+        lines = part.count(b"\n") + (0 if part.endswith(b"\n") else 1)
+        try:
+            frame = pl.read_csv(part, has_header=False, new_columns=self.header,
+                                schema=dict.fromkeys(self.header, pl.String), quote_char=None,
+                                separator=",")
+        except pl.exceptions.PolarsError:
+            return None
+        checked = frame.select(self.plain.all(), pl.col(self.columns["timestamp"])
+                               .str.len_bytes().min())
+        if frame.height != lines or not checked.item(0, 0):
+            return None
+        columns = self.columns
+        position = self.position
+        first_row = position.row + 1
+        position.line += lines
+        position.row += lines
+        ids: Any = (frame[columns["id"]].to_list() if "id" in columns
+                    else map(str, range(first_row, first_row + lines)))
+        amounts = map(Decimal, frame[columns["amount"]].to_list())
+        stamps = frame[columns["timestamp"]].to_list()
+        times = map(datetime.fromisoformat if checked.item(0, 1) > 10 else _timestamp, stamps)
+        kinds: Any = (frame[columns["kind"]].to_list() if "kind" in columns
+                      else itertools.repeat("investment"))
+        return list(map(Transaction, ids, frame[columns["investor_id"]].to_list(),
+                        frame[columns["pool_id"]].to_list(), amounts, times, kinds))
+
+
+def _timestamp(text: str) -> datetime:
+    """A plain timestamp: a date alone is midnight UTC (as the pipeline reads it)."""
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if len(text) == 10 else moment
+
+
+def _plain_expression(pl: Any, columns: dict[str, str]) -> Any:
+    """True for a plain row (see :mod:`auptimate_core.io.plain`), never null."""
+    limit = field_limit()
+
+    def plain_id(name: str) -> Any:
+        column = pl.col(name)
+        return column.str.contains(ID_RUST) & (column.str.len_chars() <= limit)
+
+    plain = (pl.col(columns["amount"]).str.contains(f"^(?:{AMOUNT})$")
+             & pl.col(columns["timestamp"]).str.contains(f"^(?:{TIME})$")
+             & plain_id(columns["investor_id"]) & plain_id(columns["pool_id"]))
+    if "id" in columns:
+        plain = plain & plain_id(columns["id"])
+    if "kind" in columns:
+        plain = plain & pl.col(columns["kind"]).is_in(sorted(KINDS))
+    return plain.fill_null(False)
+
+
+def _lines(data: bytes) -> Iterator[bytes]:
+    """The lines of ``data``, each with its line break (as a binary file hands them out)."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start) + 1 or len(data)
+        yield data[start:end]
+        start = end
+
+
+def _rest(part: bytes, carry: bytes, handle: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``part`` (whole lines), then of ``carry`` (the start of a line) and what
+    the file still holds."""
+    yield from _lines(part)
+    if carry:
+        yield carry + handle.readline()
+    yield from handle
