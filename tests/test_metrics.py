@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 import urllib.request
@@ -9,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,10 +18,12 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+import auptimate_core
 from auptimate_core import Transaction, metrics
 from auptimate_core.alerts import Alert, AlertEngine, CollectingSink, SpikeRule, ThresholdRule
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.errors import MissingExtra, StoreUnavailable
+from auptimate_core.metrics.prometheus import METRICS, sample_names
 from auptimate_core.testing.servers import free_port
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -222,8 +226,9 @@ def test_no_label_carries_an_investor_id_an_email_an_amount_or_a_transaction_id(
     metrics.worker_lag("transactions", "alerts", 3, None)
     metrics.worker_processed(5, "transactions", "alerts")
     metrics.sink_delivery("webhook to https://hooks.example/x?token=1", ok=True)
-    labels = {v for (_, labelset) in registry_samples(registry) for k, v in labelset
-              if k != "le"}  # histogram bucket bounds are numbers by design
+    # Histogram bucket bounds are numbers by design, and the build's versions come from code.
+    labels = {v for (name, labelset) in registry_samples(registry) for k, v in labelset
+              if k != "le" and name != "auptimate_build_info"}
     forbidden = {t.investor_id for t in txs} | {t.id for t in txs} | set(emails)
     forbidden |= {str(t.amount) for t in txs} | {"1000.00"}
     assert labels and not labels & forbidden
@@ -337,8 +342,6 @@ def test_a_missing_prometheus_client_names_the_extra() -> None:
 
 
 def test_monitor_serves_metrics_while_running_and_stops_after(tmp_path: object) -> None:
-    from pathlib import Path
-
     from click.testing import CliRunner
     from prometheus_client import REGISTRY
 
@@ -407,14 +410,11 @@ def test_hooks_from_many_threads_lose_no_count(registry: CollectorRegistry) -> N
                  operation="states", **store) == 0
 
 
-def test_the_operations_page_names_exactly_the_metrics_there_are(
-    registry: CollectorRegistry,
-) -> None:
-    import re
-    from pathlib import Path
-
+def every_hook_once() -> None:
+    """Call every hook, so that every metric has a series."""
     metrics.engine_batch("S", 1, 1, 1, 1)
     metrics.alert_raised("spike", "firing")
+    metrics.alerts_firing("S", "spike", 1)
     for ok in (True, False):
         metrics.sink_delivery("s", ok)
     metrics.store_call("S", "states", 0.1)
@@ -422,15 +422,186 @@ def test_the_operations_page_names_exactly_the_metrics_there_are(
     metrics.worker_lag("s", "g", 1, 1)
     for hook in (metrics.worker_processed, metrics.worker_reclaimed, metrics.worker_rejected):
         hook(1, "s", "g")
-    metrics.ledger_write("invest")
+    metrics.ledger_write("invest", 0.002)
     metrics.ledger_refusal("invalid")
     metrics.ledger_replay("invest")
     metrics.ledger_subscriber_failure("Invested")
+
+
+def test_the_recorder_exports_the_metrics_of_its_table(registry: CollectorRegistry) -> None:
+    every_hook_once()
     exposed = {name for name, _ in registry_samples(registry)}
-    families = {name for name in exposed if not name.endswith(("_bucket", "_sum", "_count"))}
-    families |= {"auptimate_store_call_duration_seconds"}
+    assert exposed == sample_names()
+    assert len({spec.name for spec in METRICS}) == len(METRICS)
+    assert {spec.attr for spec in METRICS} <= set(vars(metrics.recorder()))
+
+
+def test_the_operations_page_names_exactly_the_metrics_there_are(
+    registry: CollectorRegistry,
+) -> None:
+    import re
+
+    every_hook_once()
+    exposed = {name for name, _ in registry_samples(registry)}
+    families = {spec.name + ("_total" if spec.kind == "counter" else "") for spec in METRICS}
     page = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
     named = set(re.findall(r"\bauptimate_[a-z_]+", page)) - {"auptimate_core"}
     assert named <= exposed | families, named - exposed - families
     assert families <= named, families - named
 
+
+def test_build_info_names_the_version_and_python(registry: CollectorRegistry) -> None:
+    found = registry_samples(registry)
+    assert value(found, "auptimate_build_info", version=auptimate_core.__version__,
+                 python=platform.python_version()) == 1
+    assert [name for name, _ in found if name == "auptimate_build_info"] == [
+        "auptimate_build_info"]
+
+
+def test_ledger_writes_are_timed_when_the_ledger_says_how_long(
+    registry: CollectorRegistry,
+) -> None:
+    metrics.ledger_write("invest", 0.0003)
+    metrics.ledger_write("invest", 0.02)
+    metrics.ledger_write("create_pool")  # untimed: counted, not observed
+    found = registry_samples(registry)
+    name = "auptimate_ledger_write_duration_seconds"
+    assert value(found, "auptimate_ledger_writes_total", kind="invest") == 2
+    assert value(found, name + "_count", kind="invest") == 2
+    assert value(found, name + "_sum", kind="invest") == pytest.approx(0.0203)
+    assert value(found, name + "_bucket", kind="invest", le="0.0005") == 1
+    assert value(found, name + "_bucket", kind="invest", le="0.025") == 2
+    assert value(found, name + "_count", kind="create_pool") == 0
+
+
+def test_firing_gauge_holds_the_last_count_read(registry: CollectorRegistry) -> None:
+    metrics.alerts_firing("RedisWindowStore", "spike", 3)
+    metrics.alerts_firing("RedisWindowStore", "spike", 1)
+    metrics.alerts_firing("MemoryWindowStore", "spike", 2)
+    found = registry_samples(registry)
+    assert value(found, "auptimate_alerts_firing", store="RedisWindowStore", rule="spike") == 1
+    assert value(found, "auptimate_alerts_firing", store="MemoryWindowStore", rule="spike") == 2
+
+
+def test_a_store_and_a_sink_have_every_series_from_their_first_use(
+    registry: CollectorRegistry,
+) -> None:
+    """rate() of a counter that never moved reads 0 rather than nothing."""
+    metrics.engine_batch("MemoryWindowStore", 5, 0, 0, 0)
+    metrics.sink_delivery("pager", ok=True)
+    found = registry_samples(registry)
+    for name in ("auptimate_duplicates_skipped_total", "auptimate_late_events_rejected_total",
+                 "auptimate_future_events_held_out_total"):
+        assert (name, frozenset({("store", "MemoryWindowStore")})) in found
+    assert ("auptimate_sink_failures_total", frozenset({("sink", "pager")})) in found
+    assert value(found, "auptimate_sink_failures_total", sink="pager") == 0
+
+
+def test_a_lambda_sink_is_labelled_by_where_it_was_written(registry: CollectorRegistry) -> None:
+    import inspect
+
+    line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+    engine = AlertEngine([ThresholdRule(limit=Decimal("1"))], sinks=[lambda alert: None])
+    engine.process(tx(1, "p1"))
+    found = registry_samples(registry)
+    assert value(found, "auptimate_sink_deliveries_total",
+                 sink=f"lambda:{__name__}:{line}") == 1
+
+
+# -- several processes: prometheus_client's multiprocess mode ----------------------------------
+
+WRITER = """
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from auptimate_core import Transaction, metrics
+from auptimate_core.alerts import AlertEngine, ThresholdRule
+
+name = sys.argv[1]
+metrics.enable_metrics()
+engine = AlertEngine([ThresholdRule(limit=Decimal("1000"))], sinks=[lambda alert: None])
+t0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+engine.process_many(
+    Transaction(id=f"{name}-{i}", investor_id="i", pool_id="p", amount=Decimal(amount),
+                timestamp=t0 + timedelta(seconds=i))
+    for i, amount in enumerate(["10", "5000", "10"]))
+for kind in ("create_pool", "invest"):
+    metrics.ledger_write(kind, 0.004)
+metrics.worker_lag("tx", "alerts", pending=int(sys.argv[2]), unread=int(sys.argv[2]) * 10)
+print("done", name)
+"""
+
+SCRAPER = """
+from prometheus_client import CollectorRegistry, generate_latest
+from auptimate_core import metrics
+
+registry = CollectorRegistry()
+metrics.enable_metrics(registry)
+print(generate_latest(registry).decode())
+"""
+
+
+def _in_processes(directory: Path, code: str, *args: list[str]) -> list[str]:
+    """Run ``code`` in one process per argument list, all at once, in multiprocess mode."""
+    import os
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    running = [subprocess.Popen([sys.executable, "-c", code, *argv], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for argv in args]
+    outs = []
+    for process in running:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        outs.append(out)
+    return outs
+
+
+def test_one_scrape_sums_the_counters_of_several_processes(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    assert _in_processes(tmp_path, WRITER, ["a", "4"], ["b", "7"]) == ["done a\n", "done b\n"]
+
+    # The scrape prometheus_client documents for multiprocess mode ...
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))
+    found = samples(generate_latest(registry).decode())
+    # ... and the one a host gets from enable_metrics(registry) in a process of its own.
+    (page,) = _in_processes(tmp_path, SCRAPER, [])
+    assert samples(page) == found
+
+    store = {"store": "MemoryWindowStore"}
+    assert value(found, "auptimate_transactions_processed_total", **store) == 6
+    assert value(found, "auptimate_duplicates_skipped_total", **store) == 0
+    assert value(found, "auptimate_alerts_total", rule="threshold", state="firing") == 2
+    assert value(found, "auptimate_sink_deliveries_total", sink="lambda:__main__:11") == 2
+    assert value(found, "auptimate_ledger_writes_total", kind="invest") == 2
+    latency = "auptimate_ledger_write_duration_seconds"
+    assert value(found, latency + "_count", kind="create_pool") == 2
+    assert value(found, latency + "_bucket", kind="create_pool", le="0.005") == 2
+    assert value(found, latency + "_bucket", kind="create_pool", le="0.0025") == 0
+    assert value(found, "auptimate_store_call_duration_seconds_count",
+                 operation="observe_many", **store) == 2
+    # Gauges are the group's numbers, which every worker reports: the latest one wins.
+    assert value(found, "auptimate_worker_pending_entries", stream="tx", group="alerts") in {4, 7}
+    assert [labels for name, labels in found if name == "auptimate_build_info"] == [
+        frozenset({("version", auptimate_core.__version__),
+                   ("python", platform.python_version())})]
+    assert {name for name, _ in found} <= sample_names()
+
+
+def test_a_multiprocess_directory_set_wrong_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auptimate_core.errors import ValidationError
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ValidationError, match="PROMETHEUS_MULTIPROC_DIR.*is not a directory"):
+        metrics.enable_metrics(CollectorRegistry())
+    # This process imported prometheus_client before the variable was set.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(ValidationError, match="PROMETHEUS_MULTIPROC_DIR.*set after"):
+        metrics.enable_metrics(CollectorRegistry())
+    assert not metrics.metrics_enabled()

@@ -61,13 +61,15 @@ class NamedSink(Protocol):
 
 def sink_name(sink: AlertCallback) -> str:
     """A sink's name for logs, metrics and dead letters: its own ``name`` attribute, or its
-    function or class name.
+    function or class name; a lambda's is ``lambda:`` and where it was written.
 
     >>> sink_name(print), sink_name(lambda alert: None)
-    ('print', '<lambda>')
+    ('print', 'lambda:auptimate_core.alerts.delivery:1')
     """
     if isinstance(sink, BackgroundSink | NamedSink) and isinstance(sink.name, str) and sink.name:
         return sink.name
+    if isinstance(sink, FunctionType) and sink.__name__ == "<lambda>":
+        return f"lambda:{sink.__module__}:{sink.__code__.co_firstlineno}"
     if isinstance(sink, FunctionType | BuiltinFunctionType | MethodType):
         return sink.__qualname__
     return type(sink).__qualname__

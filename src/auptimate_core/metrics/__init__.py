@@ -20,8 +20,10 @@ Public interface::
                                                 enable and serve /metrics over HTTP
 
     # engine and stores (the engine calls these once per batch, never per transaction)
-    engine_batch(store, processed, duplicates, late)
+    engine_batch(store, processed, duplicates, late, future=0)
     alert_raised(rule, state)
+    alerts_firing(store, rule, pools)           gauge: pools a window rule fires for, as read
+                                                from the store's lifecycle
     sink_delivery(sink, ok)
     store_call(store, operation, seconds)
     store_error(store, operation, error)
@@ -33,18 +35,27 @@ Public interface::
     worker_rejected(n, stream="", group="")     entries that could not be processed
 
     # pools ledger
-    ledger_write(kind)                          kind: "create_pool", "invest", "distribute" ...
+    ledger_write(kind, seconds=None)            kind: "create_pool", "invest", "distribute" ...;
+                                                seconds: the write's duration, when timed
     ledger_refusal(reason)                      reason: "permission_denied", "unknown_pool" ...
     ledger_replay(kind="other")                 an idempotent retry answered from the record
     ledger_subscriber_failure(event="other")    an in-process subscriber raised on an event
+
+The recorder also exports ``auptimate_build_info{version, python}`` (always 1).
+
+**Several processes.** When ``PROMETHEUS_MULTIPROC_DIR`` names a directory in the environment
+the processes start with, :func:`enable_metrics` installs prometheus_client's multiprocess mode
+instead: each process writes its values to files in that directory, and the registry given to
+:func:`enable_metrics` (or :func:`serve_metrics`) shows the library's metrics of every process,
+counters and histograms summed, so one scrape of any process sees them all.
 
 Label values are short names chosen by the code (a store's class name, a rule name, an
 operation, a kind): never an investor id, an e-mail or an amount. As a guard, the Prometheus
 recorder replaces any label value that is not a name (starts with a letter or ``_``, at most 80
 characters of letters, digits and ``_.:<>-``, so no ``@`` and no number) by ``"other"``, and
 caps each metric at :data:`MAX_SERIES` label sets. Both checks run once per new label set.
-The Prometheus recorder lives in :mod:`auptimate_core.metrics.prometheus`, imported by
-:func:`enable_metrics`.
+The Prometheus recorders live in :mod:`auptimate_core.metrics.prometheus`, imported by
+:func:`enable_metrics`, with the table of every metric they export.
 
 Safe to share between threads: every hook of the Prometheus recorder adds under a lock, and
 the values are read by a collector when the registry is scraped.
@@ -62,11 +73,14 @@ if TYPE_CHECKING:
     from threading import Thread
     from wsgiref.simple_server import WSGIServer
 
+    from .prometheus import MultiprocessRecorder
+
 __all__ = [
     "MAX_SERIES",
     "STORE_BUCKETS",
     "Recorder",
     "alert_raised",
+    "alerts_firing",
     "disable_metrics",
     "enable_metrics",
     "engine_batch",
@@ -93,7 +107,7 @@ STORE_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
 )
-"""Histogram buckets (seconds) of store call latency: 100 µs to 10 s."""
+"""Histogram buckets (seconds) of store calls and ledger writes: 100 µs to 10 s."""
 
 OTHER = "other"
 """The label value that stands for any value that is not a name, and for label sets past
@@ -111,6 +125,9 @@ class Recorder:
         pass
 
     def alert_raised(self, rule: str, state: str) -> None:
+        pass
+
+    def alerts_firing(self, store: str, rule: str, pools: int) -> None:
         pass
 
     def sink_delivery(self, sink: str, ok: bool) -> None:
@@ -134,7 +151,7 @@ class Recorder:
     def worker_rejected(self, n: int, stream: str, group: str) -> None:
         pass
 
-    def ledger_write(self, kind: str) -> None:
+    def ledger_write(self, kind: str, seconds: float | None = None) -> None:
         pass
 
     def ledger_refusal(self, reason: str) -> None:
@@ -152,6 +169,7 @@ _recorder: Recorder = _NOOP
 _lock = threading.Lock()
 # Weak keys: a registry that is gone must not hand its recorder to a new one at its address.
 _by_registry: weakref.WeakKeyDictionary[Any, Recorder] = weakref.WeakKeyDictionary()
+_files: MultiprocessRecorder | None = None  # multiprocess mode: the one recorder per process
 
 
 # -- hooks: one call each, looked up at call time ----------------------------------------------
@@ -177,6 +195,17 @@ def engine_batch(
 def alert_raised(rule: str, state: str) -> None:
     """An alert of ``rule`` (its name) in ``state`` (``firing``/``resolved``) was raised."""
     _recorder.alert_raised(rule, state)
+
+
+def alerts_firing(store: str, rule: str, pools: int) -> None:
+    """``rule`` (a window rule's name) is firing for ``pools`` pools, as the engine has just
+    read from the lifecycle of its store (a class name).
+
+    A gauge, set rather than counted from the alerts: the lifecycle is the store's, shared by
+    every engine on it and kept across restarts, so the last value read is right wherever the
+    firing and resolved alerts were raised.
+    """
+    _recorder.alerts_firing(store, rule, pools)
 
 
 def sink_delivery(sink: str, ok: bool) -> None:
@@ -214,9 +243,10 @@ def worker_rejected(n: int, stream: str = "", group: str = "") -> None:
     _recorder.worker_rejected(n, stream, group)
 
 
-def ledger_write(kind: str) -> None:
-    """The ledger recorded a change of ``kind`` (``create_pool``, ``invest``, ...)."""
-    _recorder.ledger_write(kind)
+def ledger_write(kind: str, seconds: float | None = None) -> None:
+    """The ledger recorded a change of ``kind`` (``create_pool``, ``invest``, ...) in
+    ``seconds`` (from the write's start to its commit; None when it was not timed)."""
+    _recorder.ledger_write(kind, seconds)
 
 
 def ledger_refusal(reason: str) -> None:
@@ -245,19 +275,33 @@ def enable_metrics(registry: Any = None) -> Recorder:
     (a registry accepts each name once); another registry gets its own set, which then receives
     the hooks. Raises :class:`~auptimate_core.errors.MissingExtra` naming the ``metrics`` extra
     when ``prometheus_client`` is not installed.
+
+    In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set when the process started) the hooks
+    write to that directory, through one recorder per process whatever the registry, and
+    ``registry`` gets a collector that reads the library's metrics of every process there.
+    Do not pass a registry that already holds prometheus_client's own ``MultiProcessCollector``:
+    it shows the library's metrics already, and they would appear twice. A variable set too
+    late, or naming no directory, raises :class:`~auptimate_core.errors.ValidationError`.
     """
-    global _recorder
+    global _recorder, _files
     try:
         import prometheus_client
     except ImportError:
         raise MissingExtra("prometheus_client", "metrics") from None
-    from .prometheus import PrometheusRecorder
+    from .prometheus import MultiprocessRecorder, PrometheusRecorder, multiprocess_directory
 
     target = prometheus_client.REGISTRY if registry is None else registry
+    directory = multiprocess_directory()
     with _lock:
         found = _by_registry.get(target)
         if found is None:
-            found = PrometheusRecorder(target)
+            if directory is None:
+                found = PrometheusRecorder(target)
+            else:
+                if _files is None:
+                    _files = MultiprocessRecorder(directory)
+                _files.expose(target)
+                found = _files
             _by_registry[target] = found
         _recorder = found
     return found
@@ -278,7 +322,8 @@ def serve_metrics(
     Port 0 picks a free port (read it from ``server.server_port``). Stop with
     ``server.shutdown(); server.server_close()``.
     Metrics are enabled only once the server listens, so a port that cannot be bound (an
-    ``OSError``) leaves them as they were.
+    ``OSError``) leaves them as they were. In multiprocess mode the page shows the library's
+    metrics of every process writing to the directory (see :func:`enable_metrics`).
     """
     try:
         import prometheus_client
