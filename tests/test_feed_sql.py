@@ -34,13 +34,27 @@ def pg_schema(postgres_url: str) -> Iterator[str]:
 
 
 class SleepyClock:
-    """The wall clock, after a short random pause. The ledger reads it once the change's place
-    in the feed is assigned and before the commit, so writers that would commit out of the
-    order they were numbered in (a sequence read before commit) do so often."""
+    """The wall clock, after a short random pause. The ledger reads it just before the
+    statement that numbers the change, so writers reach that statement in a shuffled order."""
 
     def now(self) -> datetime:
         time.sleep(random.uniform(0, 0.004))
         return datetime.now(UTC)
+
+
+def pause_after_numbering(ledger: PoolLedger) -> None:
+    """Sleep a little after each statement that numbers a change, before its commit: writers
+    that would commit out of the order they were numbered in (a sequence read before commit)
+    do so often."""
+    repository = ledger.repository
+    assert isinstance(repository, SqlLedgerRepository)
+    head = repository.tables.feed_head.name
+
+    def pause(*args: Any) -> None:
+        if head in args[2] and "position + 1" in args[2]:
+            time.sleep(random.uniform(0, 0.004))
+
+    sa.event.listen(repository.engine, "after_cursor_execute", pause)
 
 
 def _fund(ledger: PoolLedger, pools: list[str], investor: str = "a") -> None:
@@ -70,6 +84,7 @@ def test_a_polling_follower_sees_each_change_once_in_order_while_writers_race(
         # One ledger object per writer, as on separate servers; each writes to its own pool, so
         # only the feed orders them.
         ledger = PoolLedger.from_url(postgres_url, schema=pg_schema, clock=SleepyClock())
+        pause_after_numbering(ledger)
         try:
             go.wait()
             for n in range(WRITES):
@@ -256,3 +271,21 @@ def test_a_bad_poll_interval_is_refused(tmp_path: Path) -> None:
     for interval in (0, -1, float("nan"), True):
         with pytest.raises(ValidationError, match="poll_interval"):
             PoolLedger.from_url(f"sqlite:///{tmp_path / 'x.db'}", poll_interval=interval)
+
+
+def test_a_feed_head_made_before_it_kept_times_is_given_the_column_on_open(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    ledger = PoolLedger.from_url(url)
+    _fund(ledger, ["p"])
+    repository = ledger.repository
+    assert isinstance(repository, SqlLedgerRepository)
+    with repository.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE auptimate_feed_head DROP COLUMN at_us"))
+    ledger.close()
+    again = PoolLedger.from_url(url)
+    again.invest("p", "a", D(5), actor="a", idempotency_key="k")
+    changes = again.changes()
+    assert [c.at for c in changes] == sorted(c.at for c in changes)
+    assert isinstance(changes[-1].event, Invested)
+    again.close()

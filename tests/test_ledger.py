@@ -174,7 +174,8 @@ def test_ledger_metrics_hooks_are_called(monkeypatch: pytest.MonkeyPatch) -> Non
     calls: list[tuple[str, str]] = []
 
     class Recording(metrics.Recorder):
-        def ledger_write(self, kind: str) -> None:
+        def ledger_write(self, kind: str, seconds: float | None = None) -> None:
+            assert seconds is not None and seconds >= 0
             calls.append(("write", kind))
 
         def ledger_refusal(self, reason: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,7 +25,9 @@ from auptimate_core import (
     StoreUnavailable,
 )
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
+from auptimate_core.pools import AuditChain, LedgerSession, PoolRecord
 from auptimate_core.pools.repository import LedgerRepository
+from auptimate_core.testing.ledger.harness import START
 from auptimate_core.testing.ledger_contract import LedgerContract
 from auptimate_core.testing.servers import free_port
 
@@ -156,6 +160,77 @@ def test_processes_writing_to_one_pool_never_lose_an_update(postgres_url: str,
     # The key was used in "side" by every worker: the first wrote, the others conflicted.
     assert len(ledger.history("side")) == 1
     assert ledger.verify() == len(ledger.history()) + 2 * (1 + WORKERS)
+    ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhile(
+        postgres_url: str, pg_schema: str) -> None:
+    # Two investments queue on the pool's row, held by another transaction. Once it lets go,
+    # the second to get the lock read the holding in a snapshot older than the first one's
+    # commit: it must read again, or it would write the holding without the first investment.
+    ledger = PoolLedger.from_url(postgres_url, schema=pg_schema)
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    ledger.register_investor(Investor("a"))
+    ledger.admit("p", "a", actor="m")
+    ledger.invest("p", "a", D(100), actor="a", idempotency_key="first")
+    engine = sa.create_engine(postgres_url)
+    failures: list[BaseException] = []
+
+    def invest(amount: int) -> None:
+        try:
+            ledger.invest("p", "a", D(amount), actor="a", idempotency_key=f"k{amount}")
+        except BaseException as error:  # pragma: no cover - reported below
+            failures.append(error)
+
+    with engine.connect() as holder, engine.connect() as watcher:
+        holder.execute(sa.text(f"SELECT 1 FROM {pg_schema}.auptimate_pools WHERE id = 'p' "
+                               "FOR UPDATE"))
+        threads = [threading.Thread(target=invest, args=(n,)) for n in (10, 20)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                f"AND query LIKE 'SELECT {pg_schema}.auptimate_pools.id%'")).scalar_one()
+            watcher.rollback()
+            if waiting == 2:
+                break
+            time.sleep(0.01)
+        assert waiting == 2
+        holder.rollback()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert [p.invested for p in ledger.positions("p")] == [D(130)]
+    ledger.verify()
+    ledger.close()
+    engine.dispose()
+
+
+def test_a_head_that_moved_under_a_write_is_retried_then_refused(tmp_path: Path) -> None:
+    # The pool's head is read and written in one unit of work; a record whose head is not the
+    # stored one (another writer's change in between) fails the write and it runs again.
+    repository = SqlLedgerRepository.from_url(f"sqlite:///{tmp_path / 'moved.db'}", retries=2)
+    ledger = PoolLedger(repository)
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    chain = AuditChain()
+    runs = []
+
+    def stale(session: LedgerSession) -> None:
+        runs.append(1)
+        record = session.pool("p", lock=True)
+        assert record is not None
+        entry = chain.seal("p", record.head_seq + 2, "admit", "a", D(0), START, "m", "",
+                           record.head_hash)
+        session.append(PoolRecord(record.pool, record.head_seq + 2, entry.hash, record.totals),
+                       [entry], {}, None)
+
+    with pytest.raises(LedgerError, match="gave up after 3 tries"):
+        repository.write(stale)
+    assert len(runs) == 3
+    assert ledger.verify() == 1
     ledger.close()
 
 

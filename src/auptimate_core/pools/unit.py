@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -105,6 +106,7 @@ def write(parts: Parts, action: str, body: Callable[[LedgerSession], Outcome[R]]
         if outcome.event is not None:
             parts.subscribers.queue(outcome.event)
 
+    start = time.perf_counter()
     try:
         outcome = parts.repository.write(unit, on_commit=on_commit)
     except (LedgerError, ValidationError) as error:
@@ -116,7 +118,7 @@ def write(parts: Parts, action: str, body: Callable[[LedgerSession], Outcome[R]]
     if outcome.event is None:
         metrics.ledger_replay(action)
     else:
-        metrics.ledger_write(action)
+        metrics.ledger_write(action, time.perf_counter() - start)
     parts.subscribers.deliver()
     return outcome.result
 
