@@ -1,7 +1,8 @@
 """Hand-written peers of the alert engine, for the benchmarks: no library, no abstraction.
 
-- :func:`deque_loop`: the same two rules (threshold and spike, same semantics) as a
-  straightforward loop over per-pool deques: the floor our engine must match.
+- :class:`DequeLoop` (and :func:`deque_loop`, one fresh loop over a whole stream): the same two
+  rules (threshold and spike, same semantics) as a straightforward loop over per-pool deques,
+  one transaction at a time: the floor our engine must match.
 - :func:`minute_scan`: the original brief's design: keep the last hour of transactions in a
   list and scan it once a minute (here: at each minute boundary of event time).
 """
@@ -9,7 +10,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,42 +20,61 @@ from auptimate_core.domain import EPOCH
 _US = timedelta(microseconds=1)
 
 
+class DequeLoop:
+    """The two rules over per-pool deques, fed as often as asked: state kept between feeds (a
+    history first, then the stream that is timed)."""
+
+    def __init__(self, *, limit: Decimal, window: int, baseline: int, factor: int,
+                 min_count: int) -> None:
+        self.limit, self.window, self.baseline = limit, window, baseline
+        self.factor, self.min_count = factor, min_count
+        self.recent_q: dict[str, deque[int]] = {}
+        self.base_q: dict[str, deque[int]] = {}
+        self.firing: dict[str, bool] = {}
+        self.seen: set[str] = set()
+
+    def feed(self, txs: Iterable[Transaction]) -> list[tuple[str, str, str, int]]:
+        """(rule, state, transaction id, event time) of every alert, like the engine's."""
+        recent_q, base_q, firing, seen = self.recent_q, self.base_q, self.firing, self.seen
+        limit, window, baseline = self.limit, self.window, self.baseline
+        factor, min_count = self.factor, self.min_count
+        out: list[tuple[str, str, str, int]] = []
+        for tx in txs:
+            if tx.id in seen:
+                continue
+            seen.add(tx.id)
+            t = (tx.timestamp - EPOCH) // _US
+            pool = tx.pool_id
+            if tx.amount > limit:
+                out.append(("threshold", "firing", tx.id, t))
+            recent = recent_q.get(pool)
+            if recent is None:
+                recent = recent_q[pool] = deque()
+                base_q[pool] = deque()
+            base = base_q[pool]
+            recent.append(t)
+            edge = t - window
+            while recent[0] <= edge:
+                base.append(recent.popleft())
+            far = edge - baseline
+            while base and base[0] <= far:
+                base.popleft()
+            n = len(recent)
+            holds = n >= min_count and n * baseline >= factor * len(base) * window
+            if holds != firing.get(pool, False):
+                firing[pool] = holds
+                out.append(("spike", "firing" if holds else "resolved", tx.id, t))
+        return out
+
+
 def deque_loop(
     txs: Sequence[Transaction], *, limit: Decimal, window: int, baseline: int, factor: int,
     min_count: int,
 ) -> list[tuple[str, str, str, int]]:
-    """(rule, state, transaction id, event time) of every alert, like the engine's."""
-    recent_q: dict[str, deque[int]] = {}
-    base_q: dict[str, deque[int]] = {}
-    firing: dict[str, bool] = {}
-    seen: set[str] = set()
-    out: list[tuple[str, str, str, int]] = []
-    for tx in txs:
-        if tx.id in seen:
-            continue
-        seen.add(tx.id)
-        t = (tx.timestamp - EPOCH) // _US
-        pool = tx.pool_id
-        if tx.amount > limit:
-            out.append(("threshold", "firing", tx.id, t))
-        recent = recent_q.get(pool)
-        if recent is None:
-            recent = recent_q[pool] = deque()
-            base_q[pool] = deque()
-        base = base_q[pool]
-        recent.append(t)
-        edge = t - window
-        while recent[0] <= edge:
-            base.append(recent.popleft())
-        far = edge - baseline
-        while base and base[0] <= far:
-            base.popleft()
-        n = len(recent)
-        holds = n >= min_count and n * baseline >= factor * len(base) * window
-        if holds != firing.get(pool, False):
-            firing[pool] = holds
-            out.append(("spike", "firing" if holds else "resolved", tx.id, t))
-    return out
+    """(rule, state, transaction id, event time) of every alert, like the engine's: a fresh
+    :class:`DequeLoop` fed the whole stream."""
+    return DequeLoop(limit=limit, window=window, baseline=baseline, factor=factor,
+                     min_count=min_count).feed(txs)
 
 
 def minute_scan(

@@ -24,7 +24,15 @@ by an adapter below when there is one, otherwise generically: every ``"peers"`` 
 ``{peer name: {"seconds": ..., ...}}`` becomes a table whose first peer is ours.
 
 In every table the ratio says how many times faster ours is than the peer (peer time / our
-time, or our rate / peer rate): above 1 we are faster, below 1 the peer is.
+time, or our rate / peer rate): above 1 we are faster, below 1 the peer is. The engine's tables
+give each path's rate against the hand-written loop's instead. Headlines name the store, the
+batching and the size they were measured on, and compare per-event calls with per-event calls
+and batches with batches; the report states the run's mode (full or quick) and each module's
+arguments.
+
+Pictures: after the modules, :mod:`benchmarks.plots` draws the scaling pictures (PNG, the
+``plot`` extra) from this run's results into the same directory; the README block shows the
+engine's throughput against pools.
 """
 
 from __future__ import annotations
@@ -57,6 +65,9 @@ FULL_ARGS: dict[str, list[str]] = {
     "bench_engine": ["--transactions", "300000", "--redis"],
     "bench_ranking": ["--big"],
     "bench_redis_store": [],
+    # limits' moving window runs every round like the rest: half a million events keep the
+    # module within a few minutes.
+    "bench_windows": ["--events", "500000"],
 }
 QUICK_EXTRA: dict[str, list[str]] = {"bench_engine": ["--redis"]}
 PEER_LIBRARIES = ("redis", "limits", "duckdb", "polars", "pandas", "sqlalchemy", "psycopg")
@@ -174,32 +185,139 @@ def _rate(value: float) -> str:
 
 
 def _times(ratio: float) -> str:
+    if ratio < 0.1:
+        return f"{ratio:.3f}x"
     return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.0f}x"
 
 
+def _ours(name: str) -> str:
+    return f"**{name}** (ours)"
+
+
+def _same(same: bool | None) -> str:
+    return "-" if same is None else "yes" if same else "NO"
+
+
+LOOP_NOTE = (
+    "The hand-written loop is the same two rules over per-pool deques, one transaction at a "
+    "time, with no library around it: the floor for every way of calling the engine. The "
+    "ratio is our rate over the loop's on the same transactions in the same rounds (above 1: "
+    "ours is faster)."
+)
+
+
+def _engine_rows(rows: dict[str, Any]) -> list[Row]:
+    return [[name if name.startswith(("hand-written", "minute scan")) else _ours(name),
+             f"{r['transactions']:,}", _rate(r["tx_per_second"]), _times(r["vs_loop"]),
+             f"{r['alerts']:,}", _same(r.get("same_alerts"))] for name, r in rows.items()]
+
+
+ENGINE_COLUMNS = ["path (calls, store, batches)", "transactions", "transactions/s",
+                  "x the loop's rate", "alerts", "same alerts as the loop"]
+
+
 def engine_tables(data: dict[str, Any]) -> list[Table]:
-    peers = data["peers"]
-    ours = peers["engine/memory"]
-    rows = []
-    for name, peer in peers.items():
-        label = f"**{name}** (ours)" if name.startswith("engine/") else name
-        rows.append([label, _rate(peer["tx_per_second"]), str(peer["alerts"]),
-                     _times(peer["seconds"] / ours["seconds"])])
+    n, pools, rounds = data["transactions"], data["pools"], data["rounds"]
     tables = [Table(
-        f"Alert engine: threshold + spike rules, {data['transactions']:,} transactions",
-        ["peer", "transactions/s", "alerts", "engine/memory is faster by"], rows,
-        "The deque loop is the same two rules hand-written over per-pool deques (the floor); the "
-        "minute scan is the original brief's design (the last hour in a list, scanned every "
-        "minute). engine/redis is ours on the Redis store (one local redis-server).",
+        f"Alert engine, each path: threshold + spike rules, {n:,} transactions over {pools:,} "
+        f"pools", ENGINE_COLUMNS, _engine_rows(data["peers"]),
+        f"{LOOP_NOTE} Best of {rounds} interleaved round(s). The minute scan is the original "
+        "brief's design (the last hour in a list, scanned every minute; other alerts by "
+        "design, not compared).",
     )]
-    latency = data.get("latency_seconds", {})
-    if latency:
+    if "per_event_columnar" in data:
+        head = next(iter(data["per_event_columnar"].values()))["transactions"]
         tables.append(Table(
-            "Alert latency in event time (seconds from the qualifying transaction to the alert)",
-            ["peer", "anomalies", "mean", "max"],
-            [[f"**{name}** (ours)" if name == "engine" else name, str(lat.get("n", 0)),
-              str(lat.get("mean", "-")), str(lat.get("max", "-"))]
-             for name, lat in latency.items()],
+            f"Alert engine, one call per event on the columnar store: the first {head:,} "
+            "transactions", ENGINE_COLUMNS, _engine_rows(data["per_event_columnar"]),
+            "ColumnarWindowStore is built for batches; this is what `process(tx)` costs on it.",
+        ))
+    if "history" in data:
+        hist = data["history"]
+        tables.append(Table(
+            f"Alert engine after a history: {hist['transactions']:,} transactions after "
+            + " and after ".join(f"{s:,}" for s in hist["histories"])
+            + " other pools fired a spike and saw it resolve", ENGINE_COLUMNS,
+            _engine_rows(hist["rows"]),
+            f"The history is fed untimed. `process(tx)` after {hist['histories'][0]:,} such "
+            f"pools runs at {hist['slowdown']:.2f}x its rate after {hist['histories'][-1]:,}.",
+        ))
+    if "alert_heavy" in data:
+        tables.append(Table(
+            f"Alert engine, alert-heavy: {n:,} transactions, a third over the threshold, "
+            "fresh engines (a cold start)", ENGINE_COLUMNS,
+            _engine_rows(data["alert_heavy"]["rows"]), LOOP_NOTE,
+        ))
+    if "alert_cost" in data:
+        rows = []
+        for rule, cost in data["alert_cost"].items():
+            for path in ("per event", "batches"):
+                c = cost[path]
+                rows.append([rule, path, f"{cost['transactions']:,}", f"{c['alerts']:,}",
+                             f"{c['alerting_seconds']:.4f}", f"{c['silent_seconds']:.4f}",
+                             f"{c['us_per_alert']:.2f}"])
+        tables.append(Table(
+            "What raising an alert costs (default store)",
+            ["rule", "calls", "transactions", "alerts", "alerting s", "silent s",
+             "µs per alert"], rows,
+            "The same stream under rules that alert and rules that cannot (a threshold above "
+            "every amount; a spike needing a million transactions in its window): the extra "
+            "time over the extra alerts. Threshold stream: a third of the transactions over "
+            "it; spike stream: pools that each fire and resolve. Per event: `process(tx)`; "
+            f"batches: `process_many` in batches of {data.get('batch', 10_000):,}.",
+        ))
+    if "latency" in data:
+        lat = data["latency"]
+        tables.append(Table(
+            f"Alert latency in process: wall clock from arrival to the sink, "
+            f"{lat['transactions']:,} transactions of the alert-heavy stream",
+            ["path", "alerts", "p50 µs", "p99 µs", "max µs"],
+            [[_ours(name), f"{v['alerts']:,}", f"{v['p50_us']:,}", f"{v['p99_us']:,}",
+              f"{v['max_us']:,}"] for name, v in lat.items() if isinstance(v, dict)],
+            "A transaction arrives when the call handing it to the engine starts (a batch's "
+            "transactions arrive together at its call); its alert leaves when a plain callable "
+            "sink receives it. One pass each. Through Redis Streams workers: see the workers "
+            "section.",
+        ))
+    scan = data.get("event_time_delay", {}).get(next(
+        (name for name in data["peers"] if name.startswith("minute scan")), ""), {})
+    if scan.get("alerts"):
+        tables.append(Table(
+            "The minute scan's delay in event time",
+            ["peer", "alerts compared", "mean s", "max s"],
+            [["minute scan", str(scan["alerts"]), f"{scan['mean_s']}", f"{scan['max_s']}"]],
+            "Event time from the transaction at which the rules first hold (where the engine "
+            "and the loop alert) to the minute scan's alert.",
+        ))
+    for key, label, axis in (("scaling_pools", "pools", "by_pools"),
+                             ("scaling_alerts", "alerts", "by_share")):
+        scaling = data.get(key)
+        if not scaling:
+            continue
+        cases = scaling[axis]
+        first = next(iter(cases.values()))
+        paths = list(first.get("rows", first))
+        rows = []
+        for case_key, case in cases.items():
+            found = case.get("rows", case)
+            head = (f"{int(case_key):,}" if label == "pools" else
+                    f"{case['share_over']:.1%} over, {case['alerts_per_1000']} alerts per 1,000")
+            rows.append([head, *[_rate(found[p]["tx_per_second"]) for p in paths]])
+        tables.append(Table(
+            f"Alert engine throughput against {label}: {scaling['transactions']:,} "
+            "transactions (transactions/s)", [label, *paths], rows,
+            f"Picture: [engine_{label}.png](engine_{label}.png).",
+        ))
+    sweep = data.get("redis_batches")
+    if sweep:
+        tables.append(Table(
+            f"Alert engine on RedisWindowStore against the batch size: "
+            f"{sweep['transactions']:,} transactions",
+            ["batch", "transactions/s", "alerts"],
+            [[f"{r['batch']:,}", _rate(r["tx_per_second"]), str(r["alerts"])]
+             for r in sweep["by_batch"].values()],
+            "`process_many` with the engine's `batch_size` set; one local redis-server. "
+            "Picture: [redis_batches.png](redis_batches.png).",
         ))
     return tables
 
@@ -211,21 +329,24 @@ def ranking_tables(data: dict[str, Any]) -> list[Table]:
         ours = peers["auptimate top-investors"]["seconds"]
         rows = []
         for name, peer in peers.items():
-            label = f"**{name}** (ours)" if name.startswith("auptimate") else name
+            label = _ours(name) if name.startswith("auptimate") else name
             same = "yes" if case["same_top5_ids"].get(name) else "NO"
-            rows.append([label, f"{peer['seconds']:.3f}", same, _times(peer["seconds"] / ours)])
+            load = f" (load {peer['load_seconds']:.1f} s)" if "load_seconds" in peer else ""
+            rows.append([label, f"{peer['seconds']:.3f}{load}", same,
+                         _times(peer["seconds"] / ours)])
         tables.append(Table(
             f"Top investors, one shot: rank a CSV file of {case['rows']:,} rows",
             ["peer", "seconds", "same top 5", "`auptimate top-investors` is faster by"], rows,
             "Ours reads and checks every row and sums exact Decimals; the peers run the bare "
-            "GROUP BY on float amounts and check nothing. SQLite's time is the query alone, on a "
-            "table loaded beforehand.",
+            "GROUP BY on float amounts and check nothing. SQLite's time is the query alone, on "
+            "a table loaded beforehand. Best of "
+            f"{data.get('repeat', 1)} interleaved rounds, every peer once a round.",
         ))
     case = data.get("streaming")
     if case:
         peers = case["peers"]
         ours = peers["auptimate TopInvestors"]["seconds"]
-        rows = [[f"**{name}** (ours)" if name.startswith("auptimate") else name,
+        rows = [[_ours(name) if name.startswith("auptimate") else name,
                  f"{peer['per_ask_ms']:.2f}", "yes" if case["same_top5_ids"].get(name) else "NO",
                  _times(peer["seconds"] / ours)] for name, peer in peers.items()]
         tables.append(Table(
@@ -237,20 +358,47 @@ def ranking_tables(data: dict[str, Any]) -> list[Table]:
     return tables
 
 
+_BATCHED = re.compile(r"batches of ([\d,]+)")
+
+
+def _redis_calls(name: str, peer: dict[str, Any]) -> int:
+    """Events per call of a Redis store row: 1 for one call per event."""
+    if isinstance(peer.get("batch"), int):
+        return int(peer["batch"])
+    found = _BATCHED.search(name)
+    return int(found.group(1).replace(",", "")) if found else 1
+
+
 def redis_store_tables(data: dict[str, Any]) -> list[Table]:
     peers = data["peers"]
-    ours_name = next(iter(peers))
-    ours = peers[ours_name]["events_per_second"]
-    rows = [[f"**{name}** (ours)" if name.startswith("observe") else name, f"{peer['events']:,}",
-             _rate(peer["events_per_second"]), _times(ours / peer["events_per_second"])]
-            for name, peer in peers.items()]
-    return [Table(
-        f"Redis window store: record and count each event in two windows, "
-        f"{data.get('pools', 1000):,} pools",
-        ["peer", "events", "events/s", "observe_many is faster by"], rows,
-        "One local redis-server on loopback. `limits` keeps wall-clock windows, not event time: "
-        "a peer for the cost of a shared sliding window, not for the same semantics.",
-    )]
+    single = {n: p for n, p in peers.items() if _redis_calls(n, p) == 1}
+    batched = {n: p for n, p in peers.items() if _redis_calls(n, p) > 1}
+    ours_one = next((p for n, p in single.items() if not n.startswith("limits")), None)
+    pools = data.get("pools", 1000)
+    tables = []
+    if single:
+        rows = [[name if name.startswith("limits") else _ours(name), f"{peer['events']:,}",
+                 _rate(peer["events_per_second"]),
+                 _times(ours_one["events_per_second"] / peer["events_per_second"])
+                 if ours_one else "-"] for name, peer in single.items()]
+        tables.append(Table(
+            f"Redis window store, one call per event: record and count each event in two "
+            f"windows, {pools:,} pools",
+            ["peer", "events", "events/s", "our one call per event is faster by"], rows,
+            "One local redis-server on loopback, one round trip (or more, for `limits`) per "
+            "event. `limits` keeps wall-clock windows, not event time: a peer for the cost of a "
+            "shared sliding window, not for the same semantics.",
+        ))
+    if batched:
+        rows = [[name if name.startswith("limits") else _ours(name), f"{peer['events']:,}",
+                 _rate(peer["events_per_second"])] for name, peer in batched.items()]
+        tables.append(Table(
+            f"Redis window store in batches: record and count each event in two windows, "
+            f"{pools:,} pools", ["peer", "events", "events/s"], rows,
+            "No peer in this run has a batch call; compare these with each other and with "
+            "the per-event table, not with `limits`' per-event rate.",
+        ))
+    return tables
 
 
 def _peer_maps(data: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -278,7 +426,7 @@ def generic_tables(name: str, data: dict[str, Any]) -> list[Table]:
         rate_key = next((k for k in ours if k.endswith("per_second")), None)
         rows = []
         for peer_name, peer in peers.items():
-            label = f"**{peer_name}** (ours)" if peer_name == ours_name else peer_name
+            label = _ours(peer_name) if peer_name == ours_name else peer_name
             if rate_key and peer.get(rate_key):
                 figure, ratio = _rate(peer[rate_key]), ours[rate_key] / peer[rate_key]
             else:
@@ -298,7 +446,7 @@ def metrics_tables(data: dict[str, Any]) -> list[Table]:
                      f"{peer['cost'] * 100:+.1f}%"])
     return [Table(
         f"Prometheus metrics: the alert engine with metrics off and on, "
-        f"{data['transactions']:,} transactions",
+        f"{data['transactions']:,} transactions, default store (MemoryWindowStore)",
         ["path", "transactions", "off: tx/s", "on: tx/s", "cost of metrics"], rows,
         "Ours against ours: the peer here is the engine without metrics (no-op hooks). Off and "
         "on alternate, each keeping its best time.",
@@ -309,17 +457,20 @@ def windows_tables(data: dict[str, Any]) -> list[Table]:
     peers = data["peers"]
     ours_name = next(iter(peers))
     ours = peers[ours_name]["events_per_second"]
-    rows = [[f"**{name}** (ours)" if name.startswith(("MemoryWindowStore", "ExactWindow",
-                                                      "BucketRing")) else name,
-             _rate(peer["events_per_second"]), "yes" if peer.get("same_counts") else "NO",
+    rows = [[_ours(name) if peer.get("ours", name.startswith(
+                ("MemoryWindowStore", "ColumnarWindowStore", "ExactWindow", "BucketRing")))
+             else name, peer.get("calls", "-"), _rate(peer["events_per_second"]),
+             "yes" if peer.get("same_counts") else "NO",
              _times(ours / peer["events_per_second"])] for name, peer in peers.items()]
     tables = [Table(
         f"Window structures: record each event and count two windows ({', '.join(data['windows'])}"
         f"), {data['events']:,} events over {data['pools']:,} pools",
-        ["peer", "events/s", "same counts", f"{ours_name.split(' (')[0]} is faster by"], rows,
-        "The store also keeps exact amount sums, places late events exactly, answers any "
-        "interval and counts a redelivered id once; the bare deque does none of that (a floor), "
-        "and `limits` is not idempotent.",
+        ["peer", "calls", "events/s", "same counts", f"{ours_name} is faster by"], rows,
+        "The stores also keep exact amount sums, place late events exactly, answer any "
+        "interval and count a redelivered id once; the bare deque does none of that (a floor), "
+        "and `limits` is not idempotent. The hand-written loops and `limits` run one event at "
+        "a time: compare them with the per-event rows; the loops are also the floor of the "
+        "batched ones.",
     )]
     memory = data.get("memory") or {}
     if memory:
@@ -329,25 +480,48 @@ def windows_tables(data: dict[str, Any]) -> list[Table]:
             [[name, f"{m['retained_bytes'] / 2**20:.1f}", f"{m['peak_bytes'] / 2**20:.1f}",
               f"{m['events']:,}"] for name, m in memory.items()],
         ))
+    single = data.get("single_call_us") or {}
+    if single:
+        tables.append(Table(
+            f"One `observe` call per event, after the stream's first "
+            f"{data.get('memory_events', 0):,} events (µs per call)",
+            ["store", "µs per call"], [[kind, f"{us:,}"] for kind, us in single.items()],
+            "`columnar` is ColumnarWindowStore, `exact` and `ring` MemoryWindowStore on them.",
+        ))
     return tables
 
 
 def workers_tables(data: dict[str, Any]) -> list[Table]:
     rows_in = data["rows"]
     one = next(iter(rows_in.values()))["per_second"]
-    rows = [[name, _rate(row["per_second"]), str(row.get("redis_busy", "-")),
+    rows = [[name, _rate(row["per_second"]), str(row.get("alerts", "-")),
+             _same(row.get("same_alerts")), str(row.get("redis_busy", "-")),
              _times(row["per_second"] / one)] for name, row in rows_in.items()]
-    return [Table(
+    tables = [Table(
         f"Workers end to end through Redis Streams: {data['transactions']:,} transactions",
-        ["run (all ours)", "transactions/s", "Redis busy (share of a core)", "x one worker"],
-        rows,
-        "Produce, consume through a consumer group, alert; the in-process engines on the same "
-        "Redis store and on the memory store are the peers that show what the stream costs.",
+        ["run (all ours)", "transactions/s", "alerts", "same alerts", "Redis busy (share of a "
+         "core)", "x one worker"], rows,
+        "Produce, consume through a consumer group, alert (default threshold and spike rules, "
+        "16 shards, one local redis-server, one run each); the in-process engines on the same "
+        "Redis store and on the memory store are the peers that show what the stream costs. "
+        "Alerts are compared with the in-process engine's on the memory store.",
     )]
+    lat = data.get("latency")
+    if lat:
+        tables.append(Table(
+            f"Alert latency through Redis Streams: one worker, {lat['transactions']:,} "
+            f"transactions at {lat['rate']:,} a second, a third over the threshold",
+            ["alerts", "same alerts", "p50 ms", "p99 ms", "max ms"],
+            [[f"{lat['alerts']:,}", _same(lat.get("same_alerts")), f"{lat['p50_ms']:g}",
+              f"{lat['p99_ms']:g}", f"{lat['max_ms']:g}"]],
+            "From a transaction's entry in the stream to its alert's entry in the alert log, "
+            "both read from the entry ids (the Redis server's clock, whole milliseconds).",
+        ))
+    return tables
 
 
 def feed_tables(data: dict[str, Any]) -> list[Table]:
-    rows = [[name if name.startswith("bare") else f"**{name}** (ours)", str(row["changes"]),
+    rows = [[name if name.startswith("bare") else _ours(name), str(row["changes"]),
              f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}"]
             for name, row in data["peers"].items()]
     return [Table(
@@ -359,10 +533,35 @@ def feed_tables(data: dict[str, Any]) -> list[Table]:
     )]
 
 
+def cli_tables(data: dict[str, Any]) -> list[Table]:
+    startup = data["startup"]
+    monitor = data["monitor"]
+    cases = [("Start-up: whole processes", startup["peers"], startup["same_answer"],
+              "Over a bare `python -c pass`: " + ", ".join(
+                  f"{name} +{peer['over_bare_python']:.3f} s"
+                  for name, peer in startup["peers"].items() if name != "python -c pass"))]
+    cases += [(f"top-investors on a CSV file of {case['rows']:,} rows: whole processes",
+               case["peers"], case["same_top5"], "Ours checks every row and sums exact "
+               "Decimals; the peers read amounts as DECIMAL(18, 2) and check nothing.")
+              for case in data["top_investors"]]
+    cases.append((f"monitor on a file of {monitor['rows']:,} rows ({monitor['alerts']} alerts): "
+                  "whole processes", monitor["peers"], monitor["same_alerts"], ""))
+    tables = []
+    for title, peers, same, note in cases:
+        ours_name, ours = next(iter(peers.items()))
+        rows = [[f"**{name}** (ours)" if name.startswith("auptimate") else name,
+                 f"{peer['seconds']:.3f}", f"{peer['cpu_seconds']:.3f}",
+                 "-" if name not in same else "yes" if same[name] else "NO",
+                 _times(peer["seconds"] / ours["seconds"])] for name, peer in peers.items()]
+        tables.append(Table(title, ["command", "median s", "cpu s", "same answer",
+                                    f"`{ours_name}` is faster by"], rows, note))
+    return tables
+
+
 ADAPTERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "engine": engine_tables, "ranking": ranking_tables, "redis_store": redis_store_tables,
     "metrics": metrics_tables, "windows": windows_tables, "workers": workers_tables,
-    "feed": feed_tables,
+    "feed": feed_tables, "cli": cli_tables,
 }
 
 
@@ -371,91 +570,226 @@ def tables_for(name: str, data: dict[str, Any]) -> list[Table]:
     if adapter is not None:
         try:
             return adapter(data)
-        except (KeyError, TypeError, ZeroDivisionError):
+        except (KeyError, TypeError, ZeroDivisionError, StopIteration):
             pass  # the module changed its format: fall back to the generic reading
     return generic_tables(name, data)
 
 
-def headlines(results: dict[str, dict[str, Any]]) -> list[str]:
-    """A few ratios worth quoting, from this run."""
-    lines = []
-    engine = results.get("engine")
-    if engine:
-        peers = engine["peers"]
-        ours = peers["engine/memory"]
-        loop = peers["deque loop"]["seconds"] / ours["seconds"]
-        scan_ratio = peers["minute scan"]["seconds"] / ours["seconds"]
-        lines.append(
-            f"alert engine: {_rate(ours['tx_per_second'])} transactions/s on the memory store, "
-            f"{_times(loop)} the speed of a hand-written deque loop and {_times(scan_ratio)} the "
-            "speed of the brief's minute scan"
-        )
-        scan = engine.get("latency_seconds", {}).get("minute scan", {})
-        if scan.get("n"):
-            lines.append(f"alert latency: 0 s in event time, against {scan['mean']} s on average "
-                         f"(up to {scan['max']} s) for the minute scan")
-    ranking = results.get("ranking")
-    if ranking:
-        for case in ranking.get("one_shot", [])[:1]:
-            peers = case["peers"]
-            ours = peers["auptimate top-investors"]["seconds"]
-            duck, pandas = ours / peers["duckdb"]["seconds"], ours / peers["pandas"]["seconds"]
-            lines.append(
-                f"top investors of a {case['rows']:,}-row CSV in {_times(duck)} DuckDB's time and "
-                f"{_times(pandas)} pandas', with every row checked and exact totals"
-            )
-        streaming = ranking.get("streaming")
-        if streaming:
-            peers = streaming["peers"]
-            ours = peers["auptimate TopInvestors"]["seconds"]
-            best = min((p["seconds"], n) for n, p in peers.items() if n != "auptimate TopInvestors")
-            lines.append(f"incremental top investors: {_times(best[0] / ours)} faster than the "
-                         f"best recount ({best[1]})")
-    redis_store = results.get("redis_store")
-    if redis_store:
-        peers = redis_store["peers"]
-        ours_name = next(iter(peers))
-        limits = next((p for n, p in peers.items() if n.startswith("limits")), None)
-        if limits:
-            lines.append(
-                f"Redis window store: {_rate(peers[ours_name]['events_per_second'])} events/s, "
-                f"{_times(peers[ours_name]['events_per_second'] / limits['events_per_second'])}"
-                " the `limits` library's moving window on the same server"
-            )
-    windows = results.get("windows")
-    if windows:
-        peers = windows["peers"]
-        ours = next(iter(peers.values()))["events_per_second"]
-        limits = next((p for n, p in peers.items() if n.startswith("limits")), None)
-        if limits:
-            deque = next((p for n, p in peers.items() if "ids remembered" in n), None)
-            floor = next((p for n, p in peers.items() if "no ids" in n), None)
-            than_deques = (f", {_times(ours / deque['events_per_second'])} a hand-written deque "
-                          "loop that remembers ids (the same job)" if deque else "")
-            if floor:
-                than_deques += (f", {_times(ours / floor['events_per_second'])} a bare deque "
-                               "loop that forgets them (a redelivery counted twice)")
-            lines.append(f"memory window store (columnar, batches): {_rate(ours)} events/s "
-                         f"recorded and counted in two windows, "
-                         f"{_times(ours / limits['events_per_second'])} the `limits` library's "
-                         f"in-memory moving window{than_deques}")
-    workers = results.get("workers")
-    if workers:
-        best = max(workers["rows"].items(), key=lambda item: item[1]["per_second"]
-                   if "Streams" in item[0] else 0)
-        lines.append(f"Redis Streams workers: {_rate(best[1]['per_second'])} transactions/s end "
-                     f"to end ({best[0].split(' (')[0]})")
-    feed = results.get("feed")
-    if feed:
-        found = {name.split(",")[1].split("(")[0].strip(): row
-                 for name, row in feed["peers"].items() if name.startswith("follow")}
-        lines.append("change feed: a commit reaches a follower in another process in "
-                     + " and ".join(f"{row['p50_ms']:.1f} ms on {backend} (p99 "
-                                    f"{row['p99_ms']:.1f} ms)" for backend, row in found.items()))
-    batch = results.get("metrics", {}).get("peers", {}).get("process_many")
-    if batch:
-        lines.append(f"Prometheus metrics on: {batch['cost'] * 100:+.1f}% on `process_many`")
+# -- headlines: a few figures worth quoting, each naming what it was measured on -------------
+
+
+def _engine_headlines(engine: dict[str, Any]) -> list[str]:
+    peers = engine["peers"]
+    n, pools, batch = engine["transactions"], engine["pools"], engine.get("batch", 10_000)
+    loop = next(r for name, r in peers.items() if name.startswith("hand-written"))
+
+    def path(prefix: str, rows: dict[str, Any] = peers) -> dict[str, Any] | None:
+        return next((r for name, r in rows.items() if name.startswith(prefix)), None)
+
+    one = path("process(tx) per event, MemoryWindowStore")
+    many = path("process_many, MemoryWindowStore")
+    columnar = path("process_many, ColumnarWindowStore")
+    stream = f"{n:,} transactions over {pools:,} pools, threshold + spike rules"
+    lines = [f"alert engine ({stream}): the hand-written deque loop, per event, runs "
+             f"{_rate(loop['tx_per_second'])} transactions/s"]
+    if one:
+        lines.append(f"`process(tx)` per event on the default store (MemoryWindowStore): "
+                     f"{_rate(one['tx_per_second'])} transactions/s, {_times(one['vs_loop'])} "
+                     "the loop's rate")
+    heavy = engine.get("alert_heavy", {}).get("rows", {})
+    if many:
+        text = (f"`process_many` on the default store (MemoryWindowStore, batches of "
+                f"{batch:,}): {_rate(many['tx_per_second'])} transactions/s, "
+                f"{_times(many['vs_loop'])} the loop's rate")
+        found = path("process_many, MemoryWindowStore", heavy)
+        if found:
+            text += (f"; with a third of the transactions over the threshold (fresh engine): "
+                     f"{_rate(found['tx_per_second'])}, {_times(found['vs_loop'])} the loop's")
+        lines.append(text)
+    if columnar:
+        text = (f"`process_many` on ColumnarWindowStore (numpy, batches of {batch:,}; not the "
+                f"default): {_rate(columnar['tx_per_second'])} transactions/s, "
+                f"{_times(columnar['vs_loop'])} the loop's rate")
+        found = path("process_many, ColumnarWindowStore", heavy)
+        if found:
+            text += f"; alert-heavy: {_times(found['vs_loop'])} the loop's"
+        lines.append(text)
+    hist = engine.get("history")
+    if hist:
+        rows = {r["history_pools"]: r for name, r in hist["rows"].items()
+                if name.startswith("process(tx)")}
+        first, last = hist["histories"][0], hist["histories"][-1]
+        lines.append(f"`process(tx)` per event (default store, {hist['transactions']:,} "
+                     f"transactions) after {first:,} and after {last:,} pools alerted before: "
+                     f"{_rate(rows[first]['tx_per_second'])} and "
+                     f"{_rate(rows[last]['tx_per_second'])} transactions/s "
+                     f"({hist['slowdown']:.2f}x)")
+    cost = engine.get("alert_cost")
+    if cost:
+        lines.append("raising an alert on the default store: " + "; ".join(
+            f"{rule} {c['per event']['us_per_alert']:.1f} µs per event "
+            f"(`process(tx)`), {c['batches']['us_per_alert']:.1f} µs in batches"
+            for rule, c in cost.items()))
+    latency = engine.get("latency", {})
+    v = next((v for v in latency.values() if isinstance(v, dict) and v.get("batch") == 1),
+             None)
+    if v:
+        lines.append(f"alert latency in process, `process(tx)` per event on the default store: "
+                     f"p50 {v['p50_us']:,} µs, p99 {v['p99_us']:,} µs from the call to the "
+                     f"sink ({v['alerts']:,} alerts, {latency['transactions']:,} transactions "
+                     "a third over the threshold)")
+    scan = path("minute scan")
+    delay = engine.get("event_time_delay", {})
+    delay = next(iter(delay.values()), {}) if delay else {}
+    if scan and delay.get("alerts"):
+        lines.append(f"the brief's minute scan: {_times(scan['vs_loop'])} the loop's rate, its "
+                     f"alerts {delay['mean_s']} s of event time late on average (up to "
+                     f"{delay['max_s']} s)")
     return lines
+
+
+def _ranking_headlines(ranking: dict[str, Any]) -> list[str]:
+    lines = []
+    for case in ranking.get("one_shot", []):
+        peers = case["peers"]
+        ours = peers["auptimate top-investors"]["seconds"]
+        others = {name: p["seconds"] for name, p in peers.items()
+                  if not name.startswith("auptimate")}
+        fastest = min(others, key=others.__getitem__)
+        listed = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in others.items())
+        verdict = (f"fastest peer: {fastest}, ours takes {_times(ours / others[fastest])} its "
+                   "time" if others[fastest] < ours else
+                   f"ours is the fastest, {_times(others[fastest] / ours)} ahead of {fastest}")
+        lines.append(f"top investors of a {case['rows']:,}-row CSV (`auptimate top-investors`, "
+                     f"in process, every row checked, exact totals): {ours:.2f} s; {listed}; "
+                     f"{verdict}")
+    streaming = ranking.get("streaming")
+    if streaming:
+        peers = streaming["peers"]
+        ours = peers["auptimate TopInvestors"]["seconds"]
+        best = min((p["seconds"], n) for n, p in peers.items() if n != "auptimate TopInvestors")
+        lines.append(f"incremental top investors ({streaming['transactions']:,} transactions, "
+                     f"top 5 asked every {streaming['batch']:,}): {_times(best[0] / ours)} "
+                     f"faster than the best recount ({best[1]})")
+    return lines
+
+
+def _redis_headlines(data: dict[str, Any]) -> list[str]:
+    peers = data["peers"]
+    pools = data.get("pools", 1000)
+    single = {n: p for n, p in peers.items() if _redis_calls(n, p) == 1}
+    batched = {n: p for n, p in peers.items() if _redis_calls(n, p) > 1}
+    lines = []
+    ours = next(((n, p) for n, p in single.items() if not n.startswith("limits")), None)
+    limits = next((p for n, p in single.items() if n.startswith("limits")), None)
+    if ours:
+        text = (f"Redis window store, one call per event (`observe`, {ours[1]['events']:,} "
+                f"events, {pools:,} pools, one local redis-server): "
+                f"{_rate(ours[1]['events_per_second'])} events/s")
+        if limits:
+            text += (f", {_times(ours[1]['events_per_second'] / limits['events_per_second'])}"
+                     f" the `limits` library's moving window, also per event "
+                     f"({_rate(limits['events_per_second'])})")
+        lines.append(text)
+    if batched:
+        lines.append(
+            f"Redis window store in batches (`observe_many`, {pools:,} pools): " + ", ".join(
+                f"{_rate(p['events_per_second'])} events/s "
+                f"({n.removeprefix('observe_many ').strip('()')})"
+                for n, p in batched.items()) + "; no peer here has a batch call")
+    return lines
+
+
+def _windows_headlines(data: dict[str, Any]) -> list[str]:
+    peers = data["peers"]
+    rates = {name: p["events_per_second"] for name, p in peers.items()}
+
+    def find(word: str) -> tuple[str, float] | None:
+        return next(((n, r) for n, r in rates.items() if word in n), None)
+
+    size = f"{data['events']:,} events over {data['pools']:,} pools, record and count two windows"
+    lines = []
+    one, limits = find("one call per event"), find("limits")
+    ids, bare = find("ids remembered"), find("no ids")
+    if one:
+        text = (f"in-memory windows per event ({size}): `MemoryWindowStore.observe` "
+                f"{_rate(one[1])} events/s")
+        if limits:
+            text += (f", {_times(one[1] / limits[1])} the `limits` library's in-memory moving "
+                     "window")
+        if ids:
+            text += f", {_times(one[1] / ids[1])} a hand-written deque loop that remembers ids"
+        lines.append(text)
+    columnar, exact = find("ColumnarWindowStore"), find("exact (batches")
+    for found, label in ((columnar, "columnar window store (`ColumnarWindowStore.observe_many`, "
+                                    f"batches of {data.get('batch', 10_000):,})"),
+                         (exact, "default store in batches (`MemoryWindowStore.observe_many`, "
+                                 f"batches of {data.get('batch', 10_000):,})")):
+        if not found:
+            continue
+        text = f"{label}: {_rate(found[1])} events/s"
+        if ids:
+            text += (f", {_times(found[1] / ids[1])} the hand-written deque loop that remembers "
+                     "ids (per event: the floor, it has no call to save)")
+        if bare:
+            text += (f", {_times(found[1] / bare[1])} a bare deque loop that forgets them (a "
+                     "redelivery counted twice)")
+        lines.append(text)
+    return lines
+
+
+def headlines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """A few figures worth quoting, from this run; each names the store, the batching and the
+    size it was measured on, and compares like with like."""
+    lines: list[str] = []
+    readers: list[tuple[str, Callable[[dict[str, Any]], list[str]]]] = [
+        ("engine", _engine_headlines), ("ranking", _ranking_headlines),
+        ("redis_store", _redis_headlines), ("windows", _windows_headlines),
+        ("workers", _workers_headlines), ("feed", _feed_headlines),
+        ("metrics", _metrics_headlines),
+    ]
+    for name, reader in readers:
+        data = results.get(name)
+        if data:
+            try:
+                lines += reader(data)
+            except (KeyError, TypeError, ZeroDivisionError, StopIteration, ValueError):
+                lines.append(f"{name}: its results are in a format this runner does not read; "
+                             f"see [{name}.md]({name}.md)")
+    return lines
+
+
+def _workers_headlines(workers: dict[str, Any]) -> list[str]:
+    streams = {n: r for n, r in workers["rows"].items() if "Streams" in n}
+    best = max(streams.items(), key=lambda item: item[1]["per_second"])
+    agree = all(r.get("same_alerts") for r in workers["rows"].values())
+    lines = [f"Redis Streams workers ({workers['transactions']:,} transactions, 16 shards, one "
+             f"local redis-server): {_rate(best[1]['per_second'])} transactions/s end to end "
+             f"({best[0].split(' (')[0]}); alerts {'the same as' if agree else 'NOT the same as'}"
+             " in process"]
+    lat = workers.get("latency")
+    if lat:
+        lines.append(f"alert latency through Redis Streams (one worker, {lat['rate']:,} "
+                     f"transactions/s offered, a third over the threshold): p50 "
+                     f"{lat['p50_ms']:g} ms, p99 {lat['p99_ms']:g} ms from the transaction's "
+                     f"stream entry to its alert's log entry ({lat['alerts']:,} alerts)")
+    return lines
+
+
+def _feed_headlines(feed: dict[str, Any]) -> list[str]:
+    found = {name.split(",")[1].split("(")[0].strip(): row
+             for name, row in feed["peers"].items() if name.startswith("follow")}
+    return ["change feed: a commit reaches a follower in another process in "
+            + " and ".join(f"{row['p50_ms']:.1f} ms on {backend} (p99 {row['p99_ms']:.1f} ms)"
+                           for backend, row in found.items())]
+
+
+def _metrics_headlines(metrics: dict[str, Any]) -> list[str]:
+    batch = metrics.get("peers", {}).get("process_many")
+    if not batch:
+        return []
+    return [f"Prometheus metrics on: {batch['cost'] * 100:+.1f}% on `process_many` (default "
+            f"store, {metrics['transactions']:,} transactions)"]
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -471,15 +805,25 @@ def _markdown(table: Table) -> list[str]:
     return [*lines, ""]
 
 
-def report(outcomes: list[Outcome], about: dict[str, str], quick: bool, when: str) -> str:
+def mode(quick: bool) -> str:
+    """The run's mode, as the report and the README state it."""
+    if quick:
+        return ("a quick run (`python -m benchmarks --quick`): every module at its small "
+                "`--quick` size, a smoke check; its figures are noisier than a full run's")
+    return "a full run (`python -m benchmarks`), every module at the size listed below"
+
+
+def report(outcomes: list[Outcome], about: dict[str, str], quick: bool, when: str,
+           pictures: list[Path] | None = None) -> str:
     results = {name: data for outcome in outcomes for name, data in outcome.results.items()}
     lines = [
         "# Benchmark report",
         "",
-        f"Every figure below comes from one run of `python -m benchmarks"
-        f"{' --quick' if quick else ''}` on {when}, each peer measured in the same run on the "
-        "same data as ours. Ratios say how many times faster ours is than the peer (above 1: "
-        "ours is faster). Each module's own report, with more detail, is beside this file.",
+        f"Every figure below comes from one run on {when}: {mode(quick)}. Each peer was "
+        "measured in the same run on the same data as ours, and every benchmark checks that "
+        "ours and the peers agree (counts, alerts, rankings). Ratios say how many times faster "
+        "ours is than the peer (above 1: ours is faster). Each module's own report, with more "
+        "detail, is beside this file.",
         "",
         "Machine: " + "; ".join(f"{key} {value}" for key, value in about.items() if value) + ".",
         "",
@@ -487,6 +831,8 @@ def report(outcomes: list[Outcome], about: dict[str, str], quick: bool, when: st
     quotes = headlines(results)
     if quotes:
         lines += ["Headlines:", "", *[f"- {quote}" for quote in quotes], ""]
+    if pictures:
+        lines += ["Pictures: " + ", ".join(f"[{p.name}]({p.name})" for p in pictures) + ".", ""]
     lines += ["| benchmark | arguments | seconds | status |", "|---|---|---:|---|"]
     for outcome in outcomes:
         status = "ok" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode})"
@@ -502,10 +848,11 @@ def report(outcomes: list[Outcome], about: dict[str, str], quick: bool, when: st
 
 
 QUICK_MARK = "(quick sizes)"
+README_PICTURE = "engine_pools.png"
 
 
 def update_readme(quotes: list[str], quick: bool, report_path: Path, when: str,
-                  readme: Path = README) -> bool:
+                  readme: Path = README, picture: Path | None = None) -> bool:
     """Replace the figures between the benchmark markers of the README; False if left alone.
 
     A quick run does not replace the figures of a full run.
@@ -519,12 +866,30 @@ def update_readme(quotes: list[str], quick: bool, report_path: Path, when: str,
     current, tail = rest.split(END, 1)
     if quick and current.strip() and QUICK_MARK not in current and "- " in current:
         return False
-    link = report_path.resolve().relative_to(readme.resolve().parent).as_posix()
+    base = readme.resolve().parent
+    link = report_path.resolve().relative_to(base).as_posix()
     size = f" {QUICK_MARK}" if quick else ""
     body = [BEGIN, f"Headline figures of the run of {when}{size}, from [its report]({link}):",
-            "", *[f"- {quote}" for quote in quotes], END]
-    readme.write_text(head + "\n".join(body) + tail)
+            "", *[f"- {quote}" for quote in quotes]]
+    if picture is not None:
+        body += ["", f"![Alert engine throughput against the number of pools, from the same "
+                     f"run]({picture.resolve().relative_to(base).as_posix()})"]
+    readme.write_text(head + "\n".join([*body, END]) + tail)
     return True
+
+
+def draw_pictures(out: Path, results: dict[str, dict[str, Any]]) -> list[Path]:
+    """The scaling pictures of this run's results (none, with a note, without matplotlib)."""
+    try:
+        from benchmarks import plots
+
+        pictures = plots.draw(out, results)
+    except ImportError as error:
+        print(f"no pictures: {error} (pip install 'auptimate-core[plot]')")
+        return []
+    for path in pictures:
+        print(f"wrote {path}")
+    return pictures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -563,12 +928,14 @@ def main(argv: list[str] | None = None) -> int:
     timeout = args.timeout or (600.0 if args.quick else 3600.0)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     outcomes = [run_module(m, arguments(m, args.quick), out, timeout) for m in modules]
-    text = report(outcomes, machine(), args.quick, when)
+    results = {name: data for outcome in outcomes for name, data in outcome.results.items()}
+    pictures = draw_pictures(out, results)
+    text = report(outcomes, machine(), args.quick, when, pictures)
     (out / "README.md").write_text(text)
     print(f"\nwrote {out / 'README.md'}")
-    results = {name: data for outcome in outcomes for name, data in outcome.results.items()}
+    picture = next((p for p in pictures if p.name == README_PICTURE), None)
     if not args.no_readme and out == default_out.resolve() and update_readme(
-            headlines(results), args.quick, out / "README.md", when):
+            headlines(results), args.quick, out / "README.md", when, picture=picture):
         print(f"updated the headline figures in {README}")
     return 0 if all(outcome.returncode == 0 for outcome in outcomes) else 1
 
