@@ -6,7 +6,8 @@ in lists of thousands. The file is cut at line breaks into blocks of a few megab
 splits a block into fields (quotes read as characters) and checks every row against the plain
 patterns of :mod:`auptimate_core.io.plain`. A block whose rows are all plain becomes
 Transactions straight away (amounts by ``Decimal``, times by ``datetime.fromisoformat``, as the
-input pipeline reads plain values); any other block goes through the pipeline
+input pipeline reads plain values), while polars splits the next block in a thread; any other
+block goes through the pipeline
 (:func:`~auptimate_core.io.readers.read_csv_part`), which accepts or rejects each of its rows
 and names the line and the field. A quote can join lines into one row, so from the first block
 holding one, the rest of the file goes through the pipeline. Standard input, JSON Lines, a
@@ -18,10 +19,12 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, NamedTuple
 
 from ..domain import KINDS, Transaction
 from ..errors import RowError
@@ -95,23 +98,47 @@ class _Blocks:
         self.position = Position(line=1)
 
     def __iter__(self) -> Iterator[list[Transaction]]:
-        with open(self.path, "rb") as handle:
+        with open(self.path, "rb") as handle, ThreadPoolExecutor(1) as splitter:
             handle.readline()  # the header
-            carry = b""
-            while True:
-                data = carry + handle.read(self.block)
-                if not data:
+            parts = self._parts(handle)
+            ahead: deque[tuple[bytes, bytes | None, Future[_Split | None] | None]] = deque()
+
+            def read_ahead() -> None:
+                found = next(parts, None)
+                if found is not None:
+                    part, carry = found
+                    ahead.append((part, carry, None if carry is not None
+                                  else splitter.submit(self._split, part)))
+
+            # polars splits and checks the next block in a thread (it frees the GIL) while
+            # this one becomes Transactions.
+            read_ahead()
+            while ahead:
+                read_ahead()
+                part, carry, split = ahead.popleft()
+                if split is None:  # a quote: the rest of the file goes to the pipeline
+                    yield from self._pipeline(_rest(part, carry or b"", handle))
                     return
-                cut = data.rfind(b"\n") + 1
-                if cut == 0 and len(data) > len(carry):  # a line longer than a block
-                    carry = data
-                    continue
-                part, carry = (data[:cut], data[cut:]) if cut else (data, b"")
-                if b'"' in part:
-                    yield from self._pipeline(_rest(part, carry, handle))
-                    return
-                batch = self._vectorised(part)
+                batch = self._transactions(part, split.result())
                 yield from [batch] if batch is not None else self._pipeline(_lines(part))
+
+    def _parts(self, handle: BinaryIO) -> Iterator[tuple[bytes, bytes | None]]:
+        """Blocks of whole lines, each with None; a block with a quote comes with the start of
+        the next line (``b""`` if none) and ends the parts."""
+        carry = b""
+        while True:
+            data = carry + handle.read(self.block)
+            if not data:
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) > len(carry):  # a line longer than a block
+                carry = data
+                continue
+            part, carry = (data[:cut], data[cut:]) if cut else (data, b"")
+            if b'"' in part:
+                yield part, carry
+                return
+            yield part, None
 
     def _pipeline(self, raw: Iterator[bytes]) -> Iterator[list[Transaction]]:
         """The input pipeline's batches of these lines (the position follows)."""
@@ -130,22 +157,28 @@ class _Blocks:
         if batch:
             yield batch
 
-    def _vectorised(self, part: bytes) -> list[Transaction] | None:
-        """The transactions of ``part`` (whole lines), or None when a line is not a plain
-        row (or not a row: a blank line, bytes that are not UTF-8)."""
+    def _split(self, part: bytes) -> _Split | None:
+        """``part`` (whole lines) split into fields by polars and checked, or None when a line
+        is not a plain row (or not a row: a blank line, bytes that are not UTF-8)."""
         pl = self.pl
         lines = part.count(b"\n") + (0 if part.endswith(b"\n") else 1)
         try:
             frame = pl.read_csv(part, has_header=False, new_columns=self.header,
                                 schema=dict.fromkeys(self.header, pl.String), quote_char=None,
                                 separator=",")
+            checked = frame.select(self.plain.all(), pl.col(self.columns["timestamp"])
+                                   .str.len_bytes().min())
         except pl.exceptions.PolarsError:
             return None
-        checked = frame.select(self.plain.all(), pl.col(self.columns["timestamp"])
-                               .str.len_bytes().min())
         if frame.height != lines or not checked.item(0, 0):
             return None
-        columns = self.columns
+        return _Split(frame, lines, checked.item(0, 1) > 10)
+
+    def _transactions(self, part: bytes, split: _Split | None) -> list[Transaction] | None:
+        """The transactions of a block that split into plain rows (None when it did not)."""
+        if split is None:
+            return None
+        frame, lines, columns = split.frame, split.lines, self.columns
         position = self.position
         first_row = position.row + 1
         position.line += lines
@@ -154,11 +187,20 @@ class _Blocks:
                     else map(str, range(first_row, first_row + lines)))
         amounts = map(Decimal, frame[columns["amount"]].to_list())
         stamps = frame[columns["timestamp"]].to_list()
-        times = map(datetime.fromisoformat if checked.item(0, 1) > 10 else _timestamp, stamps)
+        times = map(datetime.fromisoformat if split.all_timed else _timestamp, stamps)
         kinds: Any = (frame[columns["kind"]].to_list() if "kind" in columns
                       else itertools.repeat("investment"))
         return list(map(Transaction, ids, frame[columns["investor_id"]].to_list(),
                         frame[columns["pool_id"]].to_list(), amounts, times, kinds))
+
+
+class _Split(NamedTuple):
+    """A block polars split into plain rows: the frame, its lines, and whether every
+    timestamp has a time (else some are dates alone, read as midnight UTC)."""
+
+    frame: Any
+    lines: int
+    all_timed: bool
 
 
 def _timestamp(text: str) -> datetime:
