@@ -3,7 +3,8 @@
     python -m benchmarks.bench_metrics [--quick] [--transactions N] [--rounds R]
 
 Peers, all fed the same generated stream with injected anomalies (threshold + spike rules on
-``MemoryWindowStore``, the fastest store, so the metrics' share is the largest it can be):
+``MemoryWindowStore``, the default store, whose calls are in-process, so the metrics' share is
+not hidden behind a network round trip):
 
 - ``process_many, metrics off``: the hooks are no-ops (what a user without the extra gets);
 - ``process_many, metrics on``: ``enable_metrics`` on a fresh ``CollectorRegistry``, every hook

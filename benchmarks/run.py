@@ -533,35 +533,29 @@ def feed_tables(data: dict[str, Any]) -> list[Table]:
     )]
 
 
-def cli_tables(data: dict[str, Any]) -> list[Table]:
-    startup = data["startup"]
-    monitor = data["monitor"]
-    cases = [("Start-up: whole processes", startup["peers"], startup["same_answer"],
-              "Over a bare `python -c pass`: " + ", ".join(
-                  f"{name} +{peer['over_bare_python']:.3f} s"
-                  for name, peer in startup["peers"].items() if name != "python -c pass"))]
-    cases += [(f"top-investors on a CSV file of {case['rows']:,} rows: whole processes",
-               case["peers"], case["same_top5"], "Ours checks every row and sums exact "
-               "Decimals; the peers read amounts as DECIMAL(18, 2) and check nothing.")
-              for case in data["top_investors"]]
-    cases.append((f"monitor on a file of {monitor['rows']:,} rows ({monitor['alerts']} alerts): "
-                  "whole processes", monitor["peers"], monitor["same_alerts"], ""))
-    tables = []
-    for title, peers, same, note in cases:
-        ours_name, ours = next(iter(peers.items()))
-        rows = [[f"**{name}** (ours)" if name.startswith("auptimate") else name,
-                 f"{peer['seconds']:.3f}", f"{peer['cpu_seconds']:.3f}",
-                 "-" if name not in same else "yes" if same[name] else "NO",
-                 _times(peer["seconds"] / ours["seconds"])] for name, peer in peers.items()]
-        tables.append(Table(title, ["command", "median s", "cpu s", "same answer",
-                                    f"`{ours_name}` is faster by"], rows, note))
+def dedup_tables(data: dict[str, Any]) -> list[Table]:
+    rows = [[_ours(name), f"{row['transactions_per_second']:,.0f}"]
+            for name, row in data["peers"].items()]
+    memory = [[name, f"{m['ids_held']:,}", f"{m['events_held']:,}",
+               f"{m['peak_bytes'] / 2**20:,.1f}"] for name, m in data.get("memory", {}).items()]
+    tables = [Table(
+        f"The dedup horizon's cost: {data['transactions']:,} transactions over "
+        f"{data.get('stream_span_hours', '?')} hours of event time, {data.get('store', '')}",
+        ["engine path, horizon", "transactions/s"], rows,
+        f"Ours against ours ({data['alerts']} alerts, the same on every row): ids remembered "
+        "for a day (the default) or only while the windows need them, per event and in "
+        f"batches; best of {data.get('rounds', 1)} interleaved rounds.",
+    )]
+    if memory:
+        tables.append(Table("The dedup horizon's memory",
+                            ["horizon", "ids held", "events held", "peak MiB"], memory))
     return tables
 
 
 ADAPTERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "engine": engine_tables, "ranking": ranking_tables, "redis_store": redis_store_tables,
     "metrics": metrics_tables, "windows": windows_tables, "workers": workers_tables,
-    "feed": feed_tables, "cli": cli_tables,
+    "feed": feed_tables, "dedup": dedup_tables,
 }
 
 

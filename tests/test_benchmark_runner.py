@@ -226,3 +226,15 @@ def test_readme_block_is_replaced_and_quick_never_overwrites_full(tmp_path: Path
     assert "(benchmarks/results/README.md)" in text and text.endswith("outro\n")
     assert not run.update_readme(["quick ratio"], True, report, "later", readme)
     assert "quick ratio" not in readme.read_text()
+
+
+def test_dedup_table_keeps_per_event_and_batch_rows_apart_from_a_ratio() -> None:
+    data = {"transactions": 100, "rounds": 3, "stream_span_hours": 2.0, "alerts": 4,
+            "store": "MemoryWindowStore (exact windows)",
+            "peers": {"dedup 24 h, process(tx) per event": {
+                "seconds": 1.0, "transactions_per_second": 100.0}},
+            "memory": {"dedup 24 h": {"ids_held": 100, "events_held": 50,
+                                      "peak_bytes": 2**20}}}
+    speed, memory = run.tables_for("dedup", data)
+    assert speed.rows == [["**dedup 24 h, process(tx) per event** (ours)", "100"]]
+    assert memory.rows == [["dedup 24 h", "100", "50", "1.0"]]
