@@ -489,7 +489,13 @@ def test_a_store_and_a_sink_have_every_series_from_their_first_use(
     """rate() of a counter that never moved reads 0 rather than nothing."""
     metrics.engine_batch("MemoryWindowStore", 5, 0, 0, 0)
     metrics.sink_delivery("pager", ok=True)
+    metrics.worker_lag("tx", "alerts", 0, 0)
     found = registry_samples(registry)
+    for name in ("auptimate_worker_entries_processed_total",
+                 "auptimate_worker_entries_reclaimed_total",
+                 "auptimate_worker_entries_rejected_total"):
+        assert value(found, name, stream="tx", group="alerts") == 0
+        assert (name, frozenset({("stream", "tx"), ("group", "alerts")})) in found
     for name in ("auptimate_duplicates_skipped_total", "auptimate_late_events_rejected_total",
                  "auptimate_future_events_held_out_total"):
         assert (name, frozenset({("store", "MemoryWindowStore")})) in found

@@ -345,6 +345,7 @@ class PrometheusRecorder(Recorder):
             families.append(family)
         self._stores: set[str] = set()
         self._sinks: set[str] = set()
+        self._groups: set[tuple[str, str]] = set()
         from .. import __version__
 
         self.build.child(__version__, platform.python_version()).set(1)
@@ -384,12 +385,20 @@ class PrometheusRecorder(Recorder):
     def store_error(self, store: str, operation: str, error: str) -> None:
         self.store_errors.child(store, operation, error).inc()
 
+    def _new_group(self, stream: str, group: str) -> None:
+        if (stream, group) not in self._groups:  # its counters read 0 from the first report
+            self._groups.add((stream, group))
+            for family in (self.worker_done, self.worker_claimed, self.worker_bad):
+                family.child(stream, group)
+
     def worker_lag(self, stream: str, group: str, pending: int, unread: int | None) -> None:
+        self._new_group(stream, group)
         self.pending.child(stream, group).set(pending)
         if unread is not None:
             self.unread.child(stream, group).set(unread)
 
     def worker_processed(self, n: int, stream: str, group: str) -> None:
+        self._new_group(stream, group)
         self.worker_done.child(stream, group).inc(n)
 
     def worker_reclaimed(self, n: int, stream: str, group: str) -> None:
