@@ -10,7 +10,11 @@ options and returning the backend:
   opened by :func:`auptimate_core.backends.registry.window_store_from_url`;
 - :data:`LEDGER_REPOSITORIES` (``memory://``, ``sqlite:///...``, ``postgresql+psycopg://...``),
   opened by :meth:`auptimate_core.PoolLedger.from_url` and
-  :func:`auptimate_core.backends.registry.ledger_repository_from_url`.
+  :func:`auptimate_core.backends.registry.ledger_repository_from_url`;
+- :data:`ASYNC_LEDGER_STORAGES` and :data:`ASYNC_WINDOW_STORES`, the same schemes for
+  :mod:`auptimate_core.aio` (``sqlite+aiosqlite://`` too), opened by
+  :meth:`auptimate_core.aio.AsyncPoolLedger.from_url` and
+  :func:`auptimate_core.aio.window_store_from_url`.
 
 A backend's module is imported only when its scheme is first used, so this module imports no
 backend and no driver; a driver that is not installed is a
@@ -243,4 +247,32 @@ LEDGER_REPOSITORIES: Final = Registry("ledger", "auptimate_core.ledger_repositor
 """Ledger repositories (:class:`~auptimate_core.pools.LedgerRepository`, with their change
 feed) by URL scheme."""
 
-__all__ = ["LEDGER_REPOSITORIES", "WINDOW_STORES", "Backend", "Registry", "redact"]
+_ASYNC_SQL: Final = "auptimate_core.aio.sql:SqlStorage.from_url"
+_ASYNC_REDIS: Final = "auptimate_core.backends.redis_async:AsyncRedisWindowStore.from_url"
+
+ASYNC_LEDGER_STORAGES: Final = Registry(
+    "async ledger", "auptimate_core.async_ledger_storages", {
+    "memory": Backend("auptimate_core.aio.storage:MemoryStorage.from_url"),
+    "sqlite": Backend(_ASYNC_SQL, "aio"),
+    "sqlite+aiosqlite": Backend(_ASYNC_SQL, "aio"),
+    "postgresql": Backend(_ASYNC_SQL, "aio"),
+    "postgres": Backend(_ASYNC_SQL, "aio"),
+    "postgresql+psycopg": Backend(_ASYNC_SQL, "aio"),
+})
+"""Storages of :class:`~auptimate_core.aio.AsyncPoolLedger` (a sync ledger repository and how
+its calls are awaited) by URL scheme: the sync ledger's schemes, on asyncio drivers."""
+
+ASYNC_WINDOW_STORES: Final = Registry(
+    "async window store", "auptimate_core.async_window_stores", {
+    "memory": Backend("auptimate_core.aio.stores:AsyncLocalWindowStore.from_url"),
+    "memory+columnar": Backend("auptimate_core.aio.stores:AsyncLocalWindowStore.from_url"),
+    "redis": Backend(_ASYNC_REDIS, "aio"),
+    "rediss": Backend(_ASYNC_REDIS, "aio"),
+    "redis+cluster": Backend(_ASYNC_REDIS, "aio"),
+    "unix": Backend(_ASYNC_REDIS, "aio"),
+})
+"""Window stores of :class:`~auptimate_core.aio.AsyncAlertEngine` by URL scheme: the sync
+registry's schemes, on redis-py's asyncio client."""
+
+__all__ = ["ASYNC_LEDGER_STORAGES", "ASYNC_WINDOW_STORES", "LEDGER_REPOSITORIES",
+           "WINDOW_STORES", "Backend", "Registry", "redact"]

@@ -1,0 +1,212 @@
+"""An async ledger's storage on SQL: the sync
+:class:`~auptimate_core.backends.sql.ledger.SqlLedgerRepository`, unchanged, on SQLAlchemy's
+asyncio extension (``sqlite+aiosqlite://``, ``postgresql+psycopg://``).
+
+The repository is made on ``AsyncEngine.sync_engine`` and every ledger call runs in a greenlet
+(:mod:`auptimate_core.aio.greenlets`): the tables, the statements, the retries after a conflict,
+the change feed and the mapping of driver errors are the sync repository's own, and the event
+loop runs other tasks whenever a call waits on the database.
+
+Concurrency. The repository orders its commits with a :mod:`threading` lock held across the
+commit's round trip; two greenlets of one thread meeting on it would stall the loop's thread. So
+the writes of one storage take turns (an :class:`asyncio.Lock`, in arrival order), while reads
+run side by side, each on a connection of the pool. Writes of one ledger already queue on the
+feed's head row in the database from their last statement to their commit (see
+:mod:`auptimate_core.backends.sql.feed`); what the turns add is that a write's first statement
+waits for the write before it, in this process. Processes still write side by side. An
+in-memory SQLite database (one shared connection) takes every call in turn.
+
+A write that conflicts with another process's is run again after a short sleep, as on the sync
+repository; that sleep (a few milliseconds at most, and only on a conflict) is taken on the
+loop's thread.
+
+Followers of the feed are woken by PostgreSQL ``LISTEN`` on one connection per ledger (not per
+follower), or by reading the feed's head every ``poll_interval`` on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ..errors import InvalidURL, LedgerError, MissingExtra, StoreUnavailable, ValidationError
+from ..pools.changes import FeedWatch
+from ..pools.repository import LedgerRepository, LedgerSession
+from ..urls import redact
+from .greenlets import Serial, run_sync
+from .storage import poll_head
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+    from sqlalchemy.pool import StaticPool
+
+    from ..backends.sql.feed import channel_of
+    from ..backends.sql.ledger import SqlLedgerRepository
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise MissingExtra(error.name or "sqlalchemy", "aio") from error
+
+T = TypeVar("T")
+
+__all__ = ["SqlStorage"]
+
+_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg",
+            "postgres": "postgresql+psycopg"}
+_EXTRAS = {"aiosqlite": "aio", "psycopg": "postgres"}
+
+
+class _Opened:
+    """The repository of a storage, reached once the storage has opened it (the ledger is made
+    before, so that subscribers may be added before the first call)."""
+
+    def __init__(self, storage: SqlStorage) -> None:
+        self._storage = storage
+
+    def _target(self) -> SqlLedgerRepository:
+        found = self._storage.opened
+        if found is None:
+            raise LedgerError("the SQL storage is not open yet (await a ledger call first)")
+        return found
+
+    @property
+    def identity(self) -> str:
+        return self._target().identity
+
+    def watch(self) -> FeedWatch:
+        return self._target().watch()
+
+    def read(self, body: Callable[[LedgerSession], T]) -> T:
+        return self._target().read(body)
+
+    def write(self, body: Callable[[LedgerSession], T],
+              on_commit: Callable[[T], object] | None = None) -> T:
+        return self._target().write(body, on_commit)
+
+    def close(self) -> None:
+        pass  # the storage's aclose() releases the engine
+
+
+class SqlStorage:
+    """A :class:`~auptimate_core.aio.storage.LedgerStorage` on an ``AsyncEngine`` (see the
+    module notes). ``schema``, ``create``, ``retries`` and ``poll_interval`` are as for
+    :class:`~auptimate_core.backends.sql.ledger.SqlLedgerRepository`; ``dispose=True`` disposes
+    of the engine in :meth:`aclose` (``from_url`` sets it: the engine is the storage's own).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, schema: str | None = None, create: bool = True,
+                 retries: int = 8, poll_interval: float = 0.01, dispose: bool = False) -> None:
+        if isinstance(poll_interval, bool) or not 0 < poll_interval < math.inf:
+            raise ValidationError("poll_interval",
+                                  f"must be a number of seconds > 0, not {poll_interval!r}")
+        self.engine = engine
+        self.schema = schema
+        self.poll_interval = poll_interval
+        self._options: dict[str, Any] = {"schema": schema, "create": create, "retries": retries,
+                                         "poll_interval": poll_interval}
+        self._dispose = dispose
+        self._postgres = engine.dialect.name == "postgresql"
+        # One shared connection (an in-memory SQLite database): every call takes its turn.
+        self._shared = isinstance(engine.sync_engine.pool, StaticPool)
+        self._turns = Serial()
+        self._opening = asyncio.Lock()
+        self._writes: set[asyncio.Task[Any]] = set()
+        self.opened: SqlLedgerRepository | None = None
+        self._repository = _Opened(self)
+
+    @classmethod
+    def from_url(cls, url: str, *, schema: str | None = None, create: bool = True,
+                 retries: int = 8, engine_options: Mapping[str, Any] | None = None,
+                 poll_interval: float = 0.01) -> SqlStorage:
+        """Storage on a new ``AsyncEngine`` for ``url``: ``sqlite+aiosqlite:///path.db``
+        (``sqlite+aiosqlite://`` in memory) or ``postgresql+psycopg://user@host/db``;
+        ``sqlite://`` and ``postgresql://`` name the same drivers. Nothing connects before the
+        first call (or :meth:`open`)."""
+        options = dict(engine_options or {})
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError as error:
+            shown = redact(url)
+            raise InvalidURL(shown, f"{shown!r} is not a database URL: {error}") from None
+        parsed = parsed.set(drivername=_DRIVERS.get(parsed.drivername, parsed.drivername))
+        if parsed.get_backend_name() == "sqlite":
+            # The sync repository sets the connection's isolation level itself; aiosqlite's
+            # connection lets it do so from the loop's thread.
+            connect_args = dict(options.pop("connect_args", {}))
+            connect_args.setdefault("check_same_thread", False)
+            if parsed.database in (None, "", ":memory:"):
+                options.setdefault("poolclass", StaticPool)
+            else:
+                connect_args.setdefault("timeout", 30)
+            options["connect_args"] = connect_args
+        try:
+            engine = create_async_engine(parsed, **options)
+        except (ImportError, sa.exc.NoSuchModuleError) as error:
+            driver = parsed.get_driver_name()
+            raise MissingExtra(driver, _EXTRAS.get(driver, "aio")) from error
+        return cls(engine, schema=schema, create=create, retries=retries,
+                   poll_interval=poll_interval, dispose=True)
+
+    @property
+    def repository(self) -> LedgerRepository:
+        return self._repository
+
+    async def open(self) -> None:
+        if self.opened is not None:
+            return
+        async with self._opening:
+            if self.opened is None:
+                self.opened = await self._turns.run(
+                    SqlLedgerRepository, self.engine.sync_engine, **self._options)
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.opened is None:
+            await self.open()
+        if self._shared:
+            return await self._turns.run(fn, *args, **kwargs)
+        return await run_sync(fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.opened is None:
+            await self.open()
+        task = asyncio.ensure_future(self._turns.run(fn, *args, **kwargs))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return await asyncio.shield(task)
+
+    async def listen(self, wake: Callable[[], None], ready: Callable[[], None]) -> None:
+        if self.opened is None:
+            await self.open()
+        if not self._postgres:
+            await poll_head(self, self.poll_interval, wake, ready)
+            return
+        import psycopg
+
+        channel = channel_of(self._repository.identity)
+        try:
+            proxied = await self.engine.raw_connection()
+        except sa.exc.DBAPIError as error:
+            raise StoreUnavailable(
+                f"the ledger database cannot be reached: {error.orig}") from error
+        conn: Any = proxied.driver_connection
+        proxied.detach()  # this connection leaves the pool: it is closed, not returned
+        try:
+            await conn.set_autocommit(True)
+            await conn.execute(f'LISTEN "{channel}"')
+            ready()
+            async for _ in conn.notifies():
+                wake()
+        except psycopg.Error as error:
+            raise StoreUnavailable(
+                f"lost the connection listening for ledger changes: {error}") from error
+        finally:
+            await conn.close()
+
+    async def aclose(self) -> None:
+        """Let the writes under way finish, then dispose of the engine if it is this
+        storage's own."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._dispose:
+            await self.engine.dispose()

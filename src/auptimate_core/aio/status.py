@@ -1,0 +1,74 @@
+"""The library's errors as HTTP answers: :func:`http_status` and :func:`problem`.
+
+==================================================  ======
+error                                               status
+==================================================  ======
+``UnknownPool``, ``UnknownInvestor``                404
+``PermissionDenied``                                403
+``IdempotencyConflict``                             409
+``ValidationError`` (bad input, a refused ledger    422
+request, a bad cursor)
+``StoreUnavailable`` (Redis or the database cannot  503
+be reached)
+anything else (``AuditError``, other store and      500
+ledger errors, errors not of the library)
+==================================================  ======
+
+>>> from auptimate_core.errors import UnknownPool
+>>> problem(UnknownPool("unknown pool 'fund-z'"))
+{'type': 'about:blank', 'title': 'Not Found', 'status': 404, \
+'detail': "unknown pool 'fund-z'", 'error': 'UnknownPool'}
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, Final
+
+from ..errors import (
+    AuptimateError,
+    IdempotencyConflict,
+    PermissionDenied,
+    StoreUnavailable,
+    UnknownInvestor,
+    UnknownPool,
+    ValidationError,
+)
+
+__all__ = ["STATUSES", "http_status", "problem"]
+
+STATUSES: Final[tuple[tuple[type[Exception], int], ...]] = (
+    (UnknownPool, 404),
+    (UnknownInvestor, 404),
+    (PermissionDenied, 403),
+    (IdempotencyConflict, 409),
+    (ValidationError, 422),
+    (StoreUnavailable, 503),
+)
+"""Error classes and their statuses, the first that matches wins (a ledger validation error
+is both a ``LedgerError`` and a ``ValidationError``: 422)."""
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status that answers ``error`` (see the table in the module notes)."""
+    for kind, status in STATUSES:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def problem(error: BaseException) -> dict[str, Any]:
+    """A JSON-ready problem report (RFC 9457) for ``error``: ``type``, ``title``,
+    ``status``, ``detail``, the error's class name as ``error`` and, for bad input, the
+    ``field`` at fault. For a status of 500 or more the detail is the title alone: a driver's
+    message (host names, SQL) stays in the server's log."""
+    status = http_status(error)
+    title = HTTPStatus(status).phrase
+    found: dict[str, Any] = {
+        "type": "about:blank", "title": title, "status": status,
+        "detail": str(error) if status < 500 else title,
+        "error": type(error).__name__ if isinstance(error, AuptimateError) else "Error",
+    }
+    if isinstance(error, ValidationError):
+        found["field"] = error.field
+    return found
