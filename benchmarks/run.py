@@ -552,10 +552,56 @@ def dedup_tables(data: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def _checked(row: dict[str, Any]) -> str:
+    return "yes" if row.get("checked") else "NO"
+
+
+def ledger_tables(data: dict[str, Any]) -> list[Table]:
+    tables = []
+    for backend, section in data["sequential"].items():
+        peers = section["peers"]
+        ours_name, ours = next(iter(peers.items()))
+        tables.append(Table(
+            f"Ledger: sequential investments from one client, {backend}",
+            ["peer", "writes/s", "p50 ms", "p99 ms", "answers checked", "ours is faster by"],
+            [[f"**{name}** (ours)" if name == ours_name else name, _rate(row["per_second"]),
+              f"{row['p50_ms']:.3f}", f"{row['p99_ms']:.3f}", _checked(row),
+              _times(row["seconds"] / ours["seconds"])] for name, row in peers.items()],
+            "The hand-written transactions write the same rows as an investment and check "
+            "nothing; pgbench's TPC-B-like transaction runs from its C client on the same "
+            "server." if backend == "postgresql" else ""))
+    sizes = data["sizes"]
+    tables.append(Table(
+        "Ledger: investments against the pool's size (writes/s, one client)",
+        ["backend", *(f"{size:,} members" for size in sizes), "statements per investment"],
+        [[backend, *(_rate(section["sizes"][str(size)]["per_second"]) for size in sizes),
+          " / ".join(str(n) for n in data["statements"].get(backend, {}).values()) or "-"]
+         for backend, section in data["sequential"].items()],
+        "The same investment on a pool of each size: it reads and writes one member."))
+    tables.append(Table(
+        "Ledger: distributions (every member of one pool paid)",
+        ["backend", "peer", "members", "ms per distribution", "answers checked"],
+        [[backend, name if name.startswith("hand") else f"**{name}** (ours)",
+          f"{row['members']:,}", f"{row['seconds'] * 1000:.1f}", _checked(row)]
+         for backend, section in data["distribution"].items()
+         for name, row in section["peers"].items()],
+        "The hand-written set-based distribution is a floor: integer pro rata, no exact split, "
+        "no audit hashes, no event."))
+    if data.get("concurrency"):
+        tables.append(Table(
+            "Ledger: concurrent clients on PostgreSQL (one process each)",
+            ["peer", "writes/s", "p50 ms", "p99 ms", "errors", "answers checked"],
+            [[name if name.startswith("pgbench") else f"**{name}** (ours)",
+              _rate(row["per_second"]), f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}",
+              str(row["errors"]), _checked(row)]
+             for name, row in data["concurrency"]["peers"].items()]))
+    return tables
+
+
 ADAPTERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "engine": engine_tables, "ranking": ranking_tables, "redis_store": redis_store_tables,
     "metrics": metrics_tables, "windows": windows_tables, "workers": workers_tables,
-    "feed": feed_tables, "dedup": dedup_tables,
+    "feed": feed_tables, "dedup": dedup_tables, "ledger": ledger_tables,
 }
 
 
@@ -740,7 +786,7 @@ def headlines(results: dict[str, dict[str, Any]]) -> list[str]:
         ("engine", _engine_headlines), ("ranking", _ranking_headlines),
         ("redis_store", _redis_headlines), ("windows", _windows_headlines),
         ("workers", _workers_headlines), ("feed", _feed_headlines),
-        ("metrics", _metrics_headlines),
+        ("ledger", _ledger_headlines), ("metrics", _metrics_headlines),
     ]
     for name, reader in readers:
         data = results.get(name)
@@ -776,6 +822,17 @@ def _feed_headlines(feed: dict[str, Any]) -> list[str]:
     return ["change feed: a commit reaches a follower in another process in "
             + " and ".join(f"{row['p50_ms']:.1f} ms on {backend} (p99 {row['p99_ms']:.1f} ms)"
                            for backend, row in found.items())]
+
+
+def _ledger_headlines(ledger: dict[str, Any]) -> list[str]:
+    peers = ledger["sequential"]["postgresql"]["peers"]
+    ours = next(iter(peers.values()))
+    bench = next(p for n, p in peers.items() if n.startswith("pgbench"))
+    driver = next(p for n, p in peers.items() if "psycopg" in n)
+    return [f"ledger investments on PostgreSQL from one client: {_rate(ours['per_second'])}/s, "
+            f"{ours['seconds'] / bench['seconds']:.1f} times the time of pgbench's TPC-B-like "
+            f"transaction and {ours['seconds'] / driver['seconds']:.1f} times a hand-written "
+            "psycopg transaction writing the same rows"]
 
 
 def _metrics_headlines(metrics: dict[str, Any]) -> list[str]:
