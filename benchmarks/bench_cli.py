@@ -71,7 +71,9 @@ for investor, pools, total in top.iter_rows():
 DUCKDB_PEER = """\
 import sys
 import duckdb
-for investor, pools, total in duckdb.sql(sys.argv[2].format(path=sys.argv[1])).fetchall():
+connection = duckdb.connect()
+connection.execute("SET enable_progress_bar = false")
+for investor, pools, total in connection.sql(sys.argv[2].format(path=sys.argv[1])).fetchall():
     print(f"{investor},{pools},{total}")
 """
 
@@ -175,6 +177,8 @@ def ranking_of(name: str, text: str) -> Answer:
     rows = [line.split(",") for line in text.strip().splitlines()]
     if rows and rows[0][0] == "investor_id":
         rows = rows[1:]
+    if any(len(row) != 3 for row in rows):
+        raise RuntimeError(f"{name} printed something else than a ranking: {text[:500]!r}")
     return [(inv, str(int(pools)), str(Decimal(total).normalize())) for inv, pools, total in rows]
 
 

@@ -172,6 +172,8 @@ def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str], n: i
     lines.start()
     connection = duckdb.connect(":memory:")
     try:
+        # Its progress bar would write on our standard output, among the ranking.
+        connection.execute("SET enable_progress_bar = false")
         found = connection.execute(_query(header, columns, n), {"path": name}).fetchall()
     except duckdb.Error as error:
         raise NotVectorised(f"DuckDB could not read the file as plain CSV: {error}") from None
