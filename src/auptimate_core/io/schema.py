@@ -2,9 +2,10 @@
 
 Every reader of files goes through here: the CSV and JSON Lines readers
 (:mod:`auptimate_core.io.readers`, behind every command that reads a file) build their
-transactions with :func:`to_transaction` and :func:`transaction_from`, and the vectorised file
-ranking maps its header with :func:`column_map` (and answers only for files whose rows it can
-show are read the same way).
+transactions with :func:`to_transaction` and :func:`transaction_from`, and the vectorised
+readers (the file ranking, and :mod:`auptimate_core.io.vectorised` behind ``monitor``) map their
+header with :func:`column_map` (see :mod:`auptimate_core.io.plain`) and read only rows they can
+show are read the same way, handing every other row to the readers above.
 
 **Columns.** Two header sets are understood, in CSV headers and JSON keys alike, compared
 without case and surrounding whitespace:
