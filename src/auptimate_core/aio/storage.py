@@ -4,10 +4,10 @@ says how calls on it are awaited.
 
 The ledger's own code (its commands, reads, feed and audit: every rule) runs unchanged on the
 storage's ``repository``; the storage only decides where that code runs. In memory it runs on
-the spot: nothing waits on I/O, and each call holds the event loop for as long as the same call
-takes on :class:`~auptimate_core.PoolLedger`. On SQL it runs in a greenlet over SQLAlchemy's
-asyncio drivers (:mod:`auptimate_core.aio.sql`), and the loop runs other tasks while it waits
-on the database.
+the loop's thread once the loop has had a turn: nothing waits on I/O, and each call holds the
+event loop for as long as the same call takes on :class:`~auptimate_core.PoolLedger`. On SQL
+it runs in a greenlet over SQLAlchemy's asyncio drivers (:mod:`auptimate_core.aio.sql`), and
+the loop runs other tasks while it waits on the database.
 
 A storage also tells followers of the change feed when another process may have committed
 (:meth:`LedgerStorage.listen`); commits made through the ledger itself wake its followers at
@@ -84,8 +84,10 @@ async def poll_head(storage: LedgerStorage, interval: float, wake: Callable[[], 
 
 class MemoryStorage:
     """A :class:`~auptimate_core.pools.MemoryLedgerRepository` (a new one by default), called on
-    the spot. ``poll_interval`` is how often (seconds) a followed ledger looks for commits made
-    through other ledger objects on the same repository (its own wake its followers at once).
+    the loop's thread. Each call first gives the loop a turn, so a task awaiting many calls in a
+    row lets the others run between them (calls gathered at once still run back to back).
+    ``poll_interval`` is how often (seconds) a followed ledger looks for commits made through
+    other ledger objects on the same repository (its own wake its followers at once).
     """
 
     def __init__(self, repository: MemoryLedgerRepository | None = None, *,
@@ -110,9 +112,11 @@ class MemoryStorage:
         pass
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        await asyncio.sleep(0)
         return fn(*args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        await asyncio.sleep(0)  # cancelled here, nothing was written
         return fn(*args, **kwargs)
 
     async def listen(self, wake: Callable[[], None], ready: Callable[[], None]) -> None:
