@@ -8,6 +8,7 @@ statements of :mod:`auptimate_core.backends.sql.statements`: on PostgreSQL in on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -46,10 +47,14 @@ class HeadMoved(Exception):
 def amount_of(units: int, currency: str | None) -> Decimal:
     """Stored units as an amount at the currency's minor unit; kept as is if that would round
     (a value edited in the database then fails the audit instead of being hidden)."""
+    return _amount(units, None if currency is None else minor_unit(currency))
+
+
+def _amount(units: int, unit: Decimal | None) -> Decimal:
     value = from_units(int(units))
-    if currency is None:
+    if unit is None:
         return value
-    exact = value.quantize(minor_unit(currency))
+    exact = value.quantize(unit)
     return exact if exact == value else value
 
 
@@ -59,12 +64,13 @@ def amounts_of(row: Any, currency: str, carry: bool = False, prefix: str = "") -
 
 def amounts_in(values: Mapping[str, Any], currency: str, carry: bool = False,
                prefix: str = "") -> Amounts:
+    unit = minor_unit(currency)
+
     def get(name: str) -> Decimal:
-        return amount_of(values[prefix + name], currency)
+        return _amount(values[prefix + name], unit)
 
     return Amounts(invested=get("invested"), refunded=get("refunded"), fees=get("fees"),
-                   distributed=get("distributed"),
-                   carry=get("carry") if carry else minor_unit(currency) * 0)
+                   distributed=get("distributed"), carry=get("carry") if carry else unit * 0)
 
 
 def record_of(values: Mapping[str, Any]) -> PoolRecord:
@@ -321,25 +327,27 @@ def _single(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str,
 
 def _append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
                    receipt: Receipt | None, single: bool = False) -> dict[str, Any]:
-    """The parameters of the PostgreSQL append: the pool's new head and totals, and each
-    table's rows as one array per column (with ``single``, the only row's values, None for a
-    table without one)."""
+    """The parameters of the PostgreSQL append: the pool's new head and totals, the receipt's
+    values (None without one), and the entries' and holdings' rows (with ``single``, the only
+    row's values, None for a table without one; otherwise each table's rows as JSON)."""
     params: dict[str, Any] = {
         "pid": record.pool.id, "old_seq": record.head_seq - len(entries),
         "new_seq": record.head_seq, "head_hash": record.head_hash,
         **units_of(record.totals, (*TOTALS, "carry"))}
     entry_rows = [_entry_row(entry) for entry in entries]
-    held = sorted(holdings.items())
     member_rows = [(investor_id, *(to_units(getattr(amounts, name)) for name in TOTALS))
-                   for investor_id, amounts in held]
-    receipt_rows = [] if receipt is None else [
-        (receipt.key, receipt.fingerprint, receipt.action, receipt.first_seq, receipt.count)]
-    for prefix, columns, rows in (
-            ("e", ENTRY_COLUMNS, entry_rows), ("m", ("investor_id", *TOTALS), member_rows),
-            ("r", ("key", "fingerprint", "action", "first_seq", "count"), receipt_rows)):
-        for n, column in enumerate(columns):
-            if single:
+                   for investor_id, amounts in sorted(holdings.items())]
+    receipt_row = None if receipt is None else (
+        receipt.key, receipt.fingerprint, receipt.action, receipt.first_seq, receipt.count)
+    for n, column in enumerate(("key", "fingerprint", "action", "first_seq", "count")):
+        params[f"r_{column}"] = None if receipt_row is None else receipt_row[n]
+    for prefix, columns, rows in (("e", ENTRY_COLUMNS, entry_rows),
+                                  ("m", ("investor_id", *TOTALS), member_rows)):
+        if single:
+            for n, column in enumerate(columns):
                 params[f"{prefix}_{column}"] = rows[0][n] if rows else None
-            else:
-                params[f"{prefix}_{column}"] = [row[n] for row in rows]
+        else:
+            params[f"{prefix}_rows"] = json.dumps(
+                [dict(zip(columns, row, strict=True)) for row in rows],
+                separators=(",", ":"), ensure_ascii=False)
     return params

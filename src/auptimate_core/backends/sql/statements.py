@@ -12,9 +12,9 @@ A write reads in one statement and writes in one more on PostgreSQL, whatever th
 - :func:`append_sql` (PostgreSQL) writes a whole unit of work in one statement of
   data-modifying ``WITH`` queries: the pool's new head and totals, its entries, the holdings
   it changed (an upsert), the receipt, and the change feed (the head's next position and the
-  change, then ``pg_notify``). Rows of every table arrive as arrays (``unnest``), so a
-  distribution to ten thousand members is still one statement and one round trip; a write of
-  one member passes them as scalars.
+  change, then ``pg_notify``). A distribution's entries and holdings arrive as JSON arrays
+  (``json_to_recordset``), so paying ten thousand members is still one statement and one round
+  trip; a write of one member passes its rows as scalars.
 - On SQLite (in-process, no round trips) the same rows are written by one statement per table:
   executemany for the entries and holdings.
 
@@ -54,16 +54,13 @@ _RECEIPT_TYPES: Final = ("VARCHAR", "VARCHAR", "VARCHAR", "INTEGER", "INTEGER")
 _HELD_LABELS: Final = tuple(f"held_{name}" for name in TOTALS)
 
 
-def _arrays(prefix: str, columns: Sequence[str], types: Sequence[str]) -> str:
-    return ", ".join(f"CAST(:{prefix}_{column} AS {kind}[])"
-                     for column, kind in zip(columns, types, strict=True))
-
-
 def _rows(prefix: str, columns: Sequence[str], types: Sequence[str], single: bool) -> str:
-    """The rows of one table: ``unnest`` of one array per column, or one row of scalars (none
-    when the first is NULL)."""
+    """The rows of one table: a JSON array of objects (``json_to_recordset``, parameter
+    ``<prefix>_rows``), or one row of scalars (``<prefix>_<column>``; none when the first is
+    NULL)."""
     if not single:
-        return f"unnest({_arrays(prefix, columns, types)})"
+        fields = ", ".join(f"{column} {kind}" for column, kind in zip(columns, types, strict=True))
+        return f"json_to_recordset(CAST(:{prefix}_rows AS JSON)) AS {prefix}_rows({fields})"
     values = ", ".join(f"CAST(:{prefix}_{column} AS {kind})"
                        for column, kind in zip(columns, types, strict=True))
     return (f"(SELECT {values}) AS {prefix}_row "
@@ -158,9 +155,9 @@ def append_sql(pools: str, entries: str, members: str, receipts: str,
     """The PostgreSQL statement of :class:`Statements` ``append`` (``feed`` None) or
     ``append_and_publish`` (``feed`` the head and feed tables), on the named tables.
 
-    Each table's rows come as one array per column, or with ``single`` as scalars: at most one
-    entry, one holding and one receipt (an admission, an investment or a refund), which spares
-    the arrays' encoding.
+    The entries and holdings come as JSON arrays of objects, or with ``single`` as scalars: at
+    most one entry and one holding (an admission, an investment or a refund). The receipt (at
+    most one) is always scalars.
 
     The statement's queries run in the order of the older one statement per table (the pool,
     the entries, the holdings, the receipt, the feed): the feed's head, read by every writer,
@@ -182,7 +179,7 @@ def append_sql(pools: str, entries: str, members: str, receipts: str,
         f"ON CONFLICT (pool_id, investor_id) DO UPDATE SET {held} RETURNING 1)",
         f"kept AS (INSERT INTO {receipts} (key, fingerprint, action, first_seq, count, "
         "pool_id) SELECT *, :pid FROM "
-        f"{_rows('r', _RECEIPT_COLUMNS, _RECEIPT_TYPES, single)} RETURNING 1)",
+        f"{_rows('r', _RECEIPT_COLUMNS, _RECEIPT_TYPES, True)} RETURNING 1)",
     ]
     if feed is None:
         return (f"WITH {', '.join(ctes)} SELECT (SELECT count(*) FROM head) AS moved, "
