@@ -8,7 +8,7 @@ import pytest
 
 from ...alerts import AlertEngine, CollectingSink, ThresholdRule
 from ...clock import ManualClock
-from ...domain import Pool
+from ...domain import Investor, Pool
 from ...errors import PermissionDenied
 from ...pools import (
     Distributed,
@@ -17,6 +17,9 @@ from ...pools import (
     InvestorAdmitted,
     InvestorRegistered,
     LedgerEvent,
+    LedgerSession,
+    MemberRead,
+    MemberSession,
     PoolCreated,
     PoolEvent,
     Refunded,
@@ -123,3 +126,26 @@ class ReadScenarios(LedgerHarness):
         given = datetime(2026, 5, 1, 12, 30, 15, 250, tzinfo=UTC)
         tx = ledger.invest("p", "a", D(1), actor="a", idempotency_key="k2", at=given)
         assert tx.timestamp == given and ledger.history("p")[-1].timestamp == given
+
+    def test_a_sessions_one_member_read_agrees_with_its_four_reads(self) -> None:
+        ledger = self.ledger()
+        self.members(ledger, Pool("p", "m"), {"a": D(100), "b": D(0)})
+        ledger.register_investor(Investor("c"))
+        asked = [("p", "a", "p/a/first"), ("p", "b", None), ("p", "c", "unused"),
+                 ("p", "nobody", "p/a/first"), ("none", "a", "p/a/first")]
+
+        def body(session: LedgerSession) -> list[tuple[MemberRead | None, MemberRead | None]]:
+            if not isinstance(session, MemberSession):
+                pytest.skip("this backend's sessions read a member's write one read at a time")
+            found = []
+            for pool_id, investor_id, key in asked:
+                record = session.pool(pool_id, lock=True)
+                four = None if record is None else MemberRead(
+                    record, session.investor(investor_id) is not None,
+                    session.holding(pool_id, investor_id),
+                    None if key is None else session.receipt(key))
+                found.append((session.member(pool_id, investor_id, key), four))
+            return found
+
+        for one, four in ledger.repository.write(body):
+            assert one == four
