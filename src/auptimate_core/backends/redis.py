@@ -66,7 +66,6 @@ from ..store import (
     Observation,
     Observed,
     ObservedBatch,
-    Status,
     Tally,
     Transition,
 )
@@ -77,6 +76,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra("redis", "redis") from error
 
+from .redis_batch import BatchCall, WindowCopies
 from .redis_client import Call, RedisCaller, decoded, lua_source
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ MAX_UNITS = 10**24 - 1
 MAX_TIME = 2**60 - 1
 """Event times (microseconds) lie within +-MAX_TIME: the scripts keep late and future ids
 below every event time in the same sorted set."""
-_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE, Status.FUTURE)
+_NAMES = 100_000
+"""Pools whose key names a store remembers (then it starts again)."""
 
 
 class RedisWindowStore:
@@ -116,7 +117,7 @@ class RedisWindowStore:
         idle_ttl: timedelta = timedelta(days=1),
         retries: int = 3,
         backoff: float = 0.05,
-        batch_size: int = 20_000,
+        batch_size: int = 1_000,
         retain: int = 256,
     ) -> None:
         if not namespace or any(c in namespace for c in "{} "):
@@ -144,6 +145,9 @@ class RedisWindowStore:
         self._reach = 0
         self.batch_size = batch_size
         self.retain = retain
+        self._names: dict[str, list[str]] = {}
+        self._copies = WindowCopies()
+        self._slots: dict[str, int] = {}
 
     @property
     def retries(self) -> int:
@@ -197,7 +201,25 @@ class RedisWindowStore:
 
     def _keys(self, key: str) -> list[str]:
         base = self._base(key)
-        return [f"{base}:ev", f"{base}:am", f"{base}:mt"]
+        return [f"{base}:ev", f"{base}:am"]
+
+    def _pool_keys(self, key: str) -> list[str]:
+        """:meth:`_keys`, remembered for the pools seen lately (quoting is dear per event)."""
+        keys = self._names.get(key)
+        if keys is None:
+            if len(self._names) >= _NAMES:
+                self._names.clear()
+            keys = self._names[key] = self._keys(key)
+        return keys
+
+    def _slot(self, key: str) -> int:
+        """The Redis Cluster hash slot of ``key``'s keys."""
+        slot = self._slots.get(key)
+        if slot is None:
+            if len(self._slots) >= _NAMES:
+                self._slots.clear()
+            slot = self._slots[key] = int(self.client.keyslot(self._pool_keys(key)[0]))
+        return slot
 
     def _firing_set(self, rule: str) -> str:
         return f"{self.namespace}:firing:{quote(rule, safe='')}"
@@ -248,69 +270,73 @@ class RedisWindowStore:
             _check_range("amounts", min(amounts), max(amounts), 0, MAX_UNITS)
         if not_after is not None:
             _check_range("not_after", not_after, not_after, -MAX_TIME, MAX_TIME)
-        k = len(intervals)
+        if "" in event_ids:
+            raise ValidationError("event_ids", "an id is empty")
         if intervals:
             self._reach = max(self._reach, max(iv.reach for iv in intervals))
         keep = self._lateness + self._reach
         memory = max(self._horizon, keep)
         ttl = max(self._idle_ttl_ms, -(-memory // 1000))
+        nonce = secrets.token_hex(8)
+        call_token = "" if tokens is not None else batch or nonce
         head: list[Any] = [self._lateness, keep, memory, "1" if totals else "0", ttl,
-                           self.retain, "" if not_after is None else not_after, k]
+                           self.retain, "" if not_after is None else not_after, nonce,
+                           len(intervals)]
         for iv in intervals:
             head += [iv.offset, iv.reach]
-        token = batch if batch is not None else secrets.token_hex(8)
-        # One script call per pool run, in order within the pool; pools are independent.
-        runs: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            runs.setdefault(key, []).append(i)
-        statuses: list[Status] = [Status.NEW] * n
-        first_seen: list[int | None] = [None] * n
-        counts = [[0] * n for _ in intervals]
-        sums = [[0] * n for _ in intervals] if totals else []
-        width = 1 + (5 if totals else 1) * k
-        items = list(runs.items())
-        step = max(1, self.batch_size // 8)
+        head.append(call_token)  # an empty one says each event brings its own
+        call = BatchCall(self._copies, keys, event_ids, ats, amounts, intervals, totals=totals,
+                         tokens=tokens, call_token=call_token, nonce=nonce,
+                         not_after=not_after, lateness=self._lateness, keep=keep)
+        items = call.items
+        in_calls: list[list[int]] = []  # the runs of each script call made, by its place
 
         def chunks() -> Iterator[list[Call]]:
-            for start in range(0, len(items), step):
-                calls = []
-                for number, (key, rows) in enumerate(items[start:start + step], start):
-                    if tokens is None:
-                        run_token = f"{token}.{number}"
-                        numbers = " ".join([f"{ats[i]} {amounts[i]}" for i in rows])
-                    else:  # an empty run token says each event brings its own
-                        run_token = ""
-                        numbers = " ".join([f"{ats[i]} {amounts[i]} {tokens[i]}" for i in rows])
-                    calls.append((self._keys(key), [*head, run_token, numbers,
-                                                    *[event_ids[i] for i in rows]]))
+            in_calls.clear()
+            calls: list[Call] = []
+            size = 0
+            for group in self._groups(items):
+                call_keys: list[str] = []
+                args = head.copy()
+                with self._copies.lock:
+                    for number in group:
+                        call_keys += self._pool_keys(items[number][0])
+                        args += call.encode(number)
+                        size += len(items[number][1])
+                calls.append((call_keys, args))
+                in_calls.append(group)
+                if size >= self.batch_size:
+                    yield calls
+                    calls, size = [], 0
+            if calls:
                 yield calls
 
-        def read(index: int, reply: Any) -> None:
-            rows = items[index][1]
-            fields = [int(x) for x in reply.split()]
-            first: int | None = fields[0] if fields[0] != -1 else None
-            pos = 1
-            for i in rows:
-                status = _STATUS[fields[pos]]
-                statuses[i] = status
-                if status is Status.NEW:
-                    at = ats[i]
-                    if first is None or at < first:
-                        first = at
-                    if totals:
-                        for j in range(k):
-                            p = pos + 1 + 5 * j
-                            counts[j][i] = fields[p]
-                            sums[j][i] = (((fields[p + 1] * _LIMB + fields[p + 2]) * _LIMB
-                                           + fields[p + 3]) * _LIMB + fields[p + 4])
-                    else:
-                        for j in range(k):
-                            counts[j][i] = fields[pos + 1 + j]
-                first_seen[i] = first
-                pos += width
+        self._redis.evalsha_stream(
+            "observe", chunks, lambda index, reply: call.read(in_calls[index], reply))
+        return ObservedBatch(call.statuses, call.counts, call.sums, call.first_seen)
 
-        self._redis.evalsha_stream("observe", chunks, read)
-        return ObservedBatch(statuses, counts, sums, first_seen)
+    def _groups(self, items: list[tuple[str, list[int]]]) -> Iterator[list[int]]:
+        """The runs (by place in ``items``) of each script call: consecutive runs of up to
+        ``batch_size`` events; on a Redis Cluster only runs whose keys share a hash slot."""
+        limit = self.batch_size
+        if self._redis.cluster:
+            by_slot: dict[int, list[int]] = {}
+            for number, (key, _) in enumerate(items):
+                by_slot.setdefault(self._slot(key), []).append(number)
+            groups: Iterable[Sequence[int]] = by_slot.values()
+        else:
+            groups = (range(len(items)),)
+        for numbers in groups:
+            group: list[int] = []
+            size = 0
+            for number in numbers:
+                group.append(number)
+                size += len(items[number][1])
+                if size >= limit:
+                    yield group
+                    group, size = [], 0
+            if group:
+                yield group
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
         args: list[Any] = [at, "1"]

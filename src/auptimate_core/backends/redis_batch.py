@@ -1,0 +1,300 @@
+"""One ``observe_many`` call of the Redis window store: its pools' runs encoded for
+``lua/observe.lua``, the replies read back, and the process's copies of the pools' windows
+from which the client answers a run itself and vouches for it.
+
+Why vouch: answering a run on the server costs the window edges of every pool of a batch (a few
+reads and their replies), and Redis's Lua spends more per event than the client does in C's
+bisect. A :class:`PoolCopy` holds what the server holds of one pool's windows (its event times
+after newest - keep, its newest and first times) *as of a version*: every script run that records
+anything for a pool gives it a new version (the call's random nonce and the run's number). The
+client answers a run from its copy and sends the answers with the version they assume; the
+server records them as they stand when the pool is at that version and every id is new, and
+otherwise answers the run itself and tells the client the pool's windows. A copy can only be
+stale, never wrong: the server checks it on every use.
+
+A copy is made when the server tells a pool's windows (asked by a run's mode ``+``, or after a
+vouched run it refused); a pool whose vouched runs are refused again and again (another process
+writes it) is answered by the server for a while, twice as long after each refusal, before the
+client asks for a copy again. Copies hold the times of the windows only (at most ``keep`` back
+from the pool's newest event), for at most :data:`POOLS` pools.
+
+Thread-safe: the copies are read and changed under one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right, insort
+from collections.abc import Sequence
+from typing import Any
+
+from ..store import Interval, Status
+
+__all__ = ["POOLS", "BatchCall", "PoolCopy", "WindowCopies"]
+
+POOLS = 100_000
+"""Pools whose windows a store keeps a copy of (then it starts again)."""
+_EXACT = 2**53
+"""Times within this bound are exact as Redis scores (doubles): a copy holds no others."""
+_STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE, Status.FUTURE)
+_LIMB = 10**6
+
+
+class PoolCopy:
+    """This process's copy of one pool's windows at ``version`` (None: none held; the pool is
+    answered by the server for ``wait`` more runs)."""
+
+    __slots__ = ("first", "misses", "newest", "times", "version", "wait")
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.newest: int | None = None
+        self.first: int | None = None
+        self.times: list[int] = []
+        self.misses = 0
+        self.wait = 0
+
+
+class WindowCopies:
+    """The copies of the pools' windows one store keeps, all told under the same ``keep``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools: dict[str, PoolCopy] = {}
+        self.keep = 0
+
+    def mode(self, key: str, keep: int) -> tuple[str, PoolCopy | None]:
+        """How to send ``key``'s next run: ``+`` (answer it and tell its windows), ``=version``
+        (vouched, with the copy to answer it from) or ``-`` (answer it). Under :attr:`lock`."""
+        if keep != self.keep:  # a longer reach: the copies may miss older events
+            self.pools.clear()
+            self.keep = keep
+        copy = self.pools.get(key)
+        if copy is None:
+            if len(self.pools) >= POOLS:
+                self.pools.clear()
+            copy = self.pools[key] = PoolCopy()
+            return "+", copy
+        if copy.version is not None:
+            return "=" + copy.version, copy
+        copy.wait -= 1
+        return ("+" if copy.wait <= 0 else "-"), copy
+
+    def told(self, copy: PoolCopy, fields: list[bytes], pos: int, refused: bool) -> int:
+        """Take the windows the server told after ``pos`` (the word after "R"); returns the
+        position after them. Under :attr:`lock`."""
+        if refused:
+            copy.misses += 1
+        if fields[pos] == b"!":
+            copy.version, copy.times, copy.wait = None, [], 64
+            return pos + 1
+        version, newest, first = fields[pos:pos + 3]
+        count = int(fields[pos + 3])
+        start = pos + 4
+        if refused and copy.misses >= 2:  # refused again and again: another writer
+            copy.version, copy.times = None, []
+            copy.wait = 2 ** min(copy.misses - 1, 10)
+        else:
+            copy.version = version.decode()
+            copy.newest = None if newest == b"-" else _whole(newest)
+            copy.first = None if first == b"-" else _whole(first)
+            copy.times = [_whole(x) for x in fields[start:start + count]]
+            if copy.times and (copy.times[0] <= -_EXACT or copy.times[-1] >= _EXACT):
+                copy.version, copy.times, copy.wait = None, [], 64
+        return start + count
+
+    def commit(self, copy: PoolCopy, plan: tuple[str, str, int | None, int | None, list[int]],
+               keep: int) -> None:
+        """A vouched run was recorded: move the copy to its new version. Under :attr:`lock`."""
+        expected, version, newest, first, added = plan
+        if copy.version != expected:  # another call of this process moved it meanwhile
+            copy.version, copy.times, copy.wait = None, [], 1
+            return
+        copy.version, copy.newest, copy.first, copy.misses = version, newest, first, 0
+        times = copy.times
+        if not times or not added or added[0] >= times[-1]:
+            times += added
+        else:
+            for at in added:
+                insort(times, at)
+        if newest is not None and times and times[0] <= newest - keep:
+            cut = bisect_right(times, newest - keep)
+            if cut > 64 or 2 * cut > len(times):
+                del times[:cut]
+
+
+def _whole(text: bytes) -> int:
+    """A score as Redis writes it ("1700000000000000", or "1.2e+18" past 2**53)."""
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
+
+
+class BatchCall:
+    """The runs of one ``observe_many`` call: their arguments for the script, and the answers
+    read back into the columns of its :class:`~auptimate_core.store.ObservedBatch`."""
+
+    def __init__(
+        self,
+        copies: WindowCopies,
+        keys: Sequence[str],
+        event_ids: Sequence[str],
+        ats: Sequence[int],
+        amounts: Sequence[int],
+        intervals: Sequence[Interval],
+        *,
+        totals: bool,
+        tokens: Sequence[str] | None,
+        call_token: str,
+        nonce: str,
+        not_after: int | None,
+        lateness: int,
+        keep: int,
+    ) -> None:
+        n = len(keys)
+        self.copies = copies
+        self.event_ids, self.ats, self.amounts = event_ids, ats, amounts
+        self.bounds = [(iv.offset, iv.reach) for iv in intervals]
+        self.totals, self.tokens, self.call_token, self.nonce = totals, tokens, call_token, nonce
+        self.not_after, self.lateness, self.keep = not_after, lateness, keep
+        self.vouching = (not totals and n > 0 and min(ats) > -_EXACT and max(ats) < _EXACT
+                         and (not_after is None or -_EXACT < not_after < _EXACT))
+        # A pool's events make one run, in order; runs (pools) are independent.
+        runs: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            rows = runs.get(key)
+            if rows is None:
+                runs[key] = [i]
+            else:
+                rows.append(i)
+        self.items = list(runs.items())
+        self.statuses: list[Status] = [Status.NEW] * n
+        self.first_seen: list[int | None] = [None] * n
+        self.counts = [[0] * n for _ in intervals]
+        self.sums = [[0] * n for _ in intervals] if totals else []
+        # Per run: its copy (None when not vouched or told) and the mode it was sent with.
+        self.copy: list[PoolCopy | None] = [None] * len(self.items)
+        self.modes: list[str] = ["-"] * len(self.items)
+        self.plans: dict[int, tuple[str, str, int | None, int | None, list[int]]] = {}
+
+    def encode(self, number: int) -> list[Any]:
+        """The arguments of run ``number``: its number, size, mode and events. Under the
+        copies' lock."""
+        key, rows = self.items[number]
+        copy: PoolCopy | None = None
+        if self.vouching:
+            mode, copy = self.copies.mode(key, self.keep)
+        else:
+            self.copies.pools.pop(key, None)  # this call moves the pool past any copy
+            mode = "-"
+        self.copy[number], self.modes[number] = copy, mode
+        if mode[0] == "=" and copy is not None:
+            return self._vouch(number, rows, copy, mode)
+        args: list[Any] = [number, len(rows), mode]
+        ids, ats, amounts, tokens = self.event_ids, self.ats, self.amounts, self.tokens
+        if tokens is None:
+            for i in rows:
+                args += (ids[i], ats[i], amounts[i])
+        else:
+            for i in rows:
+                args += (ids[i], ats[i], amounts[i], tokens[i])
+        return args
+
+    def _vouch(self, number: int, rows: list[int], copy: PoolCopy, mode: str) -> list[Any]:
+        """Answer a run from ``copy``, into the columns; its arguments carry the values to
+        store for its new events (``units:token:Ctallies``)."""
+        args: list[Any] = [number, len(rows), mode]
+        ids, ats, amounts, tokens = self.event_ids, self.ats, self.amounts, self.tokens
+        statuses, first_seen, counts = self.statuses, self.first_seen, self.counts
+        times, newest, first = copy.times, copy.newest, copy.first
+        not_after, lateness, bounds = self.not_after, self.lateness, self.bounds
+        carry = f">{'-1' if first is None else first}" if tokens is None else ""
+        prefix = f"{self.call_token}.{number}."
+        added: list[int] = []
+        for place, i in enumerate(rows):
+            at = ats[i]
+            token = prefix + str(place) if tokens is None else tokens[i]
+            if not_after is not None and at > not_after:
+                statuses[i] = Status.FUTURE
+                value: Any = amounts[i]
+                for column in counts:
+                    column[i] = 0
+            elif newest is not None and at < newest - lateness:
+                statuses[i] = Status.LATE
+                value = amounts[i]
+                for column in counts:
+                    column[i] = 0
+            else:
+                statuses[i] = Status.NEW
+                if added and at < added[-1]:
+                    insort(added, at)
+                else:
+                    added.append(at)
+                tallies = []
+                for column, (offset, reach) in zip(counts, bounds):
+                    high, low = at - offset, at - reach
+                    c = (bisect_right(times, high) - bisect_right(times, low)
+                         + bisect_right(added, high) - bisect_right(added, low))
+                    column[i] = c
+                    tallies.append(str(c))
+                value = f"{amounts[i]}:{token}:C{' '.join(tallies)}{carry}"
+                carry = ""
+                if newest is None or at > newest:
+                    newest = at
+                if first is None or at < first:
+                    first = at
+            first_seen[i] = first
+            if tokens is None:
+                args += (ids[i], at, value)
+            else:
+                args += (ids[i], at, value, token)
+        self.plans[number] = (mode[1:], f"{self.nonce}.{number}", newest, first, added)
+        return args
+
+    def read(self, runs: list[int], reply: bytes) -> None:
+        """Read the reply of a script call over ``runs``."""
+        fields = reply.split()
+        pos = 0
+        ats, statuses, first_seen = self.ats, self.statuses, self.first_seen
+        counts, sums, totals = self.counts, self.sums, self.totals
+        k = len(counts)
+        width = 1 + (5 if totals else 1) * k
+        for number in runs:
+            copy, mode = self.copy[number], self.modes[number]
+            if fields[pos] == b"v":
+                pos += 1
+                if copy is not None:
+                    with self.copies.lock:
+                        self.copies.commit(copy, self.plans[number], self.keep)
+                continue
+            first: int | None = int(fields[pos])
+            if first == -1:
+                first = None
+            pos += 1
+            for i in self.items[number][1]:
+                code = fields[pos]
+                if code == b"0":
+                    statuses[i] = Status.NEW
+                    at = ats[i]
+                    if first is None or at < first:
+                        first = at
+                    if totals:
+                        for j in range(k):
+                            p = pos + 1 + 5 * j
+                            counts[j][i] = int(fields[p])
+                            sums[j][i] = (((int(fields[p + 1]) * _LIMB + int(fields[p + 2]))
+                                           * _LIMB + int(fields[p + 3])) * _LIMB
+                                          + int(fields[p + 4]))
+                    else:
+                        for j in range(k):
+                            counts[j][i] = int(fields[pos + 1 + j])
+                else:
+                    statuses[i] = _STATUS[int(code)]
+                    for column in counts:
+                        column[i] = 0
+                first_seen[i] = first
+                pos += width
+            if mode != "-" and copy is not None:  # the pool's windows follow
+                with self.copies.lock:
+                    pos = self.copies.told(copy, fields, pos + 1, mode[0] == "=")
