@@ -126,9 +126,11 @@ def test_scrape_of_metrics_over_http_after_an_engine_run() -> None:
     latency = "auptimate_store_call_duration_seconds_count"
     assert value(found, latency, operation="observe_many", **store) == batches
     # Per batch, one window rule: which pools fire (one call), and the states of the pools
-    # where something may change, only when there are any; evaluate() asks firing once more.
+    # where something may change, only when there are any; evaluate() asks firing once more,
+    # and each change of the spike lifecycle (a firing, a resolution) once for the gauge.
     assert 1 <= value(found, latency, operation="states", **store) <= batches
-    assert value(found, latency, operation="firing", **store) == batches + 1
+    assert value(found, latency, operation="firing", **store) == batches + 1 + 2
+    assert value(found, "auptimate_alerts_firing", rule="spike", **store) == 0
     assert not any(name == "auptimate_store_errors_total" for name, _ in found)
     assert engine.stats.processed == len(txs) and engine.stats.sink_failures == len(alerts)
 

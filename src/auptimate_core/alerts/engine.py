@@ -212,9 +212,10 @@ class AlertEngine:
         if status is Status.NEW and self._windows.slots:
             changes = self._windows.decide_one(call, self.store, tx, at, batch, tag)
             if changes:
-                applied = call("transition", self.store.transition,
-                               [change for change, _ in changes])
+                moves = [change for change, _ in changes]
+                applied = call("transition", self.store.transition, moves)
                 alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
+                self._report_firing(moves, applied)
         if alerts:
             self._deliver(alerts)
         return alerts
@@ -321,10 +322,10 @@ class AlertEngine:
                         continue
                     alert = rule.alert(RESOLVED, key, now, None, None, values)
                     changes.append((Transition(key, rule.name, False, now_us), alert))
-                applied = self._call(
-                    "transition", self.store.transition, [change for change, _ in changes]
-                )
+                moves = [change for change, _ in changes]
+                applied = self._call("transition", self.store.transition, moves)
                 alerts.extend(alert for (_, alert), ok in zip(changes, applied) if ok)
+                self._report_firing(moves, applied)
             self._deliver(alerts)
         return alerts
 
@@ -419,11 +420,21 @@ class AlertEngine:
         applied = (
             self._call("transition", self.store.transition, transitions) if transitions else []
         )
+        self._report_firing(transitions, applied)
         pending.sort(key=_ALERT_ORDER)
         alerts = [alert for _, _, alert, t in pending if t < 0 or applied[t]]
         self._deliver([alert for alert in alerts if alert.key not in delivered])
         delivered.update(alert.key for alert in alerts)
         return alerts
+
+    def _report_firing(self, changes: list[Transition], applied: list[bool]) -> None:
+        """While metrics are on, the pools firing now for each rule whose lifecycle changed
+        (one ``firing`` call per such rule, read from the store that shares it)."""
+        if not _metrics.recorder().enabled:
+            return
+        for rule in sorted({change.rule for change, ok in zip(changes, applied) if ok}):
+            firing = self._call("firing", self.store.firing, rule)
+            _metrics.alerts_firing(self._store_name, rule, len(firing))
 
     def _count_held(
         self, txs: list[Transaction], statuses: list[Status],
