@@ -1,18 +1,12 @@
 """The library's errors as HTTP answers: :func:`http_status` and :func:`problem`.
 
-==================================================  ======
-error                                               status
-==================================================  ======
-``UnknownPool``, ``UnknownInvestor``                404
-``PermissionDenied``                                403
-``IdempotencyConflict``                             409
-``ValidationError`` (bad input, a refused ledger    422
-request, a bad cursor)
-``StoreUnavailable`` (Redis or the database cannot  503
-be reached)
-anything else (``AuditError``, other store and      500
-ledger errors, errors not of the library)
-==================================================  ======
+- 404: ``UnknownPool``, ``UnknownInvestor``;
+- 403: ``PermissionDenied``;
+- 409: ``IdempotencyConflict``;
+- 422: ``ValidationError`` (bad input, a refused ledger request, a bad cursor);
+- 503: ``StoreUnavailable`` (Redis or the database cannot be reached);
+- 500: anything else (``AuditError``, other store and ledger errors, errors not of the
+  library).
 
 >>> from auptimate_core.errors import UnknownPool
 >>> problem(UnknownPool("unknown pool 'fund-z'"))
