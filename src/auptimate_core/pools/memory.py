@@ -7,10 +7,10 @@ change feed is a list appended under that lock, so its positions follow the comm
 wait on a condition of the same lock, notified by every write that published a change.
 
 Complexity: a write touching ``k`` members is ``O(k)`` plus ``O(log m)`` per investment for the
-ranking of ``m`` investors; ``holdings`` of a pool is ``O(members)`` and ``holding`` of one
-member ``O(1)``; ``memberships`` of an investor is ``O(their pools)``; ``entries`` of a pool is
-``O(entries)``; ``top_investors(n)`` is ``O(log m + n)`` (an incremental
-:class:`~auptimate_core.TopInvestors`).
+ranking of ``m`` investors; ``holdings`` of a pool is ``O(members)``; ``holding`` of one member
+and ``member`` (the four reads of a one-member write) are ``O(1)``; ``memberships`` of an
+investor is ``O(their pools)``; ``entries`` of a pool is ``O(entries)``; ``top_investors(n)`` is
+``O(log m + n)`` (an incremental :class:`~auptimate_core.TopInvestors`).
 
 >>> repo = MemoryLedgerRepository()
 >>> repo.read(lambda session: session.pools())

@@ -67,7 +67,7 @@ def read_member(session: LedgerSession, pool_id: str, investor_id: str,
 
 @functools.cache
 def _reads_members(kind: type) -> bool:
-    # Checking a runtime protocol costs more than the rest of a write's logic: once per type.
+    # isinstance() against a runtime protocol inspects its members on every call; once a type.
     return issubclass(kind, MemberSession)
 
 
