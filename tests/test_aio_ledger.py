@@ -60,6 +60,23 @@ class LoopThread:
         self.loop.close()
 
 
+class BlockingRepository:
+    """A storage's repository seen as a sync one: its units of work awaited on the loop
+    thread, where the storage runs them."""
+
+    def __init__(self, storage: LedgerStorage, loop: LoopThread) -> None:
+        self.storage = storage
+        self._loop = loop
+
+    def read(self, body: Callable[[Any], T]) -> T:
+        storage = self.storage
+        return self._loop.run(storage.read(storage.repository.read, body))
+
+    def write(self, body: Callable[[Any], T]) -> T:
+        storage = self.storage
+        return self._loop.run(storage.write(storage.repository.write, body))
+
+
 class BlockingLedger:
     """An AsyncPoolLedger seen as a PoolLedger, for the sync contract suite: each coroutine
     method is awaited on the loop thread, ``follow`` is iterated there step by step."""
@@ -79,8 +96,8 @@ class BlockingLedger:
         return call
 
     @property
-    def repository(self) -> LedgerStorage:
-        return self.aio.storage
+    def repository(self) -> BlockingRepository:
+        return BlockingRepository(self.aio.storage, self._loop)
 
     def follow(self, after: str | None = None, timeout: float | None = None, *,
                actor: str | None = None, batch: int = 1000) -> Iterator[Change]:
@@ -135,14 +152,15 @@ class TestAsyncMemoryLedger(AsyncLedgerContract, memory_ledger_tests.TestMemoryL
 
     @staticmethod
     def _chain(repository: Any, pool_id: str) -> list[Any]:
-        return memory_ledger_tests.TestMemoryLedger._chain(repository.repository, pool_id)
+        return memory_ledger_tests.TestMemoryLedger._chain(repository.storage.repository,
+                                                          pool_id)
 
     def tamper_position(self, repository: Any, pool_id: str, investor_id: str,
                         invested: Decimal) -> None:
-        super().tamper_position(repository.repository, pool_id, investor_id, invested)
+        super().tamper_position(repository.storage.repository, pool_id, investor_id, invested)
 
     def tamper_manager(self, repository: Any, pool_id: str, manager_id: str) -> None:
-        super().tamper_manager(repository.repository, pool_id, manager_id)
+        super().tamper_manager(repository.storage.repository, pool_id, manager_id)
 
 
 class AsyncRawSql(RawSql):
@@ -150,8 +168,8 @@ class AsyncRawSql(RawSql):
 
     loop: LoopThread
 
-    def _tamper(self, hook: Callable[..., None], storage: Any, *args: Any) -> None:
-        self.loop.run(run_sync(hook, self, storage.opened, *args))
+    def _tamper(self, hook: Callable[..., None], repository: Any, *args: Any) -> None:
+        self.loop.run(run_sync(hook, self, repository.storage.opened, *args))
 
     def tamper_amount(self, repository: Any, *args: Any) -> None:
         self._tamper(RawSql.tamper_amount, repository, *args)

@@ -218,8 +218,8 @@ class AsyncPoolLedger:
         # iterator it returns is dropped unstarted (it holds nothing until its first step).
         await self.storage.read(self.ledger.follow, after, timeout, actor=actor, batch=batch)
         wakeups = self._wakeups
-        await wakeups.join()
         try:
+            await wakeups.join()  # counts this follower first thing: leave() follows it
             cursor = after
             idle_since = time.monotonic()
             while True:
