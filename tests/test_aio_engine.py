@@ -208,6 +208,18 @@ def test_late_transactions_raise_as_in_the_sync_engine() -> None:
     assert held(asyncio.run(main())) == held(sync_error.value)
 
 
+@pytest.mark.redis
+def test_the_async_registry_opens_each_scheme(redis_url: str) -> None:
+    assert isinstance(window_store_from_url("memory://").store, MemoryWindowStore)
+    columnar = window_store_from_url("memory+columnar://")
+    assert isinstance(columnar, AsyncLocalWindowStore)
+    assert isinstance(columnar.store, ColumnarWindowStore)
+    redis_store = window_store_from_url(redis_url, namespace="n", retain=7)
+    assert isinstance(redis_store, AsyncRedisWindowStore)
+    assert redis_store.namespace == "n" and redis_store.sync_store.retain == 7
+    asyncio.run(redis_store.close())
+
+
 def test_a_sync_in_process_store_is_taken_in_turns() -> None:
     store = MemoryWindowStore()
     engine = AsyncAlertEngine(_rules(), store)

@@ -17,8 +17,8 @@ waits for the write before it, in this process. Processes still write side by si
 in-memory SQLite database (one shared connection) takes every call in turn.
 
 A write that conflicts with another process's is run again after a short sleep, as on the sync
-repository; that sleep (a few milliseconds at most, and only on a conflict) is taken on the
-loop's thread.
+repository; that sleep (milliseconds, growing with each conflict in a row up to about a tenth
+of a second, and only on a conflict) is taken on the loop's thread.
 
 Followers of the feed are woken by PostgreSQL ``LISTEN`` on one connection per ledger (not per
 follower), or by reading the feed's head every ``poll_interval`` on SQLite.
