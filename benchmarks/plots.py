@@ -129,7 +129,8 @@ def draw(directory: Path, results: dict[str, dict[str, Any]] | None = None) -> l
                         "transactions, threshold + spike)", "pools", "transactions/s"),
         lambda: _figure(directory / "engine_alerts.png", engine_alert_series(engine),
                         f"Alert engine: transactions/s against alerts ({alerts or 0:,} "
-                        "transactions, 1,000 pools)", "alerts per 1,000 transactions",
+                        f"transactions, {engine.get('pools', 0):,} pools)",
+                        "alerts per 1,000 transactions",
                         "transactions/s", xlog=False),
         lambda: _figure(directory / "redis_batches.png",
                         redis_series(engine, results.get("redis_store", {})),

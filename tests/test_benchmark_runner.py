@@ -116,6 +116,12 @@ def test_engine_headlines_name_store_batching_and_size_and_measure_latency() -> 
     assert any("after 100 and after 100,000 pools" in line for line in lines)
     assert any("p50 12.5 µs, p99 40.0 µs" in line for line in lines)
     assert any("threshold 500.0 µs per event" in line for line in lines)
+    ENGINE["alert_cost"]["spike"]["batches"]["us_per_alert"] = -1.0
+    try:
+        lines = run.headlines({"engine": ENGINE})
+    finally:
+        ENGINE["alert_cost"]["spike"]["batches"]["us_per_alert"] = 500.0
+    assert any("under the run's noise in batches" in line for line in lines)
 
 
 def test_ranking_headline_names_every_peer_and_the_fastest_where_it_wins() -> None:
