@@ -5,28 +5,44 @@ they live in one slot and one Lua script may touch them all::
 
     {namespace}:{<pool id, percent-encoded>}:ev   ZSET  event id -> record time (below)
     {namespace}:{<pool id, percent-encoded>}:am   HASH  event id -> "units:token:tallies", or
-                                                        "L:token:record" / "F:token:record"
-    {namespace}:{<pool id, percent-encoded>}:mt   HASH  newest, first, trimmed
+                                                        "L:token:record" / "F:token:record";
+                                                        "" -> the pool's state (no id is empty)
     {namespace}:{<pool id, percent-encoded>}:lc   HASH  rule -> "1:since[:cause]" / "0:..."
     {namespace}:{<pool id, percent-encoded>}:lb   HASH  rule -> batch, state before its changes
 
-plus one set per rule, ``{namespace}:firing:<rule>``, indexing the pools that are firing.
+plus one set per rule, ``{namespace}:firing:<rule>``, indexing the pools that are firing. The
+pool's state is its newest and first event times, where trimming stands and its version (below).
 
-Every record-and-tally step is one server-side Lua script (``lua/observe.lua``, loaded once,
-called by SHA, reloaded after ``NOSCRIPT``) handling one pool's run of a batch atomically:
-concurrent processes never double-count, lose an event, or see half an update. A batch costs
-one pipelined round trip whatever its size.
+Recording and tallying is one server-side Lua script (``lua/observe.lua``, loaded once, called
+by SHA, reloaded after ``NOSCRIPT``) that takes the runs of many pools (a pool's events of a
+batch, in order) and handles each atomically: concurrent processes never double-count, lose an
+event, or see half an update. A batch costs one script call per ``batch_size`` events (on a
+Redis Cluster, per hash slot), the calls streamed over one connection (pipelined per node on
+a cluster) while the next is encoded.
+
+A run is usually answered by the client itself and checked by the server (see
+:mod:`~auptimate_core.backends.redis_batch`): the store keeps a copy of each pool's windows at
+the pool's *version* (every run that records anything gives the pool a new one); the server
+records a run as the client answered it when the pool is at the version the copy assumes and
+every id is new, and otherwise answers it on its own and tells the client the pool's windows.
+So the server's work per event is one sorted-set and one hash insert, and a copy that another
+process made stale costs a round of the server's own answering, never a wrong answer.
 
 Ids are remembered for the dedup horizon (``dedup_horizon``, a day by default, at least the
 allowed lateness plus the longest window) of the pool's event time from their record time, in
 the same sorted set as the windows: an event in the windows is scored by its event time, a late
 or future one (remembered, outside the windows) by its record time shifted far below every
-event time, so a new event still costs one ``ZADD NX``. Each id's amount, delivery token and
-answer (its tallies, or late or future) live beside it as long as it does. An id past the
+event time, so a new event still costs one sorted-set insert. Each id's amount, delivery token
+and answer (its tallies, or late or future) live beside it as long as it does. An id past the
 horizon is answered as forgotten at once; its memory is given back by the trim that runs as the
-pool's newest event advances (every eighth of the allowed lateness plus the longest window),
-except for the pool's newest ``retain`` events, kept for redeliveries. A pool's keys expire
-(PEXPIRE) when it stays idle for ``idle_ttl`` of wall-clock time (at least the dedup horizon).
+pool's newest event advances (every eighth of the horizon), except for the pool's newest
+``retain`` events, kept for redeliveries. A pool's keys expire (PEXPIRE) when it stays idle for
+``idle_ttl`` of wall-clock time (at least the dedup horizon).
+
+Redis keeps a small hash or sorted set as a listpack, which it scans to find an entry: the
+pool's state is written long enough (and the sorted set given one long member no query reaches)
+that both are a hash table and a skip list from their first write. A pool then costs more
+memory while it holds few ids, and each id costs the same time however many the pool holds.
 
 Amounts are stored as integer units of 1/10,000; window sums come back in four parts of six
 decimal digits that Lua's doubles add exactly whatever the number of events, and Python joins
@@ -44,8 +60,9 @@ redelivered transaction then counts and alerts again) and the alert lifecycle (w
 firing: a burst in progress alerts again, and one that had fired is never resolved). The store
 logs one warning when it first connects to such a server.
 
-Thread-safe: redis-py clients are (a connection pool); the store keeps no other mutable state
-than its script SHAs and whether it has checked the server's persistence.
+Thread-safe: redis-py clients are (a connection pool); the store's other mutable state is its
+script SHAs, whether it has checked the server's persistence, the names of the pools' keys and
+the copies of their windows (under a lock).
 """
 
 from __future__ import annotations
@@ -104,7 +121,9 @@ class RedisWindowStore:
     untouched pool's keys expire (at least the dedup horizon). ``retries`` and ``backoff``
     bound the retries of a failed call. ``retain``: the newest events of a pool kept even past
     the horizon, so that a redelivered run (see ``deliveries`` of :meth:`observe_many`) of up to
-    that many events per pool is answered as the first time.
+    that many events per pool is answered as the first time. ``batch_size``: the events one
+    script call carries at most (a pool's run is never split), so that the client encodes the
+    next call while the server runs one and no call holds the server for long.
     """
 
     def __init__(

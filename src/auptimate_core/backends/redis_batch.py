@@ -42,17 +42,25 @@ _LIMB = 10**6
 
 class PoolCopy:
     """This process's copy of one pool's windows at ``version`` (None: none held; the pool is
-    answered by the server for ``wait`` more runs)."""
+    answered by the server for ``wait`` more runs). A run vouched for from it changes it at
+    once, and leaves it ``pending`` (the run's new version) until the server's reply."""
 
-    __slots__ = ("first", "misses", "newest", "times", "version", "wait")
+    __slots__ = ("first", "misses", "newest", "pending", "times", "version", "wait")
 
     def __init__(self) -> None:
         self.version: str | None = None
+        self.pending: str | None = None
         self.newest: int | None = None
         self.first: int | None = None
         self.times: list[int] = []
         self.misses = 0
         self.wait = 0
+
+    def drop(self, wait: int) -> None:
+        """Hold no copy; ask for one again after ``wait`` runs."""
+        self.version = self.pending = None
+        self.times = []
+        self.wait = wait
 
 
 class WindowCopies:
@@ -85,42 +93,46 @@ class WindowCopies:
         position after them. Under :attr:`lock`."""
         if refused:
             copy.misses += 1
+        copy.pending = None
         if fields[pos] == b"!":
-            copy.version, copy.times, copy.wait = None, [], 64
+            copy.drop(64)
             return pos + 1
         version, newest, first = fields[pos:pos + 3]
         count = int(fields[pos + 3])
         start = pos + 4
         if refused and copy.misses >= 2:  # refused again and again: another writer
-            copy.version, copy.times = None, []
-            copy.wait = 2 ** min(copy.misses - 1, 10)
+            copy.drop(2 ** min(copy.misses - 1, 10))
         else:
             copy.version = version.decode()
             copy.newest = None if newest == b"-" else _whole(newest)
             copy.first = None if first == b"-" else _whole(first)
             copy.times = [_whole(x) for x in fields[start:start + count]]
             if copy.times and (copy.times[0] <= -_EXACT or copy.times[-1] >= _EXACT):
-                copy.version, copy.times, copy.wait = None, [], 64
+                copy.drop(64)
         return start + count
 
-    def commit(self, copy: PoolCopy, plan: tuple[str, str, int | None, int | None, list[int]],
-               keep: int) -> None:
-        """A vouched run was recorded: move the copy to its new version. Under :attr:`lock`."""
-        expected, version, newest, first, added = plan
-        if copy.version != expected:  # another call of this process moved it meanwhile
-            copy.version, copy.times, copy.wait = None, [], 1
+    def commit(self, copy: PoolCopy, version: str, keep: int) -> None:
+        """A vouched run was recorded: its copy is at the run's ``version``. Under
+        :attr:`lock`."""
+        if copy.pending != version:  # another call of this process has moved it meanwhile
+            copy.drop(1)
             return
-        copy.version, copy.newest, copy.first, copy.misses = version, newest, first, 0
-        times = copy.times
-        if not times or not added or added[0] >= times[-1]:
-            times += added
-        else:
-            for at in added:
-                insort(times, at)
+        copy.version, copy.pending, copy.misses = version, None, 0
+        times, newest = copy.times, copy.newest
         if newest is not None and times and times[0] <= newest - keep:
             cut = bisect_right(times, newest - keep)
             if cut > 64 or 2 * cut > len(times):
                 del times[:cut]
+
+
+_PLACES: list[str] = []
+
+
+def _places(n: int) -> list[str]:
+    """The places 0..n-1 as text (made once)."""
+    if len(_PLACES) < n:
+        _PLACES.extend(str(i) for i in range(len(_PLACES), max(n, 2 * len(_PLACES))))
+    return _PLACES
 
 
 def _whole(text: bytes) -> int:
@@ -176,7 +188,6 @@ class BatchCall:
         # Per run: its copy (None when not vouched or told) and the mode it was sent with.
         self.copy: list[PoolCopy | None] = [None] * len(self.items)
         self.modes: list[str] = ["-"] * len(self.items)
-        self.plans: dict[int, tuple[str, str, int | None, int | None, list[int]]] = {}
 
     def encode(self, number: int) -> list[Any]:
         """The arguments of run ``number``: its number, size, mode and events. Under the
@@ -203,42 +214,48 @@ class BatchCall:
 
     def _vouch(self, number: int, rows: list[int], copy: PoolCopy, mode: str) -> list[Any]:
         """Answer a run from ``copy``, into the columns; its arguments carry the values to
-        store for its new events (``units:token:Ctallies``)."""
+        store for its new events (``units:token:Ctallies``). The copy takes the run's events
+        at once, pending the server's word."""
         args: list[Any] = [number, len(rows), mode]
         ids, ats, amounts, tokens = self.event_ids, self.ats, self.amounts, self.tokens
         statuses, first_seen, counts = self.statuses, self.first_seen, self.counts
         times, newest, first = copy.times, copy.newest, copy.first
         not_after, lateness, bounds = self.not_after, self.lateness, self.bounds
+        new, late, future = Status.NEW, Status.LATE, Status.FUTURE
         carry = f">{'-1' if first is None else first}" if tokens is None else ""
         prefix = f"{self.call_token}.{number}."
-        added: list[int] = []
+        places = _places(len(rows))
+        two = len(bounds) == 2
+        if two:
+            (off1, reach1), (off2, reach2) = bounds
+            column1, column2 = counts
         for place, i in enumerate(rows):
             at = ats[i]
-            token = prefix + str(place) if tokens is None else tokens[i]
-            if not_after is not None and at > not_after:
-                statuses[i] = Status.FUTURE
+            token = prefix + places[place] if tokens is None else tokens[i]
+            if (not_after is not None and at > not_after) or (
+                    newest is not None and at < newest - lateness):
+                statuses[i] = future if not_after is not None and at > not_after else late
                 value: Any = amounts[i]
                 for column in counts:
                     column[i] = 0
-            elif newest is not None and at < newest - lateness:
-                statuses[i] = Status.LATE
-                value = amounts[i]
-                for column in counts:
-                    column[i] = 0
             else:
-                statuses[i] = Status.NEW
-                if added and at < added[-1]:
-                    insort(added, at)
+                statuses[i] = new
+                if not times or at >= times[-1]:
+                    times.append(at)
                 else:
-                    added.append(at)
-                tallies = []
-                for column, (offset, reach) in zip(counts, bounds):
-                    high, low = at - offset, at - reach
-                    c = (bisect_right(times, high) - bisect_right(times, low)
-                         + bisect_right(added, high) - bisect_right(added, low))
-                    column[i] = c
-                    tallies.append(str(c))
-                value = f"{amounts[i]}:{token}:C{' '.join(tallies)}{carry}"
+                    insort(times, at)
+                if two:
+                    c1 = bisect_right(times, at - off1) - bisect_right(times, at - reach1)
+                    c2 = bisect_right(times, at - off2) - bisect_right(times, at - reach2)
+                    column1[i], column2[i] = c1, c2
+                    value = f"{amounts[i]}:{token}:C{c1} {c2}{carry}"
+                else:
+                    tallies = []
+                    for column, (offset, reach) in zip(counts, bounds):
+                        c = bisect_right(times, at - offset) - bisect_right(times, at - reach)
+                        column[i] = c
+                        tallies.append(str(c))
+                    value = f"{amounts[i]}:{token}:C{' '.join(tallies)}{carry}"
                 carry = ""
                 if newest is None or at > newest:
                     newest = at
@@ -249,7 +266,8 @@ class BatchCall:
                 args += (ids[i], at, value)
             else:
                 args += (ids[i], at, value, token)
-        self.plans[number] = (mode[1:], f"{self.nonce}.{number}", newest, first, added)
+        copy.version, copy.pending = None, f"{self.nonce}.{number}"
+        copy.newest, copy.first = newest, first
         return args
 
     def read(self, runs: list[int], reply: bytes) -> None:
@@ -266,7 +284,7 @@ class BatchCall:
                 pos += 1
                 if copy is not None:
                     with self.copies.lock:
-                        self.copies.commit(copy, self.plans[number], self.keep)
+                        self.copies.commit(copy, f"{self.nonce}.{number}", self.keep)
                 continue
             first: int | None = int(fields[pos])
             if first == -1:

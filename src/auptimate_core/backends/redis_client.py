@@ -31,6 +31,13 @@ try:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra("redis", "redis") from error
+pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+
+    pack_command = _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis comes with the extra
+    pack_command = None
 
 __all__ = ["Call", "RedisCaller", "decoded", "lua_source"]
 
@@ -41,6 +48,15 @@ T = TypeVar("T")
 Call = tuple[list[str], list[Any]]
 """One script call: its keys and its arguments."""
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+def _packed(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
+    """``commands`` in Redis's protocol, as ``conn`` would pack them: redis-py hands every
+    argument to hiredis when it is installed, through a generator per argument; this skips
+    the generator."""
+    if pack_command is None:  # pragma: no cover - hiredis comes with the extra
+        return conn.pack_commands(commands)
+    return [pack_command(command) for command in commands]
 
 
 def lua_source(name: str) -> str:
@@ -186,8 +202,8 @@ class RedisCaller:
             try:
                 in_flight = 0
                 for calls in chunks():
-                    conn.send_packed_command(conn.pack_commands(
-                        [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]))
+                    conn.send_packed_command(_packed(
+                        conn, [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]))
                     for _ in range(in_flight):
                         read(index, conn.read_response())
                         index += 1
@@ -220,9 +236,9 @@ class RedisCaller:
                 pool = self.client.get_redis_connection(nodes[node_name]).connection_pool
                 conn = pool.get_connection()
                 taken.append((pool, conn, indexes))
-                conn.send_packed_command(conn.pack_commands(
-                    [("EVALSHA", sha, len(calls[i][0]), *calls[i][0], *calls[i][1])
-                     for i in indexes]))
+                conn.send_packed_command(_packed(
+                    conn, [("EVALSHA", sha, len(calls[i][0]), *calls[i][0], *calls[i][1])
+                           for i in indexes]))
             for _, conn, indexes in taken:
                 for index in indexes:
                     results[index] = conn.read_response()
