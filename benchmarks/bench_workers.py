@@ -42,7 +42,6 @@ from auptimate_core.generate import SyntheticStream
 from auptimate_core.integrations.redis_streams import StreamProducer, lag, read_alerts
 from auptimate_core.testing.servers import RedisServer
 
-from .bench_redis_store import server_cpu
 from .data import with_share_over
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,6 +52,15 @@ LATENCY_RATE = 2_000  # transactions a second the producer appends in the latenc
 LATENCY_CHUNK = 20
 
 Key = tuple[str, str, str | None]
+
+
+def server_cpu(url: str) -> float:
+    """CPU seconds the redis-server process has used so far (INFO cpu)."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def rules() -> list[Any]:

@@ -137,10 +137,36 @@ def test_redis_store_compares_per_event_with_per_event_and_batches_apart() -> No
     assert [row[0] for row in per_event.rows] == [
         "**observe (one round trip per event)** (ours)", "limits MovingWindowRateLimiter (Redis)"]
     assert per_event.rows[1][-1] == "4.00x"  # 10,000 / 2,500: not the batched 40x
-    assert batches.rows == [["**observe_many (batches of 5,000)** (ours)", "300,000", "100,000"]]
+    assert batches.rows == [["**observe_many (batches of 5,000)** (ours)", "batches of 5,000",
+                             "300,000", "100,000", "1.00x"]]
     lines = run.headlines({"redis_store": REDIS_STORE})
-    assert "4.00x the `limits` library's moving window, also per event" in lines[0]
-    assert "limits" not in lines[1].replace("no peer here", "")
+    assert "4.00x the rate of limits MovingWindowRateLimiter (Redis) (2,500)" in lines[0]
+    assert "one call per event" in lines[0]
+    assert "limits" not in lines[1] and "no peer in this run has a batch call" in lines[1]
+
+
+def test_redis_store_rows_say_their_batch_and_whether_they_are_ours() -> None:
+    def peer(events_per_second: int, batch: int, ours: bool) -> dict[str, Any]:
+        return {"events": 1000, "seconds": 1.0, "events_per_second": events_per_second,
+                "batch": batch, "ours": ours}
+
+    data = {"pools": 1000, "batch": 5_000, "peers": {
+        "observe_many (batches of 5,000)": peer(100_000, 5_000, True),
+        "observe_many (batches of 500)": peer(50_000, 500, True),
+        "observe_many (batches of 5,000, with window sums)": peer(90_000, 5_000, True),
+        "by hand: ZADD + 2 ZCOUNT per event, pipelined (batches of 5,000)":
+            peer(200_000, 5_000, False),
+        "observe (one call per event)": peer(10_000, 1, True),
+        "by hand: ZADD + 2 ZCOUNT per event, one pipelined round trip each":
+            peer(12_500, 1, False),
+    }}
+    per_event, batches = run.tables_for("redis_store", data)
+    assert per_event.rows[1][0].startswith("by hand") and per_event.rows[1][-1] == "0.80x"
+    assert batches.columns[-1] == "observe_many (batches of 5,000) is faster by"
+    assert batches.rows[3][-1] == "0.50x"  # the hand-written batches win: shown, not hidden
+    single, batched = run.headlines({"redis_store": data})
+    assert "0.80x the rate of by hand" in single
+    assert "batches of 5,000" in batched and "0.50x the rate of by hand" in batched
 
 
 def test_windows_headline_says_columnar_window_store() -> None:
