@@ -433,6 +433,9 @@ def main() -> None:
     report = run(n, args.pools, args.batch, memory=not args.no_memory)
     write(report)
     print((RESULTS / "windows.md").read_text())
+    wrong = [name for name, peer in report["peers"].items() if not peer["same_counts"]]
+    if wrong:
+        raise SystemExit(f"counts differ from the first peer's: {wrong}")
 
 
 if __name__ == "__main__":

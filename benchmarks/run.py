@@ -915,10 +915,11 @@ def report(outcomes: list[Outcome], about: dict[str, str], quick: bool, when: st
         "# Benchmark report",
         "",
         f"Every figure below comes from one run on {when}: {mode(quick)}. Each peer was "
-        "measured in the same run on the same data as ours, and every benchmark checks that "
-        "ours and the peers agree (counts, alerts, rankings). Ratios say how many times faster "
-        "ours is than the peer (above 1: ours is faster). Each module's own report, with more "
-        "detail, is beside this file.",
+        "measured in the same run on the same data as ours. A \"same ...\" column (counts, "
+        "alerts, top 5) is a check made in this run that ours and the peer agree; a module "
+        "whose check fails exits non-zero and shows as FAILED below. Ratios say how many "
+        "times faster ours is than the peer (above 1: ours is faster). Each module's own "
+        "report, with more detail, is beside this file.",
         "",
         "Machine: " + "; ".join(f"{key} {value}" for key, value in about.items() if value) + ".",
         "",
