@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 RUN_PAGES = (
     "index.md", "getting-started.md", "concepts.md", "backends.md", "cli.md", "ledger.md",
+    "asyncio.md",
 )
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 

@@ -12,11 +12,18 @@ from typing import Any
 
 
 class AuptimateError(Exception):
-    """Base class of every error raised by auptimate_core."""
+    """Base class of every error raised by auptimate_core.
+
+    ``http_status`` is the status a web host answers it with (500 unless a subclass says
+    otherwise; see :func:`auptimate_core.aio.status.problem` for a whole answer)."""
+
+    http_status: int = 500
 
 
 class ValidationError(AuptimateError, ValueError):
     """A value failed validation. ``field`` names the offending field."""
+
+    http_status = 422
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -100,6 +107,8 @@ class StoreError(AuptimateError):
 class StoreUnavailable(StoreError):
     """The store's server could not be reached (after the allowed retries)."""
 
+    http_status = 503
+
 
 class MissingExtra(AuptimateError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
@@ -119,6 +128,8 @@ class LedgerError(AuptimateError):
 class PermissionDenied(LedgerError):
     """The actor may not perform the action. Nothing was written."""
 
+    http_status = 403
+
     def __init__(self, actor: str, action: str, reason: str = "") -> None:
         detail = f": {reason}" if reason else ""
         super().__init__(f"{actor!r} may not {action}{detail}")
@@ -129,9 +140,13 @@ class PermissionDenied(LedgerError):
 class IdempotencyConflict(LedgerError):
     """An idempotency key was reused for a different request."""
 
+    http_status = 409
+
 
 class UnknownPool(LedgerError, KeyError):
     """No pool has this id."""
+
+    http_status = 404
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown pool"
@@ -139,6 +154,8 @@ class UnknownPool(LedgerError, KeyError):
 
 class UnknownInvestor(LedgerError, KeyError):
     """No investor has this id."""
+
+    http_status = 404
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown investor"

@@ -17,38 +17,17 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any
 
-from ..errors import (
-    AuptimateError,
-    IdempotencyConflict,
-    PermissionDenied,
-    StoreUnavailable,
-    UnknownInvestor,
-    UnknownPool,
-    ValidationError,
-)
+from ..errors import AuptimateError, ValidationError
 
-__all__ = ["STATUSES", "http_status", "problem"]
-
-STATUSES: Final[tuple[tuple[type[Exception], int], ...]] = (
-    (UnknownPool, 404),
-    (UnknownInvestor, 404),
-    (PermissionDenied, 403),
-    (IdempotencyConflict, 409),
-    (ValidationError, 422),
-    (StoreUnavailable, 503),
-)
-"""Error classes and their statuses, the first that matches wins (a ledger validation error
-is both a ``LedgerError`` and a ``ValidationError``: 422)."""
+__all__ = ["http_status", "problem"]
 
 
 def http_status(error: BaseException) -> int:
-    """The HTTP status that answers ``error`` (see the table in the module notes)."""
-    for kind, status in STATUSES:
-        if isinstance(error, kind):
-            return status
-    return 500
+    """The HTTP status that answers ``error``: its class's ``http_status`` for an error of the
+    library (see the table in the module notes), 500 for any other."""
+    return error.http_status if isinstance(error, AuptimateError) else 500
 
 
 def problem(error: BaseException) -> dict[str, Any]:
