@@ -61,11 +61,13 @@ def namespace(redis_url: str) -> Iterator[str]:
 def _same(got: ObservedBatch, want: ObservedBatch, where: str) -> None:
     assert got.statuses == want.statuses, where
     assert got.counts == want.counts, where
+    assert got.totals == want.totals, where
     assert got.first_seen == want.first_seen, where
 
 
+@pytest.mark.parametrize("totals", [False, True])
 def test_two_stores_writing_the_same_pools_answer_as_one_memory_store(
-    redis_url: str, namespace: str,
+    redis_url: str, namespace: str, totals: bool,
 ) -> None:
     # Each store's copies go stale whenever the other writes: the server refuses them, answers
     # itself, and the answers stay the memory store's.
@@ -74,9 +76,10 @@ def test_two_stores_writing_the_same_pools_answer_as_one_memory_store(
     rng = random.Random(1)
     for n, (keys, ids, ats, amounts) in enumerate(batches(40, 60, pools=6)):
         store = stores[0] if rng.random() < 0.7 else stores[1]
-        got = store.observe_many(keys, ids, ats, amounts, SPIKE, not_after=max(ats))
-        _same(got, memory.observe_many(keys, ids, ats, amounts, SPIKE, not_after=max(ats)),
-              f"batch {n}")
+        got = store.observe_many(keys, ids, ats, amounts, SPIKE, not_after=max(ats),
+                                 totals=totals)
+        _same(got, memory.observe_many(keys, ids, ats, amounts, SPIKE, not_after=max(ats),
+                                       totals=totals), f"batch {n}")
     for store in stores:
         store.close()
 

@@ -23,8 +23,9 @@ Thread-safe: the copies are read and changed under one lock.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,10 +43,12 @@ _LIMB = 10**6
 
 class PoolCopy:
     """This process's copy of one pool's windows at ``version`` (None: none held; the pool is
-    answered by the server for ``wait`` more runs). A run vouched for from it changes it at
-    once, and leaves it ``pending`` (the run's new version) until the server's reply."""
+    answered by the server for ``wait`` more runs): its event times in order, and the sums of
+    their amounts before each (``sums[i + 1] - sums[j]`` is the sum of events j..i). A run
+    vouched for from it changes it at once, and leaves it ``pending`` (the run's new version)
+    until the server's reply."""
 
-    __slots__ = ("first", "misses", "newest", "pending", "times", "version", "wait")
+    __slots__ = ("first", "misses", "newest", "pending", "sums", "times", "version", "wait")
 
     def __init__(self) -> None:
         self.version: str | None = None
@@ -53,14 +56,28 @@ class PoolCopy:
         self.newest: int | None = None
         self.first: int | None = None
         self.times: list[int] = []
+        self.sums: list[int] = [0]
         self.misses = 0
         self.wait = 0
 
     def drop(self, wait: int) -> None:
         """Hold no copy; ask for one again after ``wait`` runs."""
         self.version = self.pending = None
-        self.times = []
+        self.times, self.sums = [], [0]
         self.wait = wait
+
+    def add(self, at: int, amount: int) -> None:
+        """Take one more event (in time order but for ties: after those at the same time)."""
+        times, sums = self.times, self.sums
+        if not times or at >= times[-1]:
+            times.append(at)
+            sums.append(sums[-1] + amount)
+            return
+        place = bisect_right(times, at)
+        times.insert(place, at)
+        sums.insert(place + 1, sums[place])
+        for i in range(place + 1, len(sums)):  # the events since: within the lateness
+            sums[i] += amount
 
 
 class WindowCopies:
@@ -72,8 +89,9 @@ class WindowCopies:
         self.keep = 0
 
     def mode(self, key: str, keep: int) -> tuple[str, PoolCopy | None]:
-        """How to send ``key``'s next run: ``+`` (answer it and tell its windows), ``=version``
-        (vouched, with the copy to answer it from) or ``-`` (answer it). Under :attr:`lock`."""
+        """How to send ``key``'s next run: ``+`` (answer it and tell its windows), the copy's
+        version (vouched, with the copy to answer it from) or ``-`` (answer it). Under
+        :attr:`lock`."""
         if keep != self.keep:  # a longer reach: the copies may miss older events
             self.pools.clear()
             self.keep = keep
@@ -84,7 +102,7 @@ class WindowCopies:
             copy = self.pools[key] = PoolCopy()
             return "+", copy
         if copy.version is not None:
-            return "=" + copy.version, copy
+            return copy.version, copy
         copy.wait -= 1
         return ("+" if copy.wait <= 0 else "-"), copy
 
@@ -106,10 +124,12 @@ class WindowCopies:
             copy.version = version.decode()
             copy.newest = None if newest == b"-" else _whole(newest)
             copy.first = None if first == b"-" else _whole(first)
-            copy.times = [_whole(x) for x in fields[start:start + count]]
+            told = fields[start:start + 2 * count]
+            copy.times = [_whole(x) for x in told[::2]]
+            copy.sums = [0, *itertools.accumulate(map(int, told[1::2]))]
             if copy.times and (copy.times[0] <= -_EXACT or copy.times[-1] >= _EXACT):
                 copy.drop(64)
-        return start + count
+        return start + 2 * count
 
     def commit(self, copy: PoolCopy, version: str, keep: int) -> None:
         """A vouched run was recorded: its copy is at the run's ``version``. Under
@@ -123,6 +143,7 @@ class WindowCopies:
             cut = bisect_right(times, newest - keep)
             if cut > 64 or 2 * cut > len(times):
                 del times[:cut]
+                del copy.sums[:cut]
 
 
 _PLACES: list[str] = []
@@ -133,6 +154,14 @@ def _places(n: int) -> list[str]:
     if len(_PLACES) < n:
         _PLACES.extend(str(i) for i in range(len(_PLACES), max(n, 2 * len(_PLACES))))
     return _PLACES
+
+
+def _parts(total: int) -> str:
+    """A window sum as the script writes it: four parts, high to low, joined base 10**6."""
+    high, d = divmod(total, _LIMB)
+    high, c = divmod(high, _LIMB)
+    a, b = divmod(high, _LIMB)
+    return f"{a} {b} {c} {d}"
 
 
 def _whole(text: bytes) -> int:
@@ -170,7 +199,7 @@ class BatchCall:
         self.bounds = [(iv.offset, iv.reach) for iv in intervals]
         self.totals, self.tokens, self.call_token, self.nonce = totals, tokens, call_token, nonce
         self.not_after, self.lateness, self.keep = not_after, lateness, keep
-        self.vouching = (not totals and n > 0 and min(ats) > -_EXACT and max(ats) < _EXACT
+        self.vouching = (n > 0 and min(ats) > -_EXACT and max(ats) < _EXACT
                          and (not_after is None or -_EXACT < not_after < _EXACT))
         # A pool's events make one run, in order; runs (pools) are independent.
         runs: dict[str, list[int]] = {}
@@ -200,7 +229,7 @@ class BatchCall:
             self.copies.pools.pop(key, None)  # this call moves the pool past any copy
             mode = "-"
         self.copy[number], self.modes[number] = copy, mode
-        if mode[0] == "=" and copy is not None:
+        if mode not in ("+", "-") and copy is not None:
             return self._vouch(number, rows, copy, mode)
         args: list[Any] = [number, len(rows), mode]
         ids, ats, amounts, tokens = self.event_ids, self.ats, self.amounts, self.tokens
@@ -214,18 +243,19 @@ class BatchCall:
 
     def _vouch(self, number: int, rows: list[int], copy: PoolCopy, mode: str) -> list[Any]:
         """Answer a run from ``copy``, into the columns; its arguments carry the values to
-        store for its new events (``units:token:Ctallies``). The copy takes the run's events
-        at once, pending the server's word."""
+        store for its new events (``units:token:C`` and the counts, or ``T`` and each count
+        with its sum in four parts). The copy takes the run's events at once, pending the
+        server's word."""
         args: list[Any] = [number, len(rows), mode]
         ids, ats, amounts, tokens = self.event_ids, self.ats, self.amounts, self.tokens
-        statuses, first_seen, counts = self.statuses, self.first_seen, self.counts
-        times, newest, first = copy.times, copy.newest, copy.first
+        statuses, first_seen, counts, sums = self.statuses, self.first_seen, self.counts, self.sums
+        times, totals, newest, first = copy.times, copy.sums, copy.newest, copy.first
         not_after, lateness, bounds = self.not_after, self.lateness, self.bounds
         new, late, future = Status.NEW, Status.LATE, Status.FUTURE
         carry = f">{'-1' if first is None else first}" if tokens is None else ""
         prefix = f"{self.call_token}.{number}."
         places = _places(len(rows))
-        two = len(bounds) == 2
+        two = len(bounds) == 2 and not sums
         if two:
             (off1, reach1), (off2, reach2) = bounds
             column1, column2 = counts
@@ -238,12 +268,11 @@ class BatchCall:
                 value: Any = amounts[i]
                 for column in counts:
                     column[i] = 0
+                for column in sums:
+                    column[i] = 0
             else:
                 statuses[i] = new
-                if not times or at >= times[-1]:
-                    times.append(at)
-                else:
-                    insort(times, at)
+                copy.add(at, amounts[i])
                 if two:
                     c1 = bisect_right(times, at - off1) - bisect_right(times, at - reach1)
                     c2 = bisect_right(times, at - off2) - bisect_right(times, at - reach2)
@@ -251,11 +280,15 @@ class BatchCall:
                     value = f"{amounts[i]}:{token}:C{c1} {c2}{carry}"
                 else:
                     tallies = []
-                    for column, (offset, reach) in zip(counts, bounds):
-                        c = bisect_right(times, at - offset) - bisect_right(times, at - reach)
-                        column[i] = c
-                        tallies.append(str(c))
-                    value = f"{amounts[i]}:{token}:C{' '.join(tallies)}{carry}"
+                    for j, (offset, reach) in enumerate(bounds):
+                        high = bisect_right(times, at - offset)
+                        low = bisect_right(times, at - reach)
+                        counts[j][i] = high - low
+                        tallies.append(str(high - low))
+                        if sums:
+                            total = sums[j][i] = totals[high] - totals[low]
+                            tallies.append(_parts(total))
+                    value = f"{amounts[i]}:{token}:{'T' if sums else 'C'}{' '.join(tallies)}{carry}"
                 carry = ""
                 if newest is None or at > newest:
                     newest = at
@@ -311,8 +344,10 @@ class BatchCall:
                     statuses[i] = _STATUS[int(code)]
                     for column in counts:
                         column[i] = 0
+                    for column in sums:
+                        column[i] = 0
                 first_seen[i] = first
                 pos += width
             if mode != "-" and copy is not None:  # the pool's windows follow
                 with self.copies.lock:
-                    pos = self.copies.told(copy, fields, pos + 1, mode[0] == "=")
+                    pos = self.copies.told(copy, fields, pos + 1, mode != "+")

@@ -14,10 +14,10 @@
 -- call token says each event brings its own delivery token, as a fourth argument; an event's
 -- token is otherwise "call.run.place" (its run's number, its place in the run from 0).
 --
--- A run's mode: "-" (answer it), "+" (answer it and tell its key's windows: below) or "=" and
--- a version: the client vouches for the answers, from its copy of the key's windows at that
+-- A run's mode: "-" (answer it), "+" (answer it and tell its key's windows: below) or a
+-- version: the client vouches for the answers, from its copy of the key's windows at that
 -- version. Every run that records anything gives its key a new version, "nonce.run". When the
--- key is at that version ("=-": the key has no state) and every id of the run is new and comes
+-- key is at that version ("~": the key has no state) and every id of the run is new and comes
 -- once, the run is recorded as it stands: the third argument of an event in the windows is the
 -- value to store for it (its units, token and tallies, as below), the client's answer. Else the
 -- run is answered here (its third arguments begin with the units) and its key's windows told.
@@ -28,8 +28,8 @@
 -- four exact parts, high to low, each part summing six decimal digits of the amounts: Lua's
 -- numbers are doubles, and 2**32 members of a sorted set times 10**6 stays below 2**53). The
 -- key's windows, when told, follow: "R", then "!" when there are too many to tell, else its
--- version, newest and first event times (or "-"), the number of event times after newest - keep
--- and those times.
+-- version ("~" for none), newest and first event times (or "-"), the number of events after
+-- newest - keep and, for each, its time and its units.
 --
 -- One sorted set holds both the windows and the remembered ids. An event in the windows is
 -- scored by its event time. A late or future event, remembered but outside the windows, is
@@ -493,7 +493,7 @@ end
 -- A vouched run: recorded with the values the client made, when its ids are new and once.
 -- Returns the number of values, the key's newest and first (numbers and text) and whether a
 -- late or future id was added; nil, and nothing recorded, when an id was not new.
-local function vouched_run(events, amounts, from, size, token_prefix, key, values)
+local function vouched_run(events, amounts, from, size, number, key, values)
   local newest, newest_text, first, first_text = key.newest, key.newest_text, key.first,
     key.first_text
   local members, nv, aside_added = {}, 0, false
@@ -504,12 +504,12 @@ local function vouched_run(events, amounts, from, size, token_prefix, key, value
     values[nv + 1] = id
     members[nv + 2] = id
     if not_after and at > not_after then
-      local token = width == 4 and ARGV[base + 3] or token_prefix .. (TEXT[e] or text_of(e))
+      local token = width == 4 and ARGV[base + 3] or call_token .. '.' .. number .. '.' .. e
       members[nv + 1] = not_after - SHIFT
       values[nv + 2] = 'F:' .. token .. ':' .. not_after_text
       aside_added = true
     elseif newest and at < newest - lateness then
-      local token = width == 4 and ARGV[base + 3] or token_prefix .. (TEXT[e] or text_of(e))
+      local token = width == 4 and ARGV[base + 3] or call_token .. '.' .. number .. '.' .. e
       members[nv + 1] = newest - SHIFT
       values[nv + 2] = 'L:' .. token .. ':' .. newest_text
       aside_added = true
@@ -540,10 +540,9 @@ local function drop(events, amounts, from, to)
 end
 
 local function observe_run(events, amounts, number, from, size, mode)
-  local token_prefix = call_token .. '.' .. number .. '.'
   local state = redis.call('HGET', amounts, STATE)
   local key = {}
-  local trimmed, trimmed_text, version = nil, '-', '-'
+  local trimmed, trimmed_text, version = nil, '-', '~'
   if state then
     local newest_text, first_text
     newest_text, first_text, trimmed_text, version = string.match(
@@ -561,10 +560,10 @@ local function observe_run(events, amounts, number, from, size, mode)
   local nv, newest, newest_text, first, first_text, aside_added
   local wrote = true
   local tell = mode == '+'
-  if string.sub(mode, 1, 1) == '=' then
-    if string.sub(mode, 2) == version then
+  if mode ~= '-' and not tell then
+    if mode == version then
       nv, newest, newest_text, first, first_text, aside_added =
-        vouched_run(events, amounts, from, size, token_prefix, key, values)
+        vouched_run(events, amounts, from, size, number, key, values)
     end
     if nv then
       put('v')
@@ -573,6 +572,7 @@ local function observe_run(events, amounts, number, from, size, mode)
     end
   end
   if not nv then
+    local token_prefix = call_token .. '.' .. number .. '.'
     put(key.first_text or '-1')
     local head = nout
     -- A fresh run: counts only, at least two events in the windows, in time order from the
@@ -679,8 +679,16 @@ local function observe_run(events, amounts, number, from, size, mode)
       put(first_text or key.first_text or '-')
       put(count)
       local got = redis.call('ZRANGEBYSCORE', events, low, TOP, 'WITHSCORES')
-      for i = 2, #got, 2 do
-        put(got[i])
+      local ids = {}
+      for i = 1, #got, 2 do
+        ids[#ids + 1] = got[i]
+      end
+      for i = 1, #ids, STEP do
+        local held = redis.call('HMGET', amounts, unpack(ids, i, math.min(i + STEP - 1, #ids)))
+        for n = 1, #held do
+          put(got[2 * (i + n - 1)])
+          put(string.match(held[n], '^%d+'))
+        end
       end
     end
   end
