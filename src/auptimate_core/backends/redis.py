@@ -68,6 +68,7 @@ the copies of their windows (under a lock).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -166,6 +167,8 @@ class RedisWindowStore:
         self.retain = retain
         self._names: dict[str, list[str]] = {}
         self._copies = WindowCopies()
+        self._nonce = secrets.token_hex(8)  # this store's, and a count of its calls
+        self._calls = itertools.count()
         self._slots: dict[str, int] = {}
 
     @property
@@ -270,7 +273,8 @@ class RedisWindowStore:
     ) -> ObservedBatch:
         """See :meth:`WindowStore.observe_many`. ``deliveries`` name each event's delivery; else
         ``batch`` names the call, and an event keeps the token ``batch.run.place`` (its pool's
-        run in the call, its place in the run); else the call gets a random name."""
+        run in the call, its place in the run); else the call gets a name of its own (the
+        store's random prefix and a count of its calls)."""
         n = len(keys)
         if not len(event_ids) == len(ats) == len(amounts) == n:
             raise ValidationError("observe_many", f"{n} keys, {len(event_ids)} event ids, "
@@ -296,7 +300,7 @@ class RedisWindowStore:
         keep = self._lateness + self._reach
         memory = max(self._horizon, keep)
         ttl = max(self._idle_ttl_ms, -(-memory // 1000))
-        nonce = secrets.token_hex(8)
+        nonce = f"{self._nonce}{next(self._calls):x}"  # unique to this call
         call_token = "" if tokens is not None else batch or nonce
         head: list[Any] = [self._lateness, keep, memory, "1" if totals else "0", ttl,
                            self.retain, "" if not_after is None else not_after, nonce,

@@ -6,7 +6,7 @@ Why vouch: answering a run on the server costs the window edges of every pool of
 reads and their replies), and Redis's Lua spends more per event than the client does in C's
 bisect. A :class:`PoolCopy` holds what the server holds of one pool's windows (its event times
 after newest - keep, its newest and first times) *as of a version*: every script run that records
-anything for a pool gives it a new version (the call's random nonce and the run's number). The
+anything for a pool gives it a new version (a nonce unique to the call and the run's number). The
 client answers a run from its copy and sends the answers with the version they assume; the
 server records them as they stand when the pool is at that version and every id is new, and
 otherwise answers the run itself and tells the client the pool's windows. A copy can only be
@@ -146,16 +146,6 @@ class WindowCopies:
                 del copy.sums[:cut]
 
 
-_PLACES: list[str] = []
-
-
-def _places(n: int) -> list[str]:
-    """The places 0..n-1 as text (made once)."""
-    if len(_PLACES) < n:
-        _PLACES.extend(str(i) for i in range(len(_PLACES), max(n, 2 * len(_PLACES))))
-    return _PLACES
-
-
 def _parts(total: int) -> str:
     """A window sum as the script writes it: four parts, high to low, joined base 10**6."""
     high, d = divmod(total, _LIMB)
@@ -254,14 +244,15 @@ class BatchCall:
         new, late, future = Status.NEW, Status.LATE, Status.FUTURE
         carry = f">{'-1' if first is None else first}" if tokens is None else ""
         prefix = f"{self.call_token}.{number}."
-        places = _places(len(rows))
-        two = len(bounds) == 2 and not sums
-        if two:
-            (off1, reach1), (off2, reach2) = bounds
-            column1, column2 = counts
+        # The spike rule's windows, (at - w, at] and (at - w - b, at - w], share an edge: two
+        # searches an event, the newest edge being the end of the times when the event is.
+        spike = (not sums and tokens is None and len(bounds) == 2 and bounds[0][0] == 0
+                 and bounds[0][1] == bounds[1][0])
+        if spike:
+            (_, near), (_, far) = bounds
+            recent, baseline = counts
         for place, i in enumerate(rows):
             at = ats[i]
-            token = prefix + places[place] if tokens is None else tokens[i]
             if (not_after is not None and at > not_after) or (
                     newest is not None and at < newest - lateness):
                 statuses[i] = future if not_after is not None and at > not_after else late
@@ -270,25 +261,39 @@ class BatchCall:
                     column[i] = 0
                 for column in sums:
                     column[i] = 0
+            elif spike:
+                statuses[i] = new
+                amount = amounts[i]
+                if not times or at >= times[-1]:
+                    times.append(at)
+                    totals.append(totals[-1] + amount)
+                    top = len(times)
+                else:
+                    copy.add(at, amount)
+                    top = bisect_right(times, at)
+                middle = bisect_right(times, at - near)
+                c1, c2 = top - middle, middle - bisect_right(times, at - far)
+                recent[i], baseline[i] = c1, c2
+                value = f"{amount}:{prefix}{place}:C{c1} {c2}{carry}"
+                carry = ""
+                if newest is None or at > newest:
+                    newest = at
+                if first is None or at < first:
+                    first = at
             else:
                 statuses[i] = new
                 copy.add(at, amounts[i])
-                if two:
-                    c1 = bisect_right(times, at - off1) - bisect_right(times, at - reach1)
-                    c2 = bisect_right(times, at - off2) - bisect_right(times, at - reach2)
-                    column1[i], column2[i] = c1, c2
-                    value = f"{amounts[i]}:{token}:C{c1} {c2}{carry}"
-                else:
-                    tallies = []
-                    for j, (offset, reach) in enumerate(bounds):
-                        high = bisect_right(times, at - offset)
-                        low = bisect_right(times, at - reach)
-                        counts[j][i] = high - low
-                        tallies.append(str(high - low))
-                        if sums:
-                            total = sums[j][i] = totals[high] - totals[low]
-                            tallies.append(_parts(total))
-                    value = f"{amounts[i]}:{token}:{'T' if sums else 'C'}{' '.join(tallies)}{carry}"
+                tallies = []
+                for j, (offset, reach) in enumerate(bounds):
+                    high = bisect_right(times, at - offset)
+                    low = bisect_right(times, at - reach)
+                    counts[j][i] = high - low
+                    tallies.append(str(high - low))
+                    if sums:
+                        total = sums[j][i] = totals[high] - totals[low]
+                        tallies.append(_parts(total))
+                token = f"{prefix}{place}" if tokens is None else tokens[i]
+                value = f"{amounts[i]}:{token}:{'T' if sums else 'C'}{' '.join(tallies)}{carry}"
                 carry = ""
                 if newest is None or at > newest:
                     newest = at
@@ -298,7 +303,7 @@ class BatchCall:
             if tokens is None:
                 args += (ids[i], at, value)
             else:
-                args += (ids[i], at, value, token)
+                args += (ids[i], at, value, tokens[i])
         copy.version, copy.pending = None, f"{self.nonce}.{number}"
         copy.newest, copy.first = newest, first
         return args
