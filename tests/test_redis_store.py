@@ -55,6 +55,21 @@ class TestRedisStore(WindowStoreContract):
         )
 
 
+class TestRedisStoreAnsweringEveryRun(WindowStoreContract):
+    """The same contract with no copies: the server answers every run itself."""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_url: str) -> None:
+        self.url = redis_url
+
+    def make_store(self, allowed_lateness_us: int, dedup_horizon_us: int = DAY) -> WindowStore:
+        return RedisWindowStore.from_url(
+            self.url, namespace=f"t{uuid.uuid4().hex[:12]}", copies=False,
+            allowed_lateness=timedelta(microseconds=allowed_lateness_us),
+            dedup_horizon=timedelta(microseconds=dedup_horizon_us),
+        )
+
+
 @pytest.fixture
 def store(redis_url: str) -> Iterator[RedisWindowStore]:
     s = RedisWindowStore.from_url(redis_url, namespace=f"t{uuid.uuid4().hex[:12]}")
@@ -314,15 +329,17 @@ def test_four_processes_one_truth(redis_url: str) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(stream=observations(), intervals=intervals_st, size=st.integers(1, 15),
-       totals=st.booleans())
+       totals=st.booleans(), copies=st.booleans())
 def test_every_named_call_made_again_answers_the_same(
     redis_url: str, stream: list[tuple[Observation, int]], intervals: list[Interval],
-    size: int, totals: bool,
+    size: int, totals: bool, copies: bool,
 ) -> None:
     # Whatever the stream (ties, late, future, redelivered), each call made twice under its
-    # name answers the second time exactly as the first, and as the model answers it once.
+    # name answers the second time exactly as the first, and as the model answers it once,
+    # whether the client answers runs from its copies or the server answers them.
     store = RedisWindowStore.from_url(redis_url, namespace=f"t{uuid.uuid4().hex[:12]}",
-                                      allowed_lateness=timedelta(microseconds=LATENESS))
+                                      allowed_lateness=timedelta(microseconds=LATENESS),
+                                      copies=copies)
     model = ModelStore(LATENESS)
     try:
         for number, start in enumerate(range(0, len(stream), size)):

@@ -13,12 +13,12 @@ they live in one slot and one Lua script may touch them all::
 plus one set per rule, ``{namespace}:firing:<rule>``, indexing the pools that are firing. The
 pool's state is its newest and first event times, where trimming stands and its version (below).
 
-Recording and tallying is one server-side Lua script (``lua/observe.lua``, loaded once, called
-by SHA, reloaded after ``NOSCRIPT``) that takes the runs of many pools (a pool's events of a
-batch, in order) and handles each atomically: concurrent processes never double-count, lose an
-event, or see half an update. A batch costs one script call per ``batch_size`` events (on a
-Redis Cluster, per hash slot), the calls streamed over one connection (pipelined per node on
-a cluster) while the next is encoded.
+Recording and tallying is one server-side Lua script (``lua/observe.lua`` and its two parts,
+loaded once, called by SHA, reloaded after ``NOSCRIPT``) that takes the runs of many pools (a
+pool's events of a batch, in order) and handles each atomically: concurrent processes never
+double-count, lose an event, or see half an update. A batch costs one script call per
+``batch_size`` events (on a Redis Cluster, per hash slot), the calls streamed over one
+connection (pipelined per node on a cluster) while the next is encoded.
 
 A run is usually answered by the client itself and checked by the server (see
 :mod:`~auptimate_core.backends.redis_batch`): the store keeps a copy of each pool's windows at
@@ -124,7 +124,10 @@ class RedisWindowStore:
     the horizon, so that a redelivered run (see ``deliveries`` of :meth:`observe_many`) of up to
     that many events per pool is answered as the first time. ``batch_size``: the events one
     script call carries at most (a pool's run is never split), so that the client encodes the
-    next call while the server runs one and no call holds the server for long.
+    next call while the server runs one and no call holds the server for long. ``copies``:
+    keep copies of the pools' windows and answer runs from them (checked by the server); with
+    ``False`` the server answers every run (for pools that many processes write at once, whose
+    copies would keep going stale).
     """
 
     def __init__(
@@ -139,6 +142,7 @@ class RedisWindowStore:
         backoff: float = 0.05,
         batch_size: int = 1_000,
         retain: int = 256,
+        copies: bool = True,
     ) -> None:
         if not namespace or any(c in namespace for c in "{} "):
             raise ValidationError("namespace", f"must be non-empty without braces or spaces, "
@@ -152,7 +156,9 @@ class RedisWindowStore:
         if retain < 0:
             raise ValidationError("retain", f"must not be negative, not {retain}")
         self.client = client
-        scripts = {name: lua_source(f"{name}.lua") for name in ("observe", "tally", "transition")}
+        scripts = {name: lua_source(f"{name}.lua") for name in ("tally", "transition")}
+        scripts["observe"] = "".join(  # one script in three files
+            lua_source(f"{name}.lua") for name in ("observe_setup", "observe_answer", "observe"))
         self._redis = RedisCaller(client, scripts, retries=retries, backoff=backoff,
                                   on_volatile=_warn_volatile)
         self.owns_client = False
@@ -165,6 +171,7 @@ class RedisWindowStore:
         self._reach = 0
         self.batch_size = batch_size
         self.retain = retain
+        self.copies = copies
         self._names: dict[str, list[str]] = {}
         self._copies = WindowCopies()
         self._nonce = secrets.token_hex(8)  # this store's, and a count of its calls
@@ -308,9 +315,9 @@ class RedisWindowStore:
         for iv in intervals:
             head += [iv.offset, iv.reach]
         head.append(call_token)  # an empty one says each event brings its own
-        call = BatchCall(self._copies, keys, event_ids, ats, amounts, intervals, totals=totals,
-                         tokens=tokens, call_token=call_token, nonce=nonce,
-                         not_after=not_after, lateness=self._lateness, keep=keep)
+        call = BatchCall(self._copies if self.copies else None, keys, event_ids, ats, amounts,
+                         intervals, totals=totals, tokens=tokens, call_token=call_token,
+                         nonce=nonce, not_after=not_after, lateness=self._lateness, keep=keep)
         items = call.items
         in_calls: list[list[int]] = []  # the runs of each script call made, by its place
 

@@ -12,7 +12,8 @@ server records them as they stand when the pool is at that version and every id 
 otherwise answers the run itself and tells the client the pool's windows. A copy can only be
 stale, never wrong: the server checks it on every use.
 
-A copy is made when the server tells a pool's windows (asked by a run's mode ``+``, or after a
+A pool not seen yet is taken for a new one (an empty copy, vouched for as a pool without state);
+a copy is made when the server tells a pool's windows (asked by a run's mode ``+``, or after a
 vouched run it refused); a pool whose vouched runs are refused again and again (another process
 writes it) is answered by the server for a while, twice as long after each refusal, before the
 client asks for a copy again. Copies hold the times of the windows only (at most ``keep`` back
@@ -96,11 +97,12 @@ class WindowCopies:
             self.pools.clear()
             self.keep = keep
         copy = self.pools.get(key)
-        if copy is None:
+        if copy is None:  # a pool not seen yet: vouched for as a new one (most are)
             if len(self.pools) >= POOLS:
                 self.pools.clear()
             copy = self.pools[key] = PoolCopy()
-            return "+", copy
+            copy.version = "~"
+            return "~", copy
         if copy.version is not None:
             return copy.version, copy
         copy.wait -= 1
@@ -168,7 +170,7 @@ class BatchCall:
 
     def __init__(
         self,
-        copies: WindowCopies,
+        copies: WindowCopies | None,
         keys: Sequence[str],
         event_ids: Sequence[str],
         ats: Sequence[int],
@@ -184,12 +186,13 @@ class BatchCall:
         keep: int,
     ) -> None:
         n = len(keys)
-        self.copies = copies
+        self.copies = copies if copies is not None else WindowCopies()
         self.event_ids, self.ats, self.amounts = event_ids, ats, amounts
         self.bounds = [(iv.offset, iv.reach) for iv in intervals]
         self.totals, self.tokens, self.call_token, self.nonce = totals, tokens, call_token, nonce
         self.not_after, self.lateness, self.keep = not_after, lateness, keep
-        self.vouching = (n > 0 and min(ats) > -_EXACT and max(ats) < _EXACT
+        self.vouching = (copies is not None and n > 0 and min(ats) > -_EXACT
+                         and max(ats) < _EXACT
                          and (not_after is None or -_EXACT < not_after < _EXACT))
         # A pool's events make one run, in order; runs (pools) are independent.
         runs: dict[str, list[int]] = {}
