@@ -619,12 +619,13 @@ def concurrency(server: PostgresServer, client_counts: list[int], writes: int,
     rows: dict[str, dict[str, Any]] = {}
     for clients in client_counts:
         per_client = max(writes // clients, 20)
+        who = f"{clients} client{'s' * (clients > 1)}"
         for pools in (1, 100):
-            rows[f"ledger.invest, {clients} clients, {pools} pool{'s' * (pools > 1)}"] = (
+            rows[f"ledger.invest, {who}, {pools} pool{'s' * (pools > 1)}"] = (
                 concurrent_clients(server.url(), clients, pools, per_client,
                                    f"clients_{clients}_{pools}"))
         rate, latencies = bench.tpcb(clients, per_client)
-        rows[f"pgbench TPC-B-like, {clients} clients, scale 1"] = {
+        rows[f"pgbench TPC-B-like, {who}, scale 1"] = {
             "seconds": round(1 / rate, 9), "per_second": round(rate, 1), "clients": clients,
             "pools": 1, "writes": per_client * clients, "errors": 0,
             **_quantiles(latencies), "checked": bench.check()}
