@@ -26,6 +26,7 @@ from auptimate_core import (
 )
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from auptimate_core.pools import AuditChain, LedgerSession, PoolRecord
+from auptimate_core.pools.position import Amounts
 from auptimate_core.pools.repository import LedgerRepository
 from auptimate_core.testing.ledger.harness import START
 from auptimate_core.testing.ledger_contract import LedgerContract
@@ -209,10 +210,23 @@ def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhi
     engine.dispose()
 
 
-def test_a_head_that_moved_under_a_write_is_retried_then_refused(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """A fresh SQLite file, or a PostgreSQL schema dropped afterwards: (url, schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}", None
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url, request.getfixturevalue("pg_schema")
+
+
+def test_a_head_that_moved_under_a_write_is_retried_then_refused(
+        database: tuple[str, str | None]) -> None:
     # The pool's head is read and written in one unit of work; a record whose head is not the
-    # stored one (another writer's change in between) fails the write and it runs again.
-    repository = SqlLedgerRepository.from_url(f"sqlite:///{tmp_path / 'moved.db'}", retries=2)
+    # stored one (another writer's change in between) fails the write and it runs again. This
+    # unit of work publishes no change: the write without the feed's part.
+    url, schema = database
+    repository = SqlLedgerRepository.from_url(url, schema=schema, retries=2)
     ledger = PoolLedger(repository)
     ledger.create_pool(Pool("p", "m"), actor="m")
     chain = AuditChain()
@@ -231,6 +245,20 @@ def test_a_head_that_moved_under_a_write_is_retried_then_refused(tmp_path: Path)
         repository.write(stale)
     assert len(runs) == 3
     assert ledger.verify() == 1
+
+    def fresh(session: LedgerSession) -> None:
+        record = session.pool("p", lock=True)
+        assert record is not None
+        entry = chain.seal("p", record.head_seq + 1, "admit", "a", D("0.00"), START, "m", "",
+                           record.head_hash)
+        session.append(PoolRecord(record.pool, record.head_seq + 1, entry.hash, record.totals),
+                       [entry], {"a": Amounts.zero("USD")}, None)
+
+    ledger.register_investor(Investor("a"))
+    before = ledger.changes()
+    repository.write(fresh)
+    assert ledger.verify() == 2 and ledger.changes() == before
+    assert [p.investor_id for p in ledger.positions("p")] == ["a"]
     ledger.close()
 
 
