@@ -3,6 +3,7 @@ by the server are the memory store's answers, whoever else writes the pools."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import uuid
@@ -174,4 +175,24 @@ def test_a_pool_is_a_hash_table_and_a_skip_list_from_its_first_event(
     assert store.client.object("encoding", amounts) == b"hashtable"
     # The edge member that makes it so is outside every window and every count.
     assert store.tally("p", 1, [Interval(0, 10**15)]) == (Tally(1, 1),)
+    store.close()
+
+
+def test_copies_start_again_past_their_budget(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from auptimate_core.backends import redis_batch
+
+    monkeypatch.setattr(redis_batch, "POOLS", 3)
+    monkeypatch.setattr(redis_batch, "EVENTS", 40)
+    store = RedisWindowStore.from_url(redis_url, namespace=namespace)
+    memory = MemoryWindowStore(allowed_lateness=LATENESS)
+    held = []
+    for n, (keys, ids, ats, amounts) in enumerate(batches(20, 30, pools=6)):
+        got = store.observe_many(keys, ids, ats, amounts, SPIKE, totals=True)
+        _same(got, memory.observe_many(keys, ids, ats, amounts, SPIKE, totals=True),
+              f"batch {n}")
+        assert len(store._copies.pools) <= 6  # at most the cap and the pools of one call
+        held.append(store._copies.held)
+    assert any(later < earlier for earlier, later in itertools.pairwise(held))  # started again
     store.close()

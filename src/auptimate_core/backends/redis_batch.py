@@ -17,7 +17,8 @@ a copy is made when the server tells a pool's windows (asked by a run's mode ``+
 vouched run it refused); a pool whose vouched runs are refused again and again (another process
 writes it) is answered by the server for a while, twice as long after each refusal, before the
 client asks for a copy again. Copies hold the times of the windows only (at most ``keep`` back
-from the pool's newest event), for at most :data:`POOLS` pools.
+from the pool's newest event), for at most :data:`POOLS` pools and :data:`EVENTS` events in all
+(then they start again).
 
 Thread-safe: the copies are read and changed under one lock.
 """
@@ -32,10 +33,12 @@ from typing import Any
 
 from ..store import Interval, Status
 
-__all__ = ["POOLS", "BatchCall", "PoolCopy", "WindowCopies"]
+__all__ = ["EVENTS", "POOLS", "BatchCall", "PoolCopy", "WindowCopies"]
 
 POOLS = 100_000
 """Pools whose windows a store keeps a copy of (then it starts again)."""
+EVENTS = 1_000_000
+"""Events the copies of a store's pools hold in all (then they start again): about 80 MB."""
 _EXACT = 2**53
 """Times within this bound are exact as Redis scores (doubles): a copy holds no others."""
 _STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE, Status.FUTURE)
@@ -49,7 +52,8 @@ class PoolCopy:
     vouched for from it changes it at once, and leaves it ``pending`` (the run's new version)
     until the server's reply."""
 
-    __slots__ = ("first", "misses", "newest", "pending", "sums", "times", "version", "wait")
+    __slots__ = ("counted", "first", "misses", "newest", "pending", "sums", "times", "version",
+                 "wait")
 
     def __init__(self) -> None:
         self.version: str | None = None
@@ -60,6 +64,7 @@ class PoolCopy:
         self.sums: list[int] = [0]
         self.misses = 0
         self.wait = 0
+        self.counted = 0  # the times counted in the copies' total
 
     def drop(self, wait: int) -> None:
         """Hold no copy; ask for one again after ``wait`` runs."""
@@ -88,18 +93,24 @@ class WindowCopies:
         self.lock = threading.Lock()
         self.pools: dict[str, PoolCopy] = {}
         self.keep = 0
+        self.held = 0  # events held by the copies (those of runs pending aside)
+
+    def _count(self, copy: PoolCopy) -> None:
+        self.held += len(copy.times) - copy.counted
+        copy.counted = len(copy.times)
 
     def mode(self, key: str, keep: int) -> tuple[str, PoolCopy | None]:
         """How to send ``key``'s next run: ``+`` (answer it and tell its windows), the copy's
         version (vouched, with the copy to answer it from) or ``-`` (answer it). Under
         :attr:`lock`."""
-        if keep != self.keep:  # a longer reach: the copies may miss older events
+        if keep != self.keep or self.held > EVENTS:  # a longer reach: copies may miss events
             self.pools.clear()
-            self.keep = keep
+            self.keep, self.held = keep, 0
         copy = self.pools.get(key)
         if copy is None:  # a pool not seen yet: vouched for as a new one (most are)
             if len(self.pools) >= POOLS:
                 self.pools.clear()
+                self.held = 0
             copy = self.pools[key] = PoolCopy()
             copy.version = "~"
             return "~", copy
@@ -116,6 +127,7 @@ class WindowCopies:
         copy.pending = None
         if fields[pos] == b"!":
             copy.drop(64)
+            self._count(copy)
             return pos + 1
         version, newest, first = fields[pos:pos + 3]
         count = int(fields[pos + 3])
@@ -131,6 +143,7 @@ class WindowCopies:
             copy.sums = [0, *itertools.accumulate(map(int, told[1::2]))]
             if copy.times and (copy.times[0] <= -_EXACT or copy.times[-1] >= _EXACT):
                 copy.drop(64)
+        self._count(copy)
         return start + 2 * count
 
     def commit(self, copy: PoolCopy, version: str, keep: int) -> None:
@@ -138,14 +151,15 @@ class WindowCopies:
         :attr:`lock`."""
         if copy.pending != version:  # another call of this process has moved it meanwhile
             copy.drop(1)
-            return
-        copy.version, copy.pending, copy.misses = version, None, 0
-        times, newest = copy.times, copy.newest
-        if newest is not None and times and times[0] <= newest - keep:
-            cut = bisect_right(times, newest - keep)
-            if cut > 64 or 2 * cut > len(times):
-                del times[:cut]
-                del copy.sums[:cut]
+        else:
+            copy.version, copy.pending, copy.misses = version, None, 0
+            times, newest = copy.times, copy.newest
+            if newest is not None and times and times[0] <= newest - keep:
+                cut = bisect_right(times, newest - keep)
+                if cut > 64 or 2 * cut > len(times):
+                    del times[:cut]
+                    del copy.sums[:cut]
+        self._count(copy)
 
 
 def _parts(total: int) -> str:
@@ -245,7 +259,7 @@ class BatchCall:
         times, totals, newest, first = copy.times, copy.sums, copy.newest, copy.first
         not_after, lateness, bounds = self.not_after, self.lateness, self.bounds
         new, late, future = Status.NEW, Status.LATE, Status.FUTURE
-        carry = f">{'-1' if first is None else first}" if tokens is None else ""
+        carry = f">{'-' if first is None else first}" if tokens is None else ""
         prefix = f"{self.call_token}.{number}."
         # The spike rule's windows, (at - w, at] and (at - w - b, at - w], share an edge: two
         # searches an event, the newest edge being the end of the times when the event is.
@@ -327,9 +341,7 @@ class BatchCall:
                     with self.copies.lock:
                         self.copies.commit(copy, f"{self.nonce}.{number}", self.keep)
                 continue
-            first: int | None = int(fields[pos])
-            if first == -1:
-                first = None
+            first = None if fields[pos] == b"-" else int(fields[pos])
             pos += 1
             for i in self.items[number][1]:
                 code = fields[pos]

@@ -26,7 +26,7 @@
 -- run is answered here (its third arguments begin with the units) and its key's windows told.
 --
 -- Reply: one string of words separated by spaces. Per run: "v" for a run recorded as vouched;
--- else the key's first event time before the run (-1 for none), then per event its status (0
+-- else the key's first event time before the run ("-" for none), then per event its status (0
 -- new, 1 duplicate, 2 late, 3 future) and per interval its count (and, with totals, the sum as
 -- four exact parts, high to low, each part summing six decimal digits of the amounts: Lua's
 -- numbers are doubles, and 2**32 members of a sorted set times 10**6 stays below 2**53). The
@@ -143,7 +143,7 @@ local function observe_run(events, amounts, number, from, size, mode)
   end
   if not nv then
     local token_prefix = call_token .. '.' .. number .. '.'
-    put(key.first_text or '-1')
+    put(key.first_text or '-')
     local head = nout
     -- A fresh run: counts only, at least two events in the windows, in time order from the
     -- key's newest on (fewer, and the edges cost more than they save); its ids new and once.
