@@ -196,3 +196,16 @@ def test_copies_start_again_past_their_budget(
         held.append(store._copies.held)
     assert any(later < earlier for earlier, later in itertools.pairwise(held))  # started again
     store.close()
+
+
+def test_a_pool_with_events_and_no_state_is_not_taken_for_a_new_one(
+    redis_url: str, namespace: str,
+) -> None:
+    # As the store's older layout left them (its state in a key of its own).
+    store = RedisWindowStore.from_url(redis_url, namespace=namespace)
+    events, amounts = store._keys("p")
+    store.client.zadd(events, {"old": 100})
+    store.client.hset(amounts, "old", "5:x.0.0:C1")
+    got = store.observe_many(["p", "p"], ["a", "b"], [110, 120], [1, 1], [Interval(0, 100)])
+    assert got.counts == [[2, 3]]
+    store.close()

@@ -131,7 +131,8 @@ local function observe_run(events, amounts, number, from, size, mode)
   local wrote = true
   local tell = mode == '+'
   if mode ~= '-' and not tell then
-    if mode == version then
+    -- A key without state has no events either (unless the store's older layout wrote them).
+    if mode == version and (state or redis.call('EXISTS', events) == 0) then
       nv, newest, newest_text, first, first_text, aside_added =
         vouched_run(events, amounts, from, size, number, key, values)
     end
