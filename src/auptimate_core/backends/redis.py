@@ -140,7 +140,7 @@ class RedisWindowStore:
         idle_ttl: timedelta = timedelta(days=1),
         retries: int = 3,
         backoff: float = 0.05,
-        batch_size: int = 1_000,
+        batch_size: int = 500,
         retain: int = 256,
         copies: bool = True,
     ) -> None:
