@@ -31,16 +31,17 @@ local offsets, reaches, lows = {}, {}, {}
 -- interval's edges as places in that list.
 local distances, place_of = {}, {}
 local nd = 0
-for j = 1, k do
-  offsets[j] = tonumber(ARGV[8 + 2 * j])
-  reaches[j] = tonumber(ARGV[9 + 2 * j])
-  lows[j] = reaches[j] - 1
-  for _, d in ipairs({offsets[j], reaches[j]}) do
-    if not place_of[d] then
-      nd = nd + 1
-      distances[nd] = d
-      place_of[d] = true
-    end
+for j = 1, 2 * k do
+  local d = tonumber(ARGV[9 + j])
+  if j % 2 == 1 then
+    offsets[(j + 1) / 2] = d
+  else
+    reaches[j / 2], lows[j / 2] = d, d - 1
+  end
+  if not place_of[d] then
+    nd = nd + 1
+    distances[nd] = d
+    place_of[d] = true
   end
 end
 table.sort(distances)
@@ -57,10 +58,10 @@ local width = call_token == '' and 4 or 3
 local marker = totals and 'T' or 'C'
 local zeros = totals and 5 * k or k
 -- The reply of an event that is not new (1 duplicate, 2 late, 3 future): its code, zeros.
-local ASIDE = {}
-for code = 1, 3 do
-  ASIDE[code] = code .. string.rep(' 0', zeros)
-end
+local ASIDE = setmetatable({}, {__index = function(aside, code)
+  aside[code] = code .. string.rep(' 0', zeros)
+  return aside[code]
+end})
 local CODE = {D = 1, L = 2, F = 3}
 
 -- Text of small whole numbers, made once (turning a number into text is dear).
