@@ -271,3 +271,19 @@ def test_top_investors_over_a_model_and_a_queryset(alias: str) -> None:
         assert top_investors_django(Investment) == expected
     with pytest.raises(ValidationError, match="no field 'who'"):
         top_investors_django(queryset, investor_id="who")
+
+
+def test_one_naming_of_the_column_arguments() -> None:
+    import warnings
+
+    from auptimate_core.backends.sql.ranking import TransactionsTable
+
+    table = TransactionsTable("payments", investor_id="who", pool_id="fund")
+    assert (table.investor_id, table.pool_id) == ("who", "fund")
+    with pytest.warns(DeprecationWarning, match="investor_id=") as caught:
+        old = TransactionsTable("payments", investor="who", pool="fund")
+    assert len(caught) == 2
+    assert old == table and old.investor == "who"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TransactionsTable.brief("t").pool_id == "syndicate_id"

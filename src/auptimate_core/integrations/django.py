@@ -57,7 +57,7 @@ from ..ranking import (
 )
 
 try:
-    from django.conf import settings
+    from django import conf
     from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.models.functions import Coalesce, Collate
@@ -88,7 +88,7 @@ def project_time(value: datetime) -> datetime:
     rejects it with :class:`~auptimate_core.errors.InvalidTimestamp`. A wall-clock time that
     occurs twice (a DST fall-back) is read as its first occurrence.
     """
-    if not isinstance(value, datetime) or timezone.is_aware(value) or settings.USE_TZ:
+    if not isinstance(value, datetime) or timezone.is_aware(value) or conf.settings.USE_TZ:
         return value
     return timezone.make_aware(value, timezone.get_default_timezone())
 

@@ -10,8 +10,8 @@ pools invested in), as one ``GROUP BY`` query with the contract's tie-break::
     HAVING unique_pools > 0
     ORDER BY unique_pools DESC, total DESC, investor_id ASC LIMIT 5
 
-A row whose kind is NULL, or every row of a table without a kind column (a syndicate-style table), is an
-investment.
+A row whose kind is NULL, or every row of a table without a kind column (a syndicate-style
+table), is an investment.
 
 It runs on SQLite, PostgreSQL (psycopg) and DuckDB (duckdb-engine), on the library's own tables
 or on a user's existing table described by a :class:`TransactionsTable`. The answer equals
@@ -45,6 +45,7 @@ InvestorRank(investor_id='bob', unique_pools=1, total_amount=Decimal('99'))]
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -91,9 +92,15 @@ def _check_scale(_instance: object, _attribute: attrs.Attribute[int | None],
     _valid_scale(value)
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, init=False)
 class TransactionsTable:
     """Where a database keeps transactions: a table and the names of the columns the ranking reads.
+
+    The column arguments are named after the Transaction's fields (``investor_id``,
+    ``pool_id``, ``amount``, ``timestamp``, ``kind``), as in
+    :func:`~auptimate_core.integrations.sqlalchemy.columns_converter` and
+    :func:`~auptimate_core.integrations.django.top_investors_django`; the older
+    ``investor=``/``pool=`` still work, with a :class:`DeprecationWarning`.
 
     ``table`` is a table name (with an optional ``schema``) or a :class:`sqlalchemy.Table`.
     ``scale`` says the amount column holds integer minor units: the amount is
@@ -109,19 +116,43 @@ class TransactionsTable:
     """
 
     table: str | sa.Table
-    investor: str = "investor_id"
-    pool: str = "pool_id"
+    investor_id: str = "investor_id"
+    pool_id: str = "pool_id"
     amount: str = "amount"
     scale: int | None = attrs.field(default=None, validator=_check_scale)
     timestamp: str | None = "timestamp"
     kind: str | None = "kind"
     schema: str | None = None
 
+    def __init__(self, table: str | sa.Table, investor_id: str = "investor_id",
+                 pool_id: str = "pool_id", amount: str = "amount", scale: int | None = None,
+                 timestamp: str | None = "timestamp", kind: str | None = "kind",
+                 schema: str | None = None, *, investor: str | None = None,
+                 pool: str | None = None) -> None:
+        for old, new, value in (("investor", "investor_id", investor),
+                                ("pool", "pool_id", pool)):
+            if value is not None:
+                warnings.warn(f"TransactionsTable({old}=...) is deprecated: use {new}=...",
+                              DeprecationWarning, stacklevel=2)
+        self.__attrs_init__(table, investor if investor is not None else investor_id,
+                            pool if pool is not None else pool_id, amount, scale, timestamp,
+                            kind, schema)
+
+    @property
+    def investor(self) -> str:
+        """Deprecated spelling of :attr:`investor_id`."""
+        return self.investor_id
+
+    @property
+    def pool(self) -> str:
+        """Deprecated spelling of :attr:`pool_id`."""
+        return self.pool_id
+
     @classmethod
     def brief(cls, table: str | sa.Table = "transactions", *, schema: str | None = None,
               scale: int | None = None) -> TransactionsTable:
-        """A syndicate-style table's columns: investor_id, syndicate_id, transaction_amount, date."""
-        return cls(table, pool="syndicate_id", amount="transaction_amount",
+        """A syndicate-style table: investor_id, syndicate_id, transaction_amount, date."""
+        return cls(table, pool_id="syndicate_id", amount="transaction_amount",
                    timestamp="transaction_date", kind=None, schema=schema, scale=scale)
 
     def resolve(self) -> ResolvedTable:
@@ -129,7 +160,7 @@ class TransactionsTable:
         if isinstance(self.table, sa.Table):
             table: sa.TableClause = self.table
         else:
-            names = sorted({name for name in (self.investor, self.pool, self.amount,
+            names = sorted({name for name in (self.investor_id, self.pool_id, self.amount,
                                               self.timestamp, self.kind) if name is not None})
             table = sa.table(self.table, *(sa.column(name) for name in names),
                              schema=self.schema)
@@ -146,7 +177,7 @@ class ResolvedTable:
         self.table = table
 
     def column(self, role: str) -> sa.ColumnElement[Any]:
-        """The column playing ``role`` (investor, pool, amount, timestamp, kind)."""
+        """The column playing ``role`` (investor_id, pool_id, amount, timestamp, kind)."""
         name = getattr(self.spec, role)
         if name is None:
             raise ValidationError(role, f"this table description has no {role} column")
@@ -201,7 +232,7 @@ def _counted_kinds(src: ResolvedTable, accept: RankFilter) -> frozenset[str]:
 
 
 def _where(src: ResolvedTable, accept: RankFilter, dialect: str) -> list[sa.ColumnElement[Any]]:
-    clauses: list[sa.ColumnElement[Any]] = [src.column("investor").is_not(None)]
+    clauses: list[sa.ColumnElement[Any]] = [src.column("investor_id").is_not(None)]
     kind = _kind(src)
     if kind is not None:
         clauses.append(kind.in_(sorted(_counted_kinds(src, accept))))
@@ -312,7 +343,7 @@ def top_investors_sql(
 
 
 def _unique_pools(src: ResolvedTable) -> sa.ColumnElement[Any]:
-    pool = src.column("pool")
+    pool = src.column("pool_id")
     kind = _kind(src)
     if kind is None:
         return sa.func.count(sa.distinct(pool))
@@ -323,7 +354,7 @@ def _rank_in_database(
     conn: Connection, src: ResolvedTable, where: list[sa.ColumnElement[Any]],
     total: sa.ColumnElement[Any], n: int,
 ) -> list[InvestorRank]:
-    investor = src.column("investor")
+    investor = src.column("investor_id")
     pools = _unique_pools(src)
     unique_pools = pools.label("unique_pools")
     total_label = total.label("total_amount")
@@ -349,7 +380,7 @@ def _rank_in_python(
     """Group the rows in Python from each amount's text: exact where the database is not."""
     kind = _kind(src)
     query = (
-        sa.select(src.column("investor"), src.column("pool"),
+        sa.select(src.column("investor_id"), src.column("pool_id"),
                   sa.cast(src.column("amount"), sa.String),
                   sa.literal(WITHOUT_KIND) if kind is None else kind)
         .select_from(src.table)
