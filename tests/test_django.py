@@ -280,10 +280,25 @@ def test_one_naming_of_the_column_arguments() -> None:
 
     table = TransactionsTable("payments", investor_id="who", pool_id="fund")
     assert (table.investor_id, table.pool_id) == ("who", "fund")
-    with pytest.warns(DeprecationWarning, match="investor_id=") as caught:
+    with pytest.warns(DeprecationWarning, match="is deprecated: use") as caught:
         old = TransactionsTable("payments", investor="who", pool="fund")
     assert len(caught) == 2
     assert old == table and old.investor == "who"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert TransactionsTable.brief("t").pool_id == "syndicate_id"
+
+
+def test_the_example_project_passes_its_own_tests(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    project = Path(__file__).resolve().parent.parent / "examples" / "django_project"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+           "EXAMPLE_DB": str(tmp_path / "example.sqlite3")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run([sys.executable, "manage.py", "test", "-v", "1"], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 3 tests" in result.stderr

@@ -118,12 +118,15 @@ def fields_converter(
                 id, f"{type(row).__name__} row has no {id} yet (bulk_create with "
                 "ignore_conflicts does not set primary keys)")
         value = getattr(row, amount)
+        at = getattr(row, timestamp)
+        if isinstance(at, str):  # assigned as text: read as the field reads it from a form
+            at = row._meta.get_field(timestamp).to_python(at)
         return Transaction(
             id=str(key),
             investor_id=str(getattr(row, investor_id)),
             pool_id=str(getattr(row, pool_id)),
             amount=value if isinstance(value, Decimal | int) else Decimal(str(value)),
-            timestamp=project_time(getattr(row, timestamp)),
+            timestamp=project_time(at),
             kind=getattr(row, kind) if kind else "investment",
         )
 
