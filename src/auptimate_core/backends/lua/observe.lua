@@ -258,7 +258,7 @@ local function observe_run(events, amounts, number, from, size, mode)
         local held = redis.call('HMGET', amounts, unpack(ids, i, math.min(i + STEP - 1, #ids)))
         for n = 1, #held do
           put(got[2 * (i + n - 1)])
-          put(string.match(held[n], '^%d+'))
+          put(held[n] and string.match(held[n], '^%d+') or 0)
         end
       end
     end
