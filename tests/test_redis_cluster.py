@@ -59,3 +59,26 @@ def test_pools_spread_over_the_slots(cluster_url: str) -> None:
             assert store.client.keyslot(key) == store.client.keyslot(store._keys(pool)[0])
     assert len(nodes) == 3
     store.close()
+
+
+def test_batches_over_many_pools_answer_as_the_memory_store(cluster_url: str) -> None:
+    # Runs grouped by hash slot, one script call per group, pipelined per node.
+    from auptimate_core.backends.memory import MemoryWindowStore
+
+    store = RedisWindowStore.from_url(cluster_url, namespace=f"c{uuid.uuid4().hex[:8]}",
+                                      batch_size=50)
+    memory = MemoryWindowStore(allowed_lateness=timedelta(minutes=5))
+    window = [Interval(0, 60_000_000), Interval(60_000_000, 3_600_000_000)]
+    at = 0
+    for b in range(6):
+        keys, ids, ats = [], [], []
+        for i in range(400):
+            at += 10_000 * (i % 7)
+            keys.append(f"pool {(i * 37 + b) % 150}")
+            ids.append(f"e{b}.{i}" if i % 50 else "e0.1")  # a few redeliveries
+            ats.append(at)
+        amounts = list(range(1, 401))
+        got = store.observe_many(keys, ids, ats, amounts, window, totals=b % 2 == 1)
+        want = memory.observe_many(keys, ids, ats, amounts, window, totals=b % 2 == 1)
+        assert got == want, b
+    store.close()
