@@ -17,8 +17,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
-from auptimate_core.integrations.redis_streams import StreamProducer, read_alerts, run_worker
 from auptimate_core.generate import SyntheticStream
+from auptimate_core.integrations.redis_streams import StreamProducer, read_alerts, run_worker
 
 RULES = [
     ThresholdRule(limit=Decimal("250000")),

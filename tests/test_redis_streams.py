@@ -22,6 +22,7 @@ import redis
 from auptimate_core import Transaction
 from auptimate_core.alerts import Alert, AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.backends.redis import RedisWindowStore
+from auptimate_core.generate import SyntheticStream
 from auptimate_core.integrations.redis_streams import (
     StreamProducer,
     StreamWorker,
@@ -31,7 +32,6 @@ from auptimate_core.integrations.redis_streams import (
     read_alerts,
     slices,
 )
-from auptimate_core.generate import SyntheticStream
 
 pytestmark = pytest.mark.redis
 

@@ -6,10 +6,10 @@ An investor's total invested is what they put in, less what was given back to th
 - a ``refund`` takes its amount off (its pool does not count: a refund is not an investment);
 - a ``fee``, a ``distribution`` or ``carry`` is not an investment and counts for nothing.
 
-A row without a kind (a syndicate-style CSV has no kind column) is an investment. An investor is ranked
-once they have invested in at least one pool; a refund seen before any investment is kept and
-taken off when the investment comes. The list and incremental forms, the SQL pushdown and the
-vectorised file reader all take these sets from here.
+A row without a kind (a syndicate-style CSV has no kind column) is an investment. An investor
+is ranked once they have invested in at least one pool; a refund seen before any investment is
+kept and taken off when the investment comes. The list and incremental forms, the SQL pushdown
+and the vectorised file reader all take these sets from here.
 
 >>> from decimal import Decimal
 >>> rows = [("ann", "p1", "investment", Decimal("100")), ("ann", "p1", "refund", Decimal("30")),
