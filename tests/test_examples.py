@@ -29,7 +29,7 @@ def _param(script: Path) -> object:
 def test_the_examples_are_there() -> None:
     names = {script.name for script in SCRIPTS}
     assert {"engine_quickstart.py", "sqlalchemy_observer.py", "ledger_alerts.py",
-            "redis_workers.py"} <= names
+            "redis_workers.py", "fastapi_service.py"} <= names
     assert "exploration.ipynb" in {notebook.name for notebook in NOTEBOOKS}
 
 
