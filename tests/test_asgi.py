@@ -135,6 +135,15 @@ async def _seeded(ledger: AsyncPoolLedger) -> list[Change]:
     return await ledger.changes()
 
 
+def test_the_module_imports_no_framework_and_no_driver() -> None:
+    code = ("import sys, auptimate_core.integrations.asgi; print(sorted({m.split('.')[0] for m "
+            "in sys.modules} & {'fastapi', 'starlette', 'uvicorn', 'httpx', 'anyio', "
+            "'pydantic', 'sqlalchemy', 'aiosqlite', 'redis'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"
+
+
 # -- errors as problem answers --------------------------------------------------------------
 
 
