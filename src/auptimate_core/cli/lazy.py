@@ -12,7 +12,6 @@ from importlib import import_module
 from typing import Any, NamedTuple
 
 import click
-from click.utils import make_default_short_help
 
 
 class LazyCommand(NamedTuple):
@@ -56,6 +55,12 @@ class LazyGroup(click.Group):
         for name in names:
             loaded = self.commands.get(name)
             rows.append((name, loaded.get_short_help_str(limit) if loaded is not None
-                         else make_default_short_help(self.lazy[name].help, limit).strip()))
+                         else _short_help(self.lazy[name].help, limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _short_help(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` as click shortens a loaded command's help (through a
+    throwaway command: click's own helper for this is deprecated)."""
+    return click.Command(None, help=text).get_short_help_str(limit)
