@@ -1,5 +1,5 @@
-"""A pool service on FastAPI: pools, members, investments, positions, and the ledger's changes
-and the alerts pushed to browsers as server-sent events.
+"""A pool service on FastAPI: pools, members, investments, distributions, positions, metrics,
+and the ledger's changes and the alerts pushed to browsers as server-sent events.
 
     LEDGER_URL=sqlite+aiosqlite:///pools.db uvicorn fastapi_service:app --app-dir examples
 
@@ -21,8 +21,9 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
 from auptimate_core import Investor, Pool, ThresholdRule
@@ -35,6 +36,7 @@ from auptimate_core.integrations.asgi import (
     ProblemResponse,
     problem_handler,
 )
+from auptimate_core.metrics import disable_metrics, enable_metrics
 
 
 class NewPool(BaseModel):
@@ -51,6 +53,11 @@ class Investment(BaseModel):
     key: str  # the client's idempotency key: a retried request is recorded once
 
 
+class Distribution(BaseModel):
+    total: Decimal
+    key: str
+
+
 async def malformed(request: Request, error: RequestValidationError) -> ProblemResponse:
     """A missing or mistyped field: the same 422 problem answer as a bad value."""
     first = error.errors()[0]
@@ -63,10 +70,14 @@ def create_app(ledger_url: str) -> FastAPI:
     alerts: Fanout[Alert] = Fanout()
     engine = AsyncAlertEngine([ThresholdRule(limit=Decimal("250000"))], sinks=[alerts])
 
+    registry = CollectorRegistry()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.open()  # an unreachable database fails the start, not a request
+        enable_metrics(registry)
         yield
+        disable_metrics()
         await engine.close()
         await ledger.close()
 
@@ -93,6 +104,18 @@ def create_app(ledger_url: str) -> FastAPI:
         raised = await engine.process(tx)
         return {"id": tx.id, "amount": str(tx.amount), "at": tx.timestamp.isoformat(),
                 "alerts": [alert.to_dict() for alert in raised]}
+
+    @app.post("/pools/{pool_id}/distributions", status_code=201)
+    async def distribute(pool_id: str, body: Distribution,
+                         x_actor: str = Header()) -> list[dict[str, str]]:
+        txs = await ledger.distribute(pool_id, body.total, actor=x_actor,
+                                      idempotency_key=body.key)
+        await engine.process_many(txs)
+        return [{"investor_id": tx.investor_id, "amount": str(tx.amount)} for tx in txs]
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/pools/{pool_id}/positions")
     async def positions(pool_id: str) -> list[dict[str, str]]:
@@ -146,8 +169,18 @@ async def _check(base: str) -> None:
         print("bad Last-Event-ID:", unknown.status_code, unknown.json()["title"])
         held = (await client.get("/pools/fund-a/positions")).json()
         print("positions:", [(p["investor_id"], p["invested"]) for p in held])
+        paid = await client.post("/pools/fund-a/distributions", headers=manager,
+                                 json={"total": "1500.00", "key": "d-1"})
+        print("distribution:", paid.status_code, paid.json())
+        scraped = (await client.get("/metrics")).text
+        writes = [line for line in scraped.splitlines()
+                  if line.startswith("auptimate_ledger_writes_total")]
+        print("/metrics:", writes)
         assert made.status_code == 201 and refused.status_code == 422
         assert unknown.status_code == 422 and held[0]["invested"] == "300000.00"
+        assert paid.status_code == 201 and paid.json() == [
+            {"investor_id": "ann", "amount": "1500.00"}]
+        assert any('kind="invest"' in line for line in writes)
 
 
 def main() -> None:
