@@ -146,6 +146,25 @@ def observations(draw: st.DrawFn, max_size: int = 40) -> list[tuple[Observation,
     return out
 
 
+@st.composite
+def shaped_intervals(draw: st.DrawFn) -> list[Interval]:
+    """Two windows that overlap (``(0, 10), (5, 20)``), nest, end in the past, both end now,
+    or almost chain (a gap or an overlap of one where the spike rule's pair meets)."""
+    a = draw(st.integers(1, 120))
+    b = draw(st.integers(1, 120))
+    off = draw(st.integers(1, 60))
+    shapes = [
+        [Interval(0, a), Interval(off, a + b)],          # overlapping, second reaches further
+        [Interval(0, a + b + off), Interval(off, a)],    # nested inside the first
+        [Interval(off, a), Interval(off + a + 1, b)],    # both end in the past, a gap between
+        [Interval(0, a), Interval(0, b)],                # both end now
+        [Interval(0, a), Interval(a + 1, b)],            # the spike pair with a one-unit gap
+        [Interval(0, a + 1), Interval(a, b)],            # the spike pair overlapping by one
+        [Interval(off, a), Interval(0, b)],              # the past window first
+    ]
+    return draw(st.sampled_from(shapes))
+
+
 class WindowStoreContract:
     """Tests every WindowStore must pass; subclasses define :meth:`make_store`."""
 
@@ -288,3 +307,58 @@ class WindowStoreContract:
             assert again.status is Status.NEW
         finally:
             store.close()
+
+    # -- interval shapes the engine's own rules never ask for, and times before 1970 ----------
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(stream=observations(), intervals=shaped_intervals(),
+           shift=st.sampled_from([0, -1_000, -(10**15)]))
+    def test_overlapping_nested_and_past_windows_match_the_model(
+        self, stream: list[tuple[Observation, int]], intervals: list[Interval], shift: int
+    ) -> None:
+        """Pairs that overlap, nest, end in the past or both end now, on every path of
+        ``observe`` and ``observe_many``; ``shift`` moves the stream before 1970 (negative
+        microseconds)."""
+        store, model = self._fresh(), ModelStore(LATENESS)
+        moved = [(attrs.evolve(obs, at=obs.at + shift), not_after + shift)
+                 for obs, not_after in stream]
+        try:
+            half = len(moved) // 2
+            for obs, not_after in moved[:half]:
+                want = model.observe(obs, intervals, not_after=not_after)
+                assert store.observe(obs, intervals, not_after=not_after) == want, obs
+            chunk = [obs for obs, _ in moved[half:]]
+            if chunk:
+                not_after = moved[half][1]
+                got = store.observe_many(
+                    [o.key for o in chunk], [o.event_id for o in chunk], [o.at for o in chunk],
+                    [o.amount for o in chunk], intervals, totals=True, not_after=not_after,
+                )
+                for i, obs in enumerate(chunk):
+                    want = model.observe(obs, intervals, not_after=not_after)
+                    assert got.statuses[i] is want.status, obs
+                    assert got.first_seen[i] == want.first_seen, obs
+                    if want.status is Status.NEW:
+                        assert [c[i] for c in got.counts] == [t.count for t in want.tallies], obs
+                        assert [s[i] for s in got.totals] == [t.total for t in want.tallies], obs
+            for key in {o.key for o, _ in moved}:
+                newest = max((t for _, t, _ in model.events.get(key, [])), default=None)
+                if newest is not None:
+                    assert store.tally(key, newest, intervals) == model.tally(
+                        key, newest, intervals), key
+        finally:
+            store.close()
+
+    def test_the_issue_shape_overlapping_pair(self) -> None:
+        """``[Interval(0, 10), Interval(5, 20)]``: two overlapping windows, the second not
+        starting where the first ends."""
+        store, model = self._fresh(), ModelStore(LATENESS)
+        intervals = [Interval(0, 10), Interval(5, 20)]
+        try:
+            for i, at in enumerate([-30, -12, -7, -3, 0, 4, 9, 10, 15, 26]):
+                obs = Observation("p", f"e{i}", at, 100 + i)
+                assert store.observe(obs, intervals) == model.observe(obs, intervals), obs
+            assert store.tally("p", 26, intervals) == (Tally(1, 109), Tally(4, 426))
+        finally:
+            store.close()
+
