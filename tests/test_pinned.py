@@ -20,6 +20,7 @@ from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.errors import ValidationError
 from auptimate_core.money import allocate, minor_digits, minor_unit, quantize
 from auptimate_core.ranking import TopInvestors
+from auptimate_core.store import IDLE, LifecycleState
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -351,3 +352,33 @@ def test_spike_with_significance_carries_a_p_value() -> None:
     assert (firing.observed, firing.limit) == (Decimal("2"), Decimal("2"))
     assert dict(resolved.context)["p_value"] == "0.305"
     assert resolved.message.startswith("spike over in pool p2: 1 transactions in the last 1h")
+
+
+# -- survivors of the mutation run (scripts/mutation) ----------------------------------------
+
+
+def test_threshold_limit_for_a_pool() -> None:
+    rule = ThresholdRule(limit=Decimal("100"), per_pool={"q": Decimal("5")})
+    assert rule.limit_for("q") == Decimal("5")
+    assert rule.limit_for("other") == Decimal("100")
+
+
+def test_cooldown_and_min_history_boundaries() -> None:
+    rule = SpikeRule(cooldown=timedelta(seconds=10), min_history=timedelta(seconds=20))
+    resolved_at = LifecycleState(False, 1_000_000, None)
+    assert rule.may_fire(30_000_000, 0, resolved_at) is True
+    assert rule.may_fire(10_999_999, -20_000_000, resolved_at) is False
+    assert rule.may_fire(11_000_000, -20_000_000, resolved_at) is True
+    assert rule.may_fire(19_999_999, 0, IDLE) is False
+    assert rule.may_fire(20_000_000, 0, IDLE) is True
+    assert rule.may_fire(20_000_000, None, IDLE) is False
+
+
+def test_amount_spike_floor_is_at_least_one_unit() -> None:
+    rule = AmountSpikeRule(min_total=0)
+    assert rule.holds(0, 0) is False
+    assert rule.holds(1, 0) is True
+
+
+def test_durations_under_a_second() -> None:
+    assert _span_text(999_999) == "0.999999s"
