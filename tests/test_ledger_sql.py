@@ -28,7 +28,9 @@ from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from auptimate_core.pools import AuditChain, LedgerSession, PoolRecord
 from auptimate_core.pools.position import Amounts
 from auptimate_core.pools.repository import LedgerRepository
+from auptimate_core.testing.ledger.feed import FeedScenarios
 from auptimate_core.testing.ledger.harness import START
+from auptimate_core.testing.ledger.money import MoneyScenarios
 from auptimate_core.testing.ledger_contract import LedgerContract
 from auptimate_core.testing.servers import free_port
 
@@ -97,6 +99,19 @@ class TestPostgresLedger(RawSql, LedgerContract):
 
     def make_repository(self) -> LedgerRepository:
         return SqlLedgerRepository.from_url(self.url, schema=f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.mark.postgres
+class TestPostgresLedgerCommittingApart(MoneyScenarios, FeedScenarios):
+    """The money and feed scenarios with each write's commit sent after its statement."""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_url: str) -> None:
+        self.url = postgres_url
+
+    def make_repository(self) -> LedgerRepository:
+        return SqlLedgerRepository.from_url(self.url, schema=f"t_{uuid.uuid4().hex[:12]}",
+                                            pipeline=False)
 
 
 # -- two processes writing to one PostgreSQL pool ---------------------------------------------

@@ -240,14 +240,19 @@ class SqlSession:
             raise LedgerError("a unit of work publishes one change at most")
         self.published = (event, clock)
 
-    def flush(self, channel: str | None) -> None:
+    def flush(self, channel: str | None, commit: bool = False) -> bool:
         """Write what the unit of work kept: its appends, then its change (the last write: from
         the feed head's update to the commit, the unit of work holds the head's lock).
-        ``channel`` is the PostgreSQL channel to notify."""
+        ``channel`` is the PostgreSQL channel to notify.
+
+        With ``commit`` (PostgreSQL on a driver with pipeline mode) the last statement goes
+        with the ``COMMIT`` in one round trip, so the head's lock is let go as soon as the
+        server has written, without waiting for this process to answer. Returns whether the
+        unit of work was committed here.
+        """
         appends, self._appends = self._appends, []
         if self._s.postgres:
-            self._flush_postgres(appends, channel)
-            return
+            return self._flush_postgres(appends, channel, commit)
         for pending in appends:
             self._append_rows(*pending)
         if self.published is not None:
@@ -259,8 +264,10 @@ class SqlSession:
             self._conn.execute(s.insert_change, {
                 "position": row.position, "at_us": row.at_us, "type": kind,
                 "pool_id": pool_id, "event": payload})
+        return False
 
-    def _flush_postgres(self, appends: list[_Append], channel: str | None) -> None:
+    def _flush_postgres(self, appends: list[_Append], channel: str | None,
+                        commit: bool) -> bool:
         s = self._s
         change: dict[str, Any] = {}
         if self.published is not None:
@@ -269,6 +276,7 @@ class SqlSession:
             change = {"head_id": changes_feed.HEAD_ID, "now": to_micros(clock.now()),
                       "event_type": kind, "event_pool": pool_id, "event": payload,
                       "channel": channel}
+        statements: list[tuple[str, dict[str, Any], str | None]] = []
         for n, pending in enumerate(appends):
             last = n == len(appends) - 1
             single = last and bool(change) and _single(*pending)
@@ -277,10 +285,36 @@ class SqlSession:
             params = _append_params(*pending, single=single)
             if last:
                 params.update(change)
-            if self._fetch(sql, params)[0] != 1:
-                raise HeadMoved(f"pool {pending[0].pool.id!r} changed under this write")
+            statements.append((sql, params, pending[0].pool.id))
         if change and not appends:
-            self._fetch(s.publish_sql, change)
+            statements.append((s.publish_sql, change, None))
+        for n, (sql, params, pool_id) in enumerate(statements):
+            last = n == len(statements) - 1
+            row = self._fetch_and_commit(sql, params) if last and commit else self._fetch(
+                sql, params)
+            if row[0] != 1:
+                raise HeadMoved(f"pool {pool_id!r} changed under this write")
+        return commit and bool(statements)
+
+    def _fetch_and_commit(self, sql: str, params: Mapping[str, Any]) -> Any:
+        """As :meth:`_fetch`, with the ``COMMIT`` sent behind the statement (psycopg's pipeline
+        mode): one round trip, and the server commits without waiting for this process. A
+        statement that fails aborts the commit (the transaction is rolled back)."""
+        fairy = self._conn.connection
+        driver: Any = fairy.driver_connection
+        cursor = fairy.cursor()
+        try:
+            try:
+                with driver.pipeline():
+                    self._conn._cursor_execute(cursor, sql, params)
+                    driver.commit()
+            except self._s.driver_error as error:
+                # What _cursor_execute does for an error raised at once: map it, invalidate
+                # the connection if it broke.
+                self._conn._handle_dbapi_exception(error, sql, params, cursor, None)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
 
     def _append_rows(self, record: PoolRecord, entries: Sequence[Entry],
                      holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:

@@ -54,24 +54,35 @@ _RECEIPT_TYPES: Final = ("VARCHAR", "VARCHAR", "VARCHAR", "INTEGER", "INTEGER")
 _HELD_LABELS: Final = tuple(f"held_{name}" for name in TOTALS)
 
 
+_MOVED: Final = "EXISTS (SELECT FROM head)"
+
+
 def _rows(prefix: str, columns: Sequence[str], types: Sequence[str], single: bool) -> str:
-    """The rows of one table: a JSON array of objects (``json_to_recordset``, parameter
-    ``<prefix>_rows``), or one row of scalars (``<prefix>_<column>``; none when the first is
-    NULL)."""
+    """The rows of one table, none unless the pool's head moved: a JSON array of objects
+    (``json_to_recordset``, parameter ``<prefix>_rows``), or one row of scalars
+    (``<prefix>_<column>``; none when the first is NULL)."""
     if not single:
         fields = ", ".join(f"{column} {kind}" for column, kind in zip(columns, types, strict=True))
-        return f"json_to_recordset(CAST(:{prefix}_rows AS JSON)) AS {prefix}_rows({fields})"
+        return (f"json_to_recordset(CAST(:{prefix}_rows AS JSON)) AS {prefix}_rows({fields}) "
+                f"WHERE {_MOVED}")
     values = ", ".join(f"CAST(:{prefix}_{column} AS {kind})"
                        for column, kind in zip(columns, types, strict=True))
     return (f"(SELECT {values}) AS {prefix}_row "
-            f"WHERE CAST(:{prefix}_{columns[0]} AS {types[0]}) IS NOT NULL")
+            f"WHERE CAST(:{prefix}_{columns[0]} AS {types[0]}) IS NOT NULL AND {_MOVED}")
 
 
 class Statements:
     """The prebuilt statements of one repository's tables on one dialect (see the module)."""
 
-    def __init__(self, tables: LedgerTables, dialect: Dialect) -> None:
+    def __init__(self, tables: LedgerTables, dialect: Dialect, *, pipeline: bool = True) -> None:
         self.postgres = dialect.name == "postgresql"
+        dbapi: Any = dialect.loaded_dbapi
+        self.driver_error: type[Exception] = dbapi.Error
+        """The driver's base error class."""
+        self.pipelined = (pipeline and self.postgres and dialect.driver == "psycopg"
+                          and not dialect.is_async and _pipelines())
+        """Whether a write's last statement and its commit go in one round trip (psycopg's
+        pipeline mode, on libpq 14 or later; not on an asyncio engine)."""
         p, m, i, r = tables.pools, tables.members, tables.investors, tables.receipts
         head, feed = tables.feed_head, tables.feed
 
@@ -135,16 +146,26 @@ class Statements:
             sa.text(append_sql(*chain, feed_tables, single=True)))
         """A unit of work's row of each table (at most one) and its change."""
         self.publish_sql = compiled(sa.text(
-            f"WITH {_feed_ctes(*feed_tables)} SELECT 1 AS moved, position, "
-            "pg_notify(:channel, CAST(position AS VARCHAR)) FROM next"))
+            f"WITH head AS (SELECT 1), {_feed_ctes(*feed_tables)} "
+            f"SELECT 1 AS moved, {_NOTIFY}"))
         """A change alone (after a new investor or pool)."""
+
+
+_NOTIFY: Final = ("(SELECT pg_notify(:channel, CAST(position AS VARCHAR)) FROM next) "
+                  "AS notified")
+
+
+def _pipelines() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def _feed_ctes(head: str, feed: str, after: Sequence[str] = ()) -> str:
     # Reading the other queries' counts makes them run first: the head's lock comes last.
     first = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in after)
     return (f"next AS (UPDATE {head} SET position = position + 1, "
-            f"at_us = GREATEST(at_us, :now) WHERE id = :head_id{first} "
+            f"at_us = GREATEST(at_us, :now) WHERE id = :head_id AND {_MOVED}{first} "
             "RETURNING position, at_us), "
             f"change AS (INSERT INTO {feed} (position, at_us, type, pool_id, event) "
             "SELECT position, at_us, :event_type, :event_pool, :event FROM next)")
@@ -162,7 +183,9 @@ def append_sql(pools: str, entries: str, members: str, receipts: str,
     The statement's queries run in the order of the older one statement per table (the pool,
     the entries, the holdings, the receipt, the feed): the feed's head, read by every writer,
     is locked last, after anything this write could wait for (another writer's receipt of the
-    same key), so two writers never wait for each other.
+    same key), so two writers never wait for each other. Each writes only if the pool's head
+    moved (``moved`` is 1): a write that finds its head moved leaves nothing behind, even when
+    its commit was sent with it.
 
     >>> print(append_sql("p", "e", "m", "r", None)[:46])
     WITH head AS (UPDATE p SET head_seq = :new_seq
@@ -185,6 +208,5 @@ def append_sql(pools: str, entries: str, members: str, receipts: str,
         return (f"WITH {', '.join(ctes)} SELECT (SELECT count(*) FROM head) AS moved, "
                 "(SELECT count(*) FROM added) + (SELECT count(*) FROM held) "
                 "+ (SELECT count(*) FROM kept) AS rows")
-    ctes.append(_feed_ctes(*feed, after=("head", "added", "held", "kept")))
-    return (f"WITH {', '.join(ctes)} SELECT (SELECT count(*) FROM head) AS moved, "
-            "position, pg_notify(:channel, CAST(position AS VARCHAR)) FROM next")
+    ctes.append(_feed_ctes(*feed, after=("added", "held", "kept")))
+    return f"WITH {', '.join(ctes)} SELECT (SELECT count(*) FROM head) AS moved, {_NOTIFY}"
