@@ -303,9 +303,6 @@ def test_amount_spike_firing_text() -> None:
     assert str(firing.limit) == "100000"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "AmountSpikeRule._figures prints round totals in exponent form ('2E+3' for 2000): "
-    "from_units(...).normalize(); reported, not pinned"))
 def test_amount_spike_resolved_text() -> None:
     resolved = _one("amount_spike", "resolved")
     assert str(resolved.observed) == "2000"
@@ -382,3 +379,10 @@ def test_amount_spike_floor_is_at_least_one_unit() -> None:
 
 def test_durations_under_a_second() -> None:
     assert _span_text(999_999) == "0.999999s"
+
+
+def test_durations_never_print_in_exponent_form() -> None:
+    from auptimate_core.alerts.rules import _span_text
+
+    assert [_span_text(us) for us in (1, 1_000_001, 999_999, 90_000_000)] == [
+        "0.000001s", "1.000001s", "0.999999s", "90s"]

@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from ..domain import Transaction, check_id
 from ..errors import ValidationError
-from ..store import Interval, LifecycleState, from_units, to_units
+from ..store import Interval, LifecycleState, to_units
 from .alert import FIRING, Alert, AlertState
 from .significance import rate_ratio_p_value
 
@@ -123,8 +123,8 @@ def _factor(value: object) -> Fraction:
 
 def _span_text(micros: int) -> str:
     seconds, rest = divmod(micros, 1_000_000)
-    if rest:
-        return f"{micros / 1_000_000:g}s"
+    if rest:  # exactly, never in exponent form: 0.000001s, 1.000001s
+        return f"{Decimal(micros).scaleb(-6):f}".rstrip("0") + "s"
     for unit, size in (("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
@@ -389,13 +389,13 @@ class AmountSpikeRule(_RatioRule):
         expected = self.expected(base)
         bar = max(Fraction(self._floor), self.factor * expected)
         context = {
-            "recent": str(from_units(recent).normalize()),
-            "baseline": str(from_units(base).normalize()),
+            "recent": str(_decimal(Fraction(recent, 10_000))),
+            "baseline": str(_decimal(Fraction(base, 10_000))),
             "expected": str(_decimal(expected / 10_000)),
             "window": _span_text(self._w), "baseline_span": _span_text(self._b),
             "factor": str(_decimal(self.factor)),
         }
-        return from_units(recent).normalize(), _decimal(bar / 10_000), context
+        return _decimal(Fraction(recent, 10_000)), _decimal(bar / 10_000), context
 
     def _message(self, state: AlertState, pool_id: str, context: dict[str, str]) -> str:
         what = "amount spike" if state == FIRING else "amount spike over"
