@@ -348,7 +348,7 @@ def test_spike_with_significance_carries_a_p_value() -> None:
         ("p_value", "0.0192"), ("recent", "2"), ("window", "1h"))
     assert (firing.observed, firing.limit) == (Decimal("2"), Decimal("2"))
     assert dict(resolved.context)["p_value"] == "0.305"
-    assert resolved.message.startswith("spike over in pool p2: 1 transactions in the last 1h")
+    assert resolved.message.startswith("spike over in pool p2: 1 transaction in the last 1h")
 
 
 # -- survivors of the mutation run (scripts/mutation) ----------------------------------------

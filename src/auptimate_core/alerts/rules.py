@@ -300,8 +300,9 @@ class _RatioRule:
 
     def _message(self, state: AlertState, pool_id: str, context: dict[str, str]) -> str:
         what = "spike" if state == FIRING else "spike over"
+        noun = "transaction" if context["recent"] == "1" else "transactions"
         return (
-            f"{what} in pool {pool_id}: {context['recent']} transactions in the last "
+            f"{what} in pool {pool_id}: {context['recent']} {noun} in the last "
             f"{context['window']} against {context['expected']} expected from "
             f"{context['baseline']} in the {context['baseline_span']} before"
         )
