@@ -21,6 +21,9 @@ Four measures, each with its peers in the same run:
    clients investing in one pool, and in 100 pools; pgbench's TPC-B with as many clients on
    scale 1 (one branch row every transaction updates: the same queue as one pool).
 
+On PostgreSQL the ledger also runs with ``pipeline=False`` (each write's commit sent after its
+statement rather than with it), one client and over 100 pools.
+
 Rounds are interleaved (every peer once a round, :func:`benchmarks.timing.interleaved` keeps
 each peer's best round); latencies (p50, p99) are every write of every round. Answers are
 checked after the runs: ``verify()`` and the pool's totals for the ledger, the sums of the
@@ -397,6 +400,12 @@ def sequential(backend: str, url: str | None, sizes: list[int], writes: int, rou
         names[size] = f"ledger.invest, {size:,}-member pool"
         peers[names[size]] = Rounds(ledger_writer(ledger, "p", size), writes)
     largest = max(sizes)
+    apart = f"ledger.invest, {largest:,}-member pool, commit sent apart (pipeline=False)"
+    if backend == "postgresql":
+        ledger = PoolLedger.from_url(str(url), schema="ledger_apart", pipeline=False)
+        seed_pool(ledger, "p", largest)
+        ledgers[-1] = ledger
+        peers[apart] = Rounds(ledger_writer(ledger, "p", largest), writes)
     sql_peers: dict[str, SqlPeer] = {}
     dict_peer: DictPeer | None = None
     bench: Pgbench | None = None
@@ -436,6 +445,9 @@ def sequential(backend: str, url: str | None, sizes: list[int], writes: int, rou
         by_size[str(size)] = row
         if size == largest:
             rows[names[size]] = row
+    if apart in peers:
+        rows[apart] = _figures(best[apart], writes, peers[apart].latencies,
+                               check_ledger(ledgers[-1], "p", largest, peers[apart].done))
     for name, peer in peers.items():
         if name.startswith("hand-written"):
             kind = "core" if "SQLAlchemy" in name else "driver"
@@ -555,8 +567,8 @@ def distributions(backend: str, url: str | None, sizes: list[int], rounds: int,
 
 
 def _client(url: str, schema: str, client: int, pools: list[str], writes: int, ready: Any,
-            go: Any, out: Any) -> None:
-    ledger = PoolLedger.from_url(url, schema=schema)
+            go: Any, out: Any, pipeline: bool) -> None:
+    ledger = PoolLedger.from_url(url, schema=schema, pipeline=pipeline)
     investor = f"c{client:02}"
     ledger.invest(pools[0], investor, AMOUNT, actor=investor,
                   idempotency_key=f"{investor}/warm")  # connects before the clock starts
@@ -578,7 +590,7 @@ def _client(url: str, schema: str, client: int, pools: list[str], writes: int, r
 
 
 def concurrent_clients(url: str, clients: int, pools: int, writes: int,
-                       schema: str) -> dict[str, Any]:
+                       schema: str, pipeline: bool = True) -> dict[str, Any]:
     """``clients`` processes investing ``writes`` times each, spread over ``pools`` pools."""
     setup = PoolLedger.from_url(url, schema=schema)
     names = [f"q{n:03}" for n in range(pools)]
@@ -591,7 +603,8 @@ def concurrent_clients(url: str, clients: int, pools: int, writes: int,
             setup.admit(name, investor, actor=MANAGER)
     spawn = multiprocessing.get_context("spawn")
     ready, go, out = spawn.Queue(), spawn.Event(), spawn.Queue()
-    procs = [spawn.Process(target=_client, args=(url, schema, n, names, writes, ready, go, out))
+    procs = [spawn.Process(target=_client,
+                           args=(url, schema, n, names, writes, ready, go, out, pipeline))
              for n in range(clients)]
     for proc in procs:
         proc.start()
@@ -624,6 +637,9 @@ def concurrency(server: PostgresServer, client_counts: list[int], writes: int,
             rows[f"ledger.invest, {who}, {pools} pool{'s' * (pools > 1)}"] = (
                 concurrent_clients(server.url(), clients, pools, per_client,
                                    f"clients_{clients}_{pools}"))
+        rows[f"ledger.invest, {who}, 100 pools, commit sent apart (pipeline=False)"] = (
+            concurrent_clients(server.url(), clients, 100, per_client,
+                               f"clients_{clients}_apart", pipeline=False))
         rate, latencies = bench.tpcb(clients, per_client)
         rows[f"pgbench TPC-B-like, {who}, scale 1"] = {
             "seconds": round(1 / rate, 9), "per_second": round(rate, 1), "clients": clients,

@@ -14,7 +14,9 @@ A write reads in one statement and writes in one more on PostgreSQL, whatever th
   it changed (an upsert), the receipt, and the change feed (the head's next position and the
   change, then ``pg_notify``). A distribution's entries and holdings arrive as JSON arrays
   (``json_to_recordset``), so paying ten thousand members is still one statement and one round
-  trip; a write of one member passes its rows as scalars.
+  trip; a write of one member passes its rows as scalars. Every part of it writes only if the
+  pool's head moved, so that the statement can go with its ``COMMIT`` in one round trip
+  (:attr:`Statements.pipelined`) and still leave nothing behind when the head had moved.
 - On SQLite (in-process, no round trips) the same rows are written by one statement per table:
   executemany for the entries and holdings.
 
