@@ -289,7 +289,10 @@ def test_one_naming_of_the_column_arguments() -> None:
         assert TransactionsTable.brief("t").pool_id == "syndicate_id"
 
 
-def test_the_example_project_passes_its_own_tests(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("pg", marks=pytest.mark.postgres)])
+def test_the_example_project_passes_its_own_tests(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
     import os
     import subprocess
     import sys
@@ -298,6 +301,9 @@ def test_the_example_project_passes_its_own_tests(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
            "EXAMPLE_DB": str(tmp_path / "example.sqlite3")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("EXAMPLE_PG_URL", None)
+    if database == "pg":
+        env["EXAMPLE_PG_URL"] = request.getfixturevalue("postgres_url")
     result = subprocess.run([sys.executable, "manage.py", "test", "-v", "1"], cwd=project,
                             env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
