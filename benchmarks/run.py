@@ -64,6 +64,7 @@ BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
 FULL_ARGS: dict[str, list[str]] = {
     "bench_engine": ["--transactions", "300000", "--redis"],
     "bench_ranking": ["--big"],
+    "bench_cli": ["--big"],  # top investors at 10M rows too, as the ranking
     "bench_redis_store": [],
     # limits' moving window runs every round like the rest: half a million events keep the
     # module within a few minutes.
