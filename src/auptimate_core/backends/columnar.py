@@ -55,7 +55,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import InvalidURL, MissingExtra, ValidationError
-from ..store import Interval, Observation, Observed, ObservedBatch, Tally
+from ..store import Interval, Observation, Observed, ObservedBatch, Tally, observe_one
 from ..urls import redact
 from .local import LocalStore
 
@@ -107,11 +107,7 @@ class ColumnarWindowStore(LocalStore):
         not_after: int | None = None,
     ) -> Observed:
         """One event: a batch of one (see the module docstring for what that costs)."""
-        batch = self.observe_many(
-            (observation.key,), (observation.event_id,), (observation.at,),
-            (observation.amount,), intervals, totals=True, not_after=not_after,
-        )
-        return batch.observed(0)
+        return observe_one(self, observation, intervals, not_after)
 
     def observe_many(
         self,

@@ -61,7 +61,7 @@ from datetime import timedelta
 from typing import Literal
 
 from ..errors import ValidationError
-from ..store import Interval, Observation, Observed, ObservedBatch, Status, Tally
+from ..store import Interval, Observation, Observed, ObservedBatch, Status, Tally, observe_one
 from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
 from .local import US, LocalStore
@@ -190,11 +190,7 @@ class MemoryWindowStore(LocalStore):
         self, observation: Observation, intervals: Sequence[Interval], *,
         not_after: int | None = None,
     ) -> Observed:
-        batch = self.observe_many(
-            (observation.key,), (observation.event_id,), (observation.at,),
-            (observation.amount,), intervals, totals=True, not_after=not_after,
-        )
-        return batch.observed(0)
+        return observe_one(self, observation, intervals, not_after)
 
     def observe_many(
         self,

@@ -86,6 +86,7 @@ from ..store import (
     ObservedBatch,
     Tally,
     Transition,
+    observe_one,
 )
 
 try:
@@ -259,11 +260,7 @@ class RedisWindowStore:
         self, observation: Observation, intervals: Sequence[Interval], *,
         not_after: int | None = None,
     ) -> Observed:
-        batch = self.observe_many(
-            (observation.key,), (observation.event_id,), (observation.at,),
-            (observation.amount,), intervals, totals=True, not_after=not_after,
-        )
-        return batch.observed(0)
+        return observe_one(self, observation, intervals, not_after)
 
     def observe_many(
         self,
