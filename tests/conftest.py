@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis and PostgreSQL servers started on free loopback ports.
+"""Shared fixtures: real Redis, PostgreSQL and MariaDB servers started on free loopback ports.
 
 A test that needs a server it cannot start fails under CI (``CI=true``) and is skipped elsewhere,
 with the reason either way.
@@ -11,7 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from auptimate_core.testing.servers import PostgresServer, RedisServer, ServerError
+from auptimate_core.testing.servers import (
+    MariaDBServer,
+    PostgresServer,
+    RedisServer,
+    ServerError,
+)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -58,3 +63,22 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.url()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    try:
+        server = MariaDBServer().start()
+    except ServerError as error:
+        _unavailable("MariaDB", error)
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url(mariadb_server: MariaDBServer) -> str:
+    pytest.importorskip("pymysql")
+    return mariadb_server.url()

@@ -1,4 +1,4 @@
-"""The SQL form of the ranking on SQLite, PostgreSQL and DuckDB, against the brute-force model.
+"""The SQL ranking on SQLite, PostgreSQL, MariaDB and DuckDB, against the brute-force model.
 
 Each database holds the same random transactions in three layouts: amounts as integer minor
 units, as exact decimals (NUMERIC/DECIMAL) and as text, so that every summing path is exercised.
@@ -27,6 +27,8 @@ from auptimate_core import (
 from tests.ranking_model import BASE, KIND_LIST, as_rows, model_top, transactions
 
 sa = pytest.importorskip("sqlalchemy")
+from sqlalchemy.dialects import mysql  # noqa: E402
+
 from auptimate_core.backends.sql.ranking import (  # noqa: E402
     TransactionsTable,
     load_transactions,
@@ -45,7 +47,9 @@ def layouts(metadata: sa.MetaData, prefix: str, decimal_type: sa.types.TypeEngin
             sa.Column("investor_id", sa.String(40), nullable=False),
             sa.Column("pool_id", sa.String(40), nullable=False),
             sa.Column("amount", amount_type, nullable=False),
-            sa.Column("timestamp", sa.DateTime(timezone=tz), nullable=False),
+            # MySQL's DATETIME keeps whole seconds unless told to keep microseconds.
+            sa.Column("timestamp", sa.DateTime(timezone=tz).with_variant(
+                mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False),
             sa.Column("kind", sa.String(20), nullable=False),
         )
 
@@ -99,6 +103,15 @@ def postgres_db(postgres_url: str) -> Iterator[Database]:
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def mariadb_db(mariadb_url: str) -> Iterator[Database]:
+    engine = sa.create_engine(mariadb_url)
+    db = Database(engine, sa.Numeric(65, SCALE), tz=False, exact_decimal=True)
+    yield db
+    db.metadata.drop_all(engine)
+    engine.dispose()
+
+
 def check_database(db: Database, txs: list[Transaction], n: int) -> None:
     db.fill(txs)
     expected = model_top(txs, n)
@@ -133,6 +146,13 @@ def test_duckdb_matches_model(duckdb_db: Database, txs: list[Transaction], n: in
 @SQL_SETTINGS
 def test_postgres_matches_model(postgres_db: Database, txs: list[Transaction], n: int) -> None:
     check_database(postgres_db, txs, n)
+
+
+@pytest.mark.mariadb
+@given(transactions(max_size=40), st.integers(1, 7))
+@SQL_SETTINGS
+def test_mariadb_matches_model(mariadb_db: Database, txs: list[Transaction], n: int) -> None:
+    check_database(mariadb_db, txs, n)
 
 
 def check_filters(db: Database, txs: list[Transaction], since_h: int | None,
@@ -179,15 +199,57 @@ def test_filters_on_postgres(
     check_filters(postgres_db, txs, since_h, until_h, kinds)
 
 
-@pytest.mark.postgres
-def test_postgres_orders_ids_by_code_point(postgres_db: Database) -> None:
+@pytest.mark.mariadb
+@given(*FILTERS)
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_filters_on_mariadb(
+    mariadb_db: Database, txs: list[Transaction], since_h: int | None,
+    until_h: int | None, kinds: set[str] | None,
+) -> None:
+    check_filters(mariadb_db, txs, since_h, until_h, kinds)
+
+
+def check_code_point_order(db: Database) -> None:
     # Linguistic collations put "b" before "C"; the contract (and Python) put "C" first.
     txs = [Transaction(str(i), inv, "p1", Decimal(1), BASE)
-           for i, inv in enumerate(["b", "C", "a", "_x", "ä"])]
-    postgres_db.fill(txs)
-    table, scale = postgres_db.tables["minor"]
-    assert top_investors_sql(postgres_db.engine, TransactionsTable(table, scale=scale), 5) == (
-        top_investors(txs, 5))
+           for i, inv in enumerate(["b", "C", "a", "_x", "ä", "\U0001f600"])]
+    db.fill(txs)
+    table, scale = db.tables["minor"]
+    assert top_investors_sql(db.engine, TransactionsTable(table, scale=scale), 6) == (
+        top_investors(txs, 6))
+
+
+@pytest.mark.postgres
+def test_postgres_orders_ids_by_code_point(postgres_db: Database) -> None:
+    check_code_point_order(postgres_db)
+
+
+@pytest.mark.mariadb
+def test_mariadb_orders_ids_by_code_point(mariadb_db: Database) -> None:
+    check_code_point_order(mariadb_db)
+
+
+@pytest.mark.mariadb
+def test_brief_table_on_mariadb(mariadb_url: str) -> None:
+    # The brief's own table: a MySQL schema with DECIMAL(18,2) amounts.
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS transactions")
+        conn.exec_driver_sql(
+            "CREATE TABLE transactions (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+            "investor_id VARCHAR(64) NOT NULL, syndicate_id VARCHAR(64) NOT NULL, "
+            "transaction_amount DECIMAL(18,2) NOT NULL, transaction_date DATETIME NOT NULL)")
+        conn.exec_driver_sql(
+            "INSERT INTO transactions (investor_id, syndicate_id, transaction_amount, "
+            "transaction_date) VALUES ('ann','s1',0.10,'2024-01-01'),"
+            "('ann','s2',0.20,'2024-01-02'),('bob','s2',9999999999999999.99,'2024-01-03'),"
+            "('bob','s2',0.01,'2024-01-04')")
+        ranks = top_investors_sql(conn, TransactionsTable.brief(), n=5)
+        conn.exec_driver_sql("DROP TABLE transactions")
+    engine.dispose()
+    assert ranks == [InvestorRank("ann", 2, Decimal("0.30")),
+                     InvestorRank("bob", 1, Decimal("10000000000000000.00"))]
 
 
 def test_brief_table_and_text_amounts_on_sqlite() -> None:
@@ -252,3 +314,32 @@ def test_unreachable_server_is_store_unavailable(tmp_path: Path) -> None:
     engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
     with pytest.raises(StoreUnavailable, match="cannot connect"):
         top_investors_sql(engine, "transactions")
+
+
+@pytest.mark.mariadb
+def test_mariadb_case_insensitive_table_keeps_ids_apart(mariadb_url: str) -> None:
+    # MySQL's usual collations are case-insensitive; the library's ids are exact strings.
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS ci_tx")
+        conn.exec_driver_sql(
+            "CREATE TABLE ci_tx (investor_id VARCHAR(64) NOT NULL, pool_id VARCHAR(64) NOT NULL,"
+            " amount VARCHAR(40) NOT NULL) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+        conn.exec_driver_sql(
+            "INSERT INTO ci_tx VALUES ('Ann','P1','1.10'),('ann','p1','2.20'),"
+            "('ann','P1','0.30'),('bob','p1','5')")
+        source = TransactionsTable("ci_tx", kind=None, timestamp=None)
+        ranks = top_investors_sql(conn, source, n=5)
+        conn.exec_driver_sql("ALTER TABLE ci_tx MODIFY amount DECIMAL(18,2) NOT NULL")
+        exact = top_investors_sql(conn, source, n=5)
+        conn.exec_driver_sql("ALTER TABLE ci_tx MODIFY amount VARCHAR(40) NOT NULL")
+        conn.exec_driver_sql("INSERT INTO ci_tx VALUES ('cy','p2','lots')")
+        with pytest.raises(InvalidAmount, match="'lots'"):
+            top_investors_sql(conn, source)
+        conn.exec_driver_sql("DROP TABLE ci_tx")
+    engine.dispose()
+    assert ranks == [InvestorRank("ann", 2, Decimal("2.50")),
+                     InvestorRank("bob", 1, Decimal("5")), InvestorRank("Ann", 1, Decimal("1.10"))]
+    assert exact == [InvestorRank("ann", 2, Decimal("2.50")),
+                     InvestorRank("bob", 1, Decimal("5.00")),
+                     InvestorRank("Ann", 1, Decimal("1.10"))]

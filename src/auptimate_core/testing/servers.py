@@ -1,10 +1,10 @@
-"""Throwaway Redis and PostgreSQL servers on free loopback ports, for tests and benchmarks.
+"""Throwaway Redis, PostgreSQL and MariaDB servers on free loopback ports, for tests and benchmarks.
 
 Each server runs from a temporary directory and is stopped (and the directory removed) by
 ``stop()`` or on leaving the ``with`` block. Nothing here talks to anything but 127.0.0.1.
 
 PostgreSQL's ``initdb`` refuses to run as root; as root the server runs as the ``postgres`` system
-user through ``runuser``.
+user through ``runuser``; MariaDB's server likewise runs as the ``mysql`` system user.
 """
 
 from __future__ import annotations
@@ -209,6 +209,106 @@ class PostgresServer:
                     "-w", "stop", timeout=60,
                 )
             self._started = False
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MariaDBServer:
+    """A MariaDB (or MySQL-compatible) server made by ``mariadb-install-db`` in a temporary
+    directory, on a free loopback port.
+
+    ``root`` logs in without a password from loopback only; the database ``auptimate`` exists
+    once :meth:`start` returns, in ``utf8mb4`` with a binary collation, so ids compare by code
+    point as on the other backends. Durability settings are relaxed, as for PostgreSQL above.
+    """
+
+    def __init__(self, *, port: int | None = None) -> None:
+        installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+        server = (shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin")
+                  or shutil.which("mysqld", path="/usr/sbin"))
+        if installer is None or server is None:
+            raise ServerError("MariaDB is not installed (apt-get install mariadb-server)")
+        self.installer, self.server = installer, server
+        self.port = port or free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="auptimate-mariadb-"))
+        self.datadir = self.directory / "data"
+        self.database = "auptimate"
+        self._user = "mysql" if os.geteuid() == 0 else None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, driver: str = "pymysql") -> str:
+        return (f"mysql+{driver}://root@{LOOPBACK}:{self.port}/{self.database}"
+                "?charset=utf8mb4")
+
+    def _common(self) -> list[str]:
+        user = [f"--user={self._user}"] if self._user else []
+        return ["--no-defaults", f"--datadir={self.datadir}", *user]
+
+    def start(self, timeout: float = 60.0) -> Self:
+        if self._user:
+            shutil.chown(self.directory, self._user, self._user)
+        done = subprocess.run(
+            [self.installer, *self._common(), "--auth-root-authentication-method=normal",
+             "--skip-test-db", "--skip-name-resolve"],
+            capture_output=True, timeout=120, check=False,
+        )
+        if done.returncode != 0:
+            raise ServerError(f"mariadb-install-db failed ({done.returncode}): "
+                              f"{done.stderr.decode(errors='replace').strip()[-2000:]}")
+        self._proc = subprocess.Popen(
+            [self.server, *self._common(), f"--port={self.port}", f"--bind-address={LOOPBACK}",
+             f"--socket={self.directory / 'mysqld.sock'}",
+             f"--pid-file={self.directory / 'mysqld.pid'}",
+             f"--log-error={self.directory / 'error.log'}", "--skip-name-resolve",
+             "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=128M",
+             "--max-connections=200", "--character-set-server=utf8mb4",
+             "--collation-server=utf8mb4_bin"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_port(self.port, self._proc, timeout, "mariadbd")
+            self._create_database(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _create_database(self, timeout: float) -> None:
+        client = shutil.which("mariadb") or shutil.which("mysql")
+        if client is None:
+            raise ServerError(
+                "the mariadb client is not installed (apt-get install mariadb-client)")
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run(
+                [client, "--no-defaults", "-h", LOOPBACK, "-P", str(self.port), "-u", "root",
+                 "-e", f"CREATE DATABASE IF NOT EXISTS {self.database} "
+                       "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"],
+                capture_output=True, timeout=30, check=False,
+            )
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise ServerError(f"cannot create the database: {done.stderr.decode().strip()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> Self:

@@ -289,6 +289,8 @@ def _total_expression(src: ResolvedTable, conn: Connection) -> sa.ColumnElement[
         if kind is not None and str(kind).upper().startswith(_DUCKDB_NATIVE):
             return _sum(src, amount)
         return None
+    if dialect in _MYSQL and not isinstance(amount.type, sa.Integer | sa.Numeric):
+        return None  # MySQL sums text as a double, and reads "lots" as 0 with a warning
     if dialect == "sqlite":
         inexact = conn.execute(
             sa.select(sa.literal(1)).select_from(table)
@@ -342,8 +344,26 @@ def top_investors_sql(
         return _rank_in_database(conn, src, where, total, n)
 
 
-def _unique_pools(src: ResolvedTable) -> sa.ColumnElement[Any]:
+_MYSQL = frozenset({"mysql", "mariadb"})
+
+
+def _exact(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """``column`` compared as the library compares ids: code point by code point.
+
+    PostgreSQL's linguistic collations and MySQL's default case-insensitive ones would merge
+    ``"Ann"`` with ``"ann"`` or order ``"b"`` before ``"C"``; ``C`` and ``utf8mb4_bin`` do not.
+    """
+    if dialect == "postgresql":
+        return column.collate("C")
+    if dialect in _MYSQL:
+        return column.collate("utf8mb4_bin")
+    return column
+
+
+def _unique_pools(src: ResolvedTable, dialect: str) -> sa.ColumnElement[Any]:
     pool = src.column("pool_id")
+    if dialect in _MYSQL:
+        pool = _exact(pool, dialect)
     kind = _kind(src)
     if kind is None:
         return sa.func.count(sa.distinct(pool))
@@ -354,16 +374,18 @@ def _rank_in_database(
     conn: Connection, src: ResolvedTable, where: list[sa.ColumnElement[Any]],
     total: sa.ColumnElement[Any], n: int,
 ) -> list[InvestorRank]:
+    dialect = conn.dialect.name
     investor = src.column("investor_id")
-    pools = _unique_pools(src)
+    pools = _unique_pools(src, dialect)
     unique_pools = pools.label("unique_pools")
     total_label = total.label("total_amount")
-    tie_break = investor.collate("C") if conn.dialect.name == "postgresql" else investor
+    tie_break = _exact(investor, dialect)
+    grouped = tie_break if dialect in _MYSQL else investor
     query = (
-        sa.select(investor, unique_pools, total_label)
+        sa.select(grouped.label(investor.name), unique_pools, total_label)
         .select_from(src.table)
         .where(*where)
-        .group_by(investor)
+        .group_by(grouped)
         .having(pools > 0)
         .order_by(unique_pools.desc(), total_label.desc(), tie_break.asc())
         .limit(n)
