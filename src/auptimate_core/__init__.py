@@ -7,7 +7,9 @@ start-up) imports nothing but this module. Exceptions live in :mod:`auptimate_co
 most used are also here.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .exports import lazy_exports
 
 if TYPE_CHECKING:
     from .alerts import AlertEngine, AmountSpikeRule, SpikeRule, ThresholdRule
@@ -73,23 +75,7 @@ _MODULES = {
     "ranking": ("InvestorRank", "TopInvestors", "top_investors"),
     "store": ("WindowStore",),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'auptimate_core' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _MODULES)
 
 __all__ = [
     "KINDS",

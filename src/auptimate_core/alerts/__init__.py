@@ -4,7 +4,9 @@ The names below are imported on first use, so that a module of this package (the
 registry a command line reads, say) can be imported without the engine and what it needs.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..exports import lazy_exports
 
 if TYPE_CHECKING:
     from .alert import FIRING, RESOLVED, Alert
@@ -33,23 +35,7 @@ _MODULES = {
     "sinks": ("AlertSink", "BackgroundCall", "BackgroundSink", "CollectingSink", "DeliveryError",
               "LoggingSink", "RetryPolicy"),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'auptimate_core.alerts' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _MODULES)
 
 __all__ = [
     "FIRING",
