@@ -68,6 +68,23 @@ def check_id(field: str, value: object) -> str:
     return value
 
 
+def check_text(field: str, value: object) -> str:
+    """Return ``value`` if it is a string every backend can store (no NUL, no lone
+    surrogate; empty is allowed), else raise :class:`~auptimate_core.errors.ValidationError`
+    naming ``field``. The message never repeats the text: names and e-mails are personal."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
+    if not value.isascii() or "\x00" in value:
+        if "\x00" in value:
+            raise ValidationError(field, "must not contain a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(field, "must be valid Unicode text (it holds a lone "
+                                         "surrogate)") from None
+    return value
+
+
 def check_amount(value: object, field: str = "amount") -> Decimal:
     """Return ``value`` as a positive, finite Decimal of at most :data:`MAX_AMOUNT`, or raise
     :class:`InvalidAmount`.
@@ -114,25 +131,38 @@ def _mask_email(email: str | None) -> str:
     return "None" if email is None else "'<redacted>'"
 
 
+def _mask_name(name: str) -> str:
+    return "''" if not name else "'<redacted>'"
+
+
+def _valid_text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    check_text(attribute.name, value)
+
+
 def _valid_id(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
     check_id(attribute.name, value)
 
 
 @attrs.frozen(slots=True)
 class Investor:
-    """Someone who puts money into pools. ``repr`` and ``str`` never show the e-mail.
+    """Someone who puts money into pools. ``repr`` and ``str`` never show the name or the
+    e-mail (personal data: they would end up in logs and error reports); read the attributes.
+
+    The id, name and e-mail must be text every backend can store (no NUL, no lone surrogate).
 
     >>> Investor("i1", "Ada", "ada@example.com")
-    Investor(id='i1', name='Ada', email='<redacted>')
+    Investor(id='i1', name='<redacted>', email='<redacted>')
     """
 
     id: str = attrs.field(validator=_valid_id)
-    name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    name: str = attrs.field(default="", validator=_valid_text, repr=_mask_name)
     email: str | None = attrs.field(default=None, repr=_mask_email)
 
     def __attrs_post_init__(self) -> None:
         if self.email is not None and (not isinstance(self.email, str) or "@" not in self.email):
             raise ValidationError("email", "must be an e-mail address or None")
+        if self.email is not None:
+            check_text("email", self.email)
 
 
 @attrs.frozen(slots=True)
@@ -141,7 +171,7 @@ class Pool:
 
     id: str = attrs.field(validator=_valid_id)
     manager_id: str = attrs.field(validator=_valid_id)
-    name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    name: str = attrs.field(default="", validator=_valid_text)
     currency: str = attrs.field(default="USD")
 
     def __attrs_post_init__(self) -> None:

@@ -20,6 +20,17 @@ A quadrillion: well above any real transaction, and small enough that each store
 the sum of a window full of them, exactly (integer units of 1/10,000 in the window stores,
 NUMERIC or integer minor units in SQL)."""
 
+MAX_TOTAL: Final = Decimal(9) * Decimal(10) ** 14
+"""The largest running total the pools ledger keeps: what a pool's members have invested,
+been refunded, charged in fees or paid out, and its carry, each summed over the pool's life.
+
+900 trillion in the currency: stored as integers of 1/10,000 (the SQL ledger's money columns,
+``BIGINT``) that is ``9 * 10**18``, just under ``2**63``, so no total, and no member's share of
+it, can overflow a column on any backend, whatever the number of entries. A write that would
+take a total above it is refused whole (:class:`~auptimate_core.errors.ValidationError` naming
+the field), in memory as in SQL. One transaction stays bounded by :data:`MAX_AMOUNT`, as
+everywhere else; a ledger's single entry is also bounded by this, its pool's total."""
+
 EXACT: Final = decimal.Context(
     prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN
 )
@@ -65,12 +76,36 @@ def require_exact(amount: Decimal, currency: str, field: str = "amount") -> Deci
     >>> require_exact(Decimal("1.5"), "USD")
     Decimal('1.50')
     """
-    exact = amount.quantize(minor_unit(currency), rounding=ROUND_DOWN)
+    try:
+        exact = amount.quantize(minor_unit(currency), rounding=ROUND_DOWN)
+    except decimal.InvalidOperation:
+        raise ValidationError(field, f"must be at most {MAX_AMOUNT:,} (the documented maximum), "
+                                     f"not {amount}") from None
     if exact != amount:
         raise ValidationError(
             field, f"{amount} has more digits than the {currency} minor unit allows"
         )
     return exact
+
+
+def check_total(total: Decimal, field: str, what: str) -> Decimal:
+    """Return ``total`` if it is at most :data:`MAX_TOTAL`, else raise a
+    :class:`~auptimate_core.errors.ValidationError` naming ``field`` and saying ``what`` total
+    it would have been.
+
+    >>> check_total(Decimal("900000000000000.00"), "amount", "pool 'p': invested")
+    Decimal('900000000000000.00')
+    >>> check_total(Decimal("1800000000000000.00"), "amount", "pool 'p': invested")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    auptimate_core.errors.ValidationError: amount: this write would take pool 'p': invested ...
+    """
+    if total > MAX_TOTAL:
+        raise ValidationError(field, f"this write would take {what} to {total}, above the "
+                                     f"ledger's bound of {MAX_TOTAL:,} (MAX_TOTAL); nothing "
+                                     "was written")
+    return total
 
 
 def allocate(total: Decimal, weights: Mapping[str, Decimal], currency: str) -> dict[str, Decimal]:

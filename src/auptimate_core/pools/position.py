@@ -17,7 +17,7 @@ from typing import Final
 
 import attrs
 
-from ..money import minor_unit
+from ..money import MAX_TOTAL, check_total, minor_unit
 from ..ranking import EXACT
 from . import codec
 
@@ -31,6 +31,7 @@ _FIELD_OF_KIND: Final = {
     "distribution": "distributed",
     "carry": "carry",
 }
+_REQUEST_FIELD: Final = {"investment": "amount", "refund": "amount"}
 
 
 @attrs.frozen(slots=True)
@@ -64,9 +65,18 @@ class Amounts:
         return cls(nothing, nothing, nothing, nothing, nothing)
 
     def add(self, kind: str, amount: Decimal) -> Amounts:
-        """These totals after a transaction of ``kind`` for ``amount``."""
+        """These totals after a transaction of ``kind`` for ``amount``.
+
+        A total above :data:`~auptimate_core.money.MAX_TOTAL` is a
+        :class:`~auptimate_core.errors.ValidationError` naming the request's field (``amount``
+        of an investment or refund, ``total`` of a fee or distribution): every backend keeps
+        every total exactly.
+        """
         name = _FIELD_OF_KIND[kind]
-        return attrs.evolve(self, **{name: EXACT.add(getattr(self, name), amount)})
+        total = EXACT.add(getattr(self, name), amount)
+        if total > MAX_TOTAL:
+            check_total(total, _REQUEST_FIELD.get(kind, "total"), f"the {name} total")
+        return attrs.evolve(self, **{name: total})
 
     def negative(self) -> str | None:
         """The name of a total that is below zero (an invariant broken), or None."""
