@@ -11,7 +11,8 @@ transactions of the pools where a state can change; the others are not visited.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from ..domain import Transaction
 from ..store import (
@@ -34,6 +35,25 @@ except ImportError:  # numpy is optional (the fast extra): the pure-Python path 
 
 StoreCall = Callable[..., Any]
 """``call(operation, method, *args, **kwargs)``: how the engine makes (and times) a store call."""
+
+class Rows(Protocol):
+    """A batch of transactions as the deciding code reads it: parallel columns, and the event
+    time of a row as a datetime (for its alerts)."""
+
+    @property
+    def keys(self) -> Sequence[str]: ...
+
+    @property
+    def ids(self) -> Sequence[str]: ...
+
+    @property
+    def investors(self) -> Sequence[str]: ...
+
+    @property
+    def ats(self) -> Sequence[int]: ...
+
+    def moment(self, i: int) -> datetime: ...
+
 
 Pending = tuple[int, int, Alert, int]
 """An alert waiting for its transition: (transaction index, rule order, alert, transition index,
@@ -110,8 +130,8 @@ class WindowDecisions:
         return changes
 
     def decide(
-        self, call: StoreCall, lifecycle: AlertLifecycle, txs: list[Transaction],
-        keys: list[str], ats: list[int], batch: ObservedBatch, every_new: bool, tag: str,
+        self, call: StoreCall, lifecycle: AlertLifecycle, rows: Rows,
+        batch: ObservedBatch, every_new: bool, tag: str,
         again: bool, base: int, pending: list[Pending], transitions: list[Transition],
     ) -> None:
         """The window rules' lifecycle changes of a batch, decided in transaction order.
@@ -126,6 +146,7 @@ class WindowDecisions:
         """
         slots = self.slots
         statuses = batch.statuses
+        keys, ats = rows.keys, rows.ats
         new = Status.NEW
         columns = [
             tuple((batch.totals if s.uses_totals else batch.counts)[c] for c in s.columns)
@@ -181,13 +202,14 @@ class WindowDecisions:
                 if holds and not rule.may_fire(at, first_seen[i], state):
                     continue
                 pool_states[key] = LifecycleState(holds, at)
-                tx = txs[i]
                 values = tuple(col[i] for col in cols)
+                tx_id = rows.ids[i]
                 alert = rule.alert(
-                    FIRING if holds else RESOLVED, key, tx.timestamp, tx.id, tx.investor_id, values
+                    FIRING if holds else RESOLVED, key, rows.moment(i), tx_id,
+                    rows.investors[i], values
                 )
                 pending.append((i, order, alert, len(transitions)))
-                transitions.append(Transition(key, rule.name, holds, at, tx.id, tag))
+                transitions.append(Transition(key, rule.name, holds, at, tx_id, tag))
 
 
 def _holding(

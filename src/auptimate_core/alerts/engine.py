@@ -15,15 +15,17 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from itertools import islice
+from decimal import Decimal
+from itertools import compress, count, islice
 from operator import attrgetter
 from time import perf_counter, time_ns
 from typing import Any, Literal, TypeVar
 
 from .. import metrics as _metrics
 from ..clock import Clock, SystemClock
+from ..columns import TransactionColumns
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
@@ -37,7 +39,7 @@ from .alert import RESOLVED, Alert
 from .dead_letters import DeadLetterDestination
 from .decisions import Pending, WindowDecisions
 from .delivery import Dispatcher
-from .rules import FlaggingRule, TransactionRule, WindowRule
+from .rules import FlaggingRule, ThresholdRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
 from .stats import EngineStats, log_held
 
@@ -49,6 +51,7 @@ _POOL = attrgetter("pool_id")
 _ID = attrgetter("id")
 _TIMESTAMP = attrgetter("timestamp")
 _AMOUNT = attrgetter("amount")
+_INVESTOR = attrgetter("investor_id")
 _MICROSECOND = timedelta(microseconds=1)
 _UNFINISHED = 64  # failed batches remembered for a retry
 
@@ -71,6 +74,60 @@ class _Unfinished:
     def __init__(self, tag: str, delivered: set[str]) -> None:
         self.tag = tag
         self.delivered = delivered
+
+
+class _TxRows:
+    """A batch of Transaction objects as columns (:class:`~.decisions.Rows`)."""
+
+    __slots__ = ("amounts", "ats", "ids", "investors", "keys", "txs")
+
+    def __init__(self, txs: list[Transaction]) -> None:
+        self.txs = txs
+        self.keys: list[str] = list(map(_POOL, txs))
+        self.ids: list[str] = list(map(_ID, txs))
+        self.investors: list[str] = list(map(_INVESTOR, txs))
+        self.amounts: list[Decimal] = list(map(_AMOUNT, txs))
+        # Microseconds since the epoch from the timedelta's fields: exact, and cheaper than
+        # dividing one timedelta by another (to_micros) on the hottest line of the engine.
+        self.ats = [((d := moment - EPOCH).days * 86_400 + d.seconds) * 1_000_000
+                    + d.microseconds for moment in map(_TIMESTAMP, txs)]
+
+    def moment(self, i: int) -> datetime:
+        return self.txs[i].timestamp
+
+    def transaction(self, i: int) -> Transaction:
+        return self.txs[i]
+
+    def transactions(self) -> list[Transaction]:
+        return self.txs
+
+
+class _ColumnRows:
+    """Rows ``start`` to ``stop`` of :class:`TransactionColumns` (:class:`~.decisions.Rows`);
+    a Transaction is built only for a row that needs one."""
+
+    __slots__ = ("amounts", "ats", "columns", "ids", "investors", "keys", "start")
+
+    def __init__(self, columns: TransactionColumns, start: int, stop: int) -> None:
+        self.columns = columns
+        self.start = start
+        self.keys = columns.pools[start:stop]
+        self.ids = columns.ids[start:stop]
+        self.investors = columns.investors[start:stop]
+        self.amounts = columns.amounts[start:stop]
+        self.ats = columns.times[start:stop]
+
+    def moment(self, i: int) -> datetime:
+        return from_micros(self.ats[i])
+
+    def transaction(self, i: int) -> Transaction:
+        return self.columns.transaction(self.start + i)
+
+    def transactions(self) -> list[Transaction]:
+        return [self.transaction(i) for i in range(len(self.ids))]
+
+
+_Rows = _TxRows | _ColumnRows
 
 
 class AlertEngine:
@@ -202,7 +259,7 @@ class AlertEngine:
         self.stats.processed += 1
         status = batch.statuses[0]
         if status is not Status.NEW:
-            counts = self._count_held([tx], [status], held)
+            counts = self._count_held([status], lambda _: tx, held)
             _metrics.engine_batch(self._store_name, 1, *counts)
             if status is Status.DUPLICATE:
                 return []
@@ -239,8 +296,6 @@ class AlertEngine:
         transactions of any one pool: see
         :func:`auptimate_core.integrations.redis_streams.slices`.
         """
-        alerts: list[Alert] = []
-        held: tuple[list[Transaction], list[Transaction]] = ([], [])
         txs: Iterable[Transaction] = transactions
         if deliveries is not None:
             listed = list(transactions)
@@ -249,30 +304,54 @@ class AlertEngine:
                     "deliveries", f"{len(deliveries)} names for {len(listed)} transactions"
                 )
             txs = listed
-        iterator = iter(txs)
         size = self.batch_size
+        chunks: Iterator[_Rows]
+        if isinstance(txs, list):
+            chunks = (_TxRows(txs[i:i + size]) for i in range(0, len(txs), size))
+        else:
+            iterator = iter(txs)
+            chunks = map(_TxRows, iter(lambda: list(islice(iterator, size)), []))
+        return self._run(chunks, deliveries)
+
+    def process_columns(self, columns: TransactionColumns) -> list[Alert]:
+        """The alerts of :meth:`process_many` on the transactions of ``columns``, in order.
+
+        The same decisions, statuses, counts and alerts, without a
+        :class:`~auptimate_core.domain.Transaction` object per row: the columns are trusted
+        input (see :class:`~auptimate_core.columns.TransactionColumns`), and a row becomes a
+        Transaction only where one is handed on (a late or future row to ``on_late`` or
+        ``on_future``, or to a transaction rule other than :class:`ThresholdRule`). Alerts
+        carry event times in UTC."""
+        size = self.batch_size
+        n = len(columns)
+        return self._run(
+            (_ColumnRows(columns, i, min(i + size, n)) for i in range(0, n, size)), None)
+
+    def _run(self, chunks: Iterator[_Rows], deliveries: Sequence[str] | None) -> list[Alert]:
+        """Decide ``chunks`` in order, one batch each, under the engine's lock."""
+        alerts: list[Alert] = []
+        held: tuple[list[Transaction], list[Transaction]] = ([], [])
         done: list[tuple[tuple[str, ...], _Unfinished]] = []
         with self._lock:
             start = 0
-            while batch := (txs[start:start + size] if isinstance(txs, list)
-                            else list(islice(iterator, size))):
-                names = deliveries[start:start + len(batch)] if deliveries is not None else None
-                start += len(batch)
+            for rows in chunks:
+                count = len(rows.ids)
+                names = deliveries[start:start + count] if deliveries is not None else None
+                start += count
                 ids: tuple[str, ...] = ()
                 again = None
                 if self._unfinished:
-                    ids = tuple(map(_ID, batch))
+                    ids = tuple(rows.ids)
                     again = self._unfinished.get(ids)
                 tag = names[0] if names else again.tag if again else (
                     f"{self._name}.{next(self._batches)}")
                 record = again or _Unfinished(tag, set())
                 try:
                     alerts.extend(self._process_batch(
-                        batch, held, names, tag, names is not None or again is not None,
+                        rows, held, names, tag, names is not None or again is not None,
                         record.delivered))
                 except StoreError:
-                    self._remember_unfinished(
-                        [*done, (ids or tuple(map(_ID, batch)), record)])
+                    self._remember_unfinished([*done, (ids or tuple(rows.ids), record)])
                     raise
                 if again is not None:
                     del self._unfinished[ids]
@@ -369,51 +448,52 @@ class AlertEngine:
             recorder.store_call(self._store_name, operation, perf_counter() - start)
 
     def _process_batch(
-        self, txs: list[Transaction], held: tuple[list[Transaction], list[Transaction]],
+        self, rows: _Rows, held: tuple[list[Transaction], list[Transaction]],
         deliveries: Sequence[str] | None, tag: str, again: bool, delivered: set[str],
     ) -> list[Alert]:
         """Decide one batch. ``tag`` names it in the store; ``again`` says it may have been
         decided before (a redelivery or a retry), so its lifecycle is read as it was then;
         ``delivered`` holds the keys of its alerts the sinks already have (and gets the new
         ones)."""
-        keys = list(map(_POOL, txs))
-        event_ids = list(map(_ID, txs))
-        # Microseconds since the epoch from the timedelta's fields: exact, and cheaper than
-        # dividing one timedelta by another (to_micros) on the hottest line of the engine.
-        ats = [((d := moment - EPOCH).days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-               for moment in map(_TIMESTAMP, txs)]
+        n = len(rows.ids)
         not_after = to_micros(self.clock.now()) + self._ahead
-        amounts = list(map(to_units, map(_AMOUNT, txs))) if self._totals else [0] * len(txs)
+        amounts = list(map(to_units, rows.amounts)) if self._totals else [0] * n
         extra: dict[str, Any] = {} if deliveries is None else {"deliveries": deliveries}
         batch = self._call(
             "observe_many", self.store.observe_many,
-            keys, event_ids, ats, amounts, self._intervals, totals=self._totals,
+            rows.keys, rows.ids, rows.ats, amounts, self._intervals, totals=self._totals,
             batch=tag, not_after=not_after, **extra,
         )
         statuses = batch.statuses
         stats = self.stats
-        stats.processed += len(txs)
+        stats.processed += n
         new = Status.NEW
         every_new = statuses.count(new) == len(statuses)
         held_counts = (0, 0, 0)
         if not every_new:
-            held_counts = self._count_held(txs, statuses, held)
-        _metrics.engine_batch(self._store_name, len(txs), *held_counts)
+            held_counts = self._count_held(statuses, rows.transaction, held)
+        _metrics.engine_batch(self._store_name, n, *held_counts)
         # Each entry: (transaction index, rule order, alert, index of its transition or -1
         # when unconditional); sorted at the end into the order a loop per transaction gives.
         pending: list[Pending] = []
         duplicate = Status.DUPLICATE
         for order, (tx_rule, flagged) in enumerate(self._tx_rules):
-            candidates = flagged(txs) if flagged is not None else range(len(txs))
+            candidates: Iterable[int]
+            if type(tx_rule) is ThresholdRule:
+                candidates = _over_limit(tx_rule, rows.amounts, rows.keys)
+            elif flagged is not None:
+                candidates = flagged(rows.transactions())
+            else:
+                candidates = range(n)
             for i in candidates:
                 if every_new or statuses[i] is not duplicate:
-                    alert = tx_rule.check(txs[i])
+                    alert = tx_rule.check(rows.transaction(i))
                     if alert is not None:
                         pending.append((i, order, alert, -1))
         transitions: list[Transition] = []
         if self._windows.slots:
             self._windows.decide(
-                self._call, self.store, txs, keys, ats, batch, every_new, tag, again,
+                self._call, self.store, rows, batch, every_new, tag, again,
                 len(self._tx_rules), pending, transitions)
         if not pending:
             return []
@@ -437,11 +517,12 @@ class AlertEngine:
             _metrics.alerts_firing(self._store_name, rule, len(firing))
 
     def _count_held(
-        self, txs: list[Transaction], statuses: list[Status],
+        self, statuses: Sequence[Status], row: Callable[[int], Transaction],
         held: tuple[list[Transaction], list[Transaction]],
     ) -> tuple[int, int, int]:
-        """Count (and report) the duplicates, late and future transactions of a batch."""
-        duplicates, late, future = self.stats.count_held(txs, statuses)
+        """Count (and report) the duplicates, late and future transactions of a batch
+        (``row(i)`` gives its ``i``-th)."""
+        duplicates, late, future = self.stats.count_held(statuses, row)
         log_held(self._store_name, self.max_ahead, late, future)
         held[0].extend(late)
         held[1].extend(future)
@@ -469,6 +550,21 @@ class AlertEngine:
             self.stats.sink_failures += 1
         if self.on_sink_error is not None:
             self.on_sink_error(sink, alert, error)
+
+
+def _over_limit(
+    rule: ThresholdRule, amounts: Sequence[Decimal], pools: Sequence[str]
+) -> list[int]:
+    """The indices at which ``rule`` alerts (the same as its ``flagged``, on columns)."""
+    limit = rule.limit
+    if not rule.per_pool:
+        # One comparison per transaction finds the batches with nothing to flag (most).
+        if not amounts or max(amounts) <= limit:
+            return []
+        return list(compress(count(), map(limit.__lt__, amounts)))
+    get = rule.per_pool.get
+    return [i for i, (amount, pool) in enumerate(zip(amounts, pools))
+            if amount > get(pool, limit)]
 
 
 def alert_time(at: int) -> datetime:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from ..domain import Transaction
@@ -34,20 +34,20 @@ class EngineStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def count_held(
-        self, txs: Sequence[Transaction], statuses: Sequence[Status]
+        self, statuses: Sequence[Status], row: Callable[[int], Transaction]
     ) -> tuple[int, list[Transaction], list[Transaction]]:
-        """Count a batch's duplicates, late and future transactions; return the count of the
-        first and the others themselves."""
+        """Count a batch's duplicates, late and future transactions (``row(i)`` gives the
+        ``i``-th); return the count of the first and the others themselves."""
         late: list[Transaction] = []
         future: list[Transaction] = []
         duplicates = 0
-        for tx, status in zip(txs, statuses):
+        for i, status in enumerate(statuses):
             if status is Status.DUPLICATE:
                 duplicates += 1
             elif status is Status.LATE:
-                late.append(tx)
+                late.append(row(i))
             elif status is Status.FUTURE:
-                future.append(tx)
+                future.append(row(i))
         self.duplicates += duplicates
         self.late += len(late)
         self.future += len(future)
