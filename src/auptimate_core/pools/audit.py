@@ -14,6 +14,12 @@ the number and hash of its last entry. :meth:`AuditChain.check` walks a pool's e
 Without a key anyone able to write the database can rebuild a consistent chain; with a secret
 key they cannot, and publishing each pool's head hash somewhere else anchors it either way.
 
+Beside the chain, storage that other programs can write (SQL) keeps *marks* made with the same
+key (:meth:`AuditChain.mark`): over each pool's head (its number and hash, so that deleting the
+last entries and winding the head back to an earlier entry is found when there is a key), over
+each idempotency receipt and the hash of the entry it points to (a receipt re-pointed, re-keyed
+or edited is found), and over each investor. :mod:`.verify` checks them all.
+
 >>> from datetime import datetime, timezone
 >>> chain = AuditChain()
 >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -32,11 +38,11 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
-from ..domain import KINDS, Pool, Transaction, to_micros
+from ..domain import KINDS, Investor, Pool, Transaction, to_micros
 from ..errors import AuditError
 from .position import Amounts
 
@@ -138,6 +144,36 @@ class AuditChain:
                                       entry.amount, entry.at, entry.actor, entry.detail,
                                       entry.prev_hash))
 
+    @property
+    def keyed(self) -> bool:
+        """Whether the hashes are HMACs under a secret key."""
+        return self._key is not None
+
+    def mark(self, what: str, *fields: str | int | None) -> str:
+        """The mark of a stored row: a hash (an HMAC with the key) of ``what`` and ``fields``.
+
+        >>> chain = AuditChain(b"secret")
+        >>> chain.mark("head", "p1", 3, "ab") == chain.mark("head", "p1", 2, "ab")
+        False
+        """
+        text = json.dumps([_VERSION, "mark", what, *fields], ensure_ascii=False,
+                          separators=(",", ":"))
+        return self._hash(text.encode())
+
+    def head_mark(self, pool_id: str, head_seq: int, head_hash: str) -> str:
+        """The mark of a pool's head: entry ``head_seq`` with hash ``head_hash`` is its last."""
+        return self.mark("head", pool_id, head_seq, head_hash)
+
+    def investor_mark(self, investor: Investor) -> str:
+        """The mark of a registered investor's row."""
+        return self.mark("investor", investor.id, investor.name, investor.email)
+
+    def receipt_mark(self, key: str, fingerprint: str, action: str, pool_id: str,
+                     first_seq: int, count: int, first_hash: str) -> str:
+        """The mark of an idempotency receipt, bound to the hash of the first entry it gives."""
+        return self.mark("receipt", key, fingerprint, action, pool_id, first_seq, count,
+                         first_hash)
+
     def check(self, pool: Pool, head_seq: int, head_hash: str, totals: Amounts,
               entries: Iterable[Entry], holdings: Mapping[str, Amounts]) -> int:
         """Check one pool's chain against its record; return the number of entries checked.
@@ -170,6 +206,15 @@ class AuditChain:
                              f"entry {head_seq}: entries deleted or the head edited")
         _compare(where, replayed, holdings, replayed_totals, totals)
         return seq
+
+
+@runtime_checkable
+class MarkedStorage(Protocol):
+    """A repository whose rows carry the audit's marks (see the module notes): the ledger
+    hands it its chain, so the marks are made with the ledger's key."""
+
+    def mark_with(self, chain: AuditChain) -> None:
+        """Make the marks of every later write with ``chain``."""
 
 
 def _replay(where: str, pool: Pool, entry: Entry, members: dict[str, Amounts],

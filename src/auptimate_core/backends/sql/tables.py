@@ -1,14 +1,21 @@
 """The SQL ledger's tables (names prefixed ``auptimate_``, in ``schema`` when given).
 
-- ``investors`` (id, name, email);
-- ``pools`` (definition, the head of the audit chain, the pool's totals);
+- ``investors`` (id, name, email, and ``hash``: the audit's mark over the three);
+- ``pools`` (definition, the head of the audit chain, the pool's totals, and ``head_mark``: the
+  audit's mark over the head's number and hash, which a truncated chain cannot forge with a key);
 - ``members`` (one row per pool and investor: their totals);
 - ``entries`` (the audit chain: one row per pool and number, with both hashes);
-- ``receipts`` (idempotency keys: what each was used for and where its entries are);
+- ``receipts`` (idempotency keys: what each was used for and where its entries are, and
+  ``hash``: the audit's mark binding the receipt to the hash of its first entry);
 - ``feed_head`` and ``feed`` (the change feed, see :mod:`auptimate_core.backends.sql.feed`).
 
 Money is kept as integers of 1/10,000 of the currency (:data:`SCALE` decimals; exact everywhere,
-summed as integers), time as integer microseconds since the Unix epoch (UTC).
+summed as integers) in ``BIGINT`` columns: every total the ledger keeps is bounded by
+:data:`~auptimate_core.money.MAX_TOTAL` (9 * 10**14, so 9 * 10**18 units, under ``2**63``),
+whatever the number of entries. Time is kept as integer microseconds since the Unix epoch (UTC).
+
+The marks (see :meth:`~auptimate_core.pools.audit.AuditChain.mark`) are NULL in rows written
+before they existed; :func:`upgrade` adds their columns to tables made before.
 
 >>> sorted(ledger_tables().metadata.tables)[:3]
 ['auptimate_entries', 'auptimate_feed', 'auptimate_feed_head']
@@ -29,13 +36,16 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["SCALE", "TOTALS", "LedgerTables", "ledger_tables"]
+__all__ = ["MARKS", "SCALE", "TOTALS", "LedgerTables", "ledger_tables", "upgrade"]
 
 SCALE: Final = 4
 """Amounts are stored as integers of ``10**-SCALE`` of the currency."""
 
 TOTALS: Final = ("invested", "refunded", "fees", "distributed")
 """The money columns of a member (a pool adds ``carry``)."""
+
+MARKS: Final = (("investors", "hash"), ("pools", "head_mark"), ("receipts", "hash"))
+"""The audit's mark columns, by table (added by :func:`upgrade` to older tables)."""
 
 
 @attrs.frozen(slots=True)
@@ -64,6 +74,7 @@ def ledger_tables(schema: str | None = None, prefix: str = "auptimate_") -> Ledg
         sa.Column("id", sa.String, primary_key=True),
         sa.Column("name", sa.String, nullable=False),
         sa.Column("email", sa.String, nullable=True),
+        sa.Column("hash", sa.String(64), nullable=True),
     )
     pools = sa.Table(
         f"{prefix}pools", md,
@@ -74,6 +85,7 @@ def ledger_tables(schema: str | None = None, prefix: str = "auptimate_") -> Ledg
         sa.Column("head_seq", sa.Integer, nullable=False),
         sa.Column("head_hash", sa.String(64), nullable=False),
         *(_money(name) for name in (*TOTALS, "carry")),
+        sa.Column("head_mark", sa.String(64), nullable=True),
     )
     members = sa.Table(
         f"{prefix}members", md,
@@ -104,6 +116,26 @@ def ledger_tables(schema: str | None = None, prefix: str = "auptimate_") -> Ledg
         sa.Column("pool_id", sa.String, nullable=False),
         sa.Column("first_seq", sa.Integer, nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("hash", sa.String(64), nullable=True),
     )
     feed_head, feed = changes_feed.feed_tables(md, prefix)
-    return LedgerTables(md, investors, pools, members, entries, receipts, feed_head, feed)
+    tables = LedgerTables(md, investors, pools, members, entries, receipts, feed_head, feed)
+
+    def upgraded(_target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
+        upgrade(connection, tables)
+
+    # create_all then adds what older tables lack, in the same transaction.
+    sa.event.listen(md, "after_create", upgraded)
+    return tables
+
+
+def upgrade(conn: sa.Connection, tables: LedgerTables) -> None:
+    """Add the mark columns (:data:`MARKS`) to tables made before they existed (NULL in the
+    rows already there)."""
+    inspector = sa.inspect(conn)
+    for name, column in MARKS:
+        table: sa.Table = getattr(tables, name)
+        found = {c["name"] for c in inspector.get_columns(table.name, table.schema)}
+        if column not in found:
+            quoted = conn.dialect.identifier_preparer.format_table(table)
+            conn.execute(sa.text(f"ALTER TABLE {quoted} ADD COLUMN {column} VARCHAR(64)"))
