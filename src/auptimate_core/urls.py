@@ -8,7 +8,8 @@ options and returning the backend:
 - :data:`WINDOW_STORES` (``memory://``, ``redis://``, ``rediss://``, ``redis+cluster://``,
   ``unix://`` for a Redis server's socket),
   opened by :func:`auptimate_core.backends.registry.window_store_from_url`;
-- :data:`LEDGER_REPOSITORIES` (``memory://``, ``sqlite:///...``, ``postgresql+psycopg://...``),
+- :data:`LEDGER_REPOSITORIES` (``memory://``, ``sqlite:///...``, ``postgresql+psycopg://...``,
+  ``mysql+pymysql://...`` and ``mariadb+pymysql://...``),
   opened by :meth:`auptimate_core.PoolLedger.from_url` and
   :func:`auptimate_core.backends.registry.ledger_repository_from_url`;
 - :data:`ASYNC_LEDGER_STORAGES` and :data:`ASYNC_WINDOW_STORES`, the same schemes for
@@ -243,6 +244,10 @@ LEDGER_REPOSITORIES: Final = Registry("ledger", "auptimate_core.ledger_repositor
     "postgresql": Backend(_SQL_LEDGER, "postgres"),
     "postgres": Backend(_SQL_LEDGER, "postgres"),
     "postgresql+psycopg": Backend(_SQL_LEDGER, "postgres"),
+    "mysql": Backend(_SQL_LEDGER, "mysql"),
+    "mysql+pymysql": Backend(_SQL_LEDGER, "mysql"),
+    "mariadb": Backend(_SQL_LEDGER, "mysql"),
+    "mariadb+pymysql": Backend(_SQL_LEDGER, "mysql"),
 })
 """Ledger repositories (:class:`~auptimate_core.pools.LedgerRepository`, with their change
 feed) by URL scheme."""
