@@ -1,17 +1,20 @@
-"""The pools ledger on a SQL database, through SQLAlchemy Core: SQLite or PostgreSQL (psycopg).
+"""The pools ledger on a SQL database, through SQLAlchemy Core: SQLite, PostgreSQL (psycopg) or
+MySQL 8 / MariaDB 10.11+ (PyMySQL; what differs there is in
+:mod:`auptimate_core.backends.sql.mysql`).
 
 The tables are in :mod:`auptimate_core.backends.sql.tables`, one unit of work on them in
 :mod:`auptimate_core.backends.sql.session`, the change feed in
 :mod:`auptimate_core.backends.sql.feed`.
 
 Concurrency: every write to a pool first locks the pool's row (``SELECT ... FOR UPDATE`` on
-PostgreSQL; on SQLite every write transaction is ``BEGIN IMMEDIATE``, so writers take turns),
-and the update of the pool's head also checks that the head has not moved. Two processes writing
-to one pool therefore never lose an update: the second waits for the first and builds on what it
-committed. A race that only a unique key can catch (two processes creating one pool, or using one
-idempotency key in two pools at once) rolls back and runs the unit of work again, which then sees
-the other's row. Reads run in one snapshot (``REPEATABLE READ`` on PostgreSQL). The last
-write of a unit of work appends its event to the change feed, in the same transaction.
+PostgreSQL and MySQL; on SQLite every write transaction is ``BEGIN IMMEDIATE``, so writers take
+turns), and the update of the pool's head also checks that the head has not moved. Two
+processes writing to one pool therefore never lose an update: the second waits for the first
+and builds on what it committed. A race that only a unique key can catch (two processes
+creating one pool, or using one idempotency key in two pools at once) rolls back and runs the
+unit of work again, which then sees the other's row. Reads run in one snapshot
+(``REPEATABLE READ`` on PostgreSQL and MySQL). The last write of a unit of work appends its
+event to the change feed, in the same transaction.
 
 What a write costs: an admission, an investment or a refund is two statements on PostgreSQL
 (one read, one write sent with the commit; see :mod:`auptimate_core.backends.sql.statements`)
@@ -19,8 +22,9 @@ and eight on SQLite, whatever the size of the pool; a fee or a distribution read
 members once and writes in one statement on PostgreSQL, one per table on SQLite.
 
 Opening the storage is safe from any number of processes at once: creating the tables is
-serialised (a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) and
-retried on each database's "already exists" error, and the ledger's identity is written once.
+serialised (a transaction-scoped advisory lock on PostgreSQL, ``GET_LOCK`` on MySQL,
+``BEGIN IMMEDIATE`` on SQLite) and retried on each database's "already exists" error, and the
+ledger's identity is written once.
 
 Driver errors never leak: a server that cannot be reached is
 :class:`~auptimate_core.errors.StoreUnavailable`, any other database failure a
@@ -46,10 +50,12 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
 from ...errors import InvalidURL, LedgerError, MissingExtra, StoreUnavailable, ValidationError
+from ...pools.audit import AuditChain
 from ...pools.changes import FeedWatch
 from ...pools.repository import LedgerSession
 from ...urls import redact
 from . import feed as changes_feed
+from . import mysql as mysql_sql
 from .session import HeadMoved, SqlSession
 from .statements import Statements
 from .tables import LedgerTables, ledger_tables
@@ -77,6 +83,8 @@ def _nothing() -> None:
 def _retryable(error: BaseException) -> bool:
     if isinstance(error, HeadMoved | sa.exc.IntegrityError):
         return True
+    if isinstance(error, sa.exc.DBAPIError) and mysql_sql.retryable(error):
+        return True
     if isinstance(error, sa.exc.OperationalError):
         state = getattr(error.orig, "sqlstate", None)
         return state in _RETRY_SQLSTATES or "database is locked" in str(error.orig)
@@ -85,6 +93,8 @@ def _retryable(error: BaseException) -> bool:
 
 def _create_race(error: sa.exc.DBAPIError) -> bool:
     """Whether ``error`` is what a concurrent creator of the same tables can cause."""
+    if mysql_sql.create_race(error):
+        return True
     state = getattr(error.orig, "sqlstate", None)
     if state is not None:
         return str(state) in _CREATE_SQLSTATES or str(state) in _RETRY_SQLSTATES
@@ -96,6 +106,8 @@ def _create_race(error: sa.exc.DBAPIError) -> bool:
 def _unavailable(error: sa.exc.DBAPIError) -> bool:
     """Whether ``error`` says the database could not be reached (rather than refused a query)."""
     if error.connection_invalidated or isinstance(error, sa.exc.InterfaceError):
+        return True
+    if mysql_sql.unavailable(error):
         return True
     if not isinstance(error, sa.exc.OperationalError):
         return False
@@ -132,7 +144,13 @@ class SqlLedgerRepository:
                                   f"must be a number of seconds > 0, not {poll_interval!r}")
         self.engine = engine
         self.tables = ledger_tables(schema)
-        self._statements = Statements(self.tables, engine.dialect, pipeline=pipeline)
+        self._mysql = mysql_sql.is_mysql(engine.dialect)
+        if self._mysql:
+            mysql_sql.fit_tables(self.tables.metadata)
+        self._statements = (mysql_sql.MySqlStatements if self._mysql else Statements)(
+            self.tables, engine.dialect, pipeline=pipeline)
+        self._session = mysql_sql.MySqlSession if self._mysql else SqlSession
+        self._chain = AuditChain()
         self.retries = retries
         self.poll_interval = poll_interval
         self._dispose = dispose
@@ -146,13 +164,15 @@ class SqlLedgerRepository:
         if create:
             self._create(schema)
         self._identity = self._run(self._open_feed, True, None)
-        self._channel = None if self._sqlite else changes_feed.channel_of(self._identity)
+        postgres = engine.dialect.name == "postgresql"
+        self._channel = changes_feed.channel_of(self._identity) if postgres else None
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, create: bool = True,
                  retries: int = 8, engine_options: Mapping[str, Any] | None = None,
                  poll_interval: float = 0.01, pipeline: bool = True) -> SqlLedgerRepository:
-        """A repository on a new engine for ``url`` (``postgresql://`` means psycopg)."""
+        """A repository on a new engine for ``url`` (``postgresql://`` means psycopg,
+        ``mysql://`` and ``mariadb://`` PyMySQL)."""
         options = dict(engine_options or {})
         try:
             parsed = sa.make_url(url)
@@ -161,6 +181,10 @@ class SqlLedgerRepository:
             raise InvalidURL(shown, f"{shown!r} is not a database URL: {error}") from None
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
+        mysql = parsed.get_backend_name() in mysql_sql.NAMES
+        if mysql:
+            parsed = mysql_sql.engine_url(parsed)
+            options = mysql_sql.engine_options(options)
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(options.pop("connect_args", {}))
             connect_args.setdefault("check_same_thread", False)
@@ -172,6 +196,8 @@ class SqlLedgerRepository:
         try:
             engine = sa.create_engine(parsed, **options)
         except (ImportError, sa.exc.NoSuchModuleError) as error:
+            if mysql:
+                raise MissingExtra("pymysql", "mysql") from error
             raise MissingExtra("psycopg", "postgres") from error
         return cls(engine, schema=schema, create=create, retries=retries, dispose=True,
                    poll_interval=poll_interval, pipeline=pipeline)
@@ -190,13 +216,14 @@ class SqlLedgerRepository:
         lock_key = zlib.crc32(f"auptimate_ledger:{schema or ''}".encode())
 
         def body(conn: Connection) -> None:
-            if not self._sqlite:
+            if conn.dialect.name == "postgresql":
                 # Creators of one schema take turns: the next one finds the tables made.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key)))
-            if schema is not None:
-                conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
-            self.tables.metadata.create_all(conn, checkfirst=True)
-            changes_feed.upgrade(conn, self.tables.feed_head)
+            with mysql_sql.create_lock(conn, lock_key) if self._mysql else nullcontext():
+                if schema is not None:
+                    conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+                self.tables.metadata.create_all(conn, checkfirst=True)
+                changes_feed.upgrade(conn, self.tables.feed_head)
 
         for attempt in range(self.retries + 1):
             try:
@@ -227,6 +254,9 @@ class SqlLedgerRepository:
 
     @staticmethod
     def _mapped(error: sa.exc.DBAPIError) -> Exception:
+        found = mysql_sql.mapped(error)
+        if found is not None:
+            return found
         if _unavailable(error):
             return StoreUnavailable(f"the ledger database cannot be reached: {error.orig}")
         return LedgerError(f"ledger database error: {error.orig}")
@@ -255,11 +285,14 @@ class SqlLedgerRepository:
                 with self._guard(), self.engine.connect() as conn:
                     if not write and not self._sqlite:
                         conn.execution_options(isolation_level="REPEATABLE READ")
+                    elif write and self._mysql:
+                        mysql_sql.set_write_isolation(conn)
                     restore: Callable[[], None] = _nothing
                     try:
                         with conn.begin() as transaction:
                             restore = self._begin(conn, write)
-                            session = SqlSession(conn, self.tables, self._statements)
+                            session = self._session(conn, self.tables, self._statements)
+                            session.mark_with(self._chain)
                             result = body(session)
                             if not write:
                                 return result
@@ -295,6 +328,10 @@ class SqlLedgerRepository:
     def write(self, body: Callable[[LedgerSession], T],
               on_commit: Callable[[T], object] | None = None) -> T:
         return self._run(body, True, on_commit)
+
+    def mark_with(self, chain: AuditChain) -> None:
+        """Make the rows' audit marks with ``chain`` (the ledger's, with its key) from now on."""
+        self._chain = chain
 
     def close(self) -> None:
         if self._dispose:
