@@ -24,7 +24,7 @@ import click
 from ..alerts import Alert, AlertEngine, SpikeRule, ThresholdRule
 from ..domain import Transaction
 from ..errors import AuptimateError
-from ..io.vectorised import VECTORISE_FROM
+from ..io.plain import VECTORISE_FROM
 from ..store import WindowStore
 from ._common import (
     BadInput,

@@ -1,6 +1,6 @@
 """``auptimate top-investors FILE``: the top investors of a CSV or JSON Lines file.
 
-A CSV file of at least :data:`~auptimate_core.io.vectorised.VECTORISE_FROM` bytes (a smaller one
+A CSV file of at least :data:`~auptimate_core.io.plain.VECTORISE_FROM` bytes (a smaller one
 is read before a vectorised engine would be imported) is first offered to the vectorised ranking
 (:mod:`auptimate_core.ranking.vectorised`, polars or DuckDB), which answers only when every row
 is one it can show the input pipeline reads the same way; anything else (JSON Lines, standard
@@ -25,8 +25,8 @@ import click
 
 from ..domain import Transaction
 from ..errors import MissingExtra
+from ..io.plain import VECTORISE_FROM
 from ..io.readers import file_format
-from ..io.vectorised import VECTORISE_FROM
 from ..ranking import InvestorRank, top_investors
 from ..ranking.vectorised import ENGINES, NotVectorised, fast_top_investors
 from ._common import Input, input_options

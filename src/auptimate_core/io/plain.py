@@ -34,7 +34,13 @@ from ..errors import AuptimateError, RowError
 from ..money import MAX_AMOUNT
 from .schema import column_map
 
-__all__ = ["AMOUNT", "ID_RE2", "ID_RUST", "TIME", "NotVectorised", "plain_header"]
+__all__ = [
+    "AMOUNT", "ID_RE2", "ID_RUST", "TIME", "VECTORISE_FROM", "NotVectorised", "plain_header",
+]
+
+VECTORISE_FROM: Final = 1 << 20
+"""Bytes: a smaller file is read by the input pipeline alone, which is done with it before a
+vectorised engine would be imported."""
 
 
 class NotVectorised(AuptimateError):

@@ -28,7 +28,15 @@ from typing import Any, BinaryIO, Final, NamedTuple
 
 from ..domain import KINDS, Transaction
 from ..errors import RowError
-from .plain import AMOUNT, ID_RUST, TIME, NotVectorised, plain_header, read_header
+from .plain import (
+    AMOUNT,
+    ID_RUST,
+    TIME,
+    VECTORISE_FROM,
+    NotVectorised,
+    plain_header,
+    read_header,
+)
 from .readers import Position, field_limit, file_format, read_csv_part, read_transactions
 from .schema import RejectedRow
 
@@ -36,10 +44,6 @@ __all__ = ["BLOCK", "VECTORISE_FROM", "transaction_batches"]
 
 BLOCK: Final = 1 << 23
 """Bytes read at a time (whole lines): about a hundred thousand rows of a typical file."""
-
-VECTORISE_FROM: Final = 1 << 20
-"""Bytes: a smaller file is read by the pipeline alone, which is done with it before polars
-would be imported."""
 
 _BATCH = 1 << 16  # transactions per batch on the pipeline's path
 
