@@ -1,6 +1,6 @@
 """AsyncPoolLedger: the whole ledger contract awaited on memory, SQLite (aiosqlite) and a real
-PostgreSQL (psycopg's asyncio driver); the same results as PoolLedger; the event loop kept
-free while 100 investments run; follow() seeing the commits of another process."""
+PostgreSQL (psycopg's asyncio driver); the same results as PoolLedger; follow() seeing the
+commits of another process. (The event loop kept free: tests/test_aio_loop.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import contextlib
 import inspect
 import multiprocessing
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from decimal import Decimal
@@ -342,73 +341,6 @@ def test_a_cancelled_write_still_commits_once(tmp_path: Path) -> None:
             assert await ledger.verify() == 3
 
     asyncio.run(main())
-
-
-async def _lag_while(work: Callable[[], Coroutine[Any, Any, object]]) -> tuple[float, float]:
-    """(the event loop's longest stall, the work's duration): a ticker asks for a turn every
-    millisecond and measures how late it gets it."""
-    worst = 0.0
-    done = False
-
-    async def ticker() -> None:
-        nonlocal worst
-        while not done:
-            start = time.perf_counter()
-            await asyncio.sleep(0.001)
-            worst = max(worst, time.perf_counter() - start - 0.001)
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0.005)
-    worst = 0.0
-    began = time.perf_counter()
-    await work()
-    took = time.perf_counter() - began
-    done = True
-    await task
-    return worst, took
-
-
-async def _hundred_investments(ledger: AsyncPoolLedger) -> tuple[float, float]:
-    await ledger.create_pool(Pool("p", "m"), actor="m")
-    names = [f"i{n:03}" for n in range(100)]
-    for name in names:
-        await ledger.register_investor(Investor(name))
-        await ledger.admit("p", name, actor="m")
-
-    async def invest_all() -> None:
-        await asyncio.gather(*(ledger.invest("p", name, D(n + 1), actor=name,
-                                             idempotency_key=name)
-                               for n, name in enumerate(names)))
-
-    lag = await _lag_while(invest_all)
-    assert len(await ledger.history("p")) == 100
-    assert await ledger.verify() == 1 + 200
-    return lag
-
-
-@pytest.mark.parametrize("kind", STORAGES[1:])
-def test_the_loop_is_not_held_while_100_investments_run(kind: str, tmp_path: Path,
-                                                        request: pytest.FixtureRequest) -> None:
-    # Behaviour, not speed. Calls that held the loop would stall it for about the time they
-    # take in all (100 investments gathered run back to back); here the loop gets a turn
-    # while each waits on the database, so its longest stall is a small part of that time.
-    # (In memory nothing waits: calls gathered at once run back to back, as on threads under
-    # one lock.) The best of three runs is kept: another process on the machine can stall
-    # this one.
-    ratios = []
-    for attempt in range(3):
-        url, options = _url(kind, tmp_path / str(attempt), request)
-        (tmp_path / str(attempt)).mkdir()
-
-        async def main(url: str = url, options: dict[str, Any] = options) -> tuple[float, float]:
-            async with AsyncPoolLedger.from_url(url, **options) as ledger:
-                return await _hundred_investments(ledger)
-
-        worst, took = asyncio.run(main())
-        ratios.append(worst / took)
-        if ratios[-1] < 0.25:
-            break
-    assert min(ratios) < 0.25, ratios
 
 
 # -- following the feed -------------------------------------------------------------------------

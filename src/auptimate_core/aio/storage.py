@@ -85,7 +85,9 @@ async def poll_head(storage: LedgerStorage, interval: float, wake: Callable[[], 
 class MemoryStorage:
     """A :class:`~auptimate_core.pools.MemoryLedgerRepository` (a new one by default), called on
     the loop's thread. Each call first gives the loop a turn, so a task awaiting many calls in a
-    row lets the others run between them (calls gathered at once still run back to back).
+    row lets the others run between them; writes also take turns (in arrival order, one per
+    turn of the loop), so many writes gathered at once hold the loop for one write at a time,
+    not for all of them back to back.
     ``poll_interval`` is how often (seconds) a followed ledger looks for commits made through
     other ledger objects on the same repository (its own wake its followers at once).
     """
@@ -97,6 +99,7 @@ class MemoryStorage:
                                   f"must be a number of seconds > 0, not {poll_interval!r}")
         self._repository = MemoryLedgerRepository() if repository is None else repository
         self.poll_interval = poll_interval
+        self._turns = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryStorage:
@@ -116,8 +119,12 @@ class MemoryStorage:
         return fn(*args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        await asyncio.sleep(0)  # cancelled here, nothing was written
-        return fn(*args, **kwargs)
+        async with self._turns:
+            # Holding the turn across this yield makes the writes gathered with this one
+            # wait for it, so each runs in a turn of the loop of its own. Cancelled here,
+            # nothing was written.
+            await asyncio.sleep(0)
+            return fn(*args, **kwargs)
 
     async def listen(self, wake: Callable[[], None], ready: Callable[[], None]) -> None:
         await poll_head(self, self.poll_interval, wake, ready)

@@ -9,8 +9,8 @@ A sync store and an async store on one namespace are one store.
 The store's calls take turns (one at a time per store object, in arrival order): the sync
 store holds a :mod:`threading` lock across I/O the first time it checks the server's
 persistence. An engine's calls are serialised anyway. While a failed call is retried, the sync
-store's backoff sleep (50 ms, then doubled, ``retries`` times at most) is taken on the event
-loop's thread.
+store's backoff (50 ms, then doubled, ``retries`` times at most) is awaited: the loop runs
+other tasks meanwhile.
 
 A Redis Cluster (``redis+cluster://``) is reached through ``redis.asyncio.cluster``; the store
 pipelines its script calls per node as it does on the sync cluster client.
@@ -18,6 +18,7 @@ pipelines its script calls per node as it does on the sync cluster client.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Iterator
@@ -78,6 +79,11 @@ class Awaited:
 
     def __init__(self, target: Any) -> None:
         self.target = target
+
+    def retry_pause(self, seconds: float) -> None:
+        """The backoff before a retry, awaited on the loop (see
+        :class:`~auptimate_core.backends.redis_client.PausesOnLoop`)."""
+        wait(asyncio.sleep(seconds))
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.target, name)

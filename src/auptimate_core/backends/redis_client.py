@@ -2,7 +2,8 @@
 to the library's, Lua scripts called by SHA, EVALSHA streamed over one connection or pipelined
 per node of a Redis Cluster, and a check, on first use, that the server persists anything.
 
-A :class:`RedisCaller` wraps one ``redis.Redis`` or ``redis.cluster.RedisCluster`` client.
+A :class:`RedisCaller` wraps one ``redis.Redis`` or ``redis.cluster.RedisCluster`` client (or
+an asyncio client seen as one: :class:`PausesOnLoop`).
 Connection errors and timeouts are retried with exponential backoff and then raised as
 :class:`~auptimate_core.errors.StoreUnavailable`; any other Redis error is a
 :class:`~auptimate_core.errors.StoreError`. A script is loaded on its first call and loaded
@@ -21,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..errors import MissingExtra, StoreError, StoreUnavailable
 
@@ -39,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover - hiredis comes with the extra
     pack_command = None
 
-__all__ = ["Call", "RedisCaller", "decoded", "lua_source"]
+__all__ = ["Call", "PausesOnLoop", "RedisCaller", "decoded", "lua_source"]
 
 # The store's logger: what the store's calls log is found under one name.
 logger = logging.getLogger("auptimate_core.backends.redis")
@@ -48,6 +49,15 @@ T = TypeVar("T")
 Call = tuple[list[str], list[Any]]
 """One script call: its keys and its arguments."""
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+@runtime_checkable
+class PausesOnLoop(Protocol):
+    """A client whose calls are awaited on an event loop (the asyncio store's): the backoff
+    before a retry is awaited there too, where ``time.sleep`` would hold the loop."""
+
+    def retry_pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next try."""
 
 
 def _packed(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
@@ -94,6 +104,8 @@ class RedisCaller:
         self.retries = retries
         self.backoff = backoff
         self.on_volatile = on_volatile
+        self._pause: Callable[[float], None] = (
+            client.retry_pause if isinstance(client, PausesOnLoop) else time.sleep)
         self._sources = dict(sources)
         self._shas: dict[str, str] = {}
         self._persistence_checked = False
@@ -116,7 +128,7 @@ class RedisCaller:
                     raise StoreUnavailable(
                         f"redis {what} failed after {attempt} tries: {error}"
                     ) from error
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                self._pause(self.backoff * 2 ** (attempt - 1))
             except RedisError as error:
                 if "NOSCRIPT" in str(error):
                     self._shas.clear()
