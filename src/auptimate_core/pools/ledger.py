@@ -25,16 +25,17 @@ distributed=Decimal('2.50'), share=Decimal('0.25'), refunded=Decimal('0.00'), fe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from ..clock import Clock, SystemClock
 from ..domain import Investor, Pool, Transaction
 from ..ranking import InvestorRank
 from ..urls import LEDGER_REPOSITORIES
-from .audit import AuditChain
+from .audit import AuditChain, MarkedStorage
+from .batch import Batch, Investment
 from .changes import Change
 from .commands import Commands
 from .events import Subscriber, Unsubscribe
@@ -90,6 +91,8 @@ class PoolLedger:
                             SystemClock() if clock is None else clock,
                             Policy() if policy is None else policy,
                             AuditChain(audit_key), Subscribers())
+        if isinstance(self._parts.repository, MarkedStorage):
+            self._parts.repository.mark_with(self._parts.chain)
         self._commands = Commands(self._parts)
         self._reads = Reads(self._parts)
         self._feed = Feed(self._parts)
@@ -194,6 +197,31 @@ class PoolLedger:
         then the ``carry`` transaction if any.
         """
         return self._commands.distribute(pool_id, total, actor, idempotency_key, at, carry)
+
+    def batch(self) -> Batch:
+        """A batch: admissions, investments and refunds queued, then recorded together in one
+        unit of work, all or nothing, each as its call here would record it (the same checks,
+        policy, idempotency, audit entries and one change per command that wrote).
+
+        ``batch.invest(...)``, ``batch.refund(...)`` and ``batch.admit(...)`` take the
+        arguments of the methods of those names; ``batch.commit()`` returns one result per
+        command (the transaction, or None for an admission). ``with ledger.batch() as b:``
+        commits when the block ends (results in ``b.results``). See :mod:`.batch`.
+        """
+        return Batch(self._parts)
+
+    def invest_many(self, investments: Iterable[Investment | tuple[Any, ...]]
+                    ) -> list[Transaction]:
+        """Record many investments in one unit of work, all or nothing; return their
+        transactions in order. Each item is an :class:`~.batch.Investment` (or a tuple of its
+        fields in order): the arguments of :meth:`invest`. A retried call replays every
+        investment by its key; a key used for another request refuses the whole call.
+        """
+        batch = self.batch()
+        for item in investments:
+            pool_id, investor_id, amount, actor, key, at = Investment(*item)
+            batch.invest(pool_id, investor_id, amount, actor=actor, idempotency_key=key, at=at)
+        return [cast(Transaction, tx) for tx in batch.commit()]
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ wait on a condition of the same lock, notified by every write that published a c
 
 Complexity: a write touching ``k`` members is ``O(k)`` plus ``O(log m)`` per investment for the
 ranking of ``m`` investors; ``holdings`` of a pool is ``O(members)``; ``holding`` of one member
-and ``member`` (the four reads of a one-member write) are ``O(1)``; ``memberships`` of an
+and ``member`` (the four reads of a one-member write) are ``O(1)``; ``batch`` is ``O(1)`` per
+pool, investor, holding and key asked for; ``memberships`` of an
 investor is ``O(their pools)``; ``entries`` of a pool is ``O(entries)``; ``top_investors(n)`` is
 ``O(log m + n)`` (an incremental :class:`~auptimate_core.TopInvestors`).
 
@@ -20,7 +21,7 @@ investor is ``O(their pools)``; ``entries`` of a pool is ``O(entries)``; ``top_i
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -33,7 +34,7 @@ from .audit import Entry
 from .changes import Recorded, new_identity
 from .events import LedgerEvent
 from .position import Amounts
-from .repository import RANKED, LedgerSession, MemberRead, PoolRecord, Receipt
+from .repository import RANKED, BatchRead, LedgerSession, MemberRead, PoolRecord, Receipt
 
 T = TypeVar("T")
 
@@ -83,6 +84,19 @@ class _Session:
         return MemberRead(record, investor_id in state.investors,
                           state.holdings[pool_id].get(investor_id),
                           None if key is None else state.receipts.get(key))
+
+    def batch(self, pool_ids: Collection[str], investor_ids: Collection[str],
+              pairs: Collection[tuple[str, str]], keys: Collection[str]) -> BatchRead:
+        state = self._state
+        pools, holdings, receipts = state.pools, state.holdings, state.receipts
+        records = {p: pools[p] for p in pool_ids if p in pools}
+        found = {}
+        for pool_id, investor_id in pairs:
+            held = holdings.get(pool_id, {}).get(investor_id)
+            if held is not None:
+                found[pool_id, investor_id] = held
+        return BatchRead(records, frozenset(i for i in investor_ids if i in state.investors),
+                         found, {k: receipts[k] for k in keys if k in receipts})
 
     def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
         state = self._state

@@ -20,11 +20,17 @@ reads the pool, the investor, their holding and the idempotency key's receipt, a
 pool's record, one entry, one holding and the receipt: nothing that grows with the pool. A
 session may answer those four reads in one go (:class:`MemberSession`); one that does not
 answers them one by one. A fee or a distribution reads and writes every member it touches.
+
+A batch (:meth:`~auptimate_core.PoolLedger.batch`) is one unit of work for many commands: it
+locks the pools it touches in the order of their ids, reads what its commands need in one go
+(:class:`BatchSession`; one call at a time on a session without it), calls :meth:`append` once
+per command and :meth:`publish` once per change, in the order of the commands. A session may
+write those appends and changes together (one multi-row statement per table on SQL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Final, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -82,6 +88,18 @@ class MemberRead:
     receipt: Receipt | None
 
 
+@attrs.frozen(slots=True)
+class BatchRead:
+    """What a batch reads before its commands run: the records of the pools found (locked),
+    the investors found registered, the holdings found (by pool and investor id) and the
+    receipts of the keys found (by key). What was asked for and is missing is not there."""
+
+    records: Mapping[str, PoolRecord]
+    registered: frozenset[str]
+    holdings: Mapping[tuple[str, str], Amounts]
+    receipts: Mapping[str, Receipt]
+
+
 class LedgerSession(Protocol):
     """Reads and writes inside one unit of work."""
 
@@ -129,7 +147,9 @@ class LedgerSession(Protocol):
     def publish(self, event: LedgerEvent, clock: Clock) -> None:
         """Add ``event`` to the change feed when this unit of work commits: at the position
         after every change committed before it, stamped with ``clock.now()`` read once that
-        position is assigned. Called at most once per unit of work, after its other writes."""
+        position is assigned. Called after the unit of work's other writes: once, or once per
+        change of a batch (the changes then take consecutive positions, in the order of the
+        calls)."""
 
     def feed_head(self) -> int:
         """The position of the last change in the feed (0 when it is empty)."""
@@ -148,6 +168,18 @@ class MemberSession(Protocol):
         """The pool (locked, as ``pool(pool_id, lock=True)``), whether the investor is
         registered, their holding and the receipt of ``key`` (None for no key), all as of after
         the lock; None when the pool does not exist."""
+
+
+@runtime_checkable
+class BatchSession(Protocol):
+    """A session that reads what a batch needs in a few statements rather than one call per
+    command. Optional: the ledger makes the calls one at a time on a session without it."""
+
+    def batch(self, pool_ids: Collection[str], investor_ids: Collection[str],
+              pairs: Collection[tuple[str, str]], keys: Collection[str]) -> BatchRead:
+        """Lock the pools ``pool_ids`` (as ``pool(pool_id, lock=True)``, in the order of their
+        ids), then read which of ``investor_ids`` are registered, the holdings of ``pairs``
+        (pool id, investor id) and the receipts of ``keys``, as of after the locks."""
 
 
 class LedgerRepository(Protocol):

@@ -110,10 +110,7 @@ def write(parts: Parts, action: str, body: Callable[[LedgerSession], Outcome[R]]
     try:
         outcome = parts.repository.write(unit, on_commit=on_commit)
     except (LedgerError, ValidationError) as error:
-        for kind, reason in _REFUSALS:
-            if isinstance(error, kind):
-                metrics.ledger_refusal(reason)
-                break
+        count_refusal(error)
         raise
     if outcome.event is None:
         metrics.ledger_replay(action)
@@ -121,6 +118,14 @@ def write(parts: Parts, action: str, body: Callable[[LedgerSession], Outcome[R]]
         metrics.ledger_write(action, time.perf_counter() - start)
     parts.subscribers.deliver()
     return outcome.result
+
+
+def count_refusal(error: Exception) -> None:
+    """Count a refused request by its reason."""
+    for kind, reason in _REFUSALS:
+        if isinstance(error, kind):
+            metrics.ledger_refusal(reason)
+            break
 
 
 def replay(session: LedgerSession, key: str, fingerprint: str,
@@ -134,13 +139,19 @@ def replay_receipt(session: LedgerSession, receipt: Receipt | None, key: str, fi
     """As :func:`replay`, with the key's ``receipt`` (None if unused) read already."""
     if receipt is None:
         return None
-    if receipt.fingerprint != fingerprint:
-        raise IdempotencyConflict(
-            f"idempotency key {key!r} was already used for another request "
-            f"({receipt.action} on pool {receipt.pool_id!r}); this {action} wrote nothing")
+    check_receipt(receipt, fingerprint, action)
     last = receipt.first_seq + receipt.count - 1
     return [entry.transaction()
             for entry in session.entries(receipt.pool_id, receipt.first_seq, last)]
+
+
+def check_receipt(receipt: Receipt, fingerprint: str, action: str) -> None:
+    """Raise :class:`~auptimate_core.errors.IdempotencyConflict` unless ``receipt`` (of a key
+    used before) is of the request ``fingerprint``."""
+    if receipt.fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            f"idempotency key {receipt.key!r} was already used for another request "
+            f"({receipt.action} on pool {receipt.pool_id!r}); this {action} wrote nothing")
 
 
 def append(parts: Parts, session: LedgerSession, record: PoolRecord,

@@ -309,7 +309,7 @@ class SqlLedgerRepository:
                                     on_commit(result)
                     finally:
                         restore()
-                if session.published is not None:
+                if session.published:
                     with self._commits:
                         self._commits.notify_all()
                 return result

@@ -41,7 +41,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["ENTRY_COLUMNS", "Statements", "append_sql"]
+__all__ = ["ENTRY_COLUMNS", "RECEIPT_COLUMNS", "Statements", "append_sql"]
 
 ENTRY_COLUMNS: Final = ("seq", "kind", "investor_id", "amount", "at_us", "actor", "detail",
                         "prev_hash", "hash")
@@ -51,8 +51,9 @@ _ENTRY_TYPES: Final = ("INTEGER", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VAR
                        "VARCHAR", "VARCHAR", "VARCHAR")
 _HELD_COLUMNS: Final = ("investor_id", *TOTALS)
 _HELD_TYPES: Final = ("VARCHAR",) + ("BIGINT",) * len(TOTALS)
-_RECEIPT_COLUMNS: Final = ("key", "fingerprint", "action", "first_seq", "count")
-_RECEIPT_TYPES: Final = ("VARCHAR", "VARCHAR", "VARCHAR", "INTEGER", "INTEGER")
+RECEIPT_COLUMNS: Final = ("key", "fingerprint", "action", "first_seq", "count", "hash")
+"""The columns of a receipt after its pool id, in the order the statements take them."""
+_RECEIPT_TYPES: Final = ("VARCHAR", "VARCHAR", "VARCHAR", "INTEGER", "INTEGER", "VARCHAR")
 _HELD_LABELS: Final = tuple(f"held_{name}" for name in TOTALS)
 
 
@@ -125,7 +126,7 @@ class Statements:
         now = sa.bindparam("now", type_=sa.BigInteger)
         self.next_position: Any = (
             sa.update(head).where(head.c.id == sa.bindparam("head_id"))
-            .values(position=head.c.position + 1,
+            .values(position=head.c.position + sa.bindparam("n", type_=sa.BigInteger),
                     at_us=sa.case((head.c.at_us > now, head.c.at_us), else_=now))
             .returning(head.c.position, head.c.at_us))
         self.insert_change: Any = sa.insert(feed)
@@ -147,10 +148,17 @@ class Statements:
         self.append_one_and_publish_sql = compiled(
             sa.text(append_sql(*chain, feed_tables, single=True)))
         """A unit of work's row of each table (at most one) and its change."""
+        self.append_and_publish_many_sql = compiled(
+            sa.text(append_sql(*chain, feed_tables, many=True)))
+        """A unit of work's rows and its changes (a batch)."""
         self.publish_sql = compiled(sa.text(
             f"WITH head AS (SELECT 1), {_feed_ctes(*feed_tables)} "
             f"SELECT 1 AS moved, {_NOTIFY}"))
         """A change alone (after a new investor or pool)."""
+        self.publish_many_sql = compiled(sa.text(
+            f"WITH head AS (SELECT 1), {_feed_ctes(*feed_tables, many=True)} "
+            f"SELECT 1 AS moved, {_NOTIFY}"))
+        """Changes alone."""
 
 
 _NOTIFY: Final = ("(SELECT pg_notify(:channel, CAST(position AS VARCHAR)) FROM next) "
@@ -163,24 +171,29 @@ def _pipelines() -> bool:
     return bool(psycopg.Pipeline.is_supported())
 
 
-def _feed_ctes(head: str, feed: str, after: Sequence[str] = ()) -> str:
+def _feed_ctes(head: str, feed: str, after: Sequence[str] = (), many: bool = False) -> str:
     # Reading the other queries' counts makes them run first: the head's lock comes last.
     first = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in after)
-    return (f"next AS (UPDATE {head} SET position = position + 1, "
+    step = "CAST(:n AS BIGINT)" if many else "1"
+    rows = ("SELECT next.position - :n + c.n, next.at_us, c.type, c.pool_id, c.event FROM next, "
+            "ROWS FROM (json_to_recordset(CAST(:changes AS JSON)) AS (type VARCHAR, "
+            "pool_id VARCHAR, event TEXT)) WITH ORDINALITY AS c(type, pool_id, event, n)"
+            if many else "SELECT position, at_us, :event_type, :event_pool, :event FROM next")
+    return (f"next AS (UPDATE {head} SET position = position + {step}, "
             f"at_us = GREATEST(at_us, :now) WHERE id = :head_id AND {_MOVED}{first} "
             "RETURNING position, at_us), "
-            f"change AS (INSERT INTO {feed} (position, at_us, type, pool_id, event) "
-            "SELECT position, at_us, :event_type, :event_pool, :event FROM next)")
+            f"change AS (INSERT INTO {feed} (position, at_us, type, pool_id, event) {rows})")
 
 
 def append_sql(pools: str, entries: str, members: str, receipts: str,
-               feed: tuple[str, str] | None, single: bool = False) -> str:
+               feed: tuple[str, str] | None, single: bool = False, many: bool = False) -> str:
     """The PostgreSQL statement of :class:`Statements` ``append`` (``feed`` None) or
     ``append_and_publish`` (``feed`` the head and feed tables), on the named tables.
 
-    The entries and holdings come as JSON arrays of objects, or with ``single`` as scalars: at
-    most one entry and one holding (an admission, an investment or a refund). The receipt (at
-    most one) is always scalars.
+    The entries, holdings and receipts come as JSON arrays of objects, or with ``single`` as
+    scalars: at most one row of each (an admission, an investment or a refund). With ``many``
+    the unit of work's changes (a batch's) come as a JSON array too, and take consecutive
+    positions.
 
     The statement's queries run in the order of the older one statement per table (the pool,
     the entries, the holdings, the receipt, the feed): the feed's head, read by every writer,
@@ -195,20 +208,21 @@ def append_sql(pools: str, entries: str, members: str, receipts: str,
     totals = ", ".join(f"{name} = :{name}" for name in (*TOTALS, "carry"))
     held = ", ".join(f"{name} = EXCLUDED.{name}" for name in TOTALS)
     ctes = [
-        f"head AS (UPDATE {pools} SET head_seq = :new_seq, head_hash = :head_hash, {totals} "
+        f"head AS (UPDATE {pools} SET head_seq = :new_seq, head_hash = :head_hash, "
+        f"head_mark = :head_mark, {totals} "
         "WHERE id = :pid AND head_seq = :old_seq RETURNING 1)",
         f"added AS (INSERT INTO {entries} (pool_id, {', '.join(ENTRY_COLUMNS)}) "
         f"SELECT :pid, * FROM {_rows('e', ENTRY_COLUMNS, _ENTRY_TYPES, single)} RETURNING 1)",
         f"held AS (INSERT INTO {members} (pool_id, investor_id, {', '.join(TOTALS)}) "
         f"SELECT :pid, * FROM {_rows('m', _HELD_COLUMNS, _HELD_TYPES, single)} "
         f"ON CONFLICT (pool_id, investor_id) DO UPDATE SET {held} RETURNING 1)",
-        f"kept AS (INSERT INTO {receipts} (key, fingerprint, action, first_seq, count, "
+        f"kept AS (INSERT INTO {receipts} (key, fingerprint, action, first_seq, count, hash, "
         "pool_id) SELECT *, :pid FROM "
-        f"{_rows('r', _RECEIPT_COLUMNS, _RECEIPT_TYPES, True)} RETURNING 1)",
+        f"{_rows('r', RECEIPT_COLUMNS, _RECEIPT_TYPES, single)} RETURNING 1)",
     ]
     if feed is None:
         return (f"WITH {', '.join(ctes)} SELECT (SELECT count(*) FROM head) AS moved, "
                 "(SELECT count(*) FROM added) + (SELECT count(*) FROM held) "
                 "+ (SELECT count(*) FROM kept) AS rows")
-    ctes.append(_feed_ctes(*feed, after=("added", "held", "kept")))
+    ctes.append(_feed_ctes(*feed, after=("added", "held", "kept"), many=many))
     return f"WITH {', '.join(ctes)} SELECT (SELECT count(*) FROM head) AS moved, {_NOTIFY}"
