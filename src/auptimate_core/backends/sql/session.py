@@ -1,32 +1,33 @@
 """One unit of work of the SQL ledger on one connection: what it reads as the ledger's values,
 and what it writes as rows (see :mod:`auptimate_core.backends.sql.tables`).
 
-Reads run when asked. Writes of the pools' chains (``append``) and the change (``publish``) are
-kept until :meth:`SqlSession.flush`, the unit of work's last step, which writes them with the
-statements of :mod:`auptimate_core.backends.sql.statements`: on PostgreSQL in one statement.
+Reads run when asked. Writes of the pools' chains (``append``) and the changes (``publish``)
+are kept until :meth:`SqlSession.flush`, the unit of work's last step, which writes them with the
+statements of :mod:`auptimate_core.backends.sql.statements`: on PostgreSQL in one statement per
+pool written, on SQLite in one per table. The appends of a batch to one pool are written
+together, its changes too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ...clock import Clock
 from ...domain import Investor, Pool, from_micros, to_micros
-from ...errors import LedgerError
 from ...money import minor_unit
-from ...pools.audit import Entry
+from ...pools.audit import AuditChain, Entry
 from ...pools.changes import Recorded, new_identity
 from ...pools.events import LedgerEvent
 from ...pools.position import Amounts
-from ...pools.repository import RANKED, MemberRead, PoolRecord, Receipt
+from ...pools.repository import RANKED, BatchRead, MemberRead, PoolRecord, Receipt
 from ...ranking import InvestorRank
 from ...store import from_units, to_units
 from . import feed as changes_feed
 from .ranking import TransactionsTable, top_investors_sql
-from .statements import ENTRY_COLUMNS, Statements
+from .statements import ENTRY_COLUMNS, RECEIPT_COLUMNS, Statements
 from .tables import SCALE, TOTALS, LedgerTables
 
 try:
@@ -36,6 +37,9 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     from ...errors import MissingExtra
 
     raise MissingExtra("sqlalchemy", "sql") from error
+
+if TYPE_CHECKING:
+    from .audit import SqlAuditRows
 
 __all__ = ["HeadMoved", "SqlSession"]
 
@@ -85,7 +89,8 @@ def units_of(totals: Amounts, names: Sequence[str]) -> dict[str, int]:
     return {name: to_units(getattr(totals, name)) for name in names}
 
 
-_Append: TypeAlias = tuple[PoolRecord, Sequence[Entry], Mapping[str, Amounts], Receipt | None]
+_Append: TypeAlias = tuple[PoolRecord, Sequence[Entry], Mapping[str, Amounts], list[Receipt]]
+_CHUNK = 500  # values per IN (...) of a batch's reads: far below any driver's limit
 
 
 def _entry_row(entry: Entry) -> tuple[Any, ...]:
@@ -97,13 +102,15 @@ class SqlSession:
     """One unit of work on one connection (see :class:`~auptimate_core.pools.LedgerSession`
     and :class:`~auptimate_core.pools.MemberSession`)."""
 
-    def __init__(self, conn: Connection, tables: LedgerTables, statements: Statements) -> None:
+    def __init__(self, conn: Connection, tables: LedgerTables, statements: Statements,
+                 chain: AuditChain | None = None) -> None:
         self._conn = conn
         self._t = tables
         self._s = statements
+        self._chain = AuditChain() if chain is None else chain
         self._lockable = conn.dialect.name != "sqlite"
         self._appends: list[_Append] = []
-        self.published: tuple[LedgerEvent, Clock] | None = None
+        self.published: list[tuple[LedgerEvent, Clock]] = []
 
     def _record(self, row: Any) -> PoolRecord:
         return record_of(row._mapping)
@@ -175,6 +182,40 @@ class SqlSession:
             int(row["receipt_first"]), int(row["receipt_count"]))
         return MemberRead(record, row["investor"] is not None, held, receipt)
 
+    def batch(self, pool_ids: Collection[str], investor_ids: Collection[str],
+              pairs: Collection[tuple[str, str]], keys: Collection[str]) -> BatchRead:
+        t, conn = self._t, self._conn
+        records: dict[str, PoolRecord] = {}
+        for chunk in _chunks(sorted(pool_ids)):
+            query = sa.select(t.pools).where(t.pools.c.id.in_(chunk)).order_by(t.pools.c.id)
+            if self._lockable:
+                query = query.with_for_update()
+            records.update((row.id, self._record(row)) for row in conn.execute(query))
+        registered: set[str] = set()
+        for chunk in _chunks(sorted(investor_ids)):
+            registered.update(conn.execute(
+                sa.select(t.investors.c.id).where(t.investors.c.id.in_(chunk))).scalars())
+        by_pool: dict[str, list[str]] = {}
+        for pool_id, investor_id in pairs:
+            if pool_id in records:
+                by_pool.setdefault(pool_id, []).append(investor_id)
+        holdings: dict[tuple[str, str], Amounts] = {}
+        m = t.members
+        for pool_id, investors in sorted(by_pool.items()):
+            currency = records[pool_id].pool.currency
+            for chunk in _chunks(sorted(investors)):
+                query = sa.select(m).where(m.c.pool_id == pool_id, m.c.investor_id.in_(chunk))
+                for row in conn.execute(query):
+                    holdings[pool_id, row.investor_id] = amounts_of(row, currency)
+        receipts: dict[str, Receipt] = {}
+        r = t.receipts
+        for chunk in _chunks(sorted(keys)):
+            for row in conn.execute(sa.select(r).where(r.c.key.in_(chunk))):
+                v = row._mapping
+                receipts[v["key"]] = Receipt(v["key"], v["fingerprint"], v["action"],
+                                             v["pool_id"], int(v["first_seq"]), int(v["count"]))
+        return BatchRead(records, frozenset(registered), holdings, receipts)
+
     def memberships(self, investor_id: str) -> list[tuple[PoolRecord, Amounts]]:
         m, p = self._t.members, self._t.pools
         held = {name: m.c[name].label(f"held_{name}") for name in TOTALS}
@@ -216,13 +257,15 @@ class SqlSession:
 
     def add_investor(self, investor: Investor) -> None:
         self._conn.execute(sa.insert(self._t.investors).values(
-            id=investor.id, name=investor.name, email=investor.email))
+            id=investor.id, name=investor.name, email=investor.email,
+            hash=self._chain.investor_mark(investor)))
 
     def add_pool(self, record: PoolRecord, entry: Entry) -> None:
         pool = record.pool
         self._conn.execute(sa.insert(self._t.pools).values(
             id=pool.id, manager_id=pool.manager_id, name=pool.name, currency=pool.currency,
             head_seq=record.head_seq, head_hash=record.head_hash,
+            head_mark=self._chain.head_mark(pool.id, record.head_seq, record.head_hash),
             **units_of(record.totals, (*TOTALS, "carry"))))
         self._insert_entries([entry])
 
@@ -233,12 +276,11 @@ class SqlSession:
 
     def append(self, record: PoolRecord, entries: Sequence[Entry],
                holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:
-        self._appends.append((record, list(entries), dict(holdings), receipt))
+        self._appends.append((record, list(entries), dict(holdings),
+                              [] if receipt is None else [receipt]))
 
     def publish(self, event: LedgerEvent, clock: Clock) -> None:
-        if self.published is not None:
-            raise LedgerError("a unit of work publishes one change at most")
-        self.published = (event, clock)
+        self.published.append((event, clock))
 
     def flush(self, channel: str | None, commit: bool = False) -> bool:
         """Write what the unit of work kept: its appends, then its change (the last write: from
@@ -250,44 +292,56 @@ class SqlSession:
         server has written, without waiting for this process to answer. Returns whether the
         unit of work was committed here.
         """
-        appends, self._appends = self._appends, []
+        appends, self._appends = _by_pool(self._appends), []
         if self._s.postgres:
             return self._flush_postgres(appends, channel, commit)
         for pending in appends:
             self._append_rows(*pending)
-        if self.published is not None:
-            event, clock = self.published
-            s = self._s
-            row = self._conn.execute(s.next_position, {"head_id": changes_feed.HEAD_ID,
-                                                       "now": to_micros(clock.now())}).one()
-            kind, pool_id, payload = changes_feed.payload(event)
-            self._conn.execute(s.insert_change, {
-                "position": row.position, "at_us": row.at_us, "type": kind,
-                "pool_id": pool_id, "event": payload})
+        if self.published:
+            s, changes = self._s, self.published
+            row = self._conn.execute(s.next_position, {
+                "head_id": changes_feed.HEAD_ID, "n": len(changes),
+                "now": to_micros(changes[-1][1].now())}).one()
+            first = row.position - len(changes) + 1
+            rows = []
+            for n, (event, _) in enumerate(changes):
+                kind, pool_id, payload = changes_feed.payload(event)
+                rows.append({"position": first + n, "at_us": row.at_us, "type": kind,
+                             "pool_id": pool_id, "event": payload})
+            self._conn.execute(s.insert_change, rows)
         return False
 
     def _flush_postgres(self, appends: list[_Append], channel: str | None,
                         commit: bool) -> bool:
         s = self._s
         change: dict[str, Any] = {}
-        if self.published is not None:
-            event, clock = self.published
-            kind, pool_id, payload = changes_feed.payload(event)
+        many = len(self.published) > 1
+        if self.published:
+            clock = self.published[-1][1]
             change = {"head_id": changes_feed.HEAD_ID, "now": to_micros(clock.now()),
-                      "event_type": kind, "event_pool": pool_id, "event": payload,
                       "channel": channel}
+            if many:
+                change["n"] = len(self.published)
+                change["changes"] = json.dumps(
+                    [dict(zip(("type", "pool_id", "event"), changes_feed.payload(event),
+                              strict=True)) for event, _ in self.published],
+                    separators=(",", ":"), ensure_ascii=False)
+            else:
+                kind, pool_id, payload = changes_feed.payload(self.published[0][0])
+                change.update(event_type=kind, event_pool=pool_id, event=payload)
         statements: list[tuple[str, dict[str, Any], str | None]] = []
         for n, pending in enumerate(appends):
             last = n == len(appends) - 1
-            single = last and bool(change) and _single(*pending)
+            single = last and bool(change) and not many and _single(*pending)
             sql = (s.append_one_and_publish_sql if single else
+                   s.append_and_publish_many_sql if last and many else
                    s.append_and_publish_sql if last and change else s.append_sql)
-            params = _append_params(*pending, single=single)
+            params = _append_params(*pending, single=single, chain=self._chain)
             if last:
                 params.update(change)
             statements.append((sql, params, pending[0].pool.id))
         if change and not appends:
-            statements.append((s.publish_sql, change, None))
+            statements.append((s.publish_many_sql if many else s.publish_sql, change, None))
         for n, (sql, params, pool_id) in enumerate(statements):
             last = n == len(statements) - 1
             row = self._fetch_and_commit(sql, params) if last and commit else self._fetch(
@@ -317,11 +371,12 @@ class SqlSession:
             cursor.close()
 
     def _append_rows(self, record: PoolRecord, entries: Sequence[Entry],
-                     holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:
+                     holdings: Mapping[str, Amounts], receipts: list[Receipt]) -> None:
         s, pool_id = self._s, record.pool.id
         moved = self._conn.execute(s.update_pool, {
             "pid": pool_id, "old_seq": record.head_seq - len(entries),
             "head_seq": record.head_seq, "head_hash": record.head_hash,
+            "head_mark": self._chain.head_mark(pool_id, record.head_seq, record.head_hash),
             **units_of(record.totals, (*TOTALS, "carry"))})
         if moved.rowcount != 1:
             raise HeadMoved(f"pool {pool_id!r} changed under this write")
@@ -333,11 +388,22 @@ class SqlSession:
             self._conn.execute(s.upsert_members, [
                 {"pool_id": pool_id, "investor_id": investor_id, **units_of(held, TOTALS)}
                 for investor_id, held in sorted(holdings.items())])
-        if receipt is not None:
-            self._conn.execute(s.insert_receipt, {
-                "key": receipt.key, "fingerprint": receipt.fingerprint,
-                "action": receipt.action, "pool_id": receipt.pool_id,
-                "first_seq": receipt.first_seq, "count": receipt.count})
+        if receipts:
+            self._conn.execute(s.insert_receipt, [
+                {"key": r.key, "fingerprint": r.fingerprint, "action": r.action,
+                 "pool_id": r.pool_id, "first_seq": r.first_seq, "count": r.count,
+                 "hash": _receipt_mark(self._chain, r, entries)}
+                for r in receipts])
+
+    def mark_with(self, chain: AuditChain) -> None:
+        """Make the rows' marks (see :mod:`auptimate_core.pools.audit`) with ``chain``."""
+        self._chain = chain
+
+    def audit_rows(self) -> SqlAuditRows:
+        """Every table's rows, checked, for the audit (:mod:`auptimate_core.pools.verify`)."""
+        from .audit import SqlAuditRows
+
+        return SqlAuditRows(self._conn, self._t)
 
     def feed_head(self) -> int:
         return changes_feed.head_position(self._conn, self._t.feed_head)
@@ -354,29 +420,62 @@ class SqlSession:
         return changes_feed.read(self._conn, self._t.feed, after, limit)
 
 
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+def _by_pool(appends: list[_Append]) -> list[_Append]:
+    """The appends of each pool as one (its last record, every entry in order, each holding's
+    last value, every receipt), pools in the order first appended."""
+    if len(appends) < 2:
+        return appends
+    merged: dict[str, tuple[PoolRecord, list[Entry], dict[str, Amounts], list[Receipt]]] = {}
+    for record, entries, holdings, receipts in appends:
+        before = merged.get(record.pool.id)
+        if before is None:
+            merged[record.pool.id] = (record, list(entries), dict(holdings), list(receipts))
+            continue
+        _, all_entries, all_holdings, all_receipts = before
+        all_entries.extend(entries)
+        all_holdings.update(holdings)
+        all_receipts.extend(receipts)
+        merged[record.pool.id] = (record, all_entries, all_holdings, all_receipts)
+    return list(merged.values())
+
+
 def _single(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
-            receipt: Receipt | None) -> bool:
-    return len(entries) == 1 and len(holdings) <= 1
+            receipts: list[Receipt]) -> bool:
+    return len(entries) == 1 and len(holdings) <= 1 and len(receipts) <= 1
+
+
+def _receipt_mark(chain: AuditChain, receipt: Receipt, entries: Sequence[Entry]) -> str:
+    """The mark of ``receipt``, bound to the hash of its first entry (one of ``entries``)."""
+    first = next(e for e in entries if e.seq == receipt.first_seq)
+    return chain.receipt_mark(receipt.key, receipt.fingerprint, receipt.action,
+                              receipt.pool_id, receipt.first_seq, receipt.count, first.hash)
 
 
 def _append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
-                   receipt: Receipt | None, single: bool = False) -> dict[str, Any]:
-    """The parameters of the PostgreSQL append: the pool's new head and totals, the receipt's
-    values (None without one), and the entries' and holdings' rows (with ``single``, the only
-    row's values, None for a table without one; otherwise each table's rows as JSON)."""
+                   receipts: list[Receipt], single: bool = False,
+                   chain: AuditChain | None = None) -> dict[str, Any]:
+    """The parameters of the PostgreSQL append: the pool's new head, its mark and totals, and
+    the rows of the entries, holdings and receipts (with ``single``, the only row's values, None
+    for a table without one; otherwise each table's rows as JSON)."""
+    chain = AuditChain() if chain is None else chain
     params: dict[str, Any] = {
         "pid": record.pool.id, "old_seq": record.head_seq - len(entries),
         "new_seq": record.head_seq, "head_hash": record.head_hash,
+        "head_mark": chain.head_mark(record.pool.id, record.head_seq, record.head_hash),
         **units_of(record.totals, (*TOTALS, "carry"))}
     entry_rows = [_entry_row(entry) for entry in entries]
     member_rows = [(investor_id, *(to_units(getattr(amounts, name)) for name in TOTALS))
                    for investor_id, amounts in sorted(holdings.items())]
-    receipt_row = None if receipt is None else (
-        receipt.key, receipt.fingerprint, receipt.action, receipt.first_seq, receipt.count)
-    for n, column in enumerate(("key", "fingerprint", "action", "first_seq", "count")):
-        params[f"r_{column}"] = None if receipt_row is None else receipt_row[n]
+    receipt_rows = [(r.key, r.fingerprint, r.action, r.first_seq, r.count,
+                     _receipt_mark(chain, r, entries)) for r in receipts]
     for prefix, columns, rows in (("e", ENTRY_COLUMNS, entry_rows),
-                                  ("m", ("investor_id", *TOTALS), member_rows)):
+                                  ("m", ("investor_id", *TOTALS), member_rows),
+                                  ("r", RECEIPT_COLUMNS, receipt_rows)):
         if single:
             for n, column in enumerate(columns):
                 params[f"{prefix}_{column}"] = rows[0][n] if rows else None
