@@ -1,5 +1,5 @@
-"""The ledger contract on SQLite and on a real PostgreSQL, edits made with raw SQL, concurrent
-writers in separate processes, and driver errors mapped to the library's."""
+"""The ledger contract on SQLite, on a real PostgreSQL and on a real MariaDB, edits made with raw
+SQL, concurrent writers in separate processes, and driver errors mapped to the library's."""
 
 from __future__ import annotations
 
@@ -114,7 +114,17 @@ class TestPostgresLedgerCommittingApart(MoneyScenarios, FeedScenarios):
                                             pipeline=False)
 
 
-# -- two processes writing to one PostgreSQL pool ---------------------------------------------
+@pytest.mark.mariadb
+class TestMariaDBLedger(RawSql, LedgerContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, mariadb_url: str) -> None:
+        self.url = mariadb_url
+
+    def make_repository(self) -> LedgerRepository:
+        return SqlLedgerRepository.from_url(self.url, schema=f"t_{uuid.uuid4().hex[:12]}")
+
+
+# -- processes writing to one pool on a server -------------------------------------------------
 
 WORKERS = 3
 ROUNDS = 30
@@ -147,10 +157,29 @@ def pg_schema(postgres_url: str) -> Iterator[str]:
     engine.dispose()
 
 
-@pytest.mark.postgres
-def test_processes_writing_to_one_pool_never_lose_an_update(postgres_url: str,
-                                                             pg_schema: str) -> None:
-    ledger = PoolLedger.from_url(postgres_url, schema=pg_schema)
+@pytest.fixture
+def my_schema(mariadb_url: str) -> Iterator[str]:
+    """A MariaDB database (MySQL's schema) for one test, dropped afterwards."""
+    schema = f"c_{uuid.uuid4().hex[:12]}"
+    yield schema
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {schema}"))
+    engine.dispose()
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def server(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A fresh schema on a real server: (url, schema)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url"), request.getfixturevalue("pg_schema")
+    return request.getfixturevalue("mariadb_url"), request.getfixturevalue("my_schema")
+
+
+def test_processes_writing_to_one_pool_never_lose_an_update(server: tuple[str, str]) -> None:
+    url, schema = server
+    ledger = PoolLedger.from_url(url, schema=schema)
     investors = [f"w{n}" for n in range(WORKERS)]
     for pool in (Pool("shared", "m"), Pool("side", "m")):
         ledger.create_pool(pool, actor="m")
@@ -159,7 +188,7 @@ def test_processes_writing_to_one_pool_never_lose_an_update(postgres_url: str,
             ledger.admit(pool.id, investor, actor="m")
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Event()
-    workers = [spawn.Process(target=_writer, args=(postgres_url, pg_schema, n, start))
+    workers = [spawn.Process(target=_writer, args=(url, schema, n, start))
                for n in range(WORKERS)]
     for worker in workers:
         worker.start()
@@ -225,11 +254,16 @@ def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhi
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
-    """A fresh SQLite file, or a PostgreSQL schema dropped afterwards: (url, schema)."""
+    """A fresh SQLite file, or a PostgreSQL schema or MariaDB database dropped afterwards:
+    (url, schema)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}", None
+        return
+    if request.param == "mariadb":
+        yield request.getfixturevalue("mariadb_url"), request.getfixturevalue("my_schema")
         return
     url = request.getfixturevalue("postgres_url")
     yield url, request.getfixturevalue("pg_schema")
