@@ -1,5 +1,6 @@
-"""The change feed on SQL across threads and processes: concurrent writers committing out of
-start order, followers in another process, many processes opening a fresh database at once."""
+"""The change feed on SQL (SQLite, PostgreSQL, MariaDB) across threads and processes: concurrent
+writers committing out of start order, followers in another process, many processes opening a
+fresh database at once."""
 
 from __future__ import annotations
 
@@ -33,6 +34,25 @@ def pg_schema(postgres_url: str) -> Iterator[str]:
     engine.dispose()
 
 
+@pytest.fixture
+def my_schema(mariadb_url: str) -> Iterator[str]:
+    schema = f"f_{uuid.uuid4().hex[:12]}"
+    yield schema
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {schema}"))
+    engine.dispose()
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def server(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A fresh schema on a real server: (url, schema)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url"), request.getfixturevalue("pg_schema")
+    return request.getfixturevalue("mariadb_url"), request.getfixturevalue("my_schema")
+
+
 class SleepyClock:
     """The wall clock, after a short random pause. The ledger reads it just before the
     statement that numbers the change, so writers reach that statement in a shuffled order."""
@@ -51,7 +71,7 @@ def pause_after_numbering(ledger: PoolLedger) -> None:
     head = repository.tables.feed_head.name
 
     def pause(*args: Any) -> None:
-        if head in args[2] and "position + 1" in args[2]:
+        if head in args[2] and "SET position = position +" in args[2]:
             time.sleep(random.uniform(0, 0.004))
 
     sa.event.listen(repository.engine, "after_cursor_execute", pause)
@@ -70,10 +90,10 @@ WRITERS = 4
 WRITES = 25
 
 
-@pytest.mark.postgres
 def test_a_polling_follower_sees_each_change_once_in_order_while_writers_race(
-        postgres_url: str, pg_schema: str) -> None:
-    setup = PoolLedger.from_url(postgres_url, schema=pg_schema)
+        server: tuple[str, str]) -> None:
+    url, schema = server
+    setup = PoolLedger.from_url(url, schema=schema)
     pools = [f"p{n}" for n in range(WRITERS)]
     _fund(setup, pools)
     start = setup.cursor()
@@ -83,7 +103,7 @@ def test_a_polling_follower_sees_each_change_once_in_order_while_writers_race(
     def write(pool: str) -> None:
         # One ledger object per writer, as on separate servers; each writes to its own pool, so
         # only the feed orders them.
-        ledger = PoolLedger.from_url(postgres_url, schema=pg_schema, clock=SleepyClock())
+        ledger = PoolLedger.from_url(url, schema=schema, clock=SleepyClock())
         pause_after_numbering(ledger)
         try:
             go.wait()
@@ -95,7 +115,7 @@ def test_a_polling_follower_sees_each_change_once_in_order_while_writers_race(
             ledger.close()
 
     seen: list[Change] = []
-    follower = PoolLedger.from_url(postgres_url, schema=pg_schema)
+    follower = PoolLedger.from_url(url, schema=schema)
 
     def follow() -> None:
         cursor = start
@@ -169,10 +189,11 @@ def test_follow_sees_the_commits_of_another_process_on_sqlite(tmp_path: Path) ->
     _follow_a_writer_process(f"sqlite:///{tmp_path / 'feed.db'}", {})
 
 
-@pytest.mark.postgres
-def test_follow_sees_the_commits_of_another_process_on_postgres(postgres_url: str,
-                                                                 pg_schema: str) -> None:
-    _follow_a_writer_process(postgres_url, {"schema": pg_schema})
+def test_follow_sees_the_commits_of_another_process_on_a_server(
+        server: tuple[str, str]) -> None:
+    # PostgreSQL wakes the follower with LISTEN/NOTIFY; MariaDB has neither: it polls.
+    url, schema = server
+    _follow_a_writer_process(url, {"schema": schema})
 
 
 # -- many processes opening a fresh database at once ------------------------------------------
@@ -215,6 +236,17 @@ def test_processes_opening_a_fresh_sqlite_file_at_once(tmp_path: Path) -> None:
     _race_to_open(urls, [None] * ROUNDS)
 
 
+@pytest.mark.mariadb
+def test_processes_opening_a_fresh_mariadb_database_at_once(mariadb_url: str) -> None:
+    schemas: list[str | None] = [f"o_{uuid.uuid4().hex[:12]}" for _ in range(ROUNDS)]
+    _race_to_open([mariadb_url] * ROUNDS, schemas)
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {schema}"))
+    engine.dispose()
+
+
 @pytest.mark.postgres
 def test_processes_opening_a_fresh_postgres_schema_at_once(postgres_url: str) -> None:
     schemas: list[str | None] = [f"o_{uuid.uuid4().hex[:12]}" for _ in range(ROUNDS)]
@@ -246,11 +278,15 @@ def test_a_reopened_database_keeps_its_identity_and_cursors(tmp_path: Path) -> N
     elsewhere.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
-    """A fresh SQLite file, or a fresh PostgreSQL schema: (url, options)."""
+    """A fresh SQLite file, or a fresh PostgreSQL schema or MariaDB database: (url, options)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'atomic.db'}", {}
+    if request.param == "mariadb":
+        return (request.getfixturevalue("mariadb_url"),
+                {"schema": request.getfixturevalue("my_schema")})
     return (request.getfixturevalue("postgres_url"),
             {"schema": request.getfixturevalue("pg_schema")})
 
