@@ -386,3 +386,28 @@ def test_durations_never_print_in_exponent_form() -> None:
 
     assert [_span_text(us) for us in (1, 1_000_001, 999_999, 90_000_000)] == [
         "0.000001s", "1.000001s", "0.999999s", "90s"]
+
+
+def test_one_microsecond_is_a_positive_span() -> None:
+    rule = SpikeRule(window=timedelta(microseconds=1), baseline=timedelta(microseconds=1),
+                     min_history=timedelta(microseconds=1), cooldown=timedelta(microseconds=1))
+    assert rule.window == timedelta(microseconds=1)
+    _raises(lambda: SpikeRule(min_history=timedelta(0)),
+            "min_history: must be positive, not 0:00:00")
+    _raises(lambda: SpikeRule(cooldown=timedelta(microseconds=-1)),
+            "cooldown: must be positive, not -1 day, 23:59:59.999999")
+    _raises(lambda: SpikeRule(window=60), "window: must be a timedelta, not int")
+
+
+def test_threshold_flags_nothing_in_an_empty_batch() -> None:
+    assert ThresholdRule(limit=Decimal("100")).flagged([]) == []
+    assert ThresholdRule(limit=Decimal("100"), per_pool={"q": Decimal("5")}).flagged([]) == []
+
+
+def test_significance_holds_at_exactly_its_level() -> None:
+    probe = SpikeRule(factor=2, min_count=2, significance=0.5)
+    level = probe.p_value(6, 30)
+    assert 0 < level < 1
+    assert SpikeRule(factor=2, min_count=2, significance=level).holds(6, 30) is True
+    below = level * (1 - 2**-40)
+    assert SpikeRule(factor=2, min_count=2, significance=below).holds(6, 30) is False
