@@ -7,8 +7,9 @@ shippers; :class:`TextFormatter` as ``key=value`` pairs after the message, for p
 
 No personal data leaves through them: a field whose name speaks of personal data or money
 (``investor``, ``email``, ``amount``, ``name``, ``password``, ``token``, ``secret``) is
-dropped, and anything that looks like an e-mail address in the message or a field is replaced
-by ``<email>``.
+dropped, anything that looks like an e-mail address in the message or a field is replaced
+by ``<email>``, and credentials are hidden (:func:`redact_secrets`: a URL's user part and query,
+``token=...`` and the like, a bearer token).
 
 >>> import logging
 >>> record = logging.LogRecord("auptimate_core.alerts", logging.WARNING, __file__, 1,
@@ -29,7 +30,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["FORMATS", "JsonFormatter", "TextFormatter", "configure_logging", "structured_fields"]
+__all__ = ["FORMATS", "JsonFormatter", "TextFormatter", "configure_logging", "redact_secrets",
+           "scrub", "structured_fields"]
 
 FORMATS = ("text", "json")
 
@@ -38,14 +40,42 @@ _STANDARD = frozenset(
 ) | {"message", "asctime", "taskName"}
 _PERSONAL = re.compile(r"investor|e_?mail|amount|name|password|token|secret", re.IGNORECASE)
 _EMAIL = re.compile(r"[^\s@<>\"'(),;:]+@[^\s@<>\"'(),;:]+\.[A-Za-z]{2,}")
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/?#'\"<>]*@)?([^\s?#'\"<>]*)"
+                  r"([?#][^\s'\"<>]*)?")
+_SECRET_FIELD = re.compile(
+    r"(?i)\b((?:access_?|api_?|auth_?|refresh_?)?(?:token|key|secret|password|passwd|pwd|"
+    r"signature|sig|credentials?)\s*[=:]\s*)[^\s&,;'\"]+")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+")
+
+
+def _hide_url(match: re.Match[str]) -> str:
+    scheme, user, rest, query = match.groups()
+    return scheme + ("***@" if user else "") + rest + ("?***" if query else "")
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with credentials hidden: every URL's user part (``user:password@``) and query
+    (``?token=...``) as ``***``, ``token=...``/``api_key: ...`` values and bearer tokens too.
+
+    >>> redact_secrets("POST https://bot:pw@hooks.example/a?token=s3cret failed")
+    'POST https://***@hooks.example/a?*** failed'
+    >>> redact_secrets("refused: token=abc123, Authorization: Bearer xyz")
+    'refused: token=***, Authorization: Bearer ***'
+    """
+    if "://" in text:
+        text = _URL.sub(_hide_url, text)
+    text = _SECRET_FIELD.sub(r"\1***", text)
+    return _BEARER.sub(r"\1 ***", text)
 
 
 def scrub(text: str) -> str:
-    """``text`` with every e-mail-like substring replaced by ``<email>``.
+    """``text`` with every e-mail-like substring replaced by ``<email>`` and credentials
+    hidden (:func:`redact_secrets`).
 
     >>> scrub("mail a.b+c@fund.example now")
     'mail <email> now'
     """
+    text = redact_secrets(text)
     return _EMAIL.sub("<email>", text) if "@" in text else text
 
 

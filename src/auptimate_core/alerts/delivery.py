@@ -32,6 +32,7 @@ import attrs
 from .. import metrics as _metrics
 from ..clock import Clock, SystemClock
 from ..errors import ValidationError
+from ..logs import redact_secrets
 from .alert import Alert
 from .dead_letters import DeadLetter as DeadLetter
 from .dead_letters import DeadLetterDestination, dead_letter_destination
@@ -418,7 +419,8 @@ class Dispatcher:
         else:
             logger.warning(
                 "alert sink %s failed on %s (attempt %d of %d), retrying in %.2fs: %s",
-                lane.name, alert.key, attempts, policy.attempts, retry_in, failure,
+                redact_secrets(lane.name), alert.key, attempts, policy.attempts, retry_in,
+                redact_secrets(str(failure)),
                 extra={**_fields(lane.name, alert, failure), "attempt": attempts})
 
     def _prune(self) -> None:
@@ -436,8 +438,9 @@ class Dispatcher:
         recorder = _metrics.recorder()
         for sink, name, alert, error, attempts in failures:
             logger.error(
-                "alert sink %s failed on %s after %d attempt(s): %s", name, alert.key, attempts,
-                error, extra={**_fields(name, alert, error), "attempts": attempts})
+                "alert sink %s failed on %s after %d attempt(s): %s", redact_secrets(name),
+                alert.key, attempts, redact_secrets(str(error)),
+                extra={**_fields(name, alert, error), "attempts": attempts})
             if recorder.enabled:
                 recorder.sink_delivery(name, False)
             letter = DeadLetter(alert, name, _describe(error), attempts, self.clock.now())
@@ -446,8 +449,9 @@ class Dispatcher:
             except Exception:  # the destination failed too: say so loudly
                 outcome = "lost"
                 logger.critical(
-                    "dead letter for sink %s could not be written: alert %s is lost", name,
-                    alert.key, exc_info=True, extra=_fields(name, alert, error))
+                    "dead letter for sink %s could not be written: alert %s is lost",
+                    redact_secrets(name), alert.key, exc_info=True,
+                    extra=_fields(name, alert, error))
             else:
                 outcome = "dead_lettered"
             if self.on_error is not None:
@@ -463,11 +467,12 @@ class Dispatcher:
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    """An error as logs and dead letters show it: credentials in it hidden."""
+    return redact_secrets(f"{type(error).__name__}: {error}")
 
 
 def _fields(name: str, alert: Alert, error: BaseException) -> dict[str, object]:
-    return {"sink": name, "alert_key": alert.key, "alert_rule": alert.name,
+    return {"sink": redact_secrets(name), "alert_key": alert.key, "alert_rule": alert.name,
             "alert_state": alert.state, "pool_id": alert.pool_id,
             "transaction_id": alert.transaction_id,
             "status": error.status if isinstance(error, DeliveryError) else None}
