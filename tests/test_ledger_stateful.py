@@ -1,5 +1,5 @@
 """Random sequences of ledger operations, refused and repeated ones included, held to the model,
-on the memory, SQLite and (a few examples) PostgreSQL backends.
+on the memory, SQLite and (a few examples) PostgreSQL and MariaDB backends.
 
 After every step: positions and totals equal the model's, the members' positions add up to the
 pool's totals, no position is negative, the audit chain verifies, subscribers have received
@@ -250,6 +250,10 @@ class PostgresLedgerMachine(LedgerMachine):
         return PoolLedger.from_url(self.url, clock=clock, schema=f"s_{uuid.uuid4().hex[:12]}")
 
 
+class MariaDBLedgerMachine(PostgresLedgerMachine):
+    """On MariaDB: ``schema`` is a database, one per example."""
+
+
 _settings = settings(max_examples=60, stateful_step_count=30, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
 
@@ -263,4 +267,11 @@ TestSqliteLedgerStateful.settings = settings(_settings, max_examples=20)
 def test_postgres_ledger_stateful(postgres_url: str) -> None:
     PostgresLedgerMachine.url = postgres_url
     run_state_machine_as_test(PostgresLedgerMachine,
+                              settings=settings(_settings, max_examples=10))
+
+
+@pytest.mark.mariadb
+def test_mariadb_ledger_stateful(mariadb_url: str) -> None:
+    MariaDBLedgerMachine.url = mariadb_url
+    run_state_machine_as_test(MariaDBLedgerMachine,
                               settings=settings(_settings, max_examples=10))
