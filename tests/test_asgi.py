@@ -1,5 +1,5 @@
 """The ASGI integration: the change feed and the alerts as server-sent events, and the errors
-as problem answers; then examples/fastapi_service.py served by two uvicorn processes on one
+as problem answers; then examples/fastapi_app.py served by two uvicorn processes on one
 ledger, driven by a real HTTP client.
 
 The endpoints are driven in process by a small ASGI client (:class:`Exchange`) that can leave
@@ -174,9 +174,11 @@ def test_a_problem_response_carries_the_errors_status_and_report(
 def test_the_problem_handler_answers_a_frameworks_requests() -> None:
     import httpx
     from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
 
     app = FastAPI()
     app.add_exception_handler(AuptimateError, problem_handler)
+    app.add_exception_handler(RequestValidationError, problem_handler)
     errors: dict[str, Exception] = {
         "unknown": UnknownPool("unknown pool 'fund-z'"),
         "denied": PermissionDenied("bob", "distribute"),
@@ -187,6 +189,9 @@ def test_the_problem_handler_answers_a_frameworks_requests() -> None:
     @app.get("/{name}")
     async def fail(name: str) -> None:
         raise errors[name]
+
+    @app.get("/pools/{pool_id}/page")
+    async def page(pool_id: str, number: int) -> None: ...
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -199,6 +204,13 @@ def test_the_problem_handler_answers_a_frameworks_requests() -> None:
             assert answer.json() == problem(errors[name])
         assert answers["invalid"].json()["field"] == "total"
         assert "db.internal" not in answers["down"].text
+        # A request the framework finds malformed: the library's 422, naming the field.
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            malformed = await client.get("/pools/fund-a/page", params={"number": "x"})
+        assert malformed.status_code == 422
+        assert malformed.headers["content-type"] == "application/problem+json"
+        assert (malformed.json()["error"], malformed.json()["field"]) == (
+            "ValidationError", "number")
 
     asyncio.run(main())
 
@@ -359,13 +371,13 @@ def test_a_client_that_falls_behind_is_told_and_its_stream_ends() -> None:
 
 
 class Served:
-    """``examples/fastapi_service.py`` under uvicorn in its own process, on a port the system
+    """``examples/fastapi_app.py`` under uvicorn in its own process, on a port the system
     picks (read from uvicorn's start-up line)."""
 
     def __init__(self, ledger_url: str) -> None:
         env = {**os.environ, "LEDGER_URL": ledger_url, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "fastapi_service:app", "--app-dir",
+            [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--app-dir",
              str(ROOT / "examples"), "--host", "127.0.0.1", "--port", "0", "--no-access-log"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -428,10 +440,8 @@ async def _across_processes(a: str, b: str) -> None:
 
     manager, ann = {"X-Actor": "m1"}, {"X-Actor": "ann"}
     async with httpx.AsyncClient(timeout=10) as client:
-        (await client.post(f"{a}/pools", json={"id": "fund-a"}, headers=manager)
-         ).raise_for_status()
-        (await client.post(f"{b}/pools/fund-a/members", json={"investor": "ann"},
-                           headers=manager)).raise_for_status()
+        (await client.put(f"{a}/pools/fund-a", headers=manager)).raise_for_status()
+        (await client.put(f"{b}/pools/fund-a/members/ann", headers=manager)).raise_for_status()
         async with client.stream("GET", f"{b}/changes") as on_b, \
                 client.stream("GET", f"{a}/alerts") as alerts_on_a:
             assert on_b.status_code == 200
@@ -440,6 +450,7 @@ async def _across_processes(a: str, b: str) -> None:
             made = await client.post(f"{a}/pools/fund-a/investments", headers=ann,
                                      json={"amount": "300000", "key": "ann-1"})
             assert made.status_code == 201, made.text
+            # A client following process B's stream receives what was made through A.
             event = await asyncio.wait_for(anext(seen_on_b), 10)
             assert event["event"] == "Invested"
             change = Change.from_dict(json.loads(event["data"]))
@@ -449,16 +460,19 @@ async def _across_processes(a: str, b: str) -> None:
             firing = await asyncio.wait_for(alerted, 10)
             assert firing["event"] == "firing"
             assert json.loads(firing["data"])["transaction_id"] == made.json()["id"]
+            assert [alert["rule"] for alert in made.json()["alerts"]] == ["threshold"]
 
-        # B resumes after the Last-Event-ID A's clients saw; the feed is one across processes.
-        cursor = change.cursor
+        # A resumes after the Last-Event-ID B's client saw; the feed is one across processes.
         again = await client.post(f"{b}/pools/fund-a/investments", headers=ann,
                                   json={"amount": "20", "key": "ann-2"})
         async with client.stream("GET", f"{a}/changes",
-                                 headers={"Last-Event-ID": cursor}) as on_a:
+                                 headers={"Last-Event-ID": change.cursor}) as on_a:
             event = await asyncio.wait_for(anext(_events(on_a.aiter_lines())), 10)
         assert Change.from_dict(json.loads(event["data"])).event.transactions[0].id == \
             again.json()["id"]
+        retried = await client.post(f"{a}/pools/fund-a/investments", headers=ann,
+                                    json={"amount": "20", "key": "ann-2"})
+        assert retried.json()["id"] == again.json()["id"]  # recorded once
 
         # Validation errors are 422 problem answers, from the library or from the request.
         for body in ({"amount": "-5", "key": "ann-3"}, {"amount": "many", "key": "ann-4"},
@@ -471,11 +485,18 @@ async def _across_processes(a: str, b: str) -> None:
         unknown = await client.post(f"{a}/pools/fund-z/investments", headers=ann,
                                     json={"amount": "5", "key": "ann-6"})
         assert (unknown.status_code, unknown.json()["error"]) == (404, "UnknownPool")
-        stranger = await client.post(f"{a}/pools/fund-a/members", json={"investor": "eve"},
-                                     headers={"X-Actor": "eve"})
+        stranger = await client.put(f"{a}/pools/fund-a/members/eve",
+                                    headers={"X-Actor": "eve"})
         assert (stranger.status_code, stranger.json()["error"]) == (403, "PermissionDenied")
-        positions = (await client.get(f"{b}/pools/fund-a/positions")).json()
-        assert [(p["investor_id"], p["invested"]) for p in positions] == [("ann", "300020.00")]
+
+        paid = await client.post(f"{b}/pools/fund-a/distributions", headers=manager,
+                                 json={"amount": "1500.00", "key": "d-1"})
+        assert (paid.status_code, paid.json()) == (201, {"ann": "1500.00"})
+        positions = (await client.get(f"{a}/pools/fund-a/positions")).json()
+        assert [(p["investor_id"], p["invested"], p["distributed"]) for p in positions] == [
+            ("ann", "300020.00", "1500.00")]
+        scraped = (await client.get(f"{b}/metrics")).text
+        assert 'auptimate_ledger_writes_total{kind="distribute"} 1.0' in scraped
 
 
 def test_two_uvicorn_processes_on_one_sqlite_ledger(tmp_path: Path) -> None:

@@ -11,13 +11,15 @@ under any ASGI server and mounts in any ASGI framework without this module impor
   :class:`~auptimate_core.aio.Fanout` (made an engine's sink) from the moment it connects;
 - :class:`ProblemResponse` answers one error as ``application/problem+json`` with the
   error's status (:func:`~auptimate_core.aio.http_status`), and :func:`problem_handler` is
-  an exception handler for Starlette and FastAPI that answers with it.
+  an exception handler for Starlette and FastAPI that answers with it (a framework's report
+  of a malformed request too, as the library's 422).
 
 With FastAPI or Starlette::
 
     app.add_route("/changes", ChangeFeed(ledger), methods=["GET"])
     app.add_route("/alerts", AlertFeed(alerts), methods=["GET"])
     app.add_exception_handler(AuptimateError, problem_handler)
+    app.add_exception_handler(RequestValidationError, problem_handler)  # FastAPI's
 
 Both feeds hold every pool's data: put them behind the application's authentication. A feed
 stops following when its client disconnects.
@@ -30,8 +32,16 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, Literal
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qs
 
 from ..aio.fanout import Fanout, Overflow
@@ -47,10 +57,12 @@ __all__ = [
     "MethodNotAllowed",
     "ProblemResponse",
     "Receive",
+    "RequestFaults",
     "Scope",
     "Send",
     "alert_message",
     "problem_handler",
+    "request_fault",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -90,11 +102,41 @@ class ProblemResponse:
         await send({"type": "http.response.body", "body": self.body})
 
 
+@runtime_checkable
+class RequestFaults(Protocol):
+    """A framework's report of a malformed request (FastAPI's ``RequestValidationError``,
+    pydantic's ``ValidationError``): each fault a mapping with its ``loc`` (where, e.g.
+    ``("body", "amount")``) and ``msg``."""
+
+    def errors(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def request_fault(report: RequestFaults) -> ValidationError:
+    """The first fault of ``report`` as the library's :class:`ValidationError`, naming the
+    field (the last part of its ``loc``; ``body`` for a missing or unreadable body).
+
+    >>> class Report:
+    ...     def errors(self): return [{"loc": ("body", "amount"), "msg": "Field required"}]
+    >>> request_fault(Report())
+    ValidationError('amount: Field required')
+    """
+    faults = report.errors()
+    if not faults:
+        return ValidationError("request", "is malformed")
+    first = faults[0]
+    where = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    return ValidationError(where[-1] if where else "request", str(first.get("msg", "invalid")))
+
+
 async def problem_handler(request: object, error: Exception) -> ProblemResponse:
     """An exception handler with Starlette's and FastAPI's signature:
     ``app.add_exception_handler(AuptimateError, problem_handler)`` answers the library's
     errors as :class:`ProblemResponse` (404 unknown pool, 422 bad input, 403, 409, 503...).
-    Registered for ``Exception`` it answers anything else as a bare 500 too."""
+    Registered for a framework's malformed-request error (:class:`RequestFaults`, FastAPI's
+    ``RequestValidationError``) it answers that as the library's 422, naming the field;
+    registered for ``Exception``, anything else as a bare 500."""
+    if isinstance(error, RequestFaults):
+        return ProblemResponse(request_fault(error))
     return ProblemResponse(error)
 
 
