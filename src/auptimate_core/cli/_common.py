@@ -6,11 +6,11 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import ExitStack
 from datetime import timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import IO, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -20,6 +20,11 @@ from ..errors import RowError, ValidationError
 from ..io.readers import read_transactions
 from ..io.schema import RejectedRow
 from ..io.writers import RejectsWriter
+
+if TYPE_CHECKING:
+    from ..io.vectorised import Batch
+
+_B = TypeVar("_B", bound=Sized)
 
 EXIT_BAD_ROW = 2
 
@@ -149,11 +154,22 @@ class Input:
         (:func:`auptimate_core.io.vectorised.transaction_batches`)."""
         from ..io.vectorised import transaction_batches
 
+        yield from self._counted(transaction_batches(
+            self.path, skip_invalid=self.skip_invalid,
+            on_reject=self._reject if self.skip_invalid else None, assume_tz=self.assume_tz))
+
+    def column_batches(self) -> Iterator[Batch]:
+        """The same rows as :meth:`batches`, a block of plain rows as columns
+        (:func:`auptimate_core.io.vectorised.column_batches`)."""
+        from ..io.vectorised import column_batches
+
+        yield from self._counted(column_batches(
+            self.path, skip_invalid=self.skip_invalid,
+            on_reject=self._reject if self.skip_invalid else None, assume_tz=self.assume_tz))
+
+    def _counted(self, batches: Iterator[_B]) -> Iterator[_B]:
         try:
-            for batch in transaction_batches(
-                self.path, skip_invalid=self.skip_invalid,
-                on_reject=self._reject if self.skip_invalid else None, assume_tz=self.assume_tz,
-            ):
+            for batch in batches:
                 self.read += len(batch)
                 yield batch
         except RowError as error:

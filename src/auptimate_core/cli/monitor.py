@@ -22,6 +22,7 @@ from datetime import tzinfo
 import click
 
 from ..alerts import Alert, AlertEngine, SpikeRule, ThresholdRule
+from ..columns import TransactionColumns
 from ..domain import Transaction
 from ..errors import AuptimateError
 from ..io.plain import VECTORISE_FROM
@@ -162,7 +163,12 @@ def monitor_command(
         shown = 0
         try:
             with _fewer_collections():
-                for batch in source.batches():
+                for batch in source.column_batches():
+                    if isinstance(batch, TransactionColumns):
+                        if plot:
+                            kept.extend(map(batch.transaction, range(len(batch))))
+                        alerts.extend(engine.process_columns(batch))
+                        continue
                     if plot:
                         kept.extend(batch)
                     alerts.extend(engine.process_many(batch))

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, BinaryIO, Final, NamedTuple
 
+from ..columns import TransactionColumns
 from ..domain import KINDS, Transaction
 from ..errors import RowError
 from .plain import (
@@ -40,7 +41,7 @@ from .plain import (
 from .readers import Position, field_limit, file_format, read_csv_part, read_transactions
 from .schema import RejectedRow
 
-__all__ = ["BLOCK", "VECTORISE_FROM", "transaction_batches"]
+__all__ = ["BLOCK", "VECTORISE_FROM", "Batch", "column_batches", "transaction_batches"]
 
 BLOCK: Final = 1 << 23
 """Bytes read at a time (whole lines): about a hundred thousand rows of a typical file."""
@@ -82,12 +83,47 @@ def transaction_batches(
     yield from _Blocks(source, header, skip_invalid, on_reject, assume_tz, block)
 
 
+Batch = TransactionColumns | list[Transaction]
+"""A batch of :func:`column_batches`: columns of plain rows, or Transactions."""
+
+
+def column_batches(
+    source: str,
+    *,
+    skip_invalid: bool = False,
+    on_reject: Callable[[RejectedRow], object] | None = None,
+    assume_tz: tzinfo | None = None,
+    block: int = BLOCK,
+    vectorise_from: int = VECTORISE_FROM,
+) -> Iterator[Batch]:
+    """The rows :func:`transaction_batches` gives, in the same order, with the same rejected
+    rows and errors; a plain block whose times are all in UTC comes as
+    :class:`~auptimate_core.columns.TransactionColumns` (see the module notes), any other
+    batch as a list of Transactions."""
+    if skip_invalid and on_reject is None:
+        raise ValueError("on_reject: needed with skip_invalid, so no rejected row goes unseen")
+    try:
+        if source == "-" or not os.path.isfile(source) or file_format(source) != "csv":
+            raise NotVectorised("not a CSV file")
+        if os.path.getsize(source) < vectorise_from:
+            raise NotVectorised("a small file")
+        if importlib.util.find_spec("polars") is None:
+            raise NotVectorised("polars is not installed")
+        header = read_header(source)
+        plain_header(header)
+    except NotVectorised:
+        yield from transaction_batches(source, skip_invalid=skip_invalid, on_reject=on_reject,
+                                       assume_tz=assume_tz, block=block, vectorise_from=0)
+        return
+    yield from _Blocks(source, header, skip_invalid, on_reject, assume_tz, block, columns=True)
+
+
 class _Blocks:
     """The batches of one CSV file whose header is plain."""
 
     def __init__(self, path: str, header: list[str], skip_invalid: bool,
                  on_reject: Callable[[RejectedRow], object] | None, assume_tz: tzinfo | None,
-                 block: int) -> None:
+                 block: int, columns: bool = False) -> None:
         import polars
 
         self.pl = polars
@@ -100,8 +136,10 @@ class _Blocks:
         _, self.columns = plain_header(header)
         self.plain = _plain_expression(polars, self.columns)
         self.position = Position(line=1)
+        self.as_columns = columns
+        self.times = _micros_expression(polars, self.columns["timestamp"]) if columns else None
 
-    def __iter__(self) -> Iterator[list[Transaction]]:
+    def __iter__(self) -> Iterator[Any]:
         with open(self.path, "rb") as handle, ThreadPoolExecutor(1) as splitter:
             handle.readline()  # the header
             parts = self._parts(handle)
@@ -123,7 +161,9 @@ class _Blocks:
                 if split is None:  # a quote: the rest of the file goes to the pipeline
                     yield from self._pipeline(_rest(part, carry or b"", handle))
                     return
-                batch = self._transactions(part, split.result())
+                found = split.result()
+                batch = (self._columns(found) if self.as_columns and found is not None
+                         else self._transactions(found))
                 yield from [batch] if batch is not None else self._pipeline(_lines(part))
 
     def _parts(self, handle: BinaryIO) -> Iterator[tuple[bytes, bytes | None]]:
@@ -176,9 +216,40 @@ class _Blocks:
             return None
         if frame.height != lines or not checked.item(0, 0):
             return None
-        return _Split(frame, lines, checked.item(0, 1) > 10)
+        times = utc = None
+        if self.times is not None:
+            micros, offset = self.times
+            found = frame.select(micros.alias("times"), (offset == 0).all().alias("utc"))
+            times, utc = found["times"], bool(found["utc"][0])
+        return _Split(frame, lines, checked.item(0, 1) > 10, times, utc)
 
-    def _transactions(self, part: bytes, split: _Split | None) -> list[Transaction] | None:
+    def _columns(self, split: _Split) -> Batch:
+        """The columns of a block that split into plain rows (its Transactions when a time has
+        an offset other than UTC's, which columns of UTC microseconds would not keep)."""
+        if not split.utc:
+            batch = self._transactions(split)
+            assert batch is not None
+            return batch
+        frame, lines, columns = split.frame, split.lines, self.columns
+        position = self.position
+        first_row = position.row + 1
+        position.line += lines
+        position.row += lines
+        ids = (frame[columns["id"]].to_list() if "id" in columns
+               else list(map(str, range(first_row, first_row + lines))))
+        kinds = None
+        if "kind" in columns:
+            kind = frame[columns["kind"]]
+            if not (kind == "investment").all():
+                kinds = kind.to_list()
+        assert split.times is not None
+        return TransactionColumns(
+            ids=ids, investors=frame[columns["investor_id"]].to_list(),
+            pools=frame[columns["pool_id"]].to_list(),
+            amounts=list(map(Decimal, frame[columns["amount"]].to_list())),
+            times=split.times.to_list(), kinds=kinds)
+
+    def _transactions(self, split: _Split | None) -> list[Transaction] | None:
         """The transactions of a block that split into plain rows (None when it did not)."""
         if split is None:
             return None
@@ -199,18 +270,51 @@ class _Blocks:
 
 
 class _Split(NamedTuple):
-    """A block polars split into plain rows: the frame, its lines, and whether every
-    timestamp has a time (else some are dates alone, read as midnight UTC)."""
+    """A block polars split into plain rows: the frame, its lines, whether every timestamp
+    has a time (else some are dates alone, read as midnight UTC), and for columns its times."""
 
     frame: Any
     lines: int
     all_timed: bool
+    times: Any = None
+    """With columns: the times in UTC microseconds (a polars Series)."""
+    utc: bool | None = None
+    """With columns: whether every time is in UTC (offset zero, or a date alone)."""
 
 
 def _timestamp(text: str) -> datetime:
     """A plain timestamp: a date alone is midnight UTC (as the pipeline reads it)."""
     moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=UTC) if len(text) == 10 else moment
+
+
+def _micros_expression(pl: Any, name: str) -> tuple[Any, Any]:
+    """Microseconds since the epoch in UTC of a column of plain timestamps (see
+    :mod:`auptimate_core.io.plain`: ``YYYY-MM-DD``, or with ``[T ]HH:MM[:SS[.f{1,6}]]`` and
+    ``Z`` or ``+HH:MM``), and each one's offset in minutes. Exact on plain text alone (which
+    the check before it makes sure of); integer arithmetic throughout."""
+    text = pl.col(name)
+    size = text.str.len_bytes()
+    timed = size > 10
+    offset_size = pl.when(~timed).then(0).when(text.str.ends_with("Z")).then(1).otherwise(6)
+    clock = size - offset_size  # the date and the time of day, without the offset
+
+    def number(start: int, length: int) -> Any:
+        return text.str.slice(start, length).cast(pl.Int64, strict=False)
+
+    day = text.str.slice(0, 10).str.to_date("%Y-%m-%d").cast(pl.Int64)
+    hours = pl.when(timed).then(number(11, 2)).otherwise(0)
+    minutes = pl.when(timed).then(number(14, 2)).otherwise(0)
+    seconds = pl.when(clock >= 19).then(number(17, 2)).otherwise(0)
+    fraction = (pl.when(clock > 20)
+                .then(text.str.slice(20, clock - 20).str.pad_end(6, "0")
+                      .cast(pl.Int64, strict=False))
+                .otherwise(0))
+    sign = pl.when(text.str.slice(-6, 1) == "-").then(-1).otherwise(1)
+    offset = (pl.when(offset_size == 6).then(sign * (number(-5, 2) * 60 + number(-2, 2)))
+              .otherwise(0))
+    seconds_of_day = hours * 3600 + (minutes - offset) * 60 + seconds
+    return (day * 86_400 + seconds_of_day) * 1_000_000 + fraction, offset
 
 
 def _plain_expression(pl: Any, columns: dict[str, str]) -> Any:
