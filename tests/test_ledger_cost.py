@@ -5,6 +5,7 @@ position. A behaviour test: nothing here is timed (speed is measured in benchmar
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -250,3 +251,46 @@ def test_a_write_touches_one_position_in_a_pool_of_10_and_of_1000_in_memory() ->
     assert touched[10] == touched[1_000]
     assert touched[10] == {"admit": (0, 1), "invest": (1, 1), "refund": (1, 1),
                            "replayed invest": (1, 0)}
+
+
+# -- batches: a constant number of statements, whatever their size ---------------------------
+
+
+def batch_statements(ledger: PoolLedger, size: int) -> list[str]:
+    """The statements of a batch of ``size`` investments by the members of pool ``p`` (the
+    values of an ``IN`` list shown as ``...``)."""
+    batch = ledger.batch()
+    for n in range(size):
+        investor = f"i{n % 50:04}"
+        batch.invest("p", investor, D(1), actor=investor, idempotency_key=f"b{size}/{n}")
+    in_list = r"IN \((?:[^()]|\([^()]*\))*\)"
+    return [re.sub(in_list, "IN (...)", s) for s in sent(ledger, batch.commit)]
+
+
+def test_a_batch_sends_as_many_statements_for_400_investments_as_for_50_on_sqlite() -> None:
+    ledger = PoolLedger.from_url("sqlite://")
+    populate(ledger, 50)
+    small, large = batch_statements(ledger, 50), batch_statements(ledger, 400)
+    assert small == large
+    # BEGIN, four reads (the pool, the investors, the holdings, the receipts), one statement
+    # per table written (the pool, entries, holdings, receipts, the feed's head, changes).
+    assert len(small) == 11
+    ledger.verify()
+    ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_batch_sends_as_many_statements_for_400_investments_as_for_50_on_postgres(
+        postgres_url: str) -> None:
+    schema = f"cost_{uuid.uuid4().hex[:10]}"
+    ledger = PoolLedger.from_url(postgres_url, schema=schema)
+    populate(ledger, 50)
+    small, large = batch_statements(ledger, 50), batch_statements(ledger, 400)
+    assert small == large
+    assert len(small) == 5  # four reads, one write sent with the commit
+    ledger.verify()
+    ledger.close()
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
