@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -321,6 +322,35 @@ class RetainsRuns(Protocol):
     def retain(self) -> int: ...
 
 
+EventAnswer = tuple["Status", Sequence[int], Sequence[int], "int | None"]
+"""One event's answer as plain values: ``(status, counts, totals, first_seen)``, one count and
+one total per interval asked (both empty unless ``NEW``; totals zero when not asked for)."""
+
+
+@runtime_checkable
+class ObservesEvents(Protocol):
+    """An optional capability of a store: one event observed on a path of its own, cheaper than
+    a batch of one, answered as plain values (no :class:`Observed` or batch built)."""
+
+    def observe_event(
+        self, key: str, event_id: str, at: int, amount: int, intervals: Sequence[Interval],
+        totals: bool, not_after: int | None,
+    ) -> EventAnswer:
+        """:meth:`EventWindows.observe` of one event, as an :data:`EventAnswer`."""
+        ...
+
+
+@runtime_checkable
+class IndexesFiring(Protocol):
+    """An optional capability of a store that keeps its lifecycle in this process: the keys
+    firing for a rule as a live set, read without a call."""
+
+    def firing_view(self, rule: str) -> AbstractSet[str]:
+        """The keys for which ``rule`` is firing, kept current by :meth:`AlertLifecycle.transition`:
+        the same object for the life of the store (read it, never change it)."""
+        ...
+
+
 def observe_one(
     windows: EventWindows, observation: Observation, intervals: Sequence[Interval],
     not_after: int | None = None,
@@ -385,6 +415,10 @@ class LifecycleTable:
 
     def firing(self, rule: str) -> frozenset[str]:
         return frozenset(self._firing.get(rule, ()))
+
+    def firing_view(self, rule: str) -> AbstractSet[str]:
+        """The live set of keys firing for ``rule`` (one object per rule, for ever)."""
+        return self._firing.setdefault(rule, set())
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop the states of ``keys`` that are not firing (they read as ``IDLE`` again).

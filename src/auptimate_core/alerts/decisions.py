@@ -78,6 +78,14 @@ class RuleSlot:
         linear = rule.linear if isinstance(rule, LinearRule) else None
         self.linear: tuple[int, int, int] | None = linear if len(columns) == 2 else None
 
+    def holds(self, values: Sequence[int]) -> bool:
+        """Whether the rule holds for its ``values`` (one per interval of the rule)."""
+        linear = self.linear
+        if linear is None:
+            return self.rule.holds(*values)
+        v0 = values[0]
+        return v0 >= linear[0] and v0 * linear[1] >= values[1] * linear[2]
+
 
 class WindowDecisions:
     """An engine's window rules, and the intervals their store answers (each once)."""
@@ -104,25 +112,28 @@ class WindowDecisions:
         """The lifecycle changes of a batch of one new transaction, in rule order, each with
         the alert it raises if it applies: the same decisions as :meth:`decide`, with one
         ``states`` call for the pool's rules."""
-        pool = tx.pool_id
         found = []
         for slot in self.slots:
             column = batch.totals if slot.uses_totals else batch.counts
             values = tuple(column[c][0] for c in slot.columns)
-            linear = slot.linear
-            if linear is not None:
-                v0 = values[0]
-                holds = v0 >= linear[0] and v0 * linear[1] >= values[1] * linear[2]
-            else:
-                holds = slot.rule.holds(*values)
-            found.append((slot.rule, values, holds))
+            found.append((slot.rule, values, slot.holds(values)))
+        return self.changes(call, lifecycle, tx, at, batch.first_seen[0], found, tag)
+
+    def changes(
+        self, call: StoreCall, lifecycle: AlertLifecycle, tx: Transaction, at: int,
+        first_seen: int | None, found: list[tuple[WindowRule, tuple[int, ...], bool]],
+        tag: str,
+    ) -> list[tuple[Transition, Alert]]:
+        """The lifecycle changes that ``found`` (each window rule that may change for ``tx``'s
+        pool: its values, and whether it holds) makes, in order, with one ``states`` call."""
+        pool = tx.pool_id
         known = call("states", lifecycle.states, [(pool, rule.name) for rule, _, _ in found])
         changes = []
         for rule, values, holds in found:
             state = known.get((pool, rule.name), IDLE)
             if holds is state.firing:
                 continue
-            if holds and not rule.may_fire(at, batch.first_seen[0], state):
+            if holds and not rule.may_fire(at, first_seen, state):
                 continue
             alert = rule.alert(FIRING if holds else RESOLVED, pool, tx.timestamp, tx.id,
                                tx.investor_id, values)

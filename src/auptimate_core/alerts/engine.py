@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import compress, count, islice
@@ -29,6 +30,9 @@ from ..columns import TransactionColumns
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
+    EventAnswer,
+    IndexesFiring,
+    ObservesEvents,
     Status,
     Transition,
     WindowStore,
@@ -37,7 +41,7 @@ from ..store import (
 from ..urls import WINDOW_STORES
 from .alert import RESOLVED, Alert
 from .dead_letters import DeadLetterDestination
-from .decisions import Pending, WindowDecisions
+from .decisions import Pending, RuleSlot, WindowDecisions
 from .delivery import Dispatcher
 from .rules import FlaggingRule, ThresholdRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
@@ -54,6 +58,8 @@ _AMOUNT = attrgetter("amount")
 _INVESTOR = attrgetter("investor_id")
 _MICROSECOND = timedelta(microseconds=1)
 _UNFINISHED = 64  # failed batches remembered for a retry
+_NEW = Status.NEW
+_DUPLICATE = Status.DUPLICATE
 
 
 def _untimed(operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -198,6 +204,16 @@ class AlertEngine:
                                          if isinstance(rule, WindowRule)])
         self._intervals = self._windows.intervals
         self._totals = self._windows.totals
+        self._thresholds = [type(rule) is ThresholdRule for rule, _ in self._tx_rules]
+        # A store that answers one event as plain values and shows its firing keys live (the
+        # stores of this process) gets process() on a path of its own: no batch built, and
+        # no call to the lifecycle unless a rule's state may change.
+        self._event: Callable[..., EventAnswer] | None = None
+        self._watch: list[tuple[RuleSlot, AbstractSet[str]]] = []
+        if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
+            self._event = store.observe_event
+            self._watch = [(slot, store.firing_view(slot.rule.name))
+                           for slot in self._windows.slots]
         self._stats_lock = threading.Lock()
         self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
@@ -227,9 +243,78 @@ class AlertEngine:
     def process(self, tx: Transaction) -> list[Alert]:
         """Record one transaction and return the alerts it caused (also sent to the sinks).
 
-        The same result as ``process_many([tx])``, on a path of its own: one ``observe``,
-        one ``states`` for the pool's rules, and a ``transition`` only when a state changes,
-        so its cost depends on neither the number of pools nor the history."""
+        The same result as ``process_many([tx])``, on a path of its own: one observation,
+        and the lifecycle asked and changed only for a rule whose state may change, so its
+        cost depends on neither the number of pools nor the history."""
+        event = self._event
+        if event is None or self._unfinished or _metrics.recorder().enabled:
+            return self._process_alone(tx)
+        held: tuple[list[Transaction], list[Transaction]] | None = None
+        tag = None
+        with self._lock:
+            d = tx.timestamp - EPOCH
+            at = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+            now = time_ns() // 1_000 if self._wall_clock else to_micros(self.clock.now())
+            pool = tx.pool_id
+            try:
+                status, counts, totals, first = event(
+                    pool, tx.id, at, to_units(tx.amount) if self._totals else 0,
+                    self._intervals, self._totals, now + self._ahead)
+                self.stats.processed += 1
+                if status is not _NEW:
+                    held = ([], [])
+                    _metrics.engine_batch(
+                        self._store_name, 1, *self._count_held([status], lambda _: tx, held))
+                    if status is _DUPLICATE:
+                        return []
+                alerts: list[Alert] = []
+                for (rule, _), threshold in zip(self._tx_rules, self._thresholds):
+                    if threshold:
+                        assert isinstance(rule, ThresholdRule)
+                        if tx.amount <= (rule.per_pool.get(pool, rule.limit) if rule.per_pool
+                                         else rule.limit):
+                            continue
+                    alert = rule.check(tx)
+                    if alert is not None:
+                        alerts.append(alert)
+                if status is _NEW and self._watch:
+                    found = None
+                    for slot, firing in self._watch:
+                        values = totals if slot.uses_totals else counts
+                        columns = slot.columns
+                        linear = slot.linear
+                        if linear is not None:
+                            v0 = values[columns[0]]
+                            holds = v0 >= linear[0] and v0 * linear[1] >= (
+                                values[columns[1]] * linear[2])
+                        else:
+                            holds = slot.rule.holds(*[values[c] for c in columns])
+                        if holds is not (pool in firing):
+                            # The state may change: decided below with the lifecycle's word.
+                            found = found or []
+                            found.append(
+                                (slot.rule, tuple(values[c] for c in columns), holds))
+                    if found:
+                        tag = f"{self._name}.{next(self._batches)}"
+                        changes = self._windows.changes(
+                            _untimed, self.store, tx, at, first, found, tag)
+                        if changes:
+                            moves = [change for change, _ in changes]
+                            applied = self.store.transition(moves)
+                            alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
+                if alerts:
+                    self._deliver(alerts)
+            except StoreError:
+                tag = tag or f"{self._name}.{next(self._batches)}"
+                self._remember_unfinished([((tx.id,), _Unfinished(tag, set()))])
+                raise
+        if held is not None:
+            self._raise_if_held(held, alerts)
+        return alerts
+
+    def _process_alone(self, tx: Transaction) -> list[Alert]:
+        """:meth:`process` as a batch of one (a store without the per-event capabilities,
+        metrics on, or a retry under way)."""
         if self._unfinished:  # a retry may be under way: the batch path knows how
             return self.process_many((tx,))
         held: tuple[list[Transaction], list[Transaction]] = ([], [])

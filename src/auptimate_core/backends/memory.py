@@ -21,11 +21,12 @@ Every key's events in one numpy array, a batch at a time, is a store of its own:
 
 Memory is bounded by the windows and the dedup horizon, not by the stream: a key forgets the
 events no interval can reach any more (older than its newest event minus the allowed lateness
-minus the longest interval asked for; the exact window trims lazily, a quarter of that horizon
-at a time, the ring drops whole buckets as new ones open) and the ids recorded more than the
-dedup horizon before its newest event. Every so often (after at least 4,096 events, and at
-least half as many as there are keys or once event time has moved on by a window horizon, so
-the scan costs ``O(1)`` per event) the store looks at the keys that went quiet:
+minus the longest interval asked for; the exact window trims lazily, once it holds a quarter
+more than its live events and eight more, the ring drops whole buckets as new ones open) and
+the ids recorded more than the dedup horizon before its newest event. Every so often (after
+at least 4,096 events, and at least half as many as there are keys or once event time has moved
+on by a window horizon, so the scan costs ``O(1)`` per event) the store looks at the keys that
+went quiet:
 
 - a key whose newest event is older than the store's newest minus the windows' horizon gives
   its events back, and its newest time moves up by that horizon, so that an event of it old
@@ -57,11 +58,20 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
 from typing import Literal
 
 from ..errors import ValidationError
-from ..store import Interval, Observation, Observed, ObservedBatch, Status, Tally, observe_one
+from ..store import (
+    EventAnswer,
+    Interval,
+    Observation,
+    Observed,
+    ObservedBatch,
+    Status,
+    Tally,
+)
 from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
 from .local import US, LocalStore
@@ -69,15 +79,19 @@ from .local import US, LocalStore
 _SWEEP_MIN = 4_096  # events between sweeps, at least (and at least half the keys held)
 _NEVER = -(1 << 62)
 _NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows
+_SLACK = 8  # events an exact window may hold past its live ones and a quarter more
+_NEW = Status.NEW
 
 
 class _ExactKey(ExactWindow):
-    """Everything a store keeps for one key, on an exact window."""
+    """Everything a store keeps for one key, on an exact window. ``cap``: the length its
+    times may reach before the events no interval can reach are trimmed."""
 
-    __slots__ = ("first", "id_limit", "ids", "last")
+    __slots__ = ("cap", "first", "id_limit", "ids", "last")
 
     def __init__(self, first: int, newest: int) -> None:
         super().__init__()
+        self.cap = _SLACK
         self.ids: dict[str, int] = {}
         self.last = newest  # the key's newest event time
         self.first = first
@@ -119,6 +133,12 @@ class _Shape:
         self.two = self.chained or (pair and spans[1][0] == 0)
         self.r0 = spans[0][1] if pair else 0
         self.r1 = spans[1][1] if pair else 0
+
+
+def _cap(live: int) -> int:
+    """How many events after its start an exact window of ``live`` events may hold before
+    its next trim: a quarter more, and _SLACK."""
+    return live + (live >> 2) + _SLACK
 
 
 def _forget_ids(state: _Key, horizon: int) -> None:
@@ -190,7 +210,82 @@ class MemoryWindowStore(LocalStore):
         self, observation: Observation, intervals: Sequence[Interval], *,
         not_after: int | None = None,
     ) -> Observed:
-        return observe_one(self, observation, intervals, not_after)
+        status, counts, totals, first = self.observe_event(
+            observation.key, observation.event_id, observation.at, observation.amount,
+            intervals, True, not_after)
+        return Observed(status, tuple(map(Tally, counts, totals)), first)
+
+    def firing_view(self, rule: str) -> AbstractSet[str]:
+        with self._lock:
+            return self._lifecycle.firing_view(rule)
+
+    def observe_event(
+        self, key: str, event_id: str, at: int, amount: int, intervals: Sequence[Interval],
+        totals: bool, not_after: int | None,
+    ) -> EventAnswer:
+        """One event (see :class:`~auptimate_core.store.ObservesEvents`): an in-order event of
+        a key on exact windows with two intervals of the shapes :class:`_Shape` names is
+        decided inline, anything else as a batch of one."""
+        cached = self._shape
+        shape = cached[1]
+        with self._lock:
+            state = self._keys.get(key)
+            if (cached[0] is not intervals or not shape.two or self._ring or state is None
+                    or shape.reach > self._reach):
+                state = None
+            else:
+                assert isinstance(state, _ExactKey)
+                newest = state.last
+                ids = state.ids
+                seen = ids.get(event_id)
+                keep = self._lateness + self._reach
+                if (at < newest or (not_after is not None and at > not_after)
+                        or (seen is not None and seen > newest - max(keep, self._horizon) - keep)):
+                    state = None  # out of order, ahead or a duplicate: the general path
+            if state is not None:
+                ids[event_id] = at
+                if len(ids) > state.id_limit:
+                    _forget_ids(state, at - max(keep, self._horizon) - keep)
+                if at < state.first:
+                    state.first = at
+                state.last = at
+                if at > self._newest:
+                    self._newest = at
+                times = state._times
+                cum = state._cum
+                times.append(at)
+                cum.append(cum[-1] + amount)
+                begin = state._start
+                if len(times) - begin > state.cap:
+                    state.trim(at - keep)
+                    times = state._times
+                    cum = state._cum
+                    begin = state._start
+                    state.cap = _cap(len(times) - begin)
+                size = len(times)
+                lo0 = bisect_right(times, at - shape.r0, begin)
+                if shape.chained:
+                    lo1 = bisect_right(times, at - shape.r1, begin, lo0)
+                    counts = (size - lo0, lo0 - lo1)
+                    sums = (cum[size] - cum[lo0], cum[lo0] - cum[lo1]) if totals else (0, 0)
+                else:
+                    lo1 = bisect_right(times, at - shape.r1, begin)
+                    counts = (size - lo0, size - lo1)
+                    sums = (cum[size] - cum[lo0], cum[size] - cum[lo1]) if totals else (0, 0)
+                self._since_sweep += 1
+                if self._since_sweep >= _SWEEP_MIN and (
+                        self._since_sweep >= len(self._keys) >> 1
+                        or self._newest - self._swept_at >= keep):
+                    self._sweep()
+                return _NEW, counts, sums, state.first
+        got = self.observe_many((key,), (event_id,), (at,), (amount,), intervals,
+                                totals=totals, not_after=not_after)
+        status = got.statuses[0]
+        if status is not _NEW:
+            return status, (), (), got.first_seen[0]
+        return (status, [column[0] for column in got.counts],
+                [column[0] for column in got.totals] if totals else [0] * len(got.counts),
+                got.first_seen[0])
 
     def observe_many(
         self,
@@ -231,10 +326,9 @@ class MemoryWindowStore(LocalStore):
             # A quiet key's newest may be moved up by ``keep`` (see _sweep): remember that
             # much longer, so an id is never forgotten before the horizon.
             memory = max(keep, self._horizon) + keep
-            # Exact windows trim once their oldest event is this far past the horizon: stale
-            # events are never counted (every lower bound is past the horizon) and trimming in
-            # steps costs one search per quarter horizon instead of one per event.
-            slack = keep >> 2
+            # Exact windows trim once they hold a quarter more than their live events and
+            # _SLACK more (see _cap): stale events are never counted (every lower bound is past
+            # the horizon), and a quiet pool is not trimmed at every one of its events.
             inline = two and not self._ring
             states = self._keys
             newest_all = self._newest
@@ -277,21 +371,23 @@ class MemoryWindowStore(LocalStore):
                         times.append(at)
                         cum.append(cum[-1] + amounts[i])
                         begin = state._start
-                        if times[begin] <= at - keep - slack:
+                        if len(times) - begin > state.cap:
                             state.trim(at - keep)
                             times = state._times
                             cum = state._cum
                             begin = state._start
+                            state.cap = _cap(len(times) - begin)
                         size = len(times)
                         lo0 = bisect_right(times, at - r0, begin)
-                        lo1 = bisect_right(times, at - r1, begin)
                         if chained:
+                            lo1 = bisect_right(times, at - r1, begin, lo0)
                             c0[i] = size - lo0
                             c1[i] = lo0 - lo1
                             if totals:
                                 s0[i] = cum[size] - cum[lo0]
                                 s1[i] = cum[lo0] - cum[lo1]
                         else:
+                            lo1 = bisect_right(times, at - r1, begin)
                             c0[i] = size - lo0
                             c1[i] = size - lo1
                             if totals:
