@@ -79,9 +79,11 @@ def check_text(field: str, value: object) -> str:
             raise ValidationError(field, "must not contain a NUL character")
         try:
             value.encode("utf-8")
+            storable = True
         except UnicodeEncodeError:
-            raise ValidationError(field, "must be valid Unicode text (it holds a lone "
-                                         "surrogate)") from None
+            storable = False
+        if not storable:  # raised here, so the encoder's error (quoting the text) is no context
+            raise ValidationError(field, "must be valid Unicode text (it holds a lone surrogate)")
     return value
 
 

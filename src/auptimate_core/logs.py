@@ -39,7 +39,7 @@ _STANDARD = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__
 ) | {"message", "asctime", "taskName"}
 _PERSONAL = re.compile(r"investor|e_?mail|amount|name|password|token|secret", re.IGNORECASE)
-_EMAIL = re.compile(r"[^\s@<>\"'(),;:]+@[^\s@<>\"'(),;:]+\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"[^\s@<>\"'(),;:/*]+@[^\s@<>\"'(),;:/]+\.[A-Za-z]{2,}")
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/?#'\"<>]*@)?([^\s?#'\"<>]*)"
                   r"([?#][^\s'\"<>]*)?")
 _SECRET_FIELD = re.compile(

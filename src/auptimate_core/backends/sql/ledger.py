@@ -28,7 +28,9 @@ ledger's identity is written once.
 
 Driver errors never leak: a server that cannot be reached is
 :class:`~auptimate_core.errors.StoreUnavailable`, any other database failure a
-:class:`~auptimate_core.errors.LedgerError` whose cause is the driver's error.
+:class:`~auptimate_core.errors.LedgerError` whose cause is the driver's error
+without its parameters (nor the row a PostgreSQL ``DETAIL`` quotes: see
+:func:`~auptimate_core.backends.sql.session.driver_error`).
 
 >>> from auptimate_core import PoolLedger, Pool
 >>> ledger = PoolLedger.from_url("sqlite://")
@@ -56,7 +58,7 @@ from ...pools.repository import LedgerSession
 from ...urls import redact
 from . import feed as changes_feed
 from . import mysql as mysql_sql
-from .session import HeadMoved, SqlSession
+from .session import HeadMoved, SqlSession, describe, driver_error
 from .statements import Statements
 from .tables import LedgerTables, ledger_tables
 
@@ -174,6 +176,7 @@ class SqlLedgerRepository:
         """A repository on a new engine for ``url`` (``postgresql://`` means psycopg,
         ``mysql://`` and ``mariadb://`` PyMySQL)."""
         options = dict(engine_options or {})
+        options.setdefault("hide_parameters", True)  # no personal data in errors and logs
         try:
             parsed = sa.make_url(url)
         except sa.exc.ArgumentError as error:
@@ -241,7 +244,10 @@ class SqlLedgerRepository:
                 if attempt < self.retries and _create_race(error):
                     time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                     continue
-                raise self._mapped(error) from error
+                failed = error
+            # Raised here, outside the except: the driver's error (and its parameters) is
+            # neither the cause nor the context of the library's.
+            raise self._mapped(failed) from driver_error(failed)
 
     @staticmethod
     def _open_feed(session: LedgerSession) -> str:
@@ -258,8 +264,8 @@ class SqlLedgerRepository:
         if found is not None:
             return found
         if _unavailable(error):
-            return StoreUnavailable(f"the ledger database cannot be reached: {error.orig}")
-        return LedgerError(f"ledger database error: {error.orig}")
+            return StoreUnavailable(f"the ledger database cannot be reached: {describe(error)}")
+        return LedgerError(f"ledger database error: {describe(error)}")
 
     def _begin(self, conn: Connection, write: bool) -> Callable[[], None]:
         """Start the database transaction; return what puts the connection back as it was."""
@@ -319,7 +325,8 @@ class SqlLedgerRepository:
                     continue
                 if isinstance(error, HeadMoved):
                     raise LedgerError(f"gave up after {attempt + 1} tries: {error}") from error
-                raise self._mapped(error) from error
+                failed = error
+            raise self._mapped(failed) from driver_error(failed)  # see _create
         raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self, body: Callable[[LedgerSession], T]) -> T:

@@ -41,11 +41,40 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from .audit import SqlAuditRows
 
-__all__ = ["HeadMoved", "SqlSession"]
+__all__ = ["DriverError", "HeadMoved", "SqlSession", "describe", "driver_error"]
 
 
 class HeadMoved(Exception):
     """A pool's head moved between reading and writing it: run the unit of work again."""
+
+
+class DriverError(Exception):
+    """A database driver's error as the ledger passes it on (the ``orig`` of the cause of its
+    :class:`~auptimate_core.errors.LedgerError`): the driver's error class, its SQLSTATE and
+    the first line of its message, never the statement's parameters nor the row it concerned
+    (PostgreSQL's ``DETAIL`` lines can quote a whole row, a name and an e-mail with it)."""
+
+
+def describe(error: sa.exc.DBAPIError) -> str:
+    """``error`` as :class:`DriverError` shows it: ``UniqueViolation [23505]: duplicate key
+    value violates unique constraint "..."``."""
+    orig = error.orig
+    if orig is None:
+        return type(error).__name__
+    state = getattr(orig, "sqlstate", None)
+    lines = str(orig).strip().splitlines()
+    first = lines[0] if lines else ""
+    return f"{type(orig).__name__}{f' [{state}]' if state else ''}: {first}"
+
+
+def driver_error(error: sa.exc.DBAPIError) -> sa.exc.DBAPIError:
+    """``error`` without its parameters, to chain in its place (the library's error is raised
+    outside the ``except`` that caught ``error``, so that it is not the context either): the
+    same SQLAlchemy class and statement, parameters hidden, its ``orig`` a
+    :class:`DriverError`."""
+    return type(error)(error.statement, None, DriverError(describe(error)),
+                       hide_parameters=True,
+                       connection_invalidated=error.connection_invalidated, code=error.code)
 
 
 def amount_of(units: int, currency: str | None) -> Decimal:
@@ -115,16 +144,27 @@ class SqlSession:
     def _record(self, row: Any) -> PoolRecord:
         return record_of(row._mapping)
 
-    def _fetch(self, sql: str, params: Mapping[str, Any]) -> Any:
+    def _fetch(self, sql: str, params: Mapping[str, Any], pipelined: bool = False) -> Any:
         """The first row of ``sql`` (compiled for this dialect) run on the DBAPI cursor.
 
         SQLAlchemy's own path for a statement on a cursor (its cursor events, logging and
         error mapping), without the execution context and result it builds for ``execute``:
-        the hot statements of PostgreSQL run here.
+        the hot statements of PostgreSQL run here. With ``pipelined`` (psycopg's pipeline
+        mode) the ``BEGIN`` the driver sends before a unit of work's first statement goes with
+        that statement, in one round trip.
         """
-        cursor = self._conn.connection.cursor()
+        fairy = self._conn.connection
+        cursor = fairy.cursor()
         try:
-            self._conn._cursor_execute(cursor, sql, params)
+            if not pipelined:
+                self._conn._cursor_execute(cursor, sql, params)
+                return cursor.fetchone()
+            driver: Any = fairy.driver_connection
+            try:
+                with driver.pipeline():
+                    self._conn._cursor_execute(cursor, sql, params)
+            except self._s.driver_error as error:
+                self._conn._handle_dbapi_exception(error, sql, params, cursor, None)
             return cursor.fetchone()
         finally:
             cursor.close()
@@ -164,7 +204,7 @@ class SqlSession:
         s = self._s
         params = {"pid": pool_id, "iid": investor_id, "key": key}
         if s.postgres:
-            found = self._fetch(s.member_sql, params)
+            found = self._fetch(s.member_sql, params, pipelined=s.pipelined)
             row = None if found is None else dict(zip(s.member_columns, found, strict=True))
             if row is not None and row["seen_seq"] != row["head_seq"]:
                 # The lock was waited for: read again in a snapshot that has what came before.
