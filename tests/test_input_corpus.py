@@ -8,8 +8,9 @@ must agree, row for row:
 - ``auptimate top-investors`` with every engine (python, auto, polars, duckdb), on the path and
   on standard input, with and without ``--skip-invalid`` (and ``--rejects``);
 - ``auptimate monitor`` with ``--threshold 0``, so that every accepted row raises one alert
-  naming it, and the vectorised reader behind it (``transaction_batches``) on blocks of a few
-  bytes up to the whole file, with and without ``skip_invalid``;
+  naming it, and the vectorised readers behind it (``transaction_batches``, and
+  ``column_batches`` with its blocks of columns) on blocks of a few bytes up to the whole file,
+  with and without ``skip_invalid``;
 - ``auptimate publish`` to a real Redis, the entries read back as the worker decodes them;
 
 and where a ranking comes out, it must be the same from the list form, the incremental form,
@@ -397,6 +398,39 @@ def test_vectorised_reader_reads_the_same_rows_in_the_same_order(
     if first is not None:
         with pytest.raises(RowError) as raised:
             for _ in transaction_batches(path, block=block, vectorise_from=0):
+                pass
+        assert (raised.value.line, raised.value.field) == first
+
+
+@pytest.mark.parametrize("block", [16, 100, 1 << 20])
+@pytest.mark.parametrize("case", cases())
+def test_column_reader_reads_the_same_rows_in_the_same_order(
+    case: Case, corpus: dict[str, Path], block: int
+) -> None:
+    pytest.importorskip("polars")
+    from auptimate_core.columns import TransactionColumns
+    from auptimate_core.io.vectorised import column_batches
+
+    expected, accepted = expected_outcome(case, corpus)
+    path = str(corpus[case.name])
+    rejected: list[tuple[int, str]] = []
+    try:
+        batches = list(column_batches(
+            path, skip_invalid=True, on_reject=lambda row: rejected.append((row.line, row.field)),
+            block=block, vectorise_from=0))
+    except RowError as error:
+        assert expected.header_error == (error.line, error.field)
+        return
+    assert expected.header_error is None
+    assert tuple(rejected) == expected.rejected
+    rows = [tx for batch in batches for tx in (
+        map(batch.transaction, range(len(batch))) if isinstance(batch, TransactionColumns)
+        else batch)]
+    assert [row_key(tx) for tx in rows] == [row_key(tx) for tx in accepted]
+    first = header_or_first_rejection(expected)
+    if first is not None:
+        with pytest.raises(RowError) as raised:
+            for _ in column_batches(path, block=block, vectorise_from=0):
                 pass
         assert (raised.value.line, raised.value.field) == first
 
