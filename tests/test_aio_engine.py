@@ -24,7 +24,7 @@ from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.backends.redis import RedisWindowStore
 from auptimate_core.backends.redis_async import AsyncRedisWindowStore
 from auptimate_core.errors import LateEvent
-from auptimate_core.store import DAY, WindowStore
+from auptimate_core.store import DAY, IndexesFiring, ObservesEvents, WindowStore
 from auptimate_core.testing.servers import RedisClusterServers, ServerError
 from auptimate_core.testing.window_store import WindowStoreContract
 from tests.test_aio_ledger import LoopThread
@@ -225,6 +225,12 @@ def test_a_sync_in_process_store_is_taken_in_turns() -> None:
     engine = AsyncAlertEngine(_rules(), store)
     assert isinstance(engine.store, AsyncLocalWindowStore) and engine.store.store is store
     assert isinstance(engine.engine.store, TakesTurns)
+    # The memory store's per-event path is shown to the engine; a store without it is not
+    # given one.
+    turning = engine.engine.store
+    assert isinstance(turning, ObservesEvents) and isinstance(turning, IndexesFiring)
+    columnar = AsyncAlertEngine(_rules(), ColumnarWindowStore())
+    assert not isinstance(columnar.engine.store, ObservesEvents | IndexesFiring)
 
 
 @pytest.mark.redis

@@ -97,7 +97,7 @@ class AsyncAlertEngine:
 
     async def process(self, tx: Transaction) -> list[Alert]:
         """:meth:`AlertEngine.process <auptimate_core.AlertEngine.process>`, awaited."""
-        return await self.store.run(self.engine.process, tx)
+        return await self.store.run_brief(self.engine.process, tx)
 
     async def process_many(self, transactions: Iterable[Transaction], *,
                            deliveries: Sequence[str] | None = None) -> list[Alert]:

@@ -28,15 +28,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from time import perf_counter
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..store import (
+    EventAnswer,
+    IndexesFiring,
     Interval,
     LifecycleState,
     Observation,
     Observed,
     ObservedBatch,
+    ObservesEvents,
     Tally,
     Transition,
     WindowStore,
@@ -66,6 +70,11 @@ class AsyncWindowStore(Protocol):
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Await ``fn(*args, **kwargs)``, sync code calling :attr:`bridged`, run in a
         greenlet; one call at a time per store, in arrival order."""
+
+    async def run_brief(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """:meth:`run` for a call known to be short (the engine's ``process`` of one
+        transaction): a store without I/O may run it on the loop's thread in its turn,
+        without a greenlet."""
 
     async def observe(self, observation: Observation, intervals: Sequence[Interval], *,
                       not_after: int | None = None) -> Observed: ...
@@ -104,6 +113,9 @@ class BridgedWindowStore:
         return self._bridged
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._turns.run(fn, *args, **kwargs)
+
+    async def run_brief(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self._turns.run(fn, *args, **kwargs)
 
     async def observe(self, observation: Observation, intervals: Sequence[Interval], *,
@@ -148,9 +160,13 @@ class TakesTurns:
 
     def __init__(self, store: WindowStore) -> None:
         self.store = store
+        self.brief = False
+        """Set while a brief call runs outside a greenlet: no turn is given then."""
         self._since = perf_counter()
 
     def _turn(self) -> None:
+        if self.brief:
+            return
         now = perf_counter()
         if now - self._since >= TURN:
             wait(_give_turn())
@@ -192,6 +208,35 @@ class TakesTurns:
         self.store.close()
 
 
+class TakesTurnsPerEvent(TakesTurns):
+    """:class:`TakesTurns` for a store with the engine's per-event capabilities
+    (:class:`~auptimate_core.store.ObservesEvents`,
+    :class:`~auptimate_core.store.IndexesFiring`), which it shows the engine in turn."""
+
+    def __init__(self, store: WindowStore) -> None:
+        assert isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring)
+        super().__init__(store)
+        self._events: ObservesEvents = store
+        self._firing: IndexesFiring = store
+
+    def observe_event(
+        self, key: str, event_id: str, at: int, amount: int, intervals: Sequence[Interval],
+        totals: bool, not_after: int | None,
+    ) -> EventAnswer:
+        self._turn()
+        return self._events.observe_event(key, event_id, at, amount, intervals, totals,
+                                          not_after)
+
+    def firing_view(self, rule: str) -> AbstractSet[str]:
+        return self._firing.firing_view(rule)
+
+
+def _taking_turns(store: WindowStore) -> TakesTurns:
+    if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
+        return TakesTurnsPerEvent(store)
+    return TakesTurns(store)
+
+
 async def _give_turn() -> None:
     # A task resumed after one sleep(0) runs before the timers that fell due while it worked
     # (the loop queues them behind it); after a second, they have run.
@@ -208,7 +253,18 @@ class AsyncLocalWindowStore(BridgedWindowStore):
 
     def __init__(self, store: WindowStore | None = None) -> None:
         self.store: WindowStore = WINDOW_STORES.open("memory://") if store is None else store
-        super().__init__(TakesTurns(self.store))
+        self._turning = _taking_turns(self.store)
+        super().__init__(self._turning)
+
+    async def run_brief(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` on the loop's thread once the calls before it are done: no greenlet (whose
+        start costs more than one transaction's work), no turn for the loop within it."""
+        async with self._turns.lock:
+            self._turning.brief = True
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._turning.brief = False
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AsyncLocalWindowStore:
