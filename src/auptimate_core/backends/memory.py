@@ -181,6 +181,11 @@ class MemoryWindowStore(LocalStore):
         self._width = bucket_width // US
         self._keys: dict[str, _Key] = {}
         self._reach = 0
+        self._keep = self._lateness  # the allowed lateness and the longest interval asked for
+        self._memory = max(self._keep, self._horizon) + self._keep  # how long ids are kept
+        # (intervals, chained, r0, r1): the intervals observe_event decides inline, once
+        # observe_many has seen them (see _Shape), or (None, ...).
+        self._inline: tuple[Sequence[Interval] | None, bool, int, int] = (None, False, 0, 0)
         self._newest = _NEVER
         self._since_sweep = 0
         self._swept_at = _NEVER
@@ -198,6 +203,8 @@ class MemoryWindowStore(LocalStore):
     def _widen(self, reach: int) -> None:
         """A longer interval was asked for: hold that much more from now on."""
         self._reach = reach
+        self._keep = self._lateness + reach
+        self._memory = max(self._keep, self._horizon) + self._keep
         if self._ring:
             span = self._lateness + reach
             for state in self._keys.values():
@@ -226,26 +233,22 @@ class MemoryWindowStore(LocalStore):
         """One event (see :class:`~auptimate_core.store.ObservesEvents`): an in-order event of
         a key on exact windows with two intervals of the shapes :class:`_Shape` names is
         decided inline, anything else as a batch of one."""
-        cached = self._shape
-        shape = cached[1]
-        with self._lock:
-            state = self._keys.get(key)
-            if (cached[0] is not intervals or not shape.two or self._ring or state is None
-                    or shape.reach > self._reach):
-                state = None
-            else:
-                assert isinstance(state, _ExactKey)
+        self._lock.acquire()  # not a with block: a measurable share of this path
+        try:
+            inline = self._inline
+            state: _ExactKey | None = (
+                self._keys.get(key) if intervals is inline[0] else None)  # type: ignore[assignment]
+            if state is not None:
                 newest = state.last
                 ids = state.ids
                 seen = ids.get(event_id)
-                keep = self._lateness + self._reach
                 if (at < newest or (not_after is not None and at > not_after)
-                        or (seen is not None and seen > newest - max(keep, self._horizon) - keep)):
+                        or (seen is not None and seen > newest - self._memory)):
                     state = None  # out of order, ahead or a duplicate: the general path
             if state is not None:
                 ids[event_id] = at
                 if len(ids) > state.id_limit:
-                    _forget_ids(state, at - max(keep, self._horizon) - keep)
+                    _forget_ids(state, at - self._memory)
                 if at < state.first:
                     state.first = at
                 state.last = at
@@ -257,27 +260,28 @@ class MemoryWindowStore(LocalStore):
                 cum.append(cum[-1] + amount)
                 begin = state._start
                 if len(times) - begin > state.cap:
-                    state.trim(at - keep)
+                    state.trim(at - self._keep)
                     times = state._times
                     cum = state._cum
                     begin = state._start
                     state.cap = _cap(len(times) - begin)
                 size = len(times)
-                lo0 = bisect_right(times, at - shape.r0, begin)
-                if shape.chained:
-                    lo1 = bisect_right(times, at - shape.r1, begin, lo0)
+                _, chained, r0, r1 = inline
+                lo0 = bisect_right(times, at - r0, begin)
+                if chained:
+                    lo1 = bisect_right(times, at - r1, begin, lo0)
                     counts = (size - lo0, lo0 - lo1)
                     sums = (cum[size] - cum[lo0], cum[lo0] - cum[lo1]) if totals else (0, 0)
                 else:
-                    lo1 = bisect_right(times, at - shape.r1, begin)
+                    lo1 = bisect_right(times, at - r1, begin)
                     counts = (size - lo0, size - lo1)
                     sums = (cum[size] - cum[lo0], cum[size] - cum[lo1]) if totals else (0, 0)
                 self._since_sweep += 1
-                if self._since_sweep >= _SWEEP_MIN and (
-                        self._since_sweep >= len(self._keys) >> 1
-                        or self._newest - self._swept_at >= keep):
-                    self._sweep()
+                if self._since_sweep >= _SWEEP_MIN:
+                    self._maybe_sweep()
                 return _NEW, counts, sums, state.first
+        finally:
+            self._lock.release()
         got = self.observe_many((key,), (event_id,), (at,), (amount,), intervals,
                                 totals=totals, not_after=not_after)
         status = got.statuses[0]
@@ -321,6 +325,8 @@ class MemoryWindowStore(LocalStore):
         with self._lock:
             if shape.reach > self._reach:
                 self._widen(shape.reach)
+            if shape.two and not self._ring and self._inline[0] is not intervals:
+                self._inline = (intervals, shape.chained, shape.r0, shape.r1)
             lateness = self._lateness
             keep = lateness + self._reach
             # A quiet key's newest may be moved up by ``keep`` (see _sweep): remember that
@@ -403,10 +409,8 @@ class MemoryWindowStore(LocalStore):
                 first_seen[i] = state.first
             self._newest = newest_all
             self._since_sweep += n
-            if self._since_sweep >= _SWEEP_MIN and (
-                    self._since_sweep >= len(states) >> 1
-                    or newest_all - self._swept_at >= keep):
-                self._sweep()
+            if self._since_sweep >= _SWEEP_MIN:
+                self._maybe_sweep()
         return ObservedBatch(statuses, counts, sums, first_seen)
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
@@ -420,6 +424,13 @@ class MemoryWindowStore(LocalStore):
                 else:
                     out.append(Tally(state.count(low, high), state.total(low, high)))
             return tuple(out)
+
+    def _maybe_sweep(self) -> None:
+        """Sweep when at least half as many events as keys came since the last sweep, or
+        event time moved on by a window horizon (the caller saw _SWEEP_MIN events at least)."""
+        if (self._since_sweep >= len(self._keys) >> 1
+                or self._newest - self._swept_at >= self._keep):
+            self._sweep()
 
     def _sweep(self) -> None:
         """Give back what keys that went quiet hold.
