@@ -432,8 +432,9 @@ class SqlSession:
             self._conn.execute(s.insert_receipt, [
                 {"key": r.key, "fingerprint": r.fingerprint, "action": r.action,
                  "pool_id": r.pool_id, "first_seq": r.first_seq, "count": r.count,
-                 "hash": _receipt_mark(self._chain, r, entries)}
-                for r in receipts])
+                 "hash": mark}
+                for r, mark in zip(receipts, _receipt_marks(self._chain, receipts, entries),
+                                   strict=True)])
 
     def mark_with(self, chain: AuditChain) -> None:
         """Make the rows' marks (see :mod:`auptimate_core.pools.audit`) with ``chain``."""
@@ -489,11 +490,14 @@ def _single(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str,
     return len(entries) == 1 and len(holdings) <= 1 and len(receipts) <= 1
 
 
-def _receipt_mark(chain: AuditChain, receipt: Receipt, entries: Sequence[Entry]) -> str:
-    """The mark of ``receipt``, bound to the hash of its first entry (one of ``entries``)."""
-    first = next(e for e in entries if e.seq == receipt.first_seq)
-    return chain.receipt_mark(receipt.key, receipt.fingerprint, receipt.action,
-                              receipt.pool_id, receipt.first_seq, receipt.count, first.hash)
+def _receipt_marks(chain: AuditChain, receipts: Sequence[Receipt],
+                   entries: Sequence[Entry]) -> list[str]:
+    """The marks of ``receipts``, each bound to the hash of its first entry (in ``entries``)."""
+    if not receipts:
+        return []
+    hashes = {e.seq: e.hash for e in entries}
+    return [chain.receipt_mark(r.key, r.fingerprint, r.action, r.pool_id, r.first_seq, r.count,
+                               hashes[r.first_seq]) for r in receipts]
 
 
 def _append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
@@ -511,8 +515,9 @@ def _append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mappi
     entry_rows = [_entry_row(entry) for entry in entries]
     member_rows = [(investor_id, *(to_units(getattr(amounts, name)) for name in TOTALS))
                    for investor_id, amounts in sorted(holdings.items())]
-    receipt_rows = [(r.key, r.fingerprint, r.action, r.first_seq, r.count,
-                     _receipt_mark(chain, r, entries)) for r in receipts]
+    receipt_rows = [(r.key, r.fingerprint, r.action, r.first_seq, r.count, mark)
+                    for r, mark in zip(receipts, _receipt_marks(chain, receipts, entries),
+                                       strict=True)]
     for prefix, columns, rows in (("e", ENTRY_COLUMNS, entry_rows),
                                   ("m", ("investor_id", *TOTALS), member_rows),
                                   ("r", RECEIPT_COLUMNS, receipt_rows)):
