@@ -46,11 +46,18 @@ def open_store(url: str, whole_file: bool = False) -> WindowStore:
     memory store, or with ``whole_file`` (a large file replayed in blocks) the columnar store
     when numpy is installed: the fastest for batches of thousands, and slower than the memory
     store for a few transactions at a time."""
+    if url == "memory":
+        # Built here rather than through the URL registry, whose import costs a whole-file
+        # replay more than its windows' set-up.
+        if whole_file and importlib.util.find_spec("numpy") is not None:
+            from ..backends.columnar import ColumnarWindowStore
+
+            return ColumnarWindowStore()
+        from ..backends.memory import MemoryWindowStore
+
+        return MemoryWindowStore()
     from ..backends.registry import window_store_from_url
 
-    if url == "memory":
-        columnar = whole_file and importlib.util.find_spec("numpy") is not None
-        url = "memory+columnar://" if columnar else "memory://"
     try:
         return window_store_from_url(url)
     except (AuptimateError, ValueError, ImportError) as error:

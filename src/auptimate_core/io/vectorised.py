@@ -20,11 +20,11 @@ import importlib.util
 import itertools
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from typing import Any, BinaryIO, Final, NamedTuple
+from typing import Any, BinaryIO, Final, NamedTuple, overload
 
 from ..columns import TransactionColumns
 from ..domain import KINDS, Transaction
@@ -244,7 +244,7 @@ class _Blocks:
                 kinds = kind.to_list()
         assert split.times is not None
         return TransactionColumns(
-            ids=ids, investors=frame[columns["investor_id"]].to_list(),
+            ids=ids, investors=_Text(frame[columns["investor_id"]]),
             pools=frame[columns["pool_id"]].to_list(),
             amounts=list(map(Decimal, frame[columns["amount"]].to_list())),
             times=split.times.to_list(), kinds=kinds)
@@ -267,6 +267,34 @@ class _Blocks:
                       else itertools.repeat("investment"))
         return list(map(Transaction, ids, frame[columns["investor_id"]].to_list(),
                         frame[columns["pool_id"]].to_list(), amounts, times, kinds))
+
+
+class _Text(Sequence[str]):
+    """A text column left in polars, its values made Python strings when read: the engine
+    reads investor ids only for the rows it raises alerts on."""
+
+    __slots__ = ("series",)
+
+    def __init__(self, series: Any) -> None:
+        self.series = series
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> _Text: ...
+
+    def __getitem__(self, index: int | slice) -> str | _Text:
+        if isinstance(index, slice):
+            return _Text(self.series[index])
+        value: str = self.series[index]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.series.to_list())
 
 
 class _Split(NamedTuple):
