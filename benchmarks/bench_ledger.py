@@ -1,6 +1,7 @@
 """Ledger writes against hand-written transactions and pgbench, on memory, SQLite and PostgreSQL.
 
-    python -m benchmarks.bench_ledger [--quick] [--big] [--writes N] [--rounds R]
+    python -m benchmarks.bench_ledger [--quick] [--big] [--writes N] [--rounds R] [--batch B]
+                                      [--out DIR]
 
 Four measures, each with its peers in the same run:
 
@@ -24,12 +25,15 @@ Four measures, each with its peers in the same run:
 On PostgreSQL the ledger also runs with ``pipeline=False`` (each write's commit sent after its
 statement rather than with it), one client and over 100 pools.
 
-Rounds are interleaved (every peer once a round, :func:`benchmarks.timing.interleaved` keeps
-each peer's best round); latencies (p50, p99) are every write of every round. Answers are
+5. Batches: ``invest_many`` of 1,000 investments (``--batch``) against the same investments one
+   by one, on each backend.
+
+Rounds are interleaved (every peer once a round, :func:`benchmarks.timing.staged`) and each
+peer's median round is kept; latencies (p50, p99) are every write of every round. Answers are
 checked after the runs: ``verify()`` and the pool's totals for the ledger, the sums of the
 tables for the hand-written peers, TPC-B's balances for pgbench.
 
-Results go to benchmarks/results/ledger.{md,json}.
+Results go to benchmarks/results/ledger.{md,json} (``--out`` for another directory).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from auptimate_core import Investor, Pool, PoolLedger
 from auptimate_core.backends.sql.tables import ledger_tables
 from auptimate_core.testing.servers import PostgresServer
 
-from .timing import interleaved
+from .timing import staged
 
 RESULTS = Path(__file__).parent / "results"
 AMOUNT = Decimal("25.00")
@@ -105,8 +109,13 @@ class Rounds:
 
 
 def run_peers(peers: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Best seconds of each peer over interleaved rounds."""
-    return {name: seconds for name, (seconds, _) in interleaved(peers, rounds).items()}
+    """Median seconds of each peer's round over interleaved rounds (every peer once a round:
+    a slow spell of the machine falls on every peer alike)."""
+    def ready(peer: Callable[[], Any]) -> Callable[[], Callable[[], Any]]:
+        return lambda: peer
+
+    timings = staged({name: ready(peer) for name, peer in peers.items()}, rounds)
+    return {name: timing.median for name, timing in timings.items()}
 
 
 # -- the ledger ---------------------------------------------------------------------------------
@@ -455,7 +464,7 @@ def sequential(backend: str, url: str | None, sizes: list[int], writes: int, rou
                        else sql_peers[kind].check(peer.done))
             rows[name] = _figures(best[name], writes, peer.latencies, checked)
     if bench is not None:
-        rate = max(pgbench_rates)
+        rate = statistics.median(pgbench_rates)
         rows["pgbench TPC-B-like, 1 client"] = {
             "seconds": round(1 / rate, 9), "per_second": round(rate, 1), "writes": writes,
             **_quantiles(pgbench_latencies), "checked": bench.check()}
@@ -464,6 +473,51 @@ def sequential(backend: str, url: str | None, sizes: list[int], writes: int, rou
     for sql_peer in sql_peers.values():
         sql_peer.close()
     return {"peers": rows, "sizes": by_size}
+
+
+# -- batches --------------------------------------------------------------------------------
+
+
+def batches(backend: str, url: str | None, members: int, writes: int, batch: int,
+            rounds: int, directory: Path) -> dict[str, Any]:
+    """Investments one by one against ``invest_many`` batches of ``batch``, interleaved, each on
+    a pool of ``members`` members in its own storage: ``writes`` one by one and ``batch * 4``
+    in batches a round."""
+    ledgers: dict[str, PoolLedger] = {}
+    for kind in ("one", "many"):
+        where = url if url is not None else "memory://"
+        if backend == "sqlite":
+            where = f"sqlite:///{directory / f'batch-{kind}.db'}"
+        options: dict[str, Any] = {"schema": f"batch_{kind}"} if backend == "postgresql" else {}
+        ledgers[kind] = PoolLedger.from_url(where, **options)
+        seed_pool(ledgers[kind], "p", members)
+    one = Rounds(ledger_writer(ledgers["one"], "p", members), writes)
+    done = [0]
+    latencies: list[float] = []
+
+    def many(ledger: PoolLedger = ledgers["many"]) -> None:
+        for _ in range(4):
+            first = done[0]
+            items = [("p", member_id("p", k % members), AMOUNT, member_id("p", k % members),
+                      f"p/batch/{k}") for k in range(first, first + batch)]
+            began = time.perf_counter()
+            ledger.invest_many(items)
+            latencies.append(time.perf_counter() - began)
+            done[0] += batch
+
+    by_one = f"ledger.invest, one by one, {members:,}-member pool"
+    batched = f"ledger.invest_many, batches of {batch:,}, {members:,}-member pool"
+    median = run_peers({batched: many, by_one: one}, rounds)
+    rows = {
+        batched: {**_figures(median[batched], batch * 4, [], check_ledger(
+            ledgers["many"], "p", members, done[0])), **{
+            f"batch_{k}": v for k, v in _quantiles(latencies).items()}},
+        by_one: _figures(median[by_one], writes, one.latencies,
+                         check_ledger(ledgers["one"], "p", members, one.done)),
+    }
+    for ledger in ledgers.values():
+        ledger.close()
+    return {"peers": rows, "batch": batch, "members": members}
 
 
 # -- 3: distributions -------------------------------------------------------------------------
@@ -677,12 +731,12 @@ def statements_per_investment(url: str, sizes: list[int], options: dict[str, Any
 
 
 def run(writes: int, rounds: int, sizes: list[int], spread: list[int],
-        clients: list[int]) -> dict[str, Any]:
+        clients: list[int], batch: int = 1_000) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                    f"{platform.python_implementation()} {platform.python_version()}",
         "writes": writes, "rounds": rounds, "sizes": sizes, "distribution_sizes": spread,
-        "sequential": {}, "distribution": {}, "statements": {}}
+        "sequential": {}, "distribution": {}, "statements": {}, "batches": {}}
     with tempfile.TemporaryDirectory() as tmp, PostgresServer() as server:
         directory = Path(tmp)
         sqlite = {size: f"sqlite:///{directory / f'ledger-{size}.db'}" for size in sizes}
@@ -698,6 +752,9 @@ def run(writes: int, rounds: int, sizes: list[int], spread: list[int],
             elif backend == "postgresql":
                 report["statements"][backend] = statements_per_investment(
                     server.url(), sizes, {"schema": "ledger"})
+            print(f"{backend}: batches against one by one", flush=True)
+            report["batches"][backend] = batches(backend, url, max(sizes), writes, batch,
+                                                 rounds, directory)
             print(f"{backend}: distributions", flush=True)
             report["distribution"][backend] = distributions(backend, url, spread, rounds,
                                                             directory)
@@ -711,14 +768,14 @@ def _ratio(ours: float, theirs: float) -> str:
     return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.0f}x"
 
 
-def write(report: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ledger.json").write_text(json.dumps(report, indent=2) + "\n")
+def write(report: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ledger.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Ledger writes: investments, distributions and concurrent clients",
         "",
         f"Machine: {report['machine']}. {report['writes']:,} writes a round, "
-        f"{report['rounds']} interleaved rounds (best round kept; p50 and p99 over every "
+        f"{report['rounds']} interleaved rounds (the median round kept; p50 and p99 over every "
         "write). Ratios are peer time over ours: above 1 ours is faster.",
         "",
     ]
@@ -743,6 +800,21 @@ def write(report: dict[str, Any]) -> None:
             f"{section['sizes'][str(size)]['per_second']:,.0f}" for size in report["sizes"])
             + " | " + (" / ".join(str(counts[str(s)]) for s in report["sizes"]) if counts
                        else "-") + " |")
+    if report.get("batches"):
+        lines += ["", "## Batches (invest_many) against one by one, one client", "",
+                  "| backend | peer | writes/s | p50 ms | p99 ms | answers checked | "
+                  "batches are faster by |", "|---|---|---:|---:|---:|---|---:|"]
+        for backend, section in report["batches"].items():
+            peers = section["peers"]
+            batched = next(iter(peers.values()))
+            for name, row in peers.items():
+                p50 = row.get("batch_p50_ms", row["p50_ms"])
+                p99 = row.get("batch_p99_ms", row["p99_ms"])
+                lines.append(f"| {backend} | {name} | {row['per_second']:,.0f} | {p50} | {p99} | "
+                             f"{'yes' if row['checked'] else 'NO'} | "
+                             f"{_ratio(batched['seconds'], row['seconds'])} |")
+        lines.append("")
+        lines.append("Latencies of a batch are those of the whole batch (every investment in it).")
     lines += ["", "## Distributions", "",
               "| backend | peer | members | ms per distribution | answers checked |",
               "|---|---|---:|---:|---|"]
@@ -766,7 +838,7 @@ def write(report: dict[str, Any]) -> None:
         "set-based distribution is a floor: integer pro rata with no exact split and no "
         "audit hashes.",
     ]
-    (RESULTS / "ledger.md").write_text("\n".join(lines) + "\n")
+    (out / "ledger.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -776,6 +848,9 @@ def main() -> None:
                         help="add 10,000-member pools and a distribution over 10,000")
     parser.add_argument("--writes", type=int, default=None, help="writes a round")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None, help="investments per batch")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where ledger.md and ledger.json go (benchmarks/results/)")
     args = parser.parse_args()
     writes = args.writes or (100 if args.quick else 500)
     rounds = args.rounds or (2 if args.quick else 5)
@@ -784,8 +859,10 @@ def main() -> None:
     clients = [1, 8] if args.quick else [1, 8, 32]
     if args.quick:
         sizes, spread = [10, 200], [100, 200]
-    write(run(writes, rounds, sizes, spread, clients))
-    print((RESULTS / "ledger.md").read_text())
+    batch = args.batch or (200 if args.quick else 1_000)
+    out = args.out or RESULTS
+    write(run(writes, rounds, sizes, spread, clients, batch), out)
+    print((out / "ledger.md").read_text())
 
 
 if __name__ == "__main__":
