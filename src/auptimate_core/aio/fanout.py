@@ -27,17 +27,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Generic, Self, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, Self, TypeVar
 
 from ..errors import AuptimateError
 
 T = TypeVar("T")
 
-__all__ = ["Fanout", "Listener", "Overflow"]
+__all__ = ["Fanout", "Listener", "Overflow", "call_in_loop"]
 
 
 class Overflow(AuptimateError):
     """A listener fell ``maxsize`` items behind and was dropped; it missed what came after."""
+
+
+def call_in_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., object],
+                 *args: Any) -> None:
+    """``callback(*args)`` on ``loop``'s thread: at once when called from there, else as soon
+    as the loop runs; nothing once the loop has closed. Callable from any thread."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        callback(*args)
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(callback, *args)
 
 
 class Listener(Generic[T]):
@@ -116,18 +132,8 @@ class Fanout(Generic[T]):
         """Deliver ``item`` to every listener. Callable from any thread: from the event loop's
         own it is delivered before returning, from another one as soon as the loop runs.
         Usable as a ledger subscriber or an engine sink."""
-        loop = self._loop
-        if loop is None or not self._listeners:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._deliver(item)
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(self._deliver, item)
+        if self._loop is not None and self._listeners:
+            call_in_loop(self._loop, self._deliver, item)
 
     def __call__(self, item: T) -> None:
         self.publish(item)

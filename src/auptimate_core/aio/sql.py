@@ -124,6 +124,7 @@ class SqlStorage:
         ``sqlite://`` and ``postgresql://`` name the same drivers. Nothing connects before the
         first call (or :meth:`open`)."""
         options = dict(engine_options or {})
+        options.setdefault("hide_parameters", True)  # no personal data in errors and logs
         try:
             parsed = sa.make_url(url)
         except sa.exc.ArgumentError as error:

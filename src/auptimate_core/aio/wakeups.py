@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from .fanout import call_in_loop
 from .storage import LedgerStorage
 
 __all__ = ["Wakeups"]
@@ -37,18 +38,8 @@ class Wakeups:
     def notify(self, *_: object) -> None:
         """The feed may have grown: wake every follower. Callable from any thread (it has
         the signature of a ledger subscriber)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._fire()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._fire)
+        if self._loop is not None and not self._loop.is_closed():
+            call_in_loop(self._loop, self._fire)
 
     def _fire(self) -> None:
         event, self._event = self._event, asyncio.Event()
