@@ -1,9 +1,11 @@
 """`auptimate monitor FILE`: replay a file of transactions through the alert engine.
 
-The file is read by the vectorised reader (:func:`auptimate_core.io.vectorised.
-transaction_batches`: the input pipeline's rows and errors, a CSV file's plain parts read by
-polars) and fed to the engine's batch path a block at a time; by default the windows of a large
-file live in the columnar store, the fastest for a whole file at once.
+The file is read by the vectorised reader (:func:`auptimate_core.io.vectorised.column_batches`:
+the input pipeline's rows and errors, a CSV file's plain parts read by polars) and fed to the
+engine a block at a time: a block of plain rows in UTC as columns
+(:meth:`~auptimate_core.alerts.AlertEngine.process_columns`, no Transaction per row), any other
+batch as Transactions (``process_many``). By default the windows of a large file live in the
+columnar store, the fastest for a whole file at once.
 """
 
 from __future__ import annotations
