@@ -38,7 +38,7 @@ StoreCall = Callable[..., Any]
 
 class Rows(Protocol):
     """A batch of transactions as the deciding code reads it: parallel columns, and the event
-    time of a row as a datetime (for its alerts)."""
+    time and investor of a row (for its alerts)."""
 
     @property
     def keys(self) -> Sequence[str]: ...
@@ -47,12 +47,11 @@ class Rows(Protocol):
     def ids(self) -> Sequence[str]: ...
 
     @property
-    def investors(self) -> Sequence[str]: ...
-
-    @property
     def ats(self) -> Sequence[int]: ...
 
     def moment(self, i: int) -> datetime: ...
+
+    def investor(self, i: int) -> str: ...
 
 
 Pending = tuple[int, int, Alert, int]
@@ -217,7 +216,7 @@ class WindowDecisions:
                 tx_id = rows.ids[i]
                 alert = rule.alert(
                     FIRING if holds else RESOLVED, key, rows.moment(i), tx_id,
-                    rows.investors[i], values
+                    rows.investor(i), values
                 )
                 pending.append((i, order, alert, len(transitions)))
                 transitions.append(Transition(key, rule.name, holds, at, tx_id, tag))

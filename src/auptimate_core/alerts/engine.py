@@ -55,7 +55,6 @@ _POOL = attrgetter("pool_id")
 _ID = attrgetter("id")
 _TIMESTAMP = attrgetter("timestamp")
 _AMOUNT = attrgetter("amount")
-_INVESTOR = attrgetter("investor_id")
 _MICROSECOND = timedelta(microseconds=1)
 _UNFINISHED = 64  # failed batches remembered for a retry
 _NEW = Status.NEW
@@ -72,12 +71,12 @@ def _ALERT_ORDER(entry: Pending) -> tuple[int, int]:
 
 
 class _Unfinished:
-    """A batch whose call failed: the name it was decided under, and the keys of the alerts
-    its sinks already received."""
+    """A batch whose call failed: the name it was decided under, and the alerts its sinks
+    already received."""
 
     __slots__ = ("delivered", "tag")
 
-    def __init__(self, tag: str, delivered: set[str]) -> None:
+    def __init__(self, tag: str, delivered: list[Alert]) -> None:
         self.tag = tag
         self.delivered = delivered
 
@@ -85,13 +84,12 @@ class _Unfinished:
 class _TxRows:
     """A batch of Transaction objects as columns (:class:`~.decisions.Rows`)."""
 
-    __slots__ = ("amounts", "ats", "ids", "investors", "keys", "txs")
+    __slots__ = ("amounts", "ats", "ids", "keys", "txs")
 
     def __init__(self, txs: list[Transaction]) -> None:
         self.txs = txs
         self.keys: list[str] = list(map(_POOL, txs))
         self.ids: list[str] = list(map(_ID, txs))
-        self.investors: list[str] = list(map(_INVESTOR, txs))
         self.amounts: list[Decimal] = list(map(_AMOUNT, txs))
         # Microseconds since the epoch from the timedelta's fields: exact, and cheaper than
         # dividing one timedelta by another (to_micros) on the hottest line of the engine.
@@ -100,6 +98,9 @@ class _TxRows:
 
     def moment(self, i: int) -> datetime:
         return self.txs[i].timestamp
+
+    def investor(self, i: int) -> str:
+        return self.txs[i].investor_id
 
     def transaction(self, i: int) -> Transaction:
         return self.txs[i]
@@ -125,6 +126,9 @@ class _ColumnRows:
 
     def moment(self, i: int) -> datetime:
         return from_micros(self.ats[i])
+
+    def investor(self, i: int) -> str:
+        return self.investors[i]
 
     def transaction(self, i: int) -> Transaction:
         return self.columns.transaction(self.start + i)
@@ -314,7 +318,7 @@ class AlertEngine:
                     self._deliver(alerts)
             except StoreError:
                 tag = tag or f"{self._name}.{next(self._batches)}"
-                self._remember_unfinished([((tx.id,), _Unfinished(tag, set()))])
+                self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
                 raise
         finally:
             self._lock.release()
@@ -335,7 +339,7 @@ class AlertEngine:
             try:
                 alerts = self._process_one(tx, at, tag, held)
             except StoreError:
-                self._remember_unfinished([((tx.id,), _Unfinished(tag, set()))])
+                self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
                 raise
         self._raise_if_held(held, alerts)
         return alerts
@@ -440,7 +444,7 @@ class AlertEngine:
                     again = self._unfinished.get(ids)
                 tag = names[0] if names else again.tag if again else (
                     f"{self._name}.{next(self._batches)}")
-                record = again or _Unfinished(tag, set())
+                record = again or _Unfinished(tag, [])
                 try:
                     alerts.extend(self._process_batch(
                         rows, held, names, tag, names is not None or again is not None,
@@ -544,11 +548,11 @@ class AlertEngine:
 
     def _process_batch(
         self, rows: _Rows, held: tuple[list[Transaction], list[Transaction]],
-        deliveries: Sequence[str] | None, tag: str, again: bool, delivered: set[str],
+        deliveries: Sequence[str] | None, tag: str, again: bool, delivered: list[Alert],
     ) -> list[Alert]:
         """Decide one batch. ``tag`` names it in the store; ``again`` says it may have been
         decided before (a redelivery or a retry), so its lifecycle is read as it was then;
-        ``delivered`` holds the keys of its alerts the sinks already have (and gets the new
+        ``delivered`` holds its alerts the sinks already have (and gets the new
         ones)."""
         n = len(rows.ids)
         not_after = to_micros(self.clock.now()) + self._ahead
@@ -598,8 +602,12 @@ class AlertEngine:
         self._report_firing(transitions, applied)
         pending.sort(key=_ALERT_ORDER)
         alerts = [alert for _, _, alert, t in pending if t < 0 or applied[t]]
-        self._deliver([alert for alert in alerts if alert.key not in delivered])
-        delivered.update(alert.key for alert in alerts)
+        fresh = alerts
+        if delivered:  # a batch decided again: its sinks have some of its alerts already
+            sent = {alert.key for alert in delivered}
+            fresh = [alert for alert in alerts if alert.key not in sent]
+        self._deliver(fresh)
+        delivered.extend(fresh)
         return alerts
 
     def _report_firing(self, changes: list[Transition], applied: list[bool]) -> None:

@@ -338,14 +338,11 @@ class MemoryWindowStore(LocalStore):
             inline = two and not self._ring
             states = self._keys
             newest_all = self._newest
-            for i in range(n):
-                key = keys[i]
-                at = ats[i]
+            for i, key, event_id, at in zip(range(n), keys, event_ids, ats):
                 state = states.get(key)
                 if state is None:
                     state = self._new_key(key)
                 ids = state.ids
-                event_id = event_ids[i]
                 newest = state.last
                 seen = ids.get(event_id)
                 if seen is not None and seen > newest - memory:
@@ -371,18 +368,18 @@ class MemoryWindowStore(LocalStore):
                         newest_all = at
                     if inline:
                         # In order (the usual case): an append, a rare trim, two searches.
-                        assert isinstance(state, _ExactKey)
-                        times = state._times
-                        cum = state._cum
+                        exact: _ExactKey = state  # type: ignore[assignment]
+                        times = exact._times
+                        cum = exact._cum
                         times.append(at)
                         cum.append(cum[-1] + amounts[i])
-                        begin = state._start
-                        if len(times) - begin > state.cap:
-                            state.trim(at - keep)
-                            times = state._times
-                            cum = state._cum
-                            begin = state._start
-                            state.cap = _cap(len(times) - begin)
+                        begin = exact._start
+                        if len(times) - begin > exact.cap:
+                            exact.trim(at - keep)
+                            times = exact._times
+                            cum = exact._cum
+                            begin = exact._start
+                            exact.cap = _cap(len(times) - begin)
                         size = len(times)
                         lo0 = bisect_right(times, at - r0, begin)
                         if chained:
