@@ -1,6 +1,7 @@
 """The asyncio API against the sync one on the same work: what awaiting costs.
 
     python -m benchmarks.bench_aio [--quick] [--writes N] [--transactions N] [--rounds R]
+                                   [--out DIR]
 
 Two measures, each peer once a round in interleaved rounds (best round each, see
 benchmarks/timing.py), on one event loop made for the run:
@@ -18,9 +19,9 @@ benchmarks/timing.py), on one event loop made for the run:
    engine's batches are smaller: it gives the loop a turn between them). Both raise the same
    alerts, checked.
 
-Results go to benchmarks/results/aio.{md,json}: ``{"ledger": {"peers": ...}, "engine
-process_many": {"peers": ...}, "engine process per transaction": {"peers": ...}}``, the async
-peer first in each.
+Results go to benchmarks/results/aio.{md,json} (``--out DIR``: elsewhere): ``{"ledger":
+{"peers": ...}, "engine process_many": {"peers": ...}, "engine process per transaction":
+{"peers": ...}}``, the async peer first in each.
 """
 
 from __future__ import annotations
@@ -265,7 +266,10 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=1_000, help="investments a round")
     parser.add_argument("--transactions", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where aio.md and aio.json go (benchmarks/results/)")
     args = parser.parse_args()
+    out = args.out or RESULTS
     writes = 200 if args.quick else args.writes
     n = 20_000 if args.quick else args.transactions
     rounds = 2 if args.quick else args.rounds
@@ -279,10 +283,10 @@ def main() -> None:
         loop.close()
     report = {"benchmark": "aio", "rounds": rounds, "python": platform.python_version(),
               "ledger": ledger, **engine}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "aio.json").write_text(json.dumps(report, indent=2) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "aio.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = _lines(report)
-    (RESULTS / "aio.md").write_text("\n".join(lines))
+    (out / "aio.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
