@@ -23,7 +23,7 @@ validated) only for a row that needs one, such as a late transaction handed to `
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from operator import attrgetter
 
@@ -89,6 +89,23 @@ class TransactionColumns:
         )
 
 
+def unchecked_transaction(columns: TransactionColumns, i: int) -> Transaction:
+    """Row ``i`` of ``columns`` as a :class:`~auptimate_core.domain.Transaction` built without
+    the checks its constructor makes (the columns are trusted input): what the engine hands
+    its transaction rules, at a fraction of the cost of :meth:`TransactionColumns.transaction`.
+    """
+    tx = _new(Transaction)
+    _set(tx, "id", columns.ids[i])
+    _set(tx, "investor_id", columns.investors[i])
+    _set(tx, "pool_id", columns.pools[i])
+    _set(tx, "amount", columns.amounts[i])
+    _set(tx, "timestamp", EPOCH + timedelta(0, 0, columns.times[i]))
+    _set(tx, "kind", "investment" if columns.kinds is None else columns.kinds[i])
+    return tx
+
+
+_new = object.__new__
+_set = object.__setattr__  # how attrs itself sets the fields of a frozen instance
 _ID = attrgetter("id")
 _INVESTOR = attrgetter("investor_id")
 _POOL = attrgetter("pool_id")

@@ -20,13 +20,13 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import compress, count, islice
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from time import perf_counter, time_ns
 from typing import Any, Literal, TypeVar
 
 from .. import metrics as _metrics
 from ..clock import Clock, SystemClock
-from ..columns import TransactionColumns
+from ..columns import TransactionColumns, unchecked_transaction
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
@@ -66,8 +66,7 @@ def _untimed(operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any)
     return call(*args, **kwargs)
 
 
-def _ALERT_ORDER(entry: Pending) -> tuple[int, int]:
-    return entry[0], entry[1]
+_ALERT_ORDER = itemgetter(0, 1)  # a pending alert's (transaction index, rule order)
 
 
 class _Unfinished:
@@ -105,6 +104,9 @@ class _TxRows:
     def transaction(self, i: int) -> Transaction:
         return self.txs[i]
 
+    def for_rules(self, i: int) -> Transaction:
+        return self.txs[i]
+
     def transactions(self) -> list[Transaction]:
         return self.txs
 
@@ -133,8 +135,11 @@ class _ColumnRows:
     def transaction(self, i: int) -> Transaction:
         return self.columns.transaction(self.start + i)
 
+    def for_rules(self, i: int) -> Transaction:
+        return unchecked_transaction(self.columns, self.start + i)
+
     def transactions(self) -> list[Transaction]:
-        return [self.transaction(i) for i in range(len(self.ids))]
+        return [self.for_rules(i) for i in range(len(self.ids))]
 
 
 _Rows = _TxRows | _ColumnRows
@@ -586,7 +591,7 @@ class AlertEngine:
                 candidates = range(n)
             for i in candidates:
                 if every_new or statuses[i] is not duplicate:
-                    alert = tx_rule.check(rows.transaction(i))
+                    alert = tx_rule.check(rows.for_rules(i))
                     if alert is not None:
                         pending.append((i, order, alert, -1))
         transitions: list[Transition] = []
