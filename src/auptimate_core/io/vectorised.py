@@ -221,6 +221,8 @@ class _Blocks:
             micros, offset = self.times
             found = frame.select(micros.alias("times"), (offset == 0).all().alias("utc"))
             times, utc = found["times"], bool(found["utc"][0])
+            if times.null_count():  # not expected of plain rows; the pipeline decides
+                return None
         return _Split(frame, lines, checked.item(0, 1) > 10, times, utc)
 
     def _columns(self, split: _Split) -> Batch:
