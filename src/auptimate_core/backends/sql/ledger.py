@@ -269,6 +269,8 @@ class SqlLedgerRepository:
 
     def _begin(self, conn: Connection, write: bool) -> Callable[[], None]:
         """Start the database transaction; return what puts the connection back as it was."""
+        if self._mysql:
+            mysql_sql.begin(conn, write)
         if not self._sqlite:
             return _nothing
         # The driver's implicit transactions would start only at the first write, after the
@@ -289,10 +291,8 @@ class SqlLedgerRepository:
         for attempt in range(self.retries + 1):
             try:
                 with self._guard(), self.engine.connect() as conn:
-                    if not write and not self._sqlite:
+                    if not write and not self._sqlite and not self._mysql:
                         conn.execution_options(isolation_level="REPEATABLE READ")
-                    elif write and self._mysql:
-                        mysql_sql.set_write_isolation(conn)
                     restore: Callable[[], None] = _nothing
                     try:
                         with conn.begin() as transaction:
