@@ -48,7 +48,7 @@ from ...pools.repository import MemberRead, PoolRecord, Receipt
 from ...urls import redact
 from . import feed as changes_feed
 from .mysql_tables import ID_LENGTH, NAMES, fit_tables
-from .session import SqlSession
+from .session import SqlSession, describe
 from .statements import Statements
 from .tables import TOTALS, LedgerTables
 
@@ -61,11 +61,26 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["ID_LENGTH", "NAMES", "MySqlSession", "MySqlStatements", "check_id", "create_lock",
-           "create_race", "engine_options", "engine_url", "fit_tables", "is_mysql", "mapped",
-           "retryable", "set_write_isolation", "unavailable"]
+__all__ = [
+    "ID_LENGTH",
+    "NAMES",
+    "MySqlSession",
+    "MySqlStatements",
+    "begin",
+    "check_id",
+    "create_lock",
+    "create_race",
+    "engine_options",
+    "engine_url",
+    "fit_tables",
+    "is_mysql",
+    "mapped",
+    "retryable",
+    "unavailable",
+]
 
 WRITE_ISOLATION: Final = "READ COMMITTED"
+READ_ISOLATION: Final = "REPEATABLE READ"
 
 _RETRY: Final = frozenset({1213, 1205, 1020})  # deadlock, lock wait timeout, changed (MariaDB)
 _CREATE: Final = frozenset({1050, 1061, 1062, 1007})  # table, index, key, database exists
@@ -209,11 +224,13 @@ def engine_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
-def set_write_isolation(conn: Connection) -> None:
-    """Run ``conn``'s next transaction at ``READ COMMITTED`` (nothing to do when that is the
-    engine's default, as :func:`engine_options` makes it)."""
-    if conn.dialect.default_isolation_level != WRITE_ISOLATION:
-        conn.execution_options(isolation_level=WRITE_ISOLATION)
+def begin(conn: Connection, write: bool) -> None:
+    """Set the isolation of the transaction ``conn`` is starting: ``READ COMMITTED`` for a
+    write, ``REPEATABLE READ`` for a read (one statement, none when it is the engine's default;
+    a statement, unlike SQLAlchemy's isolation option, whose driver errors are mapped)."""
+    level = WRITE_ISOLATION if write else READ_ISOLATION
+    if conn.dialect.default_isolation_level != level:
+        conn.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {level}")
 
 
 @contextmanager
@@ -257,5 +274,5 @@ def mapped(error: sa.exc.DBAPIError) -> Exception | None:
         column = message.split("'")[1] if message.count("'") >= 2 else "value"
         return InvalidId(column, f"too long for MySQL's column ({message})")
     if unavailable(error):
-        return StoreUnavailable(f"the ledger database cannot be reached: {error.orig}")
+        return StoreUnavailable(f"the ledger database cannot be reached: {describe(error)}")
     return None
