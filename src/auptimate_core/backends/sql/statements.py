@@ -175,9 +175,11 @@ def _feed_ctes(head: str, feed: str, after: Sequence[str] = (), many: bool = Fal
     # Reading the other queries' counts makes them run first: the head's lock comes last.
     first = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in after)
     step = "CAST(:n AS BIGINT)" if many else "1"
-    rows = ("SELECT next.position - :n + c.n, next.at_us, c.type, c.pool_id, c.event FROM next, "
+    # A batch's events arrive as JSON values, not strings: a json value's text is kept as sent.
+    rows = ("SELECT next.position - :n + c.n, next.at_us, c.type, c.pool_id, "
+            "CAST(c.event AS TEXT) FROM next, "
             "ROWS FROM (json_to_recordset(CAST(:changes AS JSON)) AS (type VARCHAR, "
-            "pool_id VARCHAR, event TEXT)) WITH ORDINALITY AS c(type, pool_id, event, n)"
+            "pool_id VARCHAR, event JSON)) WITH ORDINALITY AS c(type, pool_id, event, n)"
             if many else "SELECT position, at_us, :event_type, :event_pool, :event FROM next")
     return (f"next AS (UPDATE {head} SET position = position + {step}, "
             f"at_us = GREATEST(at_us, :now) WHERE id = :head_id AND {_MOVED}{first} "
