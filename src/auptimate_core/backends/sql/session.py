@@ -11,7 +11,7 @@ together, its changes too.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -362,10 +362,7 @@ class SqlSession:
                       "channel": channel}
             if many:
                 change["n"] = len(self.published)
-                change["changes"] = json.dumps(
-                    [dict(zip(("type", "pool_id", "event"), changes_feed.payload(event),
-                              strict=True)) for event, _ in self.published],
-                    separators=(",", ":"), ensure_ascii=False)
+                change["changes"] = _changes_json(event for event, _ in self.published)
             else:
                 kind, pool_id, payload = changes_feed.payload(self.published[0][0])
                 change.update(event_type=kind, event_pool=pool_id, event=payload)
@@ -459,6 +456,17 @@ class SqlSession:
 
     def changes(self, after: int, limit: int) -> list[Recorded]:
         return changes_feed.read(self._conn, self._t.feed, after, limit)
+
+
+def _changes_json(events: Iterable[LedgerEvent]) -> str:
+    """A batch's changes as a JSON array of ``{"type", "pool_id", "event"}`` objects, each event
+    the JSON object the feed keeps (put in as it is, not as a string to decode again)."""
+    found = []
+    for event in events:
+        kind, pool_id, payload = changes_feed.payload(event)
+        found.append(f'{{"type":{json.dumps(kind)},"pool_id":{json.dumps(pool_id)},'
+                     f'"event":{payload}}}')
+    return f"[{','.join(found)}]"
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
