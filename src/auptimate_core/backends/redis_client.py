@@ -40,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover - hiredis comes with the extra
     pack_command = None
 
-__all__ = ["Call", "PausesOnLoop", "RedisCaller", "decoded", "lua_source"]
+__all__ = ["Call", "ClusterClient", "PausesOnLoop", "RedisCaller", "decoded", "lua_source"]
 
 # The store's logger: what the store's calls log is found under one name.
 logger = logging.getLogger("auptimate_core.backends.redis")
@@ -58,6 +58,19 @@ class PausesOnLoop(Protocol):
 
     def retry_pause(self, seconds: float) -> None:
         """Wait ``seconds`` before the next try."""
+
+
+@runtime_checkable
+class ClusterClient(Protocol):
+    """What a Redis Cluster client gives that a single server's does not: the node of a key,
+    the primaries, and a node's own connection (``redis.cluster.RedisCluster``, or the
+    asyncio one seen as it)."""
+
+    def get_node_from_key(self, key: str) -> Any: ...
+
+    def get_primaries(self) -> list[Any]: ...
+
+    def get_redis_connection(self, node: Any) -> Any: ...
 
 
 def _packed(conn: Any, commands: list[tuple[Any, ...]]) -> Any:
@@ -100,7 +113,7 @@ class RedisCaller:
         on_volatile: Callable[[list[str]], object],
     ) -> None:
         self.client = client
-        self.cluster = hasattr(client, "get_node_from_key")
+        self.cluster = isinstance(client, ClusterClient)
         self.retries = retries
         self.backoff = backoff
         self.on_volatile = on_volatile
