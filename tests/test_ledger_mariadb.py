@@ -261,3 +261,22 @@ def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhi
     assert ledger.verify() == 5
     ledger.close()
     engine.dispose()
+
+
+@pytest.mark.mariadb
+def test_a_write_sends_the_same_statements_to_a_pool_of_10_and_of_1000_on_mariadb(
+        mariadb_url: str) -> None:
+    from tests.test_ledger_cost import SIZES, statements_by_size
+
+    schemas = {size: f"cost_{uuid.uuid4().hex[:10]}" for size in SIZES}
+    found = statements_by_size(
+        lambda size: PoolLedger.from_url(mariadb_url, schema=schemas[size]), schemas)
+    assert found[10] == found[1_000]
+    # The pool's lock, one read, one statement per table written (pool, entry, holding,
+    # receipt), the feed's head moved and read, the change.
+    assert [len(found[10][name]) for name in ("admit", "invest", "refund")] == [8, 9, 9]
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        for schema in schemas.values():
+            conn.execute(sa.text(f"DROP DATABASE {schema}"))
+    engine.dispose()
