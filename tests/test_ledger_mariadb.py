@@ -280,3 +280,36 @@ def test_a_write_sends_the_same_statements_to_a_pool_of_10_and_of_1000_on_mariad
         for schema in schemas.values():
             conn.execute(sa.text(f"DROP DATABASE {schema}"))
     engine.dispose()
+
+
+@pytest.mark.mariadb
+def test_a_reader_whose_snapshot_misses_an_earlier_commit_waits_for_it(
+        mariadb_url: str, schema: str) -> None:
+    # The state a torn InnoDB snapshot shows: position 4 committed, 3 not visible (here: not
+    # committed yet, by hand). The reader must not hand out 4 alone and move past 3.
+    ledger = PoolLedger.from_url(mariadb_url, schema=schema)
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    ledger.register_investor(Investor("a"))
+    first = ledger.changes()
+    assert len(first) == 2
+    repository = ledger.repository
+    assert isinstance(repository, SqlLedgerRepository)
+    feed = repository.tables.feed
+    engine = sa.create_engine(mariadb_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(feed).where(feed.c.position == 2)).one()._asdict()
+    found: list[list[int]] = []
+    with engine.connect() as third:
+        third.execute(sa.insert(feed).values({**row, "position": 3}))
+        with engine.begin() as fourth:
+            fourth.execute(sa.insert(feed).values({**row, "position": 4}))
+        reader = threading.Thread(target=lambda: found.append(
+            [int(c.cursor.split(".")[-1]) for c in ledger.changes(after=first[-1].cursor)]))
+        reader.start()
+        reader.join(1.5)
+        assert reader.is_alive()  # waiting for position 3's writer
+        third.commit()
+    reader.join(30)
+    assert found == [[3, 4]]
+    engine.dispose()
+    ledger.close()

@@ -12,13 +12,19 @@ numbers when a transaction *asks*, not when it *commits*: writer A takes 7, writ
 commits first, a reader sees 8 without 7 and moves its cursor past 7 for good. Here the position
 is assigned by ``UPDATE feed_head SET position = position + 1 ... RETURNING position``, the last
 write of every writing transaction (on PostgreSQL part of its one writing statement, see
-:mod:`auptimate_core.backends.sql.statements`). The update holds the head's row lock until the
+:mod:`auptimate_core.backends.sql.statements`; MySQL has no ``UPDATE ... RETURNING``, so the
+writer reads the head it has just moved, holding its lock, see
+:mod:`auptimate_core.backends.sql.mysql`). The update holds the head's row lock until the
 transaction ends, so a second writer waits there until the first has committed (or rolled back,
 giving its position back), and only then reads the head, which the first writer's commit has
 moved. Positions are therefore handed out in commit order with no gap, and since a
 transaction's commit is visible before its locks are released, any snapshot that sees position
 ``n`` sees every position below it: the committed positions are always ``1..head``. A reader
-asking for ``position > cursor`` gets exactly what it has not seen, in order. The same holds
+asking for ``position > cursor`` gets exactly what it has not seen, in order. InnoDB (MariaDB's
+at least) takes a snapshot without stopping commits, so a snapshot can, rarely, see ``n + 1``
+without ``n``: on MySQL and MariaDB a reader gives the rows only as far as they follow on from
+its cursor, and when the first is missing it reads them again with a locking read, which sees
+every committed row. The same holds
 when reading a hot standby, which applies commits in the order the primary wrote them (but
 notifications are not sent to standbys: a follower listens on the primary).
 
@@ -32,11 +38,13 @@ before). PostgreSQL serialises the commits of transactions that send a notificat
 same way (a lock taken before the commit and held until after it, across the whole server), so
 the wake-up below adds no second queue. On SQLite every write
 transaction is ``BEGIN IMMEDIATE``: writers already take turns, and the head only numbers them.
+On MySQL and MariaDB the head is locked as on PostgreSQL, from its update to the commit.
 
 Wake-ups carry nothing a follower relies on: on PostgreSQL a writer sends ``NOTIFY`` on the
 ledger's channel in the same transaction (delivered only if it commits) and a follower holds a
-``LISTEN`` connection; on SQLite a follower polls the head every ``poll_interval`` seconds (and
-is woken at once by commits made through the same repository object). Either way, the follower
+``LISTEN`` connection; on SQLite, MySQL and MariaDB (which have no notifications) a follower
+polls the head every ``poll_interval`` seconds, one primary-key read each time (and is woken at
+once by commits made through the same repository object). Either way, the follower
 then reads the feed, the only source of truth.
 """
 
@@ -122,11 +130,43 @@ def payload(event: LedgerEvent) -> tuple[str, str | None, str]:
 
 def read(conn: Connection, feed: sa.Table, after: int, limit: int) -> list[Recorded]:
     """Up to ``limit`` changes after position ``after``, in order."""
-    query = (sa.select(feed.c.position, feed.c.at_us, feed.c.event)
-             .where(feed.c.position > after).order_by(feed.c.position).limit(limit))
+    columns = (feed.c.position, feed.c.at_us, feed.c.event)
+    query = (sa.select(*columns).where(feed.c.position > after)
+             .order_by(feed.c.position).limit(limit))
+    rows = list(conn.execute(query))
+    if conn.dialect.name in _TORN_VIEWS:
+        rows = _settled(conn, sa.select(*columns).order_by(feed.c.position).limit(limit),
+                        feed.c.position, after, rows)
     return [Recorded(int(row.position), from_micros(int(row.at_us)),
                      LedgerEvent.from_dict(json.loads(row.event)))
-            for row in conn.execute(query)]
+            for row in rows]
+
+
+_TORN_VIEWS: Final = frozenset({"mysql", "mariadb"})
+
+
+def _settled(conn: Connection, query: sa.Select[Any], position: sa.Column[int], after: int,
+             rows: list[Any]) -> list[Any]:
+    """``rows`` (read after ``after``) as far as they follow on from it without a gap.
+
+    InnoDB (MariaDB's at least) builds a snapshot by walking its set of open transactions
+    without stopping commits, so a snapshot can miss a change that committed just before
+    another it sees: position ``n + 1`` without ``n``. Committed positions have no holes
+    (``n + 1`` was handed out only after ``n`` committed), so the rows are given as far as
+    they are contiguous. When the first is missing, the rows up to the last one seen are read
+    again with a locking read, which reads the latest committed rows (waiting, at worst, for
+    a writer between its commit and the release of its locks) and so has them all.
+    """
+    for n, row in enumerate(rows):
+        if int(row.position) != after + 1 + n:
+            break
+    else:
+        return rows
+    if n > 0:
+        return rows[:n]
+    top = int(rows[-1].position)
+    locking = query.where(position > after, position <= top).with_for_update(read=True)
+    return list(conn.execute(locking))
 
 
 class PollingWatch:
