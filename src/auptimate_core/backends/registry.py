@@ -26,13 +26,15 @@ entry point of another package.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import InvalidURL
-from ..pools.repository import LedgerRepository
-from ..store import WindowStore
 from ..urls import LEDGER_REPOSITORIES, WINDOW_STORES, redact
+
+if TYPE_CHECKING:  # the pools package is not imported to open a window store
+    from ..pools.repository import LedgerRepository
+    from ..store import WindowStore
 
 __all__ = ["LEDGER_REPOSITORIES", "WINDOW_STORES", "ledger_repository_from_url",
            "memory_window_store", "window_store_from_url"]
