@@ -80,7 +80,7 @@ class LedgerModel:
     def __init__(self) -> None:
         self.pools: dict[str, ModelPool] = {}
         self.investors: set[str] = set()
-        self.receipts: dict[str, tuple[tuple[object, ...], Outcome]] = {}
+        self.receipts: dict[tuple[str, str], tuple[tuple[object, ...], Outcome]] = {}
         self.changes = 0
         """Committed changes: the number of events subscribers should have received."""
 
@@ -121,9 +121,10 @@ class LedgerModel:
 
     # -- money --------------------------------------------------------------------------------
 
-    def _start(self, pool_id: str, key: str, request: tuple[object, ...],
+    def _start(self, pool_id: str, key: tuple[str, str], request: tuple[object, ...],
                allowed: bool) -> tuple[ModelPool | None, Outcome | None]:
-        """The checks before the request's own: pool, permission, idempotency key."""
+        """The checks before the request's own: pool, permission, idempotency key (the
+        actor's own: ``key`` is the actor and the key sent)."""
         pool = self.pools.get(pool_id)
         if pool is None:
             return None, Outcome(UnknownPool)
@@ -137,7 +138,8 @@ class LedgerModel:
                                  first_seq=outcome.first_seq, replay=True)
         return pool, None
 
-    def _commit(self, pool_id: str, pool: ModelPool, key: str, request: tuple[object, ...],
+    def _commit(self, pool_id: str, pool: ModelPool, key: tuple[str, str],
+                request: tuple[object, ...],
                 rows: list[Row]) -> Outcome:
         outcome = Outcome(rows=rows, pool=pool_id, first_seq=pool.entries + 1)
         pool.rows.extend(rows)
@@ -149,7 +151,7 @@ class LedgerModel:
     def invest(self, pool_id: str, investor: str, amount: Decimal, actor: str,
                key: str) -> Outcome:
         request = ("invest", pool_id, investor, amount.normalize(), actor)
-        pool, early = self._start(pool_id, key, request, actor == investor)
+        pool, early = self._start(pool_id, (actor, key), request, actor == investor)
         if pool is None:
             assert early is not None
             return early
@@ -160,13 +162,13 @@ class LedgerModel:
         units = pool.units(amount)
         if units is None:
             return Outcome(ValidationError)
-        return self._commit(pool_id, pool, key, request, [("investment", investor, units)])
+        return self._commit(pool_id, pool, (actor, key), request, [("investment", investor, units)])
 
     def refund(self, pool_id: str, investor: str, amount: Decimal, actor: str,
                key: str) -> Outcome:
         request = ("refund", pool_id, investor, amount.normalize(), actor)
         manager = self.pools[pool_id].manager if pool_id in self.pools else None
-        pool, early = self._start(pool_id, key, request, actor == manager)
+        pool, early = self._start(pool_id, (actor, key), request, actor == manager)
         if pool is None:
             assert early is not None
             return early
@@ -177,12 +179,12 @@ class LedgerModel:
         units = pool.units(amount)
         if units is None or units > pool.balance(investor):
             return Outcome(ValidationError)
-        return self._commit(pool_id, pool, key, request, [("refund", investor, units)])
+        return self._commit(pool_id, pool, (actor, key), request, [("refund", investor, units)])
 
     def charge_fee(self, pool_id: str, total: Decimal, actor: str, key: str) -> Outcome:
         request = ("charge_fee", pool_id, total.normalize(), actor)
         manager = self.pools[pool_id].manager if pool_id in self.pools else None
-        pool, early = self._start(pool_id, key, request, actor == manager)
+        pool, early = self._start(pool_id, (actor, key), request, actor == manager)
         if pool is None:
             assert early is not None
             return early
@@ -194,14 +196,14 @@ class LedgerModel:
         if any(shares[i] > pool.balance(i) for i in shares):
             return Outcome(LedgerValidationError)
         rows = [("fee", i, u) for i, u in sorted(shares.items()) if u > 0]
-        return self._commit(pool_id, pool, key, request, rows)
+        return self._commit(pool_id, pool, (actor, key), request, rows)
 
     def distribute(self, pool_id: str, total: Decimal, actor: str, carry: Decimal | None,
                    key: str) -> Outcome:
         request = ("distribute", pool_id, total.normalize(), actor,
                    None if carry is None else carry.normalize())
         manager = self.pools[pool_id].manager if pool_id in self.pools else None
-        pool, early = self._start(pool_id, key, request, actor == manager)
+        pool, early = self._start(pool_id, (actor, key), request, actor == manager)
         if pool is None:
             assert early is not None
             return early
@@ -224,7 +226,7 @@ class LedgerModel:
         rows: list[Row] = [("distribution", i, u) for i, u in sorted(shares.items()) if u > 0]
         if carried:
             rows.append(("carry", pool.manager, carried))
-        return self._commit(pool_id, pool, key, request, rows)
+        return self._commit(pool_id, pool, (actor, key), request, rows)
 
     # -- answers ------------------------------------------------------------------------------
 

@@ -17,8 +17,10 @@ import sqlalchemy as sa
 
 from auptimate_core import (
     AuptimateError,
+    IdempotencyConflict,
     Investor,
     LedgerError,
+    PermissionDenied,
     Pool,
     PoolLedger,
     ValidationError,
@@ -253,3 +255,51 @@ def test_the_log_formatters_hide_urls_credentials() -> None:
     line = stream.getvalue()
     assert "h.example/x" in line
     assert_clean([line])
+
+
+def test_another_actors_key_neither_conflicts_nor_tells_anything(ledger_url: str) -> None:
+    ledger = open_ledger(ledger_url)
+    ledger.create_pool(Pool("fund-a", "m1"), actor="m1")
+    ledger.create_pool(Pool("fund-b", "m2"), actor="m2")
+    for investor in ("alice", "bob"):
+        ledger.register_investor(Investor(investor))
+        ledger.admit("fund-a", investor, actor="m1")
+    ledger.admit("fund-b", "alice", actor="m2")
+    bobs = ledger.invest("fund-a", "bob", D("300.00"), actor="bob", idempotency_key="k1")
+    # alice (and a manager) using bob's key: their own requests, written, nothing of bob's.
+    alices = ledger.invest("fund-a", "alice", D("5.00"), actor="alice", idempotency_key="k1")
+    assert alices.investor_id == "alice" and alices.amount == D("5.00")
+    ledger.invest("fund-b", "alice", D("5.00"), actor="alice", idempotency_key="k2")
+    ledger.distribute("fund-b", D("1.00"), actor="m2", idempotency_key="k1")
+    # bob's retry still replays bob's transaction; his own reuse elsewhere is his conflict.
+    assert ledger.invest("fund-a", "bob", D("300"), actor="bob", idempotency_key="k1") == bobs
+    with pytest.raises(IdempotencyConflict, match="'k1'"):
+        ledger.invest("fund-a", "bob", D("1"), actor="bob", idempotency_key="k1")
+    # A stranger's refusal says nothing of bob's request.
+    with pytest.raises(LedgerError) as refused:
+        ledger.invest("fund-a", "carol", D("1"), actor="carol", idempotency_key="k1")
+    assert "bob" not in str(refused.value) and "300" not in str(refused.value)
+    with pytest.raises(PermissionDenied) as refused:
+        ledger.invest("fund-a", "bob", D("300"), actor="alice", idempotency_key="k1")
+    assert "300.00" not in str(refused.value) and "fund-a:" not in str(refused.value)
+    assert ledger.verify() > 0
+    ledger.close()
+
+
+def test_receipts_of_an_older_version_are_scoped_on_opening(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = PoolLedger.from_url(url)
+    ledger.create_pool(Pool("fund-a", "m1"), actor="m1")
+    ledger.register_investor(Investor("bob"))
+    ledger.admit("fund-a", "bob", actor="m1")
+    first = ledger.invest("fund-a", "bob", D("300.00"), actor="bob", idempotency_key="k1")
+    ledger.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the receipt as an earlier version kept it: key unscoped
+        conn.execute(sa.text("UPDATE auptimate_receipts SET key = 'k1', hash = NULL"))
+        conn.execute(sa.text("ALTER TABLE auptimate_pools DROP COLUMN head_mark"))
+    engine.dispose()
+    reopened = PoolLedger.from_url(url)
+    assert reopened.invest("fund-a", "bob", D("300"), actor="bob", idempotency_key="k1") == first
+    assert reopened.verify() == 3
+    reopened.close()

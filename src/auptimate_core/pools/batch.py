@@ -60,6 +60,7 @@ from .unit import (
     money_args,
     plain,
     replay_receipt,
+    scoped_key,
     zero,
 )
 
@@ -90,11 +91,12 @@ class _Command:
     amount: Decimal = Decimal(0)
     key: str | None = None
     request: str = ""
+    sent_key: str | None = None  # the key as sent; ``key`` is it scoped to the actor
 
     def describe(self, index: int) -> str:
         what = f"{self.action} of {self.investor_id!r} in pool {self.pool_id!r}"
-        if self.key is not None:
-            what += f" (idempotency key {self.key!r})"
+        if self.sent_key is not None:
+            what += f" (idempotency key {self.sent_key!r})"
         return f"command {index} of the batch, {what}: the batch wrote nothing"
 
 
@@ -175,7 +177,8 @@ class Batch:
         # The request's identity is the one-by-one call's: a key replays across both.
         request = fingerprint(action, pool_id, investor_id, plain(value), actor,
                               None if at is None else to_micros(when))
-        return _Command(action, pool_id, investor_id, actor, when, value, key, request)
+        return _Command(action, pool_id, investor_id, actor, when, value,
+                        scoped_key(actor, key), request, key)
 
     def commit(self) -> list[Result]:
         """Record every queued command in one unit of work; return their results in order.
@@ -340,8 +343,8 @@ class _Run:
         assert c.key is not None, "a money command has a key"
         made = self._made.get(c.key)
         if made is not None:
-            check_receipt(made[0], c.request, c.action)
+            check_receipt(made[0], c.request, c.action, c.sent_key)
             return made[1]
-        first = replay_receipt(self._session, self._receipts.get(c.key), c.key, c.request,
-                               c.action)
+        first = replay_receipt(self._session, self._receipts.get(c.key), c.sent_key or c.key,
+                               c.request, c.action)
         return None if first is None else first[0]

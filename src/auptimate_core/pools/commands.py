@@ -3,7 +3,8 @@
 Membership (``create_pool``, ``register_investor``, ``admit``) is idempotent by its content:
 the same request again changes nothing, different details under the same id are a conflict.
 Money writes (``invest``, ``refund``, ``charge_fee``, ``distribute``) are idempotent by their
-key. The documentation of each is on :class:`~auptimate_core.PoolLedger`.
+key, scoped to the actor who sent it (:func:`~.unit.scoped_key`). The documentation of each
+is on :class:`~auptimate_core.PoolLedger`.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from .unit import (
     moment,
     money_args,
     plain,
-    replay,
     replay_receipt,
+    scoped_key,
     write,
     zero,
 )
@@ -121,13 +122,14 @@ class Commands:
         check_id("pool_id", pool_id)
         check_id("investor_id", investor_id)
         value = money_args(amount, "amount", actor, key)
+        stored = scoped_key(actor, key)
         when = moment(self._parts, at)
         request = fingerprint("invest", pool_id, investor_id, plain(value), actor,
                               None if at is None else to_micros(when))
         parts = self._parts
 
         def body(session: LedgerSession) -> Outcome[Transaction]:
-            read = read_member(session, pool_id, investor_id, key)
+            read = read_member(session, pool_id, investor_id, stored)
             record = read.record
             parts.policy.check_invest(record.pool, investor_id, actor)
             first = replay_receipt(session, read.receipt, key, request, "invest")
@@ -141,7 +143,7 @@ class Commands:
             exact = require_exact(value, record.pool.currency)
             new, entries, changed = append(
                 parts, session, record, {investor_id: held},
-                [("investment", investor_id, exact)], when, actor, (key, request, "invest"))
+                [("investment", investor_id, exact)], when, actor, (stored, request, "invest"))
             tx = entries[0].transaction()
             return Outcome(tx, Invested(
                 actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
@@ -154,13 +156,14 @@ class Commands:
         check_id("pool_id", pool_id)
         check_id("investor_id", investor_id)
         value = money_args(amount, "amount", actor, key)
+        stored = scoped_key(actor, key)
         when = moment(self._parts, at)
         request = fingerprint("refund", pool_id, investor_id, plain(value), actor,
                               None if at is None else to_micros(when))
         parts = self._parts
 
         def body(session: LedgerSession) -> Outcome[Transaction]:
-            read = read_member(session, pool_id, investor_id, key)
+            read = read_member(session, pool_id, investor_id, stored)
             record = read.record
             parts.policy.check_manager(record.pool, actor, "refund")
             first = replay_receipt(session, read.receipt, key, request, "refund")
@@ -178,7 +181,7 @@ class Commands:
                     f"{investor_id!r} has left in pool {pool_id!r}")
             new, entries, changed = append(
                 parts, session, record, {investor_id: held}, [("refund", investor_id, exact)],
-                when, actor, (key, request, "refund"))
+                when, actor, (stored, request, "refund"))
             tx = entries[0].transaction()
             return Outcome(tx, Refunded(
                 actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
@@ -190,6 +193,7 @@ class Commands:
                    at: datetime | None) -> list[Transaction]:
         check_id("pool_id", pool_id)
         value = money_args(total, "total", actor, key)
+        stored = scoped_key(actor, key)
         when = moment(self._parts, at)
         request = fingerprint("charge_fee", pool_id, plain(value), actor,
                               None if at is None else to_micros(when))
@@ -198,7 +202,8 @@ class Commands:
         def body(session: LedgerSession) -> Outcome[list[Transaction]]:
             record = find_pool(session, pool_id, lock=True)
             parts.policy.check_manager(record.pool, actor, "charge_fee")
-            first = replay(session, key, request, "charge_fee")
+            first = replay_receipt(session, session.receipt(stored), key, request,
+                                   "charge_fee")
             if first is not None:
                 return Outcome(first, None)
             exact = require_exact(value, record.pool.currency, "total")
@@ -206,7 +211,7 @@ class Commands:
             split = split_fee(exact, members, record.pool.currency)
             items = [("fee", i, amount) for i, amount in split.shares.items()]
             new, entries, changed = append(parts, session, record, members, items, when, actor,
-                                           (key, request, "charge_fee"))
+                                           (stored, request, "charge_fee"))
             txs = [entry.transaction() for entry in entries]
             return Outcome(txs, FeeCharged(
                 actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
@@ -218,6 +223,7 @@ class Commands:
                    at: datetime | None, carry: Decimal | None) -> list[Transaction]:
         check_id("pool_id", pool_id)
         value = money_args(total, "total", actor, key)
+        stored = scoped_key(actor, key)
         rate = check_carry(carry)
         when = moment(self._parts, at)
         request = fingerprint("distribute", pool_id, plain(value), actor,
@@ -229,7 +235,8 @@ class Commands:
             record = find_pool(session, pool_id, lock=True)
             pool = record.pool
             parts.policy.check_manager(pool, actor, "distribute")
-            first = replay(session, key, request, "distribute")
+            first = replay_receipt(session, session.receipt(stored), key, request,
+                                   "distribute")
             if first is not None:
                 return Outcome(first, None)
             exact = require_exact(value, pool.currency, "total")
@@ -239,7 +246,7 @@ class Commands:
             if split.carry > 0:
                 items.append(("carry", pool.manager_id, split.carry))
             new, entries, changed = append(parts, session, record, members, items, when, actor,
-                                           (key, request, "distribute"))
+                                           (stored, request, "distribute"))
             txs = [entry.transaction() for entry in entries]
             return Outcome(txs, Distributed(
                 actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,

@@ -62,7 +62,8 @@ class PoolLedger:
     :class:`~auptimate_core.errors.PermissionDenied` and without writing anything, what the
     policy does not allow. Money writes take an ``idempotency_key``: repeating the same request
     with it returns the first result and writes nothing; another request with it raises
-    :class:`~auptimate_core.errors.IdempotencyConflict`. Keys are unique across the ledger.
+    :class:`~auptimate_core.errors.IdempotencyConflict`. Keys are the actor's own: another
+    actor's same key is an unrelated request (see docs/integrity.md).
     Creating an existing pool, registering an existing investor or admitting a member again
     with the same details changes nothing; with different details it is a conflict.
 

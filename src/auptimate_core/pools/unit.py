@@ -69,6 +69,18 @@ def fingerprint(action: str, *fields: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def scoped_key(actor: str, key: str) -> str:
+    """An idempotency key as stored: ``key`` scoped to the ``actor`` who sent it (a hash of
+    both), so that another actor's use of the same key neither conflicts with the first
+    request nor learns anything about it.
+
+    >>> scoped_key("ann", "k1") == scoped_key("bob", "k1")
+    False
+    """
+    text = json.dumps(["idempotency-key", actor, key], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def plain(amount: Decimal) -> str:
     """An amount as text independent of trailing zeros (``100`` and ``100.00`` agree)."""
     return format(amount.normalize(), "f")
@@ -139,18 +151,21 @@ def replay_receipt(session: LedgerSession, receipt: Receipt | None, key: str, fi
     """As :func:`replay`, with the key's ``receipt`` (None if unused) read already."""
     if receipt is None:
         return None
-    check_receipt(receipt, fingerprint, action)
+    check_receipt(receipt, fingerprint, action, key)
     last = receipt.first_seq + receipt.count - 1
     return [entry.transaction()
             for entry in session.entries(receipt.pool_id, receipt.first_seq, last)]
 
 
-def check_receipt(receipt: Receipt, fingerprint: str, action: str) -> None:
+def check_receipt(receipt: Receipt, fingerprint: str, action: str,
+                  key: str | None = None) -> None:
     """Raise :class:`~auptimate_core.errors.IdempotencyConflict` unless ``receipt`` (of a key
-    used before) is of the request ``fingerprint``."""
+    used before) is of the request ``fingerprint``; the message names ``key`` (the key as sent;
+    the receipt keeps it scoped, :func:`scoped_key`)."""
     if receipt.fingerprint != fingerprint:
+        shown = receipt.key if key is None else key
         raise IdempotencyConflict(
-            f"idempotency key {receipt.key!r} was already used for another request "
+            f"idempotency key {shown!r} was already used for another request "
             f"({receipt.action} on pool {receipt.pool_id!r}); this {action} wrote nothing")
 
 

@@ -44,6 +44,8 @@ SCALE: Final = 4
 TOTALS: Final = ("invested", "refunded", "fees", "distributed")
 """The money columns of a member (a pool adds ``carry``)."""
 
+_SCOPED_LENGTH: Final = 64
+
 MARKS: Final = (("investors", "hash"), ("pools", "head_mark"), ("receipts", "hash"))
 """The audit's mark columns, by table (added by :func:`upgrade` to older tables)."""
 
@@ -130,8 +132,14 @@ def ledger_tables(schema: str | None = None, prefix: str = "auptimate_") -> Ledg
 
 
 def upgrade(conn: sa.Connection, tables: LedgerTables) -> None:
-    """Add the mark columns (:data:`MARKS`) to tables made before they existed (NULL in the
-    rows already there)."""
+    """Bring tables made by an earlier version up to date: add the mark columns
+    (:data:`MARKS`; NULL in the rows already there), and scope the idempotency keys of older
+    receipts to the actor of their first entry (:func:`~auptimate_core.pools.unit.scoped_key`),
+    so that a retry of a request made before the upgrade still finds its receipt.
+
+    A scoped key is 64 hexadecimal digits: a receipt whose key has another length is an older
+    one (a key sent as exactly 64 characters before the upgrade is left as it was). Reading
+    them is one scan of the receipts at each opening."""
     inspector = sa.inspect(conn)
     for name, column in MARKS:
         table: sa.Table = getattr(tables, name)
@@ -139,3 +147,12 @@ def upgrade(conn: sa.Connection, tables: LedgerTables) -> None:
         if column not in found:
             quoted = conn.dialect.identifier_preparer.format_table(table)
             conn.execute(sa.text(f"ALTER TABLE {quoted} ADD COLUMN {column} VARCHAR(64)"))
+    from ...pools.unit import scoped_key
+
+    r, e = tables.receipts, tables.entries
+    older = conn.execute(
+        sa.select(r.c.key, e.c.actor)
+        .join(e, sa.and_(e.c.pool_id == r.c.pool_id, e.c.seq == r.c.first_seq))
+        .where(sa.func.length(r.c.key) != _SCOPED_LENGTH)).all()
+    for key, actor in older:
+        conn.execute(sa.update(r).where(r.c.key == key).values(key=scoped_key(actor, key)))
