@@ -248,3 +248,12 @@ def test_a_keyless_ledger_keeps_working_and_verifying_after_its_writes(
     with pytest.raises(IdempotencyConflict):
         ledger.invest("fund-a", "ann", D("1.00"), actor="ann", idempotency_key="a1")
     assert ledger.verify() == 14
+
+
+def test_a_retry_on_a_leftover_receipt_is_an_audit_error_not_an_index_error(
+        backend: Backend) -> None:
+    ledger = fresh(backend, None)
+    backend.run(ledger, "DELETE FROM {entries} WHERE pool_id = 'fund-b' AND seq = 3")
+    with pytest.raises(AuditError, match="'b2'.*not all there"):
+        ledger.invest("fund-b", "bob", D("50.00"), actor="bob", idempotency_key="b2")
+    ledger.close()

@@ -29,6 +29,7 @@ import attrs
 from .. import metrics
 from ..domain import Transaction, check_amount, check_id, check_timestamp
 from ..errors import (
+    AuditError,
     IdempotencyConflict,
     LedgerError,
     PermissionDenied,
@@ -153,8 +154,13 @@ def replay_receipt(session: LedgerSession, receipt: Receipt | None, key: str, fi
         return None
     check_receipt(receipt, fingerprint, action, key)
     last = receipt.first_seq + receipt.count - 1
-    return [entry.transaction()
-            for entry in session.entries(receipt.pool_id, receipt.first_seq, last)]
+    found = [entry.transaction()
+             for entry in session.entries(receipt.pool_id, receipt.first_seq, last)]
+    if len(found) != receipt.count:  # edited outside the ledger: never a raw IndexError
+        raise AuditError(f"idempotency key {key!r}: its receipt points at entries "
+                         f"{receipt.first_seq} to {last} of pool {receipt.pool_id!r}, which "
+                         f"are not all there (run verify()); this {action} wrote nothing")
+    return found
 
 
 def check_receipt(receipt: Receipt, fingerprint: str, action: str,
