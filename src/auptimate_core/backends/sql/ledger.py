@@ -16,6 +16,13 @@ unit of work again, which then sees the other's row. Reads run in one snapshot
 (``REPEATABLE READ`` on PostgreSQL and MySQL). The last write of a unit of work appends its
 event to the change feed, in the same transaction.
 
+What writers of different pools share: the feed's head row, locked by each from its last
+statement to its commit (see :mod:`auptimate_core.backends.sql.feed`), and, between the threads
+of one process, a turn (a lock) from that statement to the commit and the ``on_commit`` call,
+so that subscribers get events in commit order. Everything else of a write (its reads, the
+building of its statements, a batch's statements for each pool but the last) happens before,
+outside both. On PostgreSQL the last statement and the commit go in one round trip.
+
 What a write costs: an admission, an investment or a refund is two statements on PostgreSQL
 (one read, one write sent with the commit; see :mod:`auptimate_core.backends.sql.statements`)
 and eight on SQLite, whatever the size of the pool; a fee or a distribution reads the pool's
@@ -303,7 +310,11 @@ class SqlLedgerRepository:
                             if not write:
                                 return result
                             pipelined = self._statements.pipelined
-                            if not pipelined:
+                            if pipelined:
+                                # Everything but the statement sent with the commit is built
+                                # and sent before the turn below.
+                                session.prepare(self._channel)
+                            else:
                                 session.flush(self._channel)
                             with self._commit_order:
                                 if pipelined:
