@@ -139,6 +139,7 @@ class SqlSession:
         self._chain = AuditChain() if chain is None else chain
         self._lockable = conn.dialect.name != "sqlite"
         self._appends: list[_Append] = []
+        self._ready: list[tuple[str, dict[str, Any], str | None]] | None = None
         self.published: list[tuple[LedgerEvent, Clock]] = []
 
     def _record(self, row: Any) -> PoolRecord:
@@ -332,9 +333,13 @@ class SqlSession:
         server has written, without waiting for this process to answer. Returns whether the
         unit of work was committed here.
         """
-        appends, self._appends = _by_pool(self._appends), []
         if self._s.postgres:
-            return self._flush_postgres(appends, channel, commit)
+            statements = self._ready
+            if statements is None:
+                statements = self._postgres_statements(_by_pool(self._appends), channel)
+            self._appends, self._ready = [], None
+            return self._send(statements, commit)
+        appends, self._appends = _by_pool(self._appends), []
         for pending in appends:
             self._append_rows(*pending)
         if self.published:
@@ -351,8 +356,21 @@ class SqlSession:
             self._conn.execute(s.insert_change, rows)
         return False
 
-    def _flush_postgres(self, appends: list[_Append], channel: str | None,
-                        commit: bool) -> bool:
+    def prepare(self, channel: str | None) -> None:
+        """On PostgreSQL, build the unit of work's statements and send all but the last (the
+        one that moves the feed's head), leaving :meth:`flush` only that one to send: the
+        repository calls it before its turn to commit, so that the turn holds no more than
+        the last statement and the commit. Nothing to do on SQLite."""
+        if not self._s.postgres:
+            return
+        statements = self._postgres_statements(_by_pool(self._appends), channel)
+        self._appends = []
+        self._send(statements[:-1], False)
+        self._ready = statements[-1:]
+
+    def _postgres_statements(self, appends: list[_Append], channel: str | None
+                             ) -> list[tuple[str, dict[str, Any], str | None]]:
+        """The statements of the unit of work: one per pool written, the changes in the last."""
         s = self._s
         change: dict[str, Any] = {}
         many = len(self.published) > 1
@@ -379,6 +397,12 @@ class SqlSession:
             statements.append((sql, params, pending[0].pool.id))
         if change and not appends:
             statements.append((s.publish_many_sql if many else s.publish_sql, change, None))
+        return statements
+
+    def _send(self, statements: list[tuple[str, dict[str, Any], str | None]],
+              commit: bool) -> bool:
+        """Run ``statements`` in order, the last with the ``COMMIT`` when ``commit``; raise
+        :class:`HeadMoved` if one found its pool's head moved."""
         for n, (sql, params, pool_id) in enumerate(statements):
             last = n == len(statements) - 1
             row = self._fetch_and_commit(sql, params) if last and commit else self._fetch(
