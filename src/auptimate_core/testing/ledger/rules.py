@@ -107,13 +107,15 @@ class RuleScenarios(LedgerHarness):
         for call in (
             lambda: ledger.invest("seed", "inv01", D(251), actor="inv01", idempotency_key="t1"),
             lambda: ledger.invest("other", "inv01", D(250), actor="inv01", idempotency_key="t1"),
-            lambda: ledger.distribute("seed", D(250), actor="lead", idempotency_key="t1"),
             lambda: ledger.invest("seed", "inv01", D(250), actor="inv01", idempotency_key="t1",
                                   at=START),
         ):
             with pytest.raises(IdempotencyConflict, match="t1"):
                 call()
         assert self.snapshot(ledger) == before
+        # Keys belong to the actor who sent them: the manager's "t1" is a request of its own.
+        paid = ledger.distribute("seed", D(250), actor="lead", idempotency_key="t1")
+        assert ledger.distribute("seed", D(250), actor="lead", idempotency_key="t1") == paid
 
     def test_creating_registering_admitting_again_changes_nothing(self) -> None:
         ledger = self.ledger()
