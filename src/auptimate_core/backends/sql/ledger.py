@@ -143,11 +143,14 @@ class SqlLedgerRepository:
     writers to different pools queue far less when processes outnumber cores. The pipeline
     costs a little in each write (tens of microseconds from one client on an idle server);
     ``pipeline=False`` sends the commit apart.
+
+    ``sleep`` is how the pause before running a unit of work again is taken (``time.sleep``;
+    the asyncio ledger awaits it on its event loop instead).
     """
 
     def __init__(self, engine: Engine, *, schema: str | None = None, create: bool = True,
                  retries: int = 8, dispose: bool = False, poll_interval: float = 0.01,
-                 pipeline: bool = True) -> None:
+                 pipeline: bool = True, sleep: Callable[[float], object] = time.sleep) -> None:
         if isinstance(poll_interval, bool) or not 0 < poll_interval < math.inf:
             raise ValidationError("poll_interval",
                                   f"must be a number of seconds > 0, not {poll_interval!r}")
@@ -162,6 +165,7 @@ class SqlLedgerRepository:
         self._chain = AuditChain()
         self.retries = retries
         self.poll_interval = poll_interval
+        self._sleep = sleep
         self._dispose = dispose
         self._sqlite = engine.dialect.name == "sqlite"
         # One shared connection (an in-memory SQLite database) serves one unit of work at a time.
@@ -249,7 +253,7 @@ class SqlLedgerRepository:
             except sa.exc.DBAPIError as error:
                 # Two processes creating the tables at once: the loser sees them next time.
                 if attempt < self.retries and _create_race(error):
-                    time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+                    self._sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                     continue
                 failed = error
             # Raised here, outside the except: the driver's error (and its parameters) is
@@ -332,7 +336,7 @@ class SqlLedgerRepository:
                 return result
             except (sa.exc.DBAPIError, HeadMoved) as error:
                 if attempt < self.retries and _retryable(error):
-                    time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+                    self._sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                     continue
                 if isinstance(error, HeadMoved):
                     raise LedgerError(f"gave up after {attempt + 1} tries: {error}") from error
