@@ -24,8 +24,9 @@ events no interval can reach any more (older than its newest event minus the all
 minus the longest interval asked for; the exact window trims lazily, once it holds a quarter
 more than its live events and eight more, the ring drops whole buckets as new ones open) and
 the ids recorded more than the dedup horizon before its newest event. Every so often (after
-at least 4,096 events, and at least half as many as there are keys, so the scan costs ``O(1)``
-per event however many keys are held) the store looks at the keys that went quiet:
+at least 4,096 events, and at least half as many as there are keys or once event time has moved
+on by a window horizon, so the scan costs ``O(1)`` per event) the store looks at the keys that
+went quiet:
 
 - a key whose newest event is older than the store's newest minus the windows' horizon gives
   its events back, and its newest time moves up by that horizon, so that an event of it old
@@ -187,6 +188,7 @@ class MemoryWindowStore(LocalStore):
         self._inline: tuple[Sequence[Interval] | None, bool, int, int] = (None, False, 0, 0)
         self._newest = _NEVER
         self._since_sweep = 0
+        self._swept_at = _NEVER
 
     def _new_key(self, key: str) -> _Key:
         first, newest = _NO_FIRST, _NEVER
@@ -421,10 +423,10 @@ class MemoryWindowStore(LocalStore):
             return tuple(out)
 
     def _maybe_sweep(self) -> None:
-        """Sweep when at least half as many events as keys came since the last sweep (the
-        caller saw _SWEEP_MIN events at least): a sweep visits every key, so this bounds its
-        cost to two visits an event, however many keys are held."""
-        if self._since_sweep >= len(self._keys) >> 1:
+        """Sweep when at least half as many events as keys came since the last sweep, or
+        event time moved on by a window horizon (the caller saw _SWEEP_MIN events at least)."""
+        if (self._since_sweep >= len(self._keys) >> 1
+                or self._newest - self._swept_at >= self._keep):
             self._sweep()
 
     def _sweep(self) -> None:
@@ -438,6 +440,7 @@ class MemoryWindowStore(LocalStore):
         lifecycle unless a rule is firing for it (:meth:`AlertEngine.evaluate` resolves that).
         """
         self._since_sweep = 0
+        self._swept_at = self._newest
         keep = self._lateness + self._reach
         memory = max(keep, self._horizon) + keep
         quiet = self._newest - keep
