@@ -113,17 +113,23 @@ def test_order_pools_then_total_then_id() -> None:
     assert top_investors(txs) == expected
     assert top_investors(txs, n=2) == expected[:2]
     assert top_investors(txs, n=100) == [*expected]
+    # The default n is 5, with more than 5 investors to choose from.
+    more = [*txs, _tx("7", "f", "p1", "9.98"), _tx("8", "g", "p1", "9.97")]
+    assert top_investors(more) == expected
+    assert len(top_investors(more, n=6)) == 6
     ranking = TopInvestors()
     for tx in txs:
         assert ranking.add(tx) is True
     assert ranking.top() == expected
     assert ranking.top(1) == expected[:1]
     assert ranking.top(6) == expected
+    ranking.add_many([_tx("7", "f", "p1", "9.98"), _tx("8", "g", "p1", "9.97")])
+    assert ranking.top() == expected
     assert [ranking.position(r.investor_id) for r in expected] == [1, 2, 3, 4, 5]
     assert ranking.get("a") == InvestorRank("a", 1, D("10"))
     assert ranking.get("zed") is None
     assert ranking.position("zed") is None
-    assert len(ranking) == 5
+    assert len(ranking) == 7
     batch = TopInvestors()
     assert batch.add_many(txs) == 6
     assert batch.top() == expected
