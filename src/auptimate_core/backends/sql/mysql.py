@@ -3,10 +3,10 @@ PostgreSQL and SQLite.
 
 Tables: ``utf8mb4`` with a binary collation that does not pad, ids of at most
 :data:`~auptimate_core.backends.sql.mysql_tables.ID_LENGTH` characters (InnoDB's limit on an
-index key; see :mod:`auptimate_core.backends.sql.mysql_tables`). A longer id or idempotency key
-is an :class:`~auptimate_core.errors.InvalidId` naming the field before anything is written
-(the other backends have no such limit). Money stays ``BIGINT`` minor units and time
-``BIGINT`` microseconds, as on the other backends.
+index key; see :mod:`auptimate_core.backends.sql.mysql_tables`). A longer id is an
+:class:`~auptimate_core.errors.InvalidId` naming the field before anything is written (the other
+backends have no such limit; idempotency keys are kept as hashes, so any key fits). Money
+stays ``BIGINT`` minor units and time ``BIGINT`` microseconds, as on the other backends.
 
 Writes run at ``READ COMMITTED``: InnoDB's ``REPEATABLE READ`` would read every plain
 ``SELECT`` of a unit of work in the snapshot of its first one, taken before the pool's lock was
@@ -14,7 +14,12 @@ granted, and build on a holding another writer has since changed. At ``READ COMM
 statement reads what was committed when it started, and a write reads its pool's rows only
 after locking the pool's row (``SELECT ... FOR UPDATE``, which always reads the latest
 committed row), so it sees everything the writer before it committed. Reads run at
-``REPEATABLE READ``, one snapshot for all their statements, as on PostgreSQL.
+``REPEATABLE READ``, one snapshot for all their statements, as on PostgreSQL. Each transaction
+sets its level with a statement (:func:`begin`) unless it is the engine's default.
+
+What a write costs: an admission is eight statements, an investment or a refund nine (the
+pool's lock, one read, one per table written, the feed's head moved and read, the change),
+whatever the size of the pool.
 
 Retries: a deadlock (1213), a lock wait timeout (1205) and MariaDB's "record has changed since
 last read" (1020) run the unit of work again, like PostgreSQL's 40001 and 40P01. A server that

@@ -44,7 +44,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 __all__ = ["ID_LENGTH", "NAMES", "MySqlText", "fit_tables"]
 
 ID_LENGTH: Final = 255
-"""The longest id or idempotency key (in characters) the ledger stores on MySQL and MariaDB."""
+"""The longest id (in characters) the ledger stores on MySQL and MariaDB."""
 
 NAMES: Final = ("mariadb", "mysql")
 """SQLAlchemy's names of the MySQL dialects."""
