@@ -183,3 +183,44 @@ def test_the_redis_stores_backoff_before_a_retry_does_not_hold_the_loop() -> Non
 
     found = best_of(lambda: asyncio.run(main()))
     assert min(stall for stall, _ in found) <= LIMIT, found
+
+
+def test_the_sql_ledgers_pause_before_running_a_write_again_does_not_hold_the_loop(
+        tmp_path: Path) -> None:
+    # A unit of work that conflicts 7 times in a row is run again after pauses of up to 2, 4,
+    # 8 ... 128 ms (random below each bound); taken by time.sleep, the longest would stall
+    # the loop for tens of milliseconds.
+    import sqlalchemy as sa
+
+    from auptimate_core.aio.sql import SqlStorage
+
+    async def main(where: Path) -> tuple[float, float]:
+        storage = SqlStorage.from_url(f"sqlite+aiosqlite:///{where}/retry.db")
+        tries = 0
+
+        def conflicting(session: object) -> int:
+            nonlocal tries
+            tries += 1
+            if tries <= 7:
+                raise sa.exc.IntegrityError("INSERT ...", {}, Exception("a conflict"))
+            return tries
+
+        try:
+            await storage.open()
+
+            async def work() -> None:
+                assert await storage.write(storage.repository.write, conflicting) == 8
+
+            return await stalls_while(work)
+        finally:
+            await storage.aclose()
+
+    runs = iter(range(RUNS))
+
+    def run() -> tuple[float, float]:
+        where = tmp_path / str(next(runs))
+        where.mkdir()
+        return asyncio.run(main(where))
+
+    found = best_of(run)
+    assert min(stall for stall, _ in found) <= LIMIT, found

@@ -16,9 +16,9 @@ feed's head row in the database from their last statement to their commit (see
 waits for the write before it, in this process. Processes still write side by side. An
 in-memory SQLite database (one shared connection) takes every call in turn.
 
-A write that conflicts with another process's is run again after a short sleep, as on the sync
-repository; that sleep (milliseconds, growing with each conflict in a row up to about a tenth
-of a second, and only on a conflict) is taken on the loop's thread.
+A write that conflicts with another process's is run again after a short pause, as on the
+sync repository (milliseconds, growing with each conflict in a row up to about a tenth of a
+second); the pause is awaited, and the loop runs other tasks meanwhile.
 
 Followers of the feed are woken by PostgreSQL ``LISTEN`` on one connection per ledger (not per
 follower), or by reading the feed's head every ``poll_interval`` on SQLite.
@@ -35,7 +35,7 @@ from ..errors import InvalidURL, LedgerError, MissingExtra, StoreUnavailable, Va
 from ..pools.changes import FeedWatch
 from ..pools.repository import LedgerRepository, LedgerSession
 from ..urls import redact
-from .greenlets import Serial, run_sync
+from .greenlets import Serial, run_sync, wait
 from .storage import poll_head
 
 try:
@@ -55,6 +55,11 @@ __all__ = ["SqlStorage"]
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg",
             "postgres": "postgresql+psycopg"}
 _EXTRAS = {"aiosqlite": "aio", "psycopg": "postgres"}
+
+
+def _pause(seconds: float) -> None:
+    """The repository's pause before a retry, awaited (it runs in a greenlet)."""
+    wait(asyncio.sleep(seconds))
 
 
 class _Opened:
@@ -104,7 +109,7 @@ class SqlStorage:
         self.schema = schema
         self.poll_interval = poll_interval
         self._options: dict[str, Any] = {"schema": schema, "create": create, "retries": retries,
-                                         "poll_interval": poll_interval}
+                                         "poll_interval": poll_interval, "sleep": _pause}
         self._dispose = dispose
         self._postgres = engine.dialect.name == "postgresql"
         # One shared connection (an in-memory SQLite database): every call takes its turn.
