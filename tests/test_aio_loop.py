@@ -1,7 +1,7 @@
 """The event loop is never held for long: a ticker task measures its stalls while 100
 concurrent investments and 10,000 engine transactions are awaited at once (a web service's
 load), on memory, SQLite and PostgreSQL ledgers and on the memory and Redis window stores;
-and while the Redis store backs off before a retry.
+and while the Redis store or the SQL ledger pauses before trying again.
 
 A stall is how late the ticker gets its turn, less the time the operating system kept this
 thread waiting for a CPU (another process's turn, which no code here can shorten: Linux says
