@@ -32,7 +32,7 @@ from auptimate_core.aio import AsyncPoolLedger, MemoryStorage
 from auptimate_core.aio.greenlets import run_sync
 from auptimate_core.aio.sql import SqlStorage
 from auptimate_core.aio.storage import LedgerStorage
-from auptimate_core.errors import InvalidURL
+from auptimate_core.errors import InvalidURL, LedgerValidationError
 from auptimate_core.pools import Change
 from auptimate_core.testing.ledger_contract import START, LedgerContract
 from tests.test_ledger_sql import RawSql
@@ -268,6 +268,62 @@ def test_the_async_ledger_gives_the_sync_ledgers_results(kind: str, tmp_path: Pa
     async def story() -> list[Any]:
         async with AsyncPoolLedger.from_url(url, clock=ManualClock(START), **options) as ledger:
             return await _story_async(ledger)
+
+    assert asyncio.run(story()) == expected
+
+
+def _batch_story_sync(ledger: PoolLedger) -> list[Any]:
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    for name in ("ann", "bob"):
+        ledger.register_investor(Investor(name))
+    out: list[Any] = []
+    with ledger.batch() as batch:
+        batch.admit("p", "ann", actor="m").admit("p", "bob", actor="m")
+        batch.invest("p", "ann", D(300), actor="ann", idempotency_key="a1")
+    out.append(batch.results)
+    out.append(ledger.invest_many([("p", "bob", D("100.50"), "bob", "b1"),
+                                   ("p", "ann", D(5), "ann", "a2")]))
+    refused = ledger.batch().invest("p", "ann", D(1), actor="ann", idempotency_key="a3")
+    refused.refund("p", "bob", D(1000), actor="m", idempotency_key="r1")
+    with pytest.raises(LedgerValidationError) as error:
+        refused.commit()
+    out.append(type(error.value))
+    out.append(ledger.invest_many([("p", "bob", D("100.50"), "bob", "b1")]))  # replayed
+    out += [ledger.positions("p"), ledger.verify(), [c.event for c in ledger.changes()]]
+    return out
+
+
+async def _batch_story_async(ledger: AsyncPoolLedger) -> list[Any]:
+    await ledger.create_pool(Pool("p", "m"), actor="m")
+    for name in ("ann", "bob"):
+        await ledger.register_investor(Investor(name))
+    out: list[Any] = []
+    async with ledger.batch() as batch:
+        batch.admit("p", "ann", actor="m").admit("p", "bob", actor="m")
+        batch.invest("p", "ann", D(300), actor="ann", idempotency_key="a1")
+    out.append(batch.results)
+    out.append(await ledger.invest_many([("p", "bob", D("100.50"), "bob", "b1"),
+                                         ("p", "ann", D(5), "ann", "a2")]))
+    refused = ledger.batch().invest("p", "ann", D(1), actor="ann", idempotency_key="a3")
+    refused.refund("p", "bob", D(1000), actor="m", idempotency_key="r1")
+    with pytest.raises(LedgerValidationError) as error:
+        await refused.commit()
+    out.append(type(error.value))
+    out.append(await ledger.invest_many([("p", "bob", D("100.50"), "bob", "b1")]))
+    out += [await ledger.positions("p"), await ledger.verify(),
+            [c.event for c in await ledger.changes()]]
+    return out
+
+
+@pytest.mark.parametrize("kind", STORAGES)
+def test_async_batches_give_the_sync_batches_results(kind: str, tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:
+    expected = _batch_story_sync(PoolLedger(clock=ManualClock(START)))
+    url, options = _url(kind, tmp_path, request)
+
+    async def story() -> list[Any]:
+        async with AsyncPoolLedger.from_url(url, clock=ManualClock(START), **options) as ledger:
+            return await _batch_story_async(ledger)
 
     assert asyncio.run(story()) == expected
 

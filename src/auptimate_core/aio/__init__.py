@@ -2,7 +2,7 @@
 
 - :class:`AsyncPoolLedger`: a :class:`~auptimate_core.PoolLedger` whose calls are awaited,
   in memory or on SQL (``sqlite+aiosqlite://``, ``postgresql+psycopg://``), with
-  ``async for change in ledger.follow(after=cursor)``;
+  ``async for change in ledger.follow(after=cursor)`` and batches (:class:`AsyncBatch`);
 - :class:`AsyncAlertEngine`: an :class:`~auptimate_core.AlertEngine` whose calls are awaited,
   on an in-process store (:class:`AsyncLocalWindowStore`) or on Redis
   (:class:`~auptimate_core.backends.redis_async.AsyncRedisWindowStore`);
@@ -21,6 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .batch import AsyncBatch
     from .engine import AsyncAlertEngine
     from .fanout import Fanout, Overflow
     from .ledger import AsyncPoolLedger
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .stores import AsyncLocalWindowStore, AsyncWindowStore, window_store_from_url
 
 _MODULES = {
+    "batch": ("AsyncBatch",),
     "engine": ("AsyncAlertEngine",),
     "fanout": ("Fanout", "Overflow"),
     "ledger": ("AsyncPoolLedger",),
@@ -42,6 +44,7 @@ _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "AsyncAlertEngine",
+    "AsyncBatch",
     "AsyncLocalWindowStore",
     "AsyncPoolLedger",
     "AsyncWindowStore",

@@ -19,13 +19,14 @@ whose calls are awaited.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ..clock import Clock
 from ..domain import Investor, Pool, Transaction
+from ..pools.batch import Investment
 from ..pools.changes import Change
 from ..pools.events import Subscriber, Unsubscribe
 from ..pools.feed import WAIT_SLICE
@@ -34,6 +35,7 @@ from ..pools.policy import Policy
 from ..pools.position import PoolTotals, Position
 from ..ranking import InvestorRank
 from ..urls import ASYNC_LEDGER_STORAGES
+from .batch import AsyncBatch
 from .storage import LedgerStorage, MemoryStorage
 from .wakeups import Wakeups
 
@@ -151,6 +153,17 @@ class AsyncPoolLedger:
         """:meth:`PoolLedger.distribute <auptimate_core.PoolLedger.distribute>`, awaited."""
         return await self.storage.write(self.ledger.distribute, pool_id, total, actor=actor,
                                         idempotency_key=idempotency_key, at=at, carry=carry)
+
+    def batch(self) -> AsyncBatch:
+        """:meth:`PoolLedger.batch <auptimate_core.PoolLedger.batch>` with an awaited commit:
+        ``async with ledger.batch() as batch: batch.invest(...)`` (see
+        :mod:`auptimate_core.aio.batch`)."""
+        return AsyncBatch(self.ledger.batch(), self.storage)
+
+    async def invest_many(self, investments: Iterable[Investment | tuple[Any, ...]]
+                          ) -> list[Transaction]:
+        """:meth:`PoolLedger.invest_many <auptimate_core.PoolLedger.invest_many>`, awaited."""
+        return await self.storage.write(self.ledger.invest_many, list(investments))
 
     # -- reads --------------------------------------------------------------------------------
 
