@@ -328,6 +328,17 @@ def test_async_batches_give_the_sync_batches_results(kind: str, tmp_path: Path,
     assert asyncio.run(story()) == expected
 
 
+def test_the_async_ledger_has_every_method_of_the_sync_ledger() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    # The sync ledger's repository is reached here through the storage (AsyncPoolLedger.storage).
+    assert public(PoolLedger) - public(AsyncPoolLedger) == {"repository"}
+    not_awaited = {"repository", "from_url", "subscribe", "follow", "batch", "clock", "policy"}
+    for name in public(PoolLedger) - not_awaited:
+        assert inspect.iscoroutinefunction(getattr(AsyncPoolLedger, name)), name
+
+
 def test_the_sync_and_async_ledgers_on_one_database_are_one_ledger(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     sync = PoolLedger.from_url(f"sqlite:///{path}")
