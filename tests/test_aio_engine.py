@@ -5,6 +5,7 @@ call; a turn for the event loop between batches (its stalls: tests/test_aio_loop
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 import uuid
@@ -23,6 +24,7 @@ from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.backends.redis import RedisWindowStore
 from auptimate_core.backends.redis_async import AsyncRedisWindowStore
+from auptimate_core.columns import TransactionColumns
 from auptimate_core.errors import LateEvent
 from auptimate_core.store import DAY, IndexesFiring, ObservesEvents, WindowStore
 from auptimate_core.testing.servers import RedisClusterServers, ServerError
@@ -188,6 +190,30 @@ def test_the_async_engine_raises_the_sync_engines_alerts(kind: str,
         return found
 
     assert asyncio.run(main()) == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_columns_raise_the_sync_engines_alerts(kind: str, request: pytest.FixtureRequest) -> None:
+    txs = [tx for tx in _stream(3_000) if tx.timestamp.utcoffset() is not None]
+    sync = AlertEngine(_rules(), MemoryWindowStore(), clock=ManualClock(NOW))
+    expected = sync.process_columns(TransactionColumns.from_transactions(txs))
+    assert len(expected) > 20
+
+    async def main() -> list[Alert]:
+        async with AsyncAlertEngine(_rules(), _async_store(kind, request),
+                                    clock=ManualClock(NOW)) as engine:
+            return await engine.process_columns(TransactionColumns.from_transactions(txs))
+
+    assert asyncio.run(main()) == expected
+
+
+def test_the_async_engine_has_every_method_of_the_sync_engine() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    assert public(AlertEngine) <= public(AsyncAlertEngine)
+    for name in ("process", "process_many", "process_columns", "evaluate", "close"):
+        assert inspect.iscoroutinefunction(getattr(AsyncAlertEngine, name)), name
 
 
 def test_late_transactions_raise_as_in_the_sync_engine() -> None:

@@ -28,6 +28,7 @@ from ..alerts.engine import AlertEngine
 from ..alerts.rules import TransactionRule, WindowRule
 from ..alerts.sinks import AlertCallback
 from ..alerts.stats import EngineStats
+from ..columns import TransactionColumns
 from ..domain import Transaction
 from ..store import WindowStore
 from .stores import AsyncLocalWindowStore, AsyncWindowStore
@@ -106,6 +107,11 @@ class AsyncAlertEngine:
         awaited: the alerts of awaiting :meth:`process` on each transaction in order."""
         return await self.store.run(self.engine.process_many, transactions,
                                     deliveries=deliveries)
+
+    async def process_columns(self, columns: TransactionColumns) -> list[Alert]:
+        """:meth:`AlertEngine.process_columns <auptimate_core.AlertEngine.process_columns>`,
+        awaited: the alerts of :meth:`process_many` on the rows of trusted columns."""
+        return await self.store.run(self.engine.process_columns, columns)
 
     async def evaluate(self, now: datetime) -> list[Alert]:
         """:meth:`AlertEngine.evaluate <auptimate_core.AlertEngine.evaluate>`, awaited."""
