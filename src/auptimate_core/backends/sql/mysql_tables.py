@@ -41,13 +41,19 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["ID_LENGTH", "NAMES", "MySqlText", "fit_tables"]
+__all__ = ["ID_LENGTH", "NAMES", "MySqlText", "binary_collation", "fit_tables"]
 
 ID_LENGTH: Final = 255
 """The longest id (in characters) the ledger stores on MySQL and MariaDB."""
 
 NAMES: Final = ("mariadb", "mysql")
 """SQLAlchemy's names of the MySQL dialects."""
+
+
+def binary_collation(dialect: Dialect) -> str:
+    """The ``utf8mb4`` collation comparing by code point, trailing spaces included."""
+    mariadb = not isinstance(dialect, MySQLDialect) or dialect.is_mariadb
+    return "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin"
 
 
 class MySqlText(sa.types.TypeDecorator[str]):
@@ -62,8 +68,7 @@ class MySqlText(sa.types.TypeDecorator[str]):
         self.length = length
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        mariadb = not isinstance(dialect, MySQLDialect) or dialect.is_mariadb
-        collation = "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin"
+        collation = binary_collation(dialect)
         if self.length is None:
             return dialect.type_descriptor(mysql.LONGTEXT(charset="utf8mb4",
                                                           collation=collation))

@@ -347,22 +347,25 @@ def top_investors_sql(
 _MYSQL = frozenset({"mysql", "mariadb"})
 
 
-def _exact(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+def _exact(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> sa.ColumnElement[Any]:
     """``column`` compared as the library compares ids: code point by code point.
 
     PostgreSQL's linguistic collations and MySQL's default case-insensitive ones would merge
-    ``"Ann"`` with ``"ann"`` or order ``"b"`` before ``"C"``; ``C`` and ``utf8mb4_bin`` do not.
+    ``"Ann"`` with ``"ann"`` (MySQL's padding ones ``"a"`` with ``"a "``) or order ``"b"``
+    before ``"C"``; ``C`` and the binary no-pad ``utf8mb4`` collations do not.
     """
-    if dialect == "postgresql":
+    if dialect.name == "postgresql":
         return column.collate("C")
-    if dialect in _MYSQL:
-        return column.collate("utf8mb4_bin")
+    if dialect.name in _MYSQL:
+        from .mysql_tables import binary_collation
+
+        return column.collate(binary_collation(dialect))
     return column
 
 
-def _unique_pools(src: ResolvedTable, dialect: str) -> sa.ColumnElement[Any]:
+def _unique_pools(src: ResolvedTable, dialect: sa.Dialect) -> sa.ColumnElement[Any]:
     pool = src.column("pool_id")
-    if dialect in _MYSQL:
+    if dialect.name in _MYSQL:
         pool = _exact(pool, dialect)
     kind = _kind(src)
     if kind is None:
@@ -374,13 +377,12 @@ def _rank_in_database(
     conn: Connection, src: ResolvedTable, where: list[sa.ColumnElement[Any]],
     total: sa.ColumnElement[Any], n: int,
 ) -> list[InvestorRank]:
-    dialect = conn.dialect.name
     investor = src.column("investor_id")
-    pools = _unique_pools(src, dialect)
+    pools = _unique_pools(src, conn.dialect)
     unique_pools = pools.label("unique_pools")
     total_label = total.label("total_amount")
-    tie_break = _exact(investor, dialect)
-    grouped = tie_break if dialect in _MYSQL else investor
+    tie_break = _exact(investor, conn.dialect)
+    grouped = tie_break if conn.dialect.name in _MYSQL else investor
     query = (
         sa.select(grouped.label(investor.name), unique_pools, total_label)
         .select_from(src.table)
