@@ -259,17 +259,25 @@ def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str
             "sqlite-file": (f"sqlite+aiosqlite:///{tmp_path}/story.db", {})}[kind]
 
 
-@pytest.mark.parametrize("kind", STORAGES)
-def test_the_async_ledger_gives_the_sync_ledgers_results(kind: str, tmp_path: Path,
-                                                         request: pytest.FixtureRequest) -> None:
-    expected = _story_sync(PoolLedger(clock=ManualClock(START)))
+def _same_as_sync(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
+                  sync_story: Callable[[PoolLedger], list[Any]],
+                  async_story: Callable[[AsyncPoolLedger], Coroutine[Any, Any, list[Any]]],
+                  ) -> None:
+    """The async story on the ``kind`` of storage tells what the sync story tells in memory."""
+    expected = sync_story(PoolLedger(clock=ManualClock(START)))
     url, options = _url(kind, tmp_path, request)
 
     async def story() -> list[Any]:
         async with AsyncPoolLedger.from_url(url, clock=ManualClock(START), **options) as ledger:
-            return await _story_async(ledger)
+            return await async_story(ledger)
 
     assert asyncio.run(story()) == expected
+
+
+@pytest.mark.parametrize("kind", STORAGES)
+def test_the_async_ledger_gives_the_sync_ledgers_results(kind: str, tmp_path: Path,
+                                                         request: pytest.FixtureRequest) -> None:
+    _same_as_sync(kind, tmp_path, request, _story_sync, _story_async)
 
 
 def _batch_story_sync(ledger: PoolLedger) -> list[Any]:
@@ -318,14 +326,7 @@ async def _batch_story_async(ledger: AsyncPoolLedger) -> list[Any]:
 @pytest.mark.parametrize("kind", STORAGES)
 def test_async_batches_give_the_sync_batches_results(kind: str, tmp_path: Path,
                                                      request: pytest.FixtureRequest) -> None:
-    expected = _batch_story_sync(PoolLedger(clock=ManualClock(START)))
-    url, options = _url(kind, tmp_path, request)
-
-    async def story() -> list[Any]:
-        async with AsyncPoolLedger.from_url(url, clock=ManualClock(START), **options) as ledger:
-            return await _batch_story_async(ledger)
-
-    assert asyncio.run(story()) == expected
+    _same_as_sync(kind, tmp_path, request, _batch_story_sync, _batch_story_async)
 
 
 def test_the_async_ledger_has_every_method_of_the_sync_ledger() -> None:
