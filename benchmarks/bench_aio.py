@@ -1,28 +1,32 @@
 """The asyncio API against the sync one on the same work: what awaiting costs.
 
     python -m benchmarks.bench_aio [--quick] [--writes N] [--transactions N] [--rounds R]
-                                   [--out DIR]
+                                   [--no-servers] [--out DIR]
 
-Two measures, each peer once a round in interleaved rounds (best round each, see
-benchmarks/timing.py), on one event loop made for the run:
+Each peer once a round in interleaved rounds (best round each, see benchmarks/timing.py), on
+one event loop made for the run:
 
-1. Ledger investments on SQLite, one file per peer, each seeded alike (a pool of 100 members
-   who invested once): ``AsyncPoolLedger`` (``sqlite+aiosqlite``) awaited one write after the
-   other, the same with the writes gathered ten at a time (they take turns on the ledger
-   object), and ``PoolLedger`` (``sqlite``, the standard driver) called in a loop. Each round
-   writes the next ``--writes`` investments (distinct idempotency keys, the members in turn);
-   afterwards every peer's ledger verifies and holds the same positions and totals.
-2. The alert engine on the memory store, over the generated stream with its anomalies (the
-   threshold and spike rules of the command line): ``AsyncAlertEngine`` against
-   ``AlertEngine``, per batch (``process_many``) and per transaction (``process`` on each), a
-   fresh engine each round (made untimed), each at its default batch size (the async
-   engine's batches are smaller: it gives the loop a turn between them). Both raise the same
-   alerts, checked.
+1. Ledger investments, each peer on a ledger of its own seeded alike (a pool of 100 members
+   who invested once): ``AsyncPoolLedger`` awaited one write after the other, the same with
+   the writes gathered ten at a time (they take turns on the ledger object), and
+   ``PoolLedger`` called in a loop. Each round writes the next ``--writes`` investments
+   (distinct idempotency keys, the members in turn); afterwards every peer's ledger verifies
+   and holds the same positions and totals. On SQLite (a file per peer; aiosqlite for the
+   async peers, the standard driver for the sync one) and on PostgreSQL (a schema per peer;
+   psycopg, its asyncio driver for the async peers).
+2. The alert engine over the generated stream with its anomalies (the threshold and spike
+   rules of the command line): ``AsyncAlertEngine`` against ``AlertEngine``, per batch
+   (``process_many``) and, on the memory store, per transaction (``process`` on each), a
+   fresh engine and store each round (made untimed), each engine at its default batch size
+   (the async engine's batches are smaller: it gives the loop a turn between them). On the
+   memory store and on Redis (redis-py's asyncio client for the async engine). Both engines
+   raise the same alerts, checked.
 
-Results go to benchmarks/results/aio.{md,json} (``--out DIR``: elsewhere): ``{"ledger":
-{"peers": ...}, "engine process_many": {"peers": ...}, "engine process per transaction":
-{"peers": ...}}``, the async peer first in each.
-"""
+PostgreSQL and Redis are servers started for the run (``--no-servers`` leaves them out).
+Results go to benchmarks/results/aio.{md,json} (``--out DIR``: elsewhere): one table a
+measure, ``{"ledger": {"peers": ...}, "engine process_many": ..., "engine process per
+transaction": ..., "ledger on PostgreSQL": ..., "engine process_many on Redis": ...}``, the
+async peer first in each."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import asyncio
 import json
 import platform
 import tempfile
+import uuid
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from decimal import Decimal
@@ -38,9 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from auptimate_core import PoolLedger, Transaction
-from auptimate_core.aio import AsyncAlertEngine, AsyncPoolLedger
+from auptimate_core.aio import AsyncAlertEngine, AsyncPoolLedger, window_store_from_url
+from auptimate_core.aio.stores import AsyncWindowStore
 from auptimate_core.alerts import Alert, AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.backends.memory import MemoryWindowStore
+from auptimate_core.backends.redis import RedisWindowStore
+from auptimate_core.store import WindowStore
+from auptimate_core.testing.servers import PostgresServer, RedisServer, ServerError
 
 from .bench_ledger import AMOUNT, member_id, seed_pool
 from .data import anomalous_stream
@@ -118,17 +127,22 @@ async def _async_state(ledger: AsyncPoolLedger) -> State:
             (await ledger.pool_totals(POOL)).to_dict())
 
 
-def ledger_peers(loop: asyncio.AbstractEventLoop, where: Path, writes: int,
+Place = Callable[[str], tuple[str, dict[str, Any]]]
+"""A backend: the URL (as the sync ledger names it) and the options of the ledger of a peer."""
+
+
+def ledger_peers(loop: asyncio.AbstractEventLoop, place: Place, writes: int,
                  rounds: int) -> dict[str, Any]:
-    """Seconds per investment of each peer, and whether their ledgers agree afterwards."""
-    paths = {name: where / f"{name}.db" for name in ("awaited", "gathered", "sync")}
-    for path in paths.values():
-        seeding = PoolLedger.from_url(f"sqlite:///{path}")
+    """Seconds per investment of each peer, each on a ledger of its own at ``place``, and
+    whether their ledgers agree afterwards."""
+    where = {name: place(name) for name in ("awaited", "gathered", "sync")}
+    for url, options in where.values():
+        seeding = PoolLedger.from_url(url, **options)
         seed_pool(seeding, POOL, MEMBERS)
         seeding.close()
-    awaited = AsyncPoolLedger.from_url(f"sqlite+aiosqlite:///{paths['awaited']}")
-    gathered = AsyncPoolLedger.from_url(f"sqlite+aiosqlite:///{paths['gathered']}")
-    sync = PoolLedger.from_url(f"sqlite:///{paths['sync']}")
+    awaited = AsyncPoolLedger.from_url(where["awaited"][0], **where["awaited"][1])
+    gathered = AsyncPoolLedger.from_url(where["gathered"][0], **where["gathered"][1])
+    sync = PoolLedger.from_url(where["sync"][0], **where["sync"][1])
     peers: dict[str, Callable[[], Any]] = {
         "AsyncPoolLedger.invest, awaited one by one": AsyncWrites(loop, awaited, writes, 1),
         f"AsyncPoolLedger.invest, {GATHERED} gathered at a time":
@@ -157,21 +171,28 @@ def ledger_peers(loop: asyncio.AbstractEventLoop, where: Path, writes: int,
 # -- the engine -------------------------------------------------------------------------------
 
 
-def engine_peers(loop: asyncio.AbstractEventLoop, txs: list[Transaction],
-                 rounds: int) -> dict[str, dict[str, Any]]:
-    """Transactions per second of the async and the sync engine, per batch and per
-    transaction, and whether they raised the same alerts."""
+Stores = tuple[Callable[[], WindowStore], Callable[[], AsyncWindowStore | WindowStore]]
+"""New, empty stores for a sync engine and for an async one."""
+
+
+def engine_peers(loop: asyncio.AbstractEventLoop, txs: list[Transaction], rounds: int,
+                 stores: Stores, where: str = "",
+                 per_transaction: bool = True) -> dict[str, dict[str, Any]]:
+    """Transactions per second of the async and the sync engine, per batch and (with
+    ``per_transaction``) per transaction, each on new ``stores`` a round, and whether they
+    raised the same alerts; ``where`` ends the tables' titles."""
     made: list[AlertEngine | AsyncAlertEngine] = []
+    sync_store, async_store = stores
 
     def fresh_sync() -> AlertEngine:
         close_made()
-        engine = AlertEngine(_rules(), store=MemoryWindowStore())
+        engine = AlertEngine(_rules(), store=sync_store())
         made.append(engine)
         return engine
 
     def fresh_async() -> AsyncAlertEngine:
         close_made()
-        engine = AsyncAlertEngine(_rules(), MemoryWindowStore())
+        engine = AsyncAlertEngine(_rules(), async_store())
         made.append(engine)
         return engine
 
@@ -207,11 +228,12 @@ def engine_peers(loop: asyncio.AbstractEventLoop, txs: list[Transaction],
         return lambda: [alert for tx in txs for alert in engine.process(tx)]
 
     tables = {
-        "engine process_many": {"AsyncAlertEngine.process_many": async_many,
-                                "AlertEngine.process_many (sync)": sync_many},
-        "engine process per transaction": {"AsyncAlertEngine.process": async_each,
-                                           "AlertEngine.process (sync)": sync_each},
+        f"engine process_many{where}": {"AsyncAlertEngine.process_many": async_many,
+                                        "AlertEngine.process_many (sync)": sync_many},
     }
+    if per_transaction:
+        tables[f"engine process per transaction{where}"] = {
+            "AsyncAlertEngine.process": async_each, "AlertEngine.process (sync)": sync_each}
     out: dict[str, dict[str, Any]] = {}
     alerts: list[list[Alert]] = []
     for title, peers in tables.items():
@@ -240,18 +262,21 @@ def _lines(report: dict[str, Any]) -> list[str]:
         "run. The ratio is the async peer's speed against each peer's.",
         "",
     ]
-    for title in ("ledger", "engine process_many", "engine process per transaction"):
-        table = report[title]
-        rate = "writes_per_second" if title == "ledger" else "transactions_per_second"
+    for title, table in report.items():
+        if not isinstance(table, dict) or "peers" not in table:
+            continue
+        ledger = "writes_per_round" in table
+        rate = "writes_per_second" if ledger else "transactions_per_second"
         peers = table["peers"]
         ours = next(iter(peers.values()))[rate]
-        if title == "ledger":
-            about = (f"{table['writes_per_round']:,} investments a round on SQLite, a pool of "
-                     f"{table['members']} members; ledgers checked equal: "
+        if ledger:
+            about = (f"{table['writes_per_round']:,} investments a round on {table['on']}, a "
+                     f"pool of {table['members']} members; ledgers checked equal: "
                      f"{'yes' if table['checked'] else 'NO'}")
         else:
-            about = (f"{table['transactions']:,} transactions, memory store, {table['alerts']} "
-                     f"alerts; alerts checked equal: {'yes' if table['checked'] else 'NO'}")
+            about = (f"{table['transactions']:,} transactions, {table['on']} store, "
+                     f"{table['alerts']} alerts; alerts checked equal: "
+                     f"{'yes' if table['checked'] else 'NO'}")
         lines += [f"## {title}", "", about, "", f"| peer | {rate.replace('_', ' ')} | ratio |",
                   "|---|---:|---:|"]
         lines += [f"| {name} | {peer[rate]:,.0f} | {ours / peer[rate]:.2f}x |"
@@ -260,12 +285,47 @@ def _lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _on(tables: dict[str, dict[str, Any]], where: str) -> dict[str, dict[str, Any]]:
+    for table in tables.values():
+        table["on"] = where
+    return tables
+
+
+def _with_servers(loop: asyncio.AbstractEventLoop, txs: list[Transaction], writes: int,
+                  rounds: int) -> dict[str, dict[str, Any]]:
+    """The ledger on PostgreSQL (psycopg, its asyncio driver for the async peers) and the
+    engine on Redis (redis-py, its asyncio client for the async peer), on servers started for
+    the run."""
+    tables: dict[str, dict[str, Any]] = {}
+    with PostgresServer() as postgres:
+        url = postgres.url()
+        tables["ledger on PostgreSQL"] = ledger_peers(
+            loop, lambda name: (url, {"schema": f"aio_{name}"}), writes, rounds)
+        tables["ledger on PostgreSQL"]["on"] = "PostgreSQL"
+    with RedisServer() as redis:
+        def sync_store() -> WindowStore:
+            return RedisWindowStore.from_url(redis.url, namespace=_namespace())
+
+        def async_store() -> AsyncWindowStore:
+            return window_store_from_url(redis.url, namespace=_namespace())
+
+        tables |= _on(engine_peers(loop, txs, rounds, (sync_store, async_store),
+                                   " on Redis", per_transaction=False), "Redis")
+    return tables
+
+
+def _namespace() -> str:
+    return f"aio{uuid.uuid4().hex[:12]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, two rounds")
     parser.add_argument("--writes", type=int, default=1_000, help="investments a round")
     parser.add_argument("--transactions", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-servers", action="store_true",
+                        help="leave out PostgreSQL and Redis (SQLite and memory only)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where aio.md and aio.json go (benchmarks/results/)")
     args = parser.parse_args()
@@ -274,15 +334,23 @@ def main() -> None:
     n = 20_000 if args.quick else args.transactions
     rounds = 2 if args.quick else args.rounds
     txs, _ = anomalous_stream(n)
+    report: dict[str, Any] = {"benchmark": "aio", "rounds": rounds,
+                              "python": platform.python_version()}
     loop = asyncio.new_event_loop()
     try:
         with tempfile.TemporaryDirectory() as where:
-            ledger = ledger_peers(loop, Path(where), writes, rounds)
-        engine = engine_peers(loop, txs, rounds)
+            report["ledger"] = ledger_peers(
+                loop, lambda name: (f"sqlite:///{where}/{name}.db", {}), writes, rounds)
+            report["ledger"]["on"] = "SQLite"
+        report |= _on(engine_peers(loop, txs, rounds, (MemoryWindowStore, MemoryWindowStore)),
+                      "memory")
+        if not args.no_servers:
+            try:
+                report |= _with_servers(loop, txs, writes, rounds)
+            except ServerError as error:
+                print(f"PostgreSQL and Redis left out: {error}")
     finally:
         loop.close()
-    report = {"benchmark": "aio", "rounds": rounds, "python": platform.python_version(),
-              "ledger": ledger, **engine}
     out.mkdir(parents=True, exist_ok=True)
     (out / "aio.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = _lines(report)
