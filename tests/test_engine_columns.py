@@ -14,7 +14,7 @@ from auptimate_core import ManualClock, Transaction
 from auptimate_core.alerts import AlertEngine, AmountSpikeRule, SpikeRule, ThresholdRule
 from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
-from auptimate_core.columns import TransactionColumns
+from auptimate_core.columns import CodedText, IntColumn, TransactionColumns
 from auptimate_core.domain import to_micros
 from auptimate_core.errors import LateEvent, ValidationError
 from auptimate_core.store import WindowStore
@@ -69,9 +69,30 @@ def all_rules() -> list[ThresholdRule | SpikeRule | AmountSpikeRule]:
     ]
 
 
+def coded(txs: list[Transaction], seed: int = 0) -> TransactionColumns:
+    """The columns of ``txs`` in the array forms: pools as codes into a shuffled table of
+    names (with names no row uses), times as an int64 array."""
+    np = pytest.importorskip("numpy")
+    plain = TransactionColumns.from_transactions(txs)
+    names = [*sorted(set(plain.pools)), "unused", "p-none"]
+    random.Random(seed).shuffle(names)
+    place = {name: i for i, name in enumerate(names)}
+    return TransactionColumns.from_arrays(
+        ids=plain.ids, investors=plain.investors,
+        pool_codes=np.array([place[p] for p in plain.pools], np.int32), pool_names=names,
+        amounts=plain.amounts, times=np.array(plain.times, np.int64), kinds=plain.kinds)
+
+
+FORMS: dict[str, Callable[[list[Transaction], int], TransactionColumns]] = {
+    "plain": lambda txs, seed: TransactionColumns.from_transactions(txs),
+    "arrays": coded,
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("store", STORES)
 @pytest.mark.parametrize("seed", range(6))
-def test_process_columns_is_process_many(store: str, seed: int) -> None:
+def test_process_columns_is_process_many(store: str, seed: int, form: str) -> None:
     txs = stream(seed)
     batch_size = random.Random(seed).choice([1, 7, 64, 10_000])
     clock = ManualClock(txs[len(txs) // 2].timestamp)
@@ -81,7 +102,7 @@ def test_process_columns_is_process_many(store: str, seed: int) -> None:
     cols = AlertEngine(all_rules(), store=STORES[store](), batch_size=batch_size, clock=clock,
                        on_late=late.append, on_future=future.append)
     expected = many.process_many(txs)
-    got = cols.process_columns(TransactionColumns.from_transactions(txs))
+    got = cols.process_columns(FORMS[form](txs, seed))
     assert got == expected
     assert [a.to_dict() | {"at": None} for a in got] == [
         a.to_dict() | {"at": None} for a in expected]
@@ -91,8 +112,7 @@ def test_process_columns_is_process_many(store: str, seed: int) -> None:
     assert len(future) == cols.stats.future
     # Later calls go on from the same state.
     more = stream(seed + 100, 100)
-    assert cols.process_columns(TransactionColumns.from_transactions(more)) == (
-        many.process_many(more))
+    assert cols.process_columns(FORMS[form](more, seed)) == many.process_many(more)
 
 
 def test_columns_raise_late_like_process_many() -> None:
@@ -123,3 +143,67 @@ def test_columns_check_lengths_only() -> None:
     empty = TransactionColumns((), (), (), (), ())
     assert len(empty) == 0
     assert AlertEngine([ThresholdRule(limit=Decimal(1))]).process_columns(empty) == []
+
+
+def test_array_forms_are_sequences_and_check_their_shapes() -> None:
+    np = pytest.importorskip("numpy")
+    txs = stream(1, 50)
+    cols = coded(txs, 1)
+    assert [cols.transaction(i) for i in range(len(cols))] == txs
+    assert isinstance(cols.pools, CodedText) and isinstance(cols.times, IntColumn)
+    assert list(cols.pools[3:7]) == [tx.pool_id for tx in txs[3:7]]
+    assert list(cols.times[:2]) == [to_micros(tx.timestamp) for tx in txs[:2]]
+    assert np.asarray(cols.times).dtype == np.int64
+    good = {"ids": ["a", "b"], "investors": ["i", "i"], "amounts": [Decimal(1)] * 2,
+            "pool_names": ["p", "q"]}
+    with pytest.raises(ValidationError, match="pool_codes"):
+        TransactionColumns.from_arrays(**good, pool_codes=np.array([0, 2]),
+                                       times=np.array([1, 2]))
+    with pytest.raises(ValidationError, match="pool_codes"):
+        TransactionColumns.from_arrays(**good, pool_codes=np.array([0.0, 1.0]),
+                                       times=np.array([1, 2]))
+    with pytest.raises(ValidationError, match="pool_names"):
+        TransactionColumns.from_arrays(**good | {"pool_names": ["p", "p"]},
+                                       pool_codes=np.array([0, 1]), times=np.array([1, 2]))
+    with pytest.raises(ValidationError, match="times"):
+        TransactionColumns.from_arrays(**good, pool_codes=np.array([0, 1]),
+                                       times=np.array([[1, 2]]))
+    with pytest.raises(ValidationError, match="times"):
+        TransactionColumns.from_arrays(**good, pool_codes=np.array([0, 1]),
+                                       times=np.array([1]))
+
+
+def test_coded_pools_over_many_tables_and_dropped_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A columnar store numbers coded keys from their tables across calls, tables and the
+    keys it drops whole (idle past the dedup horizon), as it numbers plain keys."""
+    np = pytest.importorskip("numpy")
+    from auptimate_core.windows import columnar
+
+    monkeypatch.setattr(columnar, "_MIN_COMPACT", 256)  # compact (and drop keys) early
+    rng = random.Random(5)
+    rules = [SpikeRule(window=timedelta(minutes=1), baseline=timedelta(minutes=10), factor=3,
+                       min_count=3), ThresholdRule(limit=Decimal("250000"))]
+    clock = ManualClock(T0 + timedelta(days=30))
+    plain = AlertEngine(rules, store=ColumnarWindowStore(dedup_horizon=timedelta(hours=1)),
+                        clock=clock)
+    fast = AlertEngine(rules, store=ColumnarWindowStore(dedup_horizon=timedelta(hours=1)),
+                       clock=clock, batch_size=97)
+    at = T0
+    for part in range(12):
+        txs = []
+        for i in range(400):
+            at += timedelta(seconds=rng.choice([0, 1, 2, 30, 400]))
+            txs.append(Transaction(f"t{part}-{i}", "i", f"p{rng.randrange(40)}",
+                                   Decimal(rng.choice(["5", "300000"])), at))
+        names = sorted({tx.pool_id for tx in txs})
+        rng.shuffle(names)
+        place = {name: i for i, name in enumerate(names)}
+        cols = TransactionColumns.from_arrays(
+            ids=[tx.id for tx in txs], investors=["i"] * len(txs),
+            pool_codes=np.array([place[tx.pool_id] for tx in txs]), pool_names=names,
+            amounts=[tx.amount for tx in txs], times=np.array([to_micros(tx.timestamp)
+                                                               for tx in txs]))
+        assert fast.process_columns(cols) == plain.process_many(txs)
+    assert fast.stats.as_dict() == plain.stats.as_dict()
+    dropped = fast.store._windows.keys.dropped  # type: ignore[attr-defined]
+    assert dropped > columnar.NEVER

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..columns import CodedText
 from ..domain import Transaction
 from ..store import (
     IDLE,
@@ -89,7 +90,7 @@ class RuleSlot:
 class WindowDecisions:
     """An engine's window rules, and the intervals their store answers (each once)."""
 
-    __slots__ = ("intervals", "slots", "totals")
+    __slots__ = ("_names", "_places", "intervals", "slots", "totals")
 
     def __init__(self, rules: Sequence[WindowRule]) -> None:
         intervals: list[Interval] = []
@@ -103,6 +104,9 @@ class WindowDecisions:
             self.slots.append(RuleSlot(rule, tuple(columns)))
         self.intervals = tuple(intervals)
         self.totals = any(slot.uses_totals for slot in self.slots)
+        # The place of each name of the last coded keys' table (see _rows_of).
+        self._names: Sequence[str] | None = None
+        self._places: dict[str, int] = {}
 
     def decide_one(
         self, call: StoreCall, lifecycle: AlertLifecycle, tx: Transaction, at: int,
@@ -169,11 +173,10 @@ class WindowDecisions:
         ] if isinstance(batch, ColumnarBatch) else [None] * len(slots)
         if not again:
             # Pools that were firing, and those where a rule holds: nowhere else can a
-            # state change.
+            # state change (those of the batch, found below).
             active: set[str] = set()
             for slot in slots:
                 active.update(call("firing", lifecycle.firing, slot.rule.name))
-            active.intersection_update(keys)
         else:
             # A batch decided again is decided from the states it found the first time,
             # which only the states themselves tell: ask for every pool of the batch.
@@ -186,6 +189,10 @@ class WindowDecisions:
                           if every_new or statuses[i] is new)
         if not active:
             return
+        walk = self._rows_of(keys, active)
+        active = {keys[i] for i in walk}
+        if not active:
+            return
         known = call(
             "states", lifecycle.states,
             [(pool, s.rule.name) for pool in active for s in slots], batch=tag)
@@ -194,9 +201,10 @@ class WindowDecisions:
         ]
         first_seen = batch.first_seen
         window_work = list(enumerate(zip(slots, states, columns), base))
-        for i, key in enumerate(keys):
-            if key not in active or not (every_new or statuses[i] is new):
+        for i in walk:
+            if not (every_new or statuses[i] is new):
                 continue
+            key = keys[i]
             for order, (slot, pool_states, cols) in window_work:
                 state = pool_states[key]
                 linear = slot.linear
@@ -220,6 +228,23 @@ class WindowDecisions:
                 )
                 pending.append((i, order, alert, len(transitions)))
                 transitions.append(Transition(key, rule.name, holds, at, tx_id, tag))
+
+
+    def _rows_of(self, keys: Sequence[str], pools: set[str]) -> list[int]:
+        """The indices of the rows of ``keys`` whose pool is one of ``pools``, in order:
+        for coded keys, found from the codes of those pools in numpy."""
+        if isinstance(keys, CodedText) and _np is not None:
+            names = keys.names
+            if names is not self._names:
+                self._names = names
+                self._places = {name: place for place, name in enumerate(names)}
+            places = self._places
+            wanted = [places[pool] for pool in pools if pool in places]
+            if not wanted:
+                return []
+            found: list[int] = _np.flatnonzero(_np.isin(keys.codes, wanted)).tolist()
+            return found
+        return [i for i, key in enumerate(keys) if key in pools]
 
 
 def _holding(

@@ -245,11 +245,14 @@ class _Blocks:
             if not (kind == "investment").all():
                 kinds = kind.to_list()
         assert split.times is not None
-        return TransactionColumns(
+        pools = frame[columns["pool_id"]]
+        names = pools.unique(maintain_order=True)
+        return TransactionColumns.from_arrays(
             ids=ids, investors=_Text(frame[columns["investor_id"]]),
-            pools=frame[columns["pool_id"]].to_list(),
+            pool_codes=pools.cast(self.pl.Enum(names)).to_physical().to_numpy(),
+            pool_names=names.to_list(),
             amounts=list(map(Decimal, frame[columns["amount"]].to_list())),
-            times=split.times.to_list(), kinds=kinds)
+            times=split.times.to_numpy(), kinds=kinds)
 
     def _transactions(self, split: _Split | None) -> list[Transaction] | None:
         """The transactions of a block that split into plain rows (None when it did not)."""

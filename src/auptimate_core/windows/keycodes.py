@@ -18,6 +18,8 @@ once (a key dropped whole frees its code). Not thread-safe: the owner locks.
 ([0, 1, 0], 2)
 >>> keys.drop(np.array([True, False])).tolist(), keys.codes, keys.take_dropped()
 ([-1, 0], {'q': 0}, ['p'])
+>>> keys.code_array(CodedText(np.array([1, 0, 1]), ["q", "r"])).tolist(), len(keys)
+([1, 0, 1], 2)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from itertools import compress
 import numpy as np
 import numpy.typing as npt
 
+from ..columns import CodedText
 from ..errors import StoreError
 from .composites import NEVER, NO_FIRST
 
@@ -41,8 +44,8 @@ CODE_LIMIT = 1 << CODE_BITS
 class KeyCodes:
     """Key codes and per-code times; see the module docstring."""
 
-    __slots__ = ("ahead", "codes", "dropped", "dropped_keys", "first", "floor", "floored",
-                 "keys", "newest")
+    __slots__ = ("_names", "_table", "ahead", "codes", "dropped", "dropped_keys", "first",
+                 "floor", "floored", "keys", "newest")
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
@@ -54,12 +57,17 @@ class KeyCodes:
         self.floored = False  # whether any key has a floor
         self.dropped = NEVER  # the newest event of any key dropped whole
         self.dropped_keys: list[str] = []  # dropped whole since the owner last asked
+        # The code of each name of the last CodedText's table (-1: not numbered yet).
+        self._names: Sequence[str] | None = None
+        self._table: Ints = np.empty(0, np.int64)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def code_array(self, keys: Sequence[str]) -> Ints:
         """The code of each of ``keys``, new keys numbered as they come."""
+        if isinstance(keys, CodedText):
+            return self._coded(keys)
         codes = self.codes
         try:
             return np.fromiter(map(codes.__getitem__, keys), np.int64, len(keys))
@@ -68,6 +76,28 @@ class KeyCodes:
                 if key not in codes:
                     self._add(key)
             return np.fromiter(map(codes.__getitem__, keys), np.int64, len(keys))
+
+    def _coded(self, keys: CodedText) -> Ints:
+        """:meth:`code_array` of coded keys: each name of their table looked up once, not
+        each row."""
+        names = keys.names
+        if names is not self._names:
+            self._names = names
+            self._table = np.full(len(names), -1, np.int64)
+        table = self._table
+        got: Ints = table[keys.codes]
+        unknown = got < 0
+        if unknown.any():
+            found = keys.codes[unknown]
+            places, first = np.unique(found, return_index=True)
+            codes = self.codes
+            for place in places[np.argsort(first, kind="stable")].tolist():
+                name = names[place]
+                if name not in codes:
+                    self._add(name)
+                table[place] = codes[name]
+            got = table[keys.codes]
+        return got
 
     def _add(self, key: str) -> None:
         code = len(self.keys)
@@ -117,6 +147,9 @@ class KeyCodes:
         self.dropped_keys += compress(self.keys, gone.tolist())
         self.keys = list(compress(self.keys, alive.tolist()))
         self.codes = {key: code for code, key in enumerate(self.keys)}
+        if len(self._table):
+            table = self._table
+            self._table = np.where(table >= 0, remap[table], -1)
         size = max(64, 2 * len(self.keys))
         self.newest = _resized(self.newest[:n][alive], size, NEVER)
         self.first = _resized(self.first[:n][alive], size, NO_FIRST)
