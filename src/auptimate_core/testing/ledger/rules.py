@@ -104,12 +104,13 @@ class RuleScenarios(LedgerHarness):
         self.members(ledger, Pool("other", "lead"), {"inv01": D(5)})
         ledger.invest("seed", "inv01", D(250), actor="inv01", idempotency_key="t1")
         before = self.snapshot(ledger)
-        for call in (
+        calls: tuple[Callable[[], object], ...] = (
             lambda: ledger.invest("seed", "inv01", D(251), actor="inv01", idempotency_key="t1"),
             lambda: ledger.invest("other", "inv01", D(250), actor="inv01", idempotency_key="t1"),
             lambda: ledger.invest("seed", "inv01", D(250), actor="inv01", idempotency_key="t1",
                                   at=START),
-        ):
+        )
+        for call in calls:
             with pytest.raises(IdempotencyConflict, match="t1"):
                 call()
         assert self.snapshot(ledger) == before
