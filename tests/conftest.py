@@ -7,16 +7,20 @@ with the reason either way.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from auptimate_core.testing.servers import (
     MariaDBServer,
     PostgresServer,
+    RedisClusterServers,
     RedisServer,
     ServerError,
 )
+
+ServerT = TypeVar("ServerT", RedisServer, RedisClusterServers, PostgresServer, MariaDBServer)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -28,18 +32,24 @@ def _unavailable(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
+def _serve(what: str, server: Callable[[], ServerT]) -> Iterator[ServerT]:
+    """A started server for the session, stopped at its end (skipped or failed if it cannot
+    start)."""
+    try:
+        started = server().start()
+    except ServerError as error:
+        _unavailable(what, error)
+        raise
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the whole session (each test uses its own namespace or flushes)."""
-    try:
-        server = RedisServer().start()
-    except ServerError as error:
-        _unavailable("redis-server", error)
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve("redis-server", RedisServer)
 
 
 @pytest.fixture(scope="session")
@@ -48,16 +58,19 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """One Redis Cluster of three masters for the session (tests use namespaces of their own)."""
+    yield from _serve("a Redis Cluster", RedisClusterServers)
+
+
+@pytest.fixture(scope="session")
+def cluster_url(redis_cluster: RedisClusterServers) -> str:
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer().start()
-    except ServerError as error:
-        _unavailable("PostgreSQL", error)
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve("PostgreSQL", PostgresServer)
 
 
 @pytest.fixture(scope="session")
@@ -67,15 +80,7 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[MariaDBServer]:
-    try:
-        server = MariaDBServer().start()
-    except ServerError as error:
-        _unavailable("MariaDB", error)
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve("MariaDB", MariaDBServer)
 
 
 @pytest.fixture(scope="session")

@@ -27,11 +27,8 @@ from auptimate_core.backends.redis_async import AsyncRedisWindowStore
 from auptimate_core.columns import TransactionColumns
 from auptimate_core.errors import LateEvent
 from auptimate_core.store import DAY, IndexesFiring, ObservesEvents, WindowStore
-from auptimate_core.testing.servers import RedisClusterServers, ServerError
 from auptimate_core.testing.window_store import WindowStoreContract
 from tests.test_aio_ledger import LoopThread
-
-from .conftest import _unavailable
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=2)
@@ -43,19 +40,6 @@ def loop_thread() -> Iterator[LoopThread]:
     loop = LoopThread()
     yield loop
     loop.close()
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    try:
-        cluster = RedisClusterServers(3).start()
-    except ServerError as error:
-        _unavailable("a Redis Cluster", error)
-        raise
-    try:
-        yield cluster.url
-    finally:
-        cluster.stop()
 
 
 class BlockingStore:

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from auptimate_core.backends.redis import RedisWindowStore
 from auptimate_core.store import DAY, Interval, Observation, WindowStore
-from auptimate_core.testing.servers import RedisClusterServers, ServerError
 from auptimate_core.testing.window_store import WindowStoreContract
 
-from .conftest import _unavailable
-
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    try:
-        cluster = RedisClusterServers(3).start()
-    except ServerError as error:
-        _unavailable("a Redis Cluster", error)
-        raise
-    try:
-        yield cluster.url
-    finally:
-        cluster.stop()
 
 
 class TestRedisClusterStore(WindowStoreContract):

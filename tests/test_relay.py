@@ -33,9 +33,7 @@ from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.cli import main as cli_main
 from auptimate_core.integrations.redis_streams import decode, lag, read_alerts, shard_of
 from auptimate_core.integrations.relay import LedgerRelay, cursor_key
-from auptimate_core.testing.servers import RedisClusterServers, RedisServer, ServerError
-
-from .conftest import _unavailable
+from auptimate_core.testing.servers import RedisClusterServers, RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -428,21 +426,14 @@ def test_a_relay_killed_twice_feeds_four_workers_the_alerts_of_one_engine(
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
+def cluster(redis_cluster: RedisClusterServers) -> Iterator[Any]:
     from redis.cluster import RedisCluster
 
-    try:
-        servers = RedisClusterServers(3).start()
-    except ServerError as error:
-        _unavailable("a Redis Cluster", error)
-        raise
-    port = servers.nodes[0].port
-    client = RedisCluster(host="127.0.0.1", port=port)
+    client = RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port)
     try:
         yield client
     finally:
         client.close()
-        servers.stop()
 
 
 def test_on_a_redis_cluster_each_shard_keeps_its_cursor_in_its_slot(cluster: Any) -> None:

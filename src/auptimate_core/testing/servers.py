@@ -62,7 +62,36 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, wha
     raise ServerError(f"{what} did not listen on port {port} within {timeout} s")
 
 
-class RedisServer:
+class _Server:
+    """A server started by ``start()`` and stopped by ``stop()``, or by a ``with`` block."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop ``proc`` (SIGTERM, then SIGKILL after ``timeout`` seconds) and reap it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class RedisServer(_Server):
     """A ``redis-server`` process on a free loopback port.
 
     ``persistent=True`` turns on the append-only file with ``fsync always``, so that ``kill()``
@@ -115,24 +144,10 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server and remove its directory (if this object made it)."""
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            _terminate(self._proc, 10)
             self._proc = None
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _pg_bindir() -> Path:
@@ -148,7 +163,7 @@ def _pg_bindir() -> Path:
     raise ServerError("PostgreSQL is not installed (apt-get install postgresql)")
 
 
-class PostgresServer:
+class PostgresServer(_Server):
     """A PostgreSQL cluster made by ``initdb`` in a temporary directory, on a free port.
 
     Authentication is ``trust`` on loopback only; the superuser is ``postgres`` and the
@@ -211,17 +226,8 @@ class PostgresServer:
             self._started = False
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class MariaDBServer:
+class MariaDBServer(_Server):
     """A MariaDB (or MySQL-compatible) server made by ``mariadb-install-db`` in a temporary
     directory, on a free loopback port.
 
@@ -302,26 +308,12 @@ class MariaDBServer:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            _terminate(self._proc, 30)
             self._proc = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class RedisClusterServers:
+class RedisClusterServers(_Server):
     """A Redis Cluster of ``nodes`` masters (no replicas) on free loopback ports.
 
     Each node is a ``redis-server --cluster-enabled yes`` in its own directory; ``start()``
@@ -376,12 +368,3 @@ class RedisClusterServers:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
