@@ -5,6 +5,7 @@ Pure domain: nothing here imports a database driver. The SQL repository lives in
 """
 
 from .audit import AuditChain, Entry
+from .batch import Batch, Investment
 from .changes import Change, FeedWatch
 from .events import (
     Distributed,
@@ -32,12 +33,14 @@ from .repository import (
 
 __all__ = [
     "AuditChain",
+    "Batch",
     "Change",
     "Distributed",
     "Entry",
     "FeeCharged",
     "FeedWatch",
     "Invested",
+    "Investment",
     "InvestorAdmitted",
     "InvestorRegistered",
     "LedgerEvent",
