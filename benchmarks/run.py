@@ -622,6 +622,18 @@ def ledger_tables(data: dict[str, Any]) -> list[Table]:
          for name, row in section["peers"].items()],
         "The hand-written set-based distribution is a floor: integer pro rata, no exact split, "
         "no audit hashes, no event."))
+    for backend, section in data.get("batches", {}).items():
+        peers = section["peers"]
+        batched = next(iter(peers.values()))
+        tables.append(Table(
+            f"Ledger: invest_many batches against one by one, one client, {backend}",
+            ["peer", "writes/s", "p50 ms", "p99 ms", "answers checked", "batches are faster by"],
+            [[f"**{name}** (ours)", _rate(row["per_second"]),
+              f"{row.get('batch_p50_ms', row['p50_ms']):.3f}",
+              f"{row.get('batch_p99_ms', row['p99_ms']):.3f}", _checked(row),
+              _times(batched["per_second"] / row["per_second"])] for name, row in peers.items()],
+            "A batch's latency is the whole batch's (every investment in it), each batch on a "
+            f"{section['members']:,}-member pool."))
     if data.get("concurrency"):
         tables.append(Table(
             "Ledger: concurrent clients on PostgreSQL (one process each)",
