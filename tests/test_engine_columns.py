@@ -14,7 +14,7 @@ from auptimate_core import ManualClock, Transaction
 from auptimate_core.alerts import AlertEngine, AmountSpikeRule, SpikeRule, ThresholdRule
 from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
-from auptimate_core.columns import CodedText, IntColumn, TransactionColumns
+from auptimate_core.columns import AmountColumn, CodedText, IntColumn, TransactionColumns
 from auptimate_core.domain import to_micros
 from auptimate_core.errors import LateEvent, ValidationError
 from auptimate_core.store import WindowStore
@@ -71,7 +71,8 @@ def all_rules() -> list[ThresholdRule | SpikeRule | AmountSpikeRule]:
 
 def coded(txs: list[Transaction], seed: int = 0) -> TransactionColumns:
     """The columns of ``txs`` in the array forms: pools as codes into a shuffled table of
-    names (with names no row uses), times as an int64 array."""
+    names (with names no row uses), amounts with their millionths, times as an int64
+    array."""
     np = pytest.importorskip("numpy")
     plain = TransactionColumns.from_transactions(txs)
     names = [*sorted(set(plain.pools)), "unused", "p-none"]
@@ -80,7 +81,9 @@ def coded(txs: list[Transaction], seed: int = 0) -> TransactionColumns:
     return TransactionColumns.from_arrays(
         ids=plain.ids, investors=plain.investors,
         pool_codes=np.array([place[p] for p in plain.pools], np.int32), pool_names=names,
-        amounts=plain.amounts, times=np.array(plain.times, np.int64), kinds=plain.kinds)
+        amounts=AmountColumn([str(a) for a in plain.amounts],
+                             np.array([int(a.scaleb(6)) for a in plain.amounts], np.int64)),
+        times=np.array(plain.times, np.int64), kinds=plain.kinds)
 
 
 FORMS: dict[str, Callable[[list[Transaction], int], TransactionColumns]] = {
@@ -171,6 +174,24 @@ def test_array_forms_are_sequences_and_check_their_shapes() -> None:
     with pytest.raises(ValidationError, match="times"):
         TransactionColumns.from_arrays(**good, pool_codes=np.array([0, 1]),
                                        times=np.array([1]))
+    for micros in (np.array([1, 2, 3]), np.array([1, 0]), np.array([1.0, 2.0])):
+        with pytest.raises(ValidationError, match="amounts"):
+            AmountColumn(["1", "2"], micros)
+
+
+@pytest.mark.parametrize("limit", ["0", "0.0000005", "1", "99.99", "250000", "250000.009999",
+                                   "1E+30", "250000.01"])
+def test_amount_column_over_and_units_are_the_decimals(limit: str) -> None:
+    np = pytest.importorskip("numpy")
+    from auptimate_core.store import to_units
+
+    texts = ["0.000001", "0.00005", "0.00015", "99.99", "250000", "250000.01", "250000.000001",
+             "9000000000000", "1.23455", "1.23465"]
+    amounts = AmountColumn(texts, np.array([int(Decimal(t).scaleb(6)) for t in texts]))
+    assert list(amounts) == [Decimal(t) for t in texts]
+    assert amounts.over(Decimal(limit)) == [
+        i for i, t in enumerate(texts) if Decimal(t) > Decimal(limit)]
+    assert amounts.units() == [to_units(Decimal(t)) for t in texts]
 
 
 def test_coded_pools_over_many_tables_and_dropped_keys(monkeypatch: pytest.MonkeyPatch) -> None:

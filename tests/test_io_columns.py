@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from auptimate_core import RowError, Transaction
 from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.cli import main
-from auptimate_core.columns import TransactionColumns
+from auptimate_core.columns import AmountColumn, CodedText, TransactionColumns
 from auptimate_core.io.plain import VECTORISE_FROM
 from auptimate_core.io.readers import read_transactions
 from auptimate_core.io.schema import RejectedRow
@@ -32,6 +32,12 @@ LIBRARY = "id,investor_id,pool_id,amount,timestamp,kind\n"
 
 def rows_of(batch: Batch) -> list[Transaction]:
     if isinstance(batch, TransactionColumns):
+        amounts = batch.amounts
+        if isinstance(amounts, AmountColumn):  # its millionths are its amounts'
+            assert [Decimal(m).scaleb(-6) for m in amounts.micros.tolist()] == list(amounts)
+        pools = batch.pools
+        if isinstance(pools, CodedText):
+            assert len(set(pools.names)) == len(pools.names)
         return [batch.transaction(i) for i in range(len(batch))]
     return batch
 
@@ -119,6 +125,35 @@ def test_any_time_reads_as_the_pipeline_reads_it(
     path = tmp_path_factory.mktemp("times") / "x.csv"
     path.write_text(LIBRARY + "".join(library_line(i, when) for i, when in enumerate(times)))
     same(path, block)
+
+
+@given(moments=st.lists(st.datetimes(min_value=datetime(1000, 1, 1),
+                                      max_value=datetime(8999, 12, 31, 23, 59, 59, 999999)),
+                        min_size=1, max_size=30),
+       layout=st.sampled_from(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",
+                               "%Y-%m-%dT%H:%M:%S.%f"]),
+       digits=st.integers(1, 6), suffix=st.sampled_from(["Z", "+00:00"]),
+       amounts=st.lists(st.decimals(min_value=Decimal("0.000001"), max_value=10**15,
+                                    places=6).map(str), min_size=1))
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_times_of_one_layout_and_any_amount_read_as_the_pipeline_reads_them(
+    tmp_path_factory: pytest.TempPathFactory, moments: list[datetime], layout: str,
+    digits: int, suffix: str, amounts: list[str],
+) -> None:
+    """Times all written one way in UTC are read from their fixed places; amounts come as
+    millionths unless one does not fit in 64 bits."""
+    cut = 6 - digits if layout.endswith("%f") else 0
+    times = [moment.strftime(layout)[:len(moment.strftime(layout)) - cut]
+             + ("" if layout == "%Y-%m-%d" else suffix) for moment in moments]
+    path = tmp_path_factory.mktemp("layout") / "x.csv"
+    path.write_text(LIBRARY + "".join(
+        library_line(i, when, amount=amounts[i % len(amounts)])
+        for i, when in enumerate(times)))
+    (batch,) = same(path, 1 << 20)
+    assert isinstance(batch, TransactionColumns)
+    assert isinstance(batch.amounts, AmountColumn) == all(
+        Decimal(amount).scaleb(6) < 2**63 for amount in amounts[:len(times)])
 
 
 def rules() -> list[ThresholdRule | SpikeRule]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, overload
 
@@ -217,6 +217,82 @@ class IntColumn(Sequence[int]):
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
         return self.values if dtype is None else self.values.astype(dtype, copy=False)
+
+
+class AmountColumn(Sequence[Decimal]):
+    """Amounts as written (``texts``: row ``i`` is ``Decimal(texts[i])``, made when read) and
+    their values in millionths (``micros``: a one-dimensional ``int64`` numpy array, each
+    amount times 10**6, exact, so no amount has more than six decimals). A consumer that
+    computes on the values reads ``micros`` (:meth:`over`, :meth:`units`) instead of making a
+    Decimal per row. Checked at construction: the shape and type of ``micros``, its length
+    against ``texts``, every value greater than zero; that each text is its value is the
+    caller's word (trusted input, as every column).
+
+    >>> import numpy as np
+    >>> amounts = AmountColumn(["10", "250000.5", "0.00005"], np.array([10**7, 250000500000, 50]))
+    >>> amounts[1], amounts.over(Decimal("250000")), amounts.units()
+    (Decimal('250000.5'), [1], [100000, 2500005000, 0])
+    >>> list(amounts[1:]) == [Decimal("250000.5"), Decimal("0.00005")]
+    True
+    """
+
+    __slots__ = ("micros", "texts")
+
+    def __init__(self, texts: Sequence[str], micros: npt.ArrayLike, *,
+                 checked: bool = False) -> None:
+        import numpy as np
+
+        array = np.asarray(micros)
+        if not checked:
+            if array.ndim != 1 or array.dtype != np.int64:
+                raise ValidationError(
+                    "amounts", f"micros must be a one-dimensional int64 array, not "
+                    f"{array.dtype} of shape {array.shape}")
+            if len(array) != len(texts):
+                raise ValidationError(
+                    "amounts", f"has {len(array)} micros for {len(texts)} texts")
+            if len(array) and int(array.min()) <= 0:
+                raise ValidationError("amounts", "must all be greater than zero")
+        self.texts = texts
+        self.micros: Any = array
+
+    def __len__(self) -> int:
+        return len(self.micros)
+
+    @overload
+    def __getitem__(self, index: int) -> Decimal: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> AmountColumn: ...
+
+    def __getitem__(self, index: int | slice) -> Decimal | AmountColumn:
+        if isinstance(index, slice):
+            return AmountColumn(self.texts[index], self.micros[index], checked=True)
+        return Decimal(self.texts[index])
+
+    def __iter__(self) -> Iterator[Decimal]:
+        return map(Decimal, self.texts)
+
+    def over(self, limit: Decimal) -> list[int]:
+        """The indices of the amounts strictly greater than ``limit``, in order."""
+        import numpy as np
+
+        # amount > limit exactly when micros > floor(limit * 10**6), micros being whole.
+        edge = int(limit.scaleb(6).to_integral_value(ROUND_FLOOR))
+        if edge >= 1 << 63:
+            return []
+        found: list[int] = np.flatnonzero(self.micros > max(edge, -1)).tolist()
+        return found
+
+    def units(self) -> list[int]:
+        """Each amount in the windows' units (:func:`~auptimate_core.store.to_units`: four
+        decimals, rounded half to even)."""
+        import numpy as np
+
+        whole, rest = np.divmod(self.micros, 100)
+        up = (rest > 50) | ((rest == 50) & (whole % 2 == 1))
+        units: list[int] = (whole + up).tolist()
+        return units
 
 
 def unchecked_transaction(columns: TransactionColumns, i: int) -> Transaction:

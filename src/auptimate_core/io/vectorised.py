@@ -26,7 +26,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, BinaryIO, Final, NamedTuple, overload
 
-from ..columns import TransactionColumns
+from ..columns import AmountColumn, TransactionColumns
 from ..domain import KINDS, Transaction
 from ..errors import RowError
 from .plain import (
@@ -210,20 +210,45 @@ class _Blocks:
             frame = pl.read_csv(part, has_header=False, new_columns=self.header,
                                 schema=dict.fromkeys(self.header, pl.String), quote_char=None,
                                 separator=",")
-            checked = frame.select(self.plain.all(), pl.col(self.columns["timestamp"])
-                                   .str.len_bytes().min())
+            stamp = pl.col(self.columns["timestamp"])
+            size = stamp.str.len_bytes()
+            checked = frame.select(
+                self.plain.all().alias("plain"), size.min().alias("shortest"),
+                size.max().alias("longest"), stamp.str.ends_with("+00:00").all().alias("utc"),
+                stamp.str.ends_with("Z").all().alias("z"))
         except pl.exceptions.PolarsError:
             return None
-        if frame.height != lines or not checked.item(0, 0):
+        plain, shortest, longest, utc_offset, utc_z = checked.row(0)
+        if frame.height != lines or not plain:
             return None
         times = utc = None
         if self.times is not None:
-            micros, offset = self.times
-            found = frame.select(micros.alias("times"), (offset == 0).all().alias("utc"))
-            times, utc = found["times"], bool(found["utc"][0])
+            suffix = 6 if utc_offset else 1 if utc_z else 0 if longest == 10 else None
+            if shortest == longest and suffix is not None:
+                # One layout for every time, all in UTC: its fields at fixed places.
+                found = frame.select(_fixed_micros(pl, self.columns["timestamp"], longest,
+                                                   suffix).alias("times"))
+                times, utc = found["times"], True
+            else:
+                micros, offset = self.times
+                found = frame.select(micros.alias("times"), (offset == 0).all().alias("utc"))
+                times, utc = found["times"], bool(found["utc"][0])
             if times.null_count():  # not expected of plain rows; the pipeline decides
                 return None
-        return _Split(frame, lines, checked.item(0, 1) > 10, times, utc)
+            if utc:
+                return _Split(frame, lines, shortest > 10, times, utc, self._arrays(frame))
+        return _Split(frame, lines, shortest > 10, times, utc)
+
+    def _arrays(self, frame: Any) -> _Arrays:
+        """What polars computes of a block's columns (here, in the splitting thread): pool
+        codes and names, and amounts in millionths when every one fits in 64 bits."""
+        pl, columns = self.pl, self.columns
+        pools = frame[columns["pool_id"]]
+        names = pools.unique(maintain_order=True)
+        micros = (frame[columns["amount"]].str.to_decimal(scale=6).to_physical()
+                  .cast(pl.Int64, strict=False))
+        return _Arrays(pools.cast(pl.Enum(names)).to_physical().to_numpy(), names.to_list(),
+                       None if micros.null_count() else micros.to_numpy())
 
     def _columns(self, split: _Split) -> Batch:
         """The columns of a block that split into plain rows (its Transactions when a time has
@@ -244,14 +269,13 @@ class _Blocks:
             kind = frame[columns["kind"]]
             if not (kind == "investment").all():
                 kinds = kind.to_list()
-        assert split.times is not None
-        pools = frame[columns["pool_id"]]
-        names = pools.unique(maintain_order=True)
+        assert split.times is not None and split.arrays is not None
+        codes, names, micros = split.arrays
+        texts = frame[columns["amount"]].to_list()
         return TransactionColumns.from_arrays(
-            ids=ids, investors=_Text(frame[columns["investor_id"]]),
-            pool_codes=pools.cast(self.pl.Enum(names)).to_physical().to_numpy(),
-            pool_names=names.to_list(),
-            amounts=list(map(Decimal, frame[columns["amount"]].to_list())),
+            ids=ids, investors=_Text(frame[columns["investor_id"]]), pool_codes=codes,
+            pool_names=names, amounts=(list(map(Decimal, texts)) if micros is None
+                                       else AmountColumn(texts, micros)),
             times=split.times.to_numpy(), kinds=kinds)
 
     def _transactions(self, split: _Split | None) -> list[Transaction] | None:
@@ -313,6 +337,17 @@ class _Split(NamedTuple):
     """With columns: the times in UTC microseconds (a polars Series)."""
     utc: bool | None = None
     """With columns: whether every time is in UTC (offset zero, or a date alone)."""
+    arrays: _Arrays | None = None
+    """With columns in UTC: the columns polars computed."""
+
+
+class _Arrays(NamedTuple):
+    """A block's pool codes (numpy) and names, and its amounts in millionths (numpy; None
+    when one does not fit in 64 bits)."""
+
+    pool_codes: Any
+    pool_names: list[str]
+    micros: Any
 
 
 def _timestamp(text: str) -> datetime:
@@ -348,6 +383,28 @@ def _micros_expression(pl: Any, name: str) -> tuple[Any, Any]:
               .otherwise(0))
     seconds_of_day = hours * 3600 + (minutes - offset) * 60 + seconds
     return (day * 86_400 + seconds_of_day) * 1_000_000 + fraction, offset
+
+
+def _fixed_micros(pl: Any, name: str, size: int, suffix: int) -> Any:
+    """Microseconds since the epoch of a column of plain timestamps that all have ``size``
+    bytes and end in a UTC offset of ``suffix`` bytes (``+00:00``, ``Z``, or none for a date
+    alone): a plain timestamp's length without its offset fixes where each field is."""
+    text = pl.col(name)
+    clock = size - suffix
+
+    def number(start: int, length: int) -> Any:
+        return text.str.slice(start, length).cast(pl.Int64, strict=False)
+
+    seconds = text.str.slice(0, 10).str.to_date("%Y-%m-%d").cast(pl.Int64) * 86_400
+    if clock >= 16:
+        seconds = seconds + number(11, 2) * 3600 + number(14, 2) * 60
+    if clock >= 19:
+        seconds = seconds + number(17, 2)
+    micros = seconds * 1_000_000
+    if clock > 20:
+        digits = clock - 20
+        micros = micros + number(20, digits) * 10 ** (6 - digits)
+    return micros
 
 
 def _plain_expression(pl: Any, columns: dict[str, str]) -> Any:

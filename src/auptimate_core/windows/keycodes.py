@@ -90,14 +90,29 @@ class KeyCodes:
         if unknown.any():
             found = keys.codes[unknown]
             places, first = np.unique(found, return_index=True)
+            places = places[np.argsort(first, kind="stable")]  # in order of arrival
             codes = self.codes
-            for place in places[np.argsort(first, kind="stable")].tolist():
-                name = names[place]
-                if name not in codes:
-                    self._add(name)
-                table[place] = codes[name]
+            wanted = [names[place] for place in places.tolist()]
+            self._add_many([name for name in wanted if name not in codes])
+            table[places] = np.fromiter(map(codes.__getitem__, wanted), np.int64, len(wanted))
             got = table[keys.codes]
         return got
+
+    def _add_many(self, keys: list[str]) -> None:
+        """Number new keys (distinct, none held), in order: what :meth:`_add` does for each."""
+        start = len(self.keys)
+        end = start + len(keys)
+        if len(keys) < 8 or end > CODE_LIMIT:
+            for key in keys:
+                self._add(key)
+            return
+        if end > len(self.newest):
+            self._grow(max(2 * len(self.newest), end))
+        self.codes.update(zip(keys, range(start, end)))
+        self.keys.extend(keys)
+        if self.dropped > NEVER:
+            self.floor[start:end] = self.dropped
+            self.floored = True
 
     def _add(self, key: str) -> None:
         code = len(self.keys)
@@ -106,17 +121,20 @@ class KeyCodes:
                 f"columnar windows hold at most {CODE_LIMIT:,} keys at once; key {key!r} is "
                 "one more (MemoryWindowStore has no such limit)")
         if code >= len(self.newest):
-            size = 2 * len(self.newest)
-            self.newest = _resized(self.newest, size, NEVER)
-            self.first = _resized(self.first, size, NO_FIRST)
-            self.floor = _resized(self.floor, size, NEVER)
-            self.ahead = _resized(self.ahead, size, NEVER)
+            self._grow(2 * len(self.newest))
         self.codes[key] = code
         self.keys.append(key)
         if self.dropped > NEVER:
             # It may be a key dropped before, whose windows are gone.
             self.floor[code] = self.dropped
             self.floored = True
+
+    def _grow(self, size: int) -> None:
+        """Make room for ``size`` codes in the per-code arrays."""
+        self.newest = _resized(self.newest, size, NEVER)
+        self.first = _resized(self.first, size, NO_FIRST)
+        self.floor = _resized(self.floor, size, NEVER)
+        self.ahead = _resized(self.ahead, size, NEVER)
 
     def raise_extremes(self, c: Ints, t: Ints, chosen: Ints) -> None:
         """Raise ``newest`` and lower ``first`` (per code) to the times ``t`` of the ``chosen``
