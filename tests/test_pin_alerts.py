@@ -39,7 +39,9 @@ def test_exact_up_to_four_hundred_events_then_floating_point() -> None:
     assert _p(200, 200) == exact  # 400 events: still exact, to the last bit
     assert _p(201, 200) == pytest.approx(0.5, abs=1e-12)  # 401: the floating-point tail
     assert _p(300, 101) == pytest.approx(2.585318018838444e-24, rel=1e-9)
-    assert 0 < _p(400, 1) < 1e-100
+    # The floating-point tail's last terms: P(K >= 400) = 402 / 2**401, P(K = 401) = 2**-401.
+    assert _p(400, 1) == pytest.approx(402 * 2.0**-401, rel=1e-9)
+    assert _p(401, 0) == pytest.approx(2.0**-401, rel=1e-9)
     assert _p(1, 500, factor=10**20) == 1.0  # p rounds to 1.0 in floating point
     assert _p(0, 500) == 1.0  # no recent event: 1.0 exactly, not a floating-point sum
 
