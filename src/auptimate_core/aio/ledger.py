@@ -18,7 +18,6 @@ whose calls are awaited.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +28,7 @@ from ..domain import Investor, Pool, Transaction
 from ..pools.batch import Investment
 from ..pools.changes import Change
 from ..pools.events import Subscriber, Unsubscribe
-from ..pools.feed import WAIT_SLICE
+from ..pools.feed import Pace
 from ..pools.ledger import PoolLedger
 from ..pools.policy import Policy
 from ..pools.position import PoolTotals, Position
@@ -234,7 +233,7 @@ class AsyncPoolLedger:
         try:
             await wakeups.join()  # counts this follower first thing: leave() follows it
             cursor = after
-            idle_since = time.monotonic()
+            pace = Pace(timeout, batch)
             while True:
                 mark = wakeups.mark()
                 page = await self.changes(cursor, batch, actor=actor)
@@ -242,16 +241,11 @@ class AsyncPoolLedger:
                     yield change
                 if page:
                     cursor = page[-1].cursor
-                    idle_since = time.monotonic()
-                if len(page) == batch:
-                    continue  # more may be waiting
-                if timeout is None:
-                    await wakeups.wait(mark, WAIT_SLICE)
-                    continue
-                left = timeout - (time.monotonic() - idle_since)
-                if left <= 0:
+                wait = pace.after(len(page))
+                if wait is None:
                     return
-                await wakeups.wait(mark, min(left, WAIT_SLICE))
+                if wait:
+                    await wakeups.wait(mark, wait)
         finally:
             await wakeups.leave()
 

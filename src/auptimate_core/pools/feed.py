@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..errors import ValidationError
 from .changes import Change, Recorded, check_limit, decode_cursor, encode_cursor
@@ -17,6 +17,43 @@ from .repository import LedgerRepository, LedgerSession
 
 WAIT_SLICE = 30.0
 """Seconds a follower without a timeout waits before reading the feed again anyway."""
+
+
+class Pace:
+    """When a follower of the feed reads next: the waiting and the timeout of every follow loop
+    (the sync one here, the asyncio one in :mod:`auptimate_core.aio.ledger`), free of I/O.
+
+    ``timeout`` is the seconds without anything new after which following ends (``None``: never),
+    ``batch`` the most changes one read returns; ``now`` is the monotonic clock.
+
+    >>> pace = Pace(timeout=5.0, batch=2, now=lambda: 0.0)
+    >>> pace.after(2), pace.after(1), pace.after(0)  # a full read, then caught up
+    (0.0, 5.0, 5.0)
+    >>> Pace(timeout=0.0, batch=2).after(1) is None  # caught up, no time left: stop
+    True
+    """
+
+    def __init__(self, timeout: float | None, batch: int,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self._timeout = timeout
+        self._batch = batch
+        self._now = now
+        self._idle_since = now()
+
+    def after(self, found: int) -> float | None:
+        """After a read that found ``found`` changes (all handed on): ``0.0`` to read again at
+        once (a full read: more may be waiting), else how many seconds to wait for a wake-up
+        before reading again (at most :data:`WAIT_SLICE`), or ``None`` to stop (``timeout``
+        seconds have passed since anything new)."""
+        now = self._now()
+        if found:
+            self._idle_since = now
+        if found >= self._batch:
+            return 0.0
+        if self._timeout is None:
+            return WAIT_SLICE
+        left = self._timeout - (now - self._idle_since)
+        return None if left <= 0 else min(left, WAIT_SLICE)
 
 
 def _position(session: LedgerSession, after: str | None, identity: str) -> int:
@@ -76,23 +113,19 @@ class Feed:
         # Listening starts before the first read: a commit after that read always wakes us.
         watch = repository.watch()
         try:
-            idle_since = time.monotonic()
+            pace = Pace(timeout, batch)
             while True:
                 found = _read(repository, position, batch)
                 for recorded in found:
                     yield _change(recorded, identity)
                 if found:
                     position = found[-1].position
-                    idle_since = time.monotonic()
-                if len(found) == batch:
-                    continue  # more may be waiting
-                # Caught up: whatever commits next wakes the watch, which was listening first.
-                if timeout is None:
-                    watch.wait(position, WAIT_SLICE)
-                    continue
-                left = timeout - (time.monotonic() - idle_since)
-                if left <= 0:
+                wait = pace.after(len(found))
+                if wait is None:
                     return
-                watch.wait(position, min(left, WAIT_SLICE))
+                if wait:
+                    # Caught up: whatever commits next wakes the watch, listening since before
+                    # the first read.
+                    watch.wait(position, wait)
         finally:
             watch.close()
