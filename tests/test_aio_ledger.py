@@ -32,6 +32,7 @@ from auptimate_core.aio import AsyncPoolLedger, MemoryStorage
 from auptimate_core.aio.greenlets import run_sync
 from auptimate_core.aio.sql import SqlStorage
 from auptimate_core.aio.storage import LedgerStorage
+from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from auptimate_core.errors import InvalidURL, LedgerValidationError
 from auptimate_core.pools import Change
 from auptimate_core.testing.ledger_contract import START, LedgerContract
@@ -385,6 +386,27 @@ def test_an_unknown_scheme_names_the_async_ones() -> None:
         AsyncPoolLedger.from_url("mysql://db/pools")
     assert "sqlite+aiosqlite" in caught.value.schemes
     assert "postgresql+psycopg" in caught.value.schemes
+
+
+def test_an_async_engine_from_a_url_has_the_sync_ones_options(tmp_path: Path) -> None:
+    """Both from_urls make their engines in one place: parameters hidden, SQLite's connection
+    usable from any thread, an in-memory database on one shared connection; a bare scheme on
+    the asyncio driver."""
+    path = tmp_path / "o.db"
+    pairs = [(SqlLedgerRepository.from_url(f"sqlite:///{path}").engine,
+              SqlStorage.from_url(f"sqlite:///{path}").engine),
+             (SqlLedgerRepository.from_url("sqlite://").engine,
+              SqlStorage.from_url("sqlite://").engine)]
+    for sync, async_engine in pairs:
+        assert async_engine.url.drivername == "sqlite+aiosqlite"
+        engine = async_engine.sync_engine
+        assert sync.hide_parameters and engine.hide_parameters
+        assert (isinstance(sync.pool, sa.pool.StaticPool)
+                == isinstance(engine.pool, sa.pool.StaticPool) == (sync is pairs[1][0]))
+        sync.dispose()
+        asyncio.run(async_engine.dispose())
+    assert SqlStorage.from_url("postgresql://u@127.0.0.1:1/x").engine.url.drivername == (
+        "postgresql+psycopg")
 
 
 def test_a_cancelled_write_still_commits_once(tmp_path: Path) -> None:

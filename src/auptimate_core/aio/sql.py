@@ -31,10 +31,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import InvalidURL, LedgerError, MissingExtra, StoreUnavailable, ValidationError
+from ..errors import LedgerError, MissingExtra, StoreUnavailable, ValidationError
 from ..pools.changes import FeedWatch
 from ..pools.repository import LedgerRepository, LedgerSession
-from ..urls import redact
 from .greenlets import Serial, run_sync, wait
 from .storage import poll_head
 
@@ -43,6 +42,7 @@ try:
     from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
     from sqlalchemy.pool import StaticPool
 
+    from ..backends.sql.engines import ASYNC_DRIVERS, new_engine
     from ..backends.sql.feed import channel_of
     from ..backends.sql.ledger import SqlLedgerRepository
 except ImportError as error:  # pragma: no cover - depends on the environment
@@ -51,10 +51,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 T = TypeVar("T")
 
 __all__ = ["SqlStorage"]
-
-_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg",
-            "postgres": "postgresql+psycopg"}
-_EXTRAS = {"aiosqlite": "aio", "psycopg": "postgres"}
 
 
 def _pause(seconds: float) -> None:
@@ -128,29 +124,7 @@ class SqlStorage:
         (``sqlite+aiosqlite://`` in memory) or ``postgresql+psycopg://user@host/db``;
         ``sqlite://`` and ``postgresql://`` name the same drivers. Nothing connects before the
         first call (or :meth:`open`)."""
-        options = dict(engine_options or {})
-        options.setdefault("hide_parameters", True)  # no personal data in errors and logs
-        try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError as error:
-            shown = redact(url)
-            raise InvalidURL(shown, f"{shown!r} is not a database URL: {error}") from None
-        parsed = parsed.set(drivername=_DRIVERS.get(parsed.drivername, parsed.drivername))
-        if parsed.get_backend_name() == "sqlite":
-            # The sync repository sets the connection's isolation level itself; aiosqlite's
-            # connection lets it do so from the loop's thread.
-            connect_args = dict(options.pop("connect_args", {}))
-            connect_args.setdefault("check_same_thread", False)
-            if parsed.database in (None, "", ":memory:"):
-                options.setdefault("poolclass", StaticPool)
-            else:
-                connect_args.setdefault("timeout", 30)
-            options["connect_args"] = connect_args
-        try:
-            engine = create_async_engine(parsed, **options)
-        except (ImportError, sa.exc.NoSuchModuleError) as error:
-            driver = parsed.get_driver_name()
-            raise MissingExtra(driver, _EXTRAS.get(driver, "aio")) from error
+        engine = new_engine(url, engine_options, create_async_engine, ASYNC_DRIVERS)
         return cls(engine, schema=schema, create=create, retries=retries,
                    poll_interval=poll_interval, dispose=True)
 

@@ -58,13 +58,13 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
-from ...errors import InvalidURL, LedgerError, MissingExtra, StoreUnavailable, ValidationError
+from ...errors import LedgerError, MissingExtra, StoreUnavailable, ValidationError
 from ...pools.audit import AuditChain
 from ...pools.changes import FeedWatch
 from ...pools.repository import LedgerSession
-from ...urls import redact
 from . import feed as changes_feed
 from . import mysql as mysql_sql
+from .engines import SYNC_DRIVERS, new_engine
 from .session import HeadMoved, SqlSession, describe, driver_error
 from .statements import Statements
 from .tables import LedgerTables, ledger_tables
@@ -186,33 +186,7 @@ class SqlLedgerRepository:
                  poll_interval: float = 0.01, pipeline: bool = True) -> SqlLedgerRepository:
         """A repository on a new engine for ``url`` (``postgresql://`` means psycopg,
         ``mysql://`` and ``mariadb://`` PyMySQL)."""
-        options = dict(engine_options or {})
-        options.setdefault("hide_parameters", True)  # no personal data in errors and logs
-        try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError as error:
-            shown = redact(url)
-            raise InvalidURL(shown, f"{shown!r} is not a database URL: {error}") from None
-        if parsed.drivername in ("postgresql", "postgres"):
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        mysql = parsed.get_backend_name() in mysql_sql.NAMES
-        if mysql:
-            parsed = mysql_sql.engine_url(parsed)
-            options = mysql_sql.engine_options(options)
-        if parsed.get_backend_name() == "sqlite":
-            connect_args = dict(options.pop("connect_args", {}))
-            connect_args.setdefault("check_same_thread", False)
-            if parsed.database in (None, "", ":memory:"):
-                options.setdefault("poolclass", StaticPool)
-            else:
-                connect_args.setdefault("timeout", 30)
-            options["connect_args"] = connect_args
-        try:
-            engine = sa.create_engine(parsed, **options)
-        except (ImportError, sa.exc.NoSuchModuleError) as error:
-            if mysql:
-                raise MissingExtra("pymysql", "mysql") from error
-            raise MissingExtra("psycopg", "postgres") from error
+        engine = new_engine(url, engine_options, sa.create_engine, SYNC_DRIVERS)
         return cls(engine, schema=schema, create=create, retries=retries, dispose=True,
                    poll_interval=poll_interval, pipeline=pipeline)
 

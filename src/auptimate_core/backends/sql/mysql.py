@@ -30,8 +30,8 @@ Creating the tables from many processes at once is serialised with ``GET_LOCK`` 
 commits at once, so no transaction-scoped lock would cover it), and an "already exists" that
 slips through is retried.
 
-:func:`engine_url` and :func:`engine_options` give :meth:`SqlLedgerRepository.from_url
-<auptimate_core.backends.sql.ledger.SqlLedgerRepository.from_url>` a PyMySQL engine with the
+:func:`engine_url` and :func:`engine_options` give the engines made from URLs
+(:func:`~auptimate_core.backends.sql.engines.new_engine`) a PyMySQL engine with the
 connection in ``utf8mb4``, strict SQL mode (a value that does not fit is an error, never
 silently cut) and ``READ COMMITTED`` as its default, so that writes need no statement to set
 it.
