@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
@@ -143,46 +142,39 @@ class _Blocks:
         with open(self.path, "rb") as handle, ThreadPoolExecutor(1) as splitter:
             handle.readline()  # the header
             parts = self._parts(handle)
-            ahead: deque[tuple[bytes, bytes | None, Future[_Split | None] | None]] = deque()
 
-            def read_ahead() -> None:
+            def read() -> tuple[bytes, bytes | None, _Split | None] | None:
+                """The next block, read and (without a quote) split by polars."""
                 found = next(parts, None)
-                if found is not None:
-                    part, carry = found
-                    ahead.append((part, carry, None if carry is not None
-                                  else splitter.submit(self._split, part)))
+                if found is None:
+                    return None
+                part, carry = found
+                return part, carry, None if carry is not None else self._split(part)
 
-            # polars splits and checks the next block in a thread (it frees the GIL) while
-            # this one becomes Transactions.
-            read_ahead()
-            while ahead:
-                read_ahead()
-                part, carry, split = ahead.popleft()
-                if split is None:  # a quote: the rest of the file goes to the pipeline
-                    yield from self._pipeline(_rest(part, carry or b"", handle))
+            # A thread reads the next block and polars splits and checks it (freeing the
+            # GIL) while this one is handed on.
+            pending: Future[tuple[bytes, bytes | None, _Split | None] | None] = (
+                splitter.submit(read))
+            while (got := pending.result()) is not None:
+                part, carry, found = got
+                if carry is not None:  # a quote: the rest of the file goes to the pipeline
+                    yield from self._pipeline(_rest(part, carry, handle))
                     return
-                found = split.result()
+                pending = splitter.submit(read)
                 batch = (self._columns(found) if self.as_columns and found is not None
                          else self._transactions(found))
                 yield from [batch] if batch is not None else self._pipeline(_lines(part))
 
     def _parts(self, handle: BinaryIO) -> Iterator[tuple[bytes, bytes | None]]:
-        """Blocks of whole lines, each with None; a block with a quote comes with the start of
-        the next line (``b""`` if none) and ends the parts."""
-        carry = b""
-        while True:
-            data = carry + handle.read(self.block)
-            if not data:
+        """Blocks of whole lines, each with None; a block with a quote comes with ``b""``
+        (the rest of the file is read from the handle) and ends the parts."""
+        while data := handle.read(self.block):
+            if not data.endswith(b"\n"):
+                data += handle.readline()  # to the end of the line
+            if b'"' in data:
+                yield data, b""
                 return
-            cut = data.rfind(b"\n") + 1
-            if cut == 0 and len(data) > len(carry):  # a line longer than a block
-                carry = data
-                continue
-            part, carry = (data[:cut], data[cut:]) if cut else (data, b"")
-            if b'"' in part:
-                yield part, carry
-                return
-            yield part, None
+            yield data, None
 
     def _pipeline(self, raw: Iterator[bytes]) -> Iterator[list[Transaction]]:
         """The input pipeline's batches of these lines (the position follows)."""
@@ -248,7 +240,9 @@ class _Blocks:
         micros = (frame[columns["amount"]].str.to_decimal(scale=6).to_physical()
                   .cast(pl.Int64, strict=False))
         return _Arrays(pools.cast(pl.Enum(names)).to_physical().to_numpy(), names.to_list(),
-                       None if micros.null_count() else micros.to_numpy())
+                       None if micros.null_count() else micros.to_numpy(),
+                       "kind" not in columns or bool((frame[columns["kind"]] == "investment")
+                                                     .all()))
 
     def _columns(self, split: _Split) -> Batch:
         """The columns of a block that split into plain rows (its Transactions when a time has
@@ -265,17 +259,15 @@ class _Blocks:
         ids = (frame[columns["id"]].to_list() if "id" in columns
                else list(map(str, range(first_row, first_row + lines))))
         kinds = None
-        if "kind" in columns:
-            kind = frame[columns["kind"]]
-            if not (kind == "investment").all():
-                kinds = kind.to_list()
         assert split.times is not None and split.arrays is not None
-        codes, names, micros = split.arrays
-        texts = frame[columns["amount"]].to_list()
+        codes, names, micros, investments = split.arrays
+        if not investments:
+            kinds = frame[columns["kind"]].to_list()
+        texts = frame[columns["amount"]]
         return TransactionColumns.from_arrays(
             ids=ids, investors=_Text(frame[columns["investor_id"]]), pool_codes=codes,
-            pool_names=names, amounts=(list(map(Decimal, texts)) if micros is None
-                                       else AmountColumn(texts, micros)),
+            pool_names=names, amounts=(list(map(Decimal, texts.to_list())) if micros is None
+                                       else AmountColumn(_Text(texts), micros)),
             times=split.times.to_numpy(), kinds=kinds)
 
     def _transactions(self, split: _Split | None) -> list[Transaction] | None:
@@ -300,7 +292,8 @@ class _Blocks:
 
 class _Text(Sequence[str]):
     """A text column left in polars, its values made Python strings when read: the engine
-    reads investor ids only for the rows it raises alerts on."""
+    reads investor ids only for the rows it raises alerts on, and amounts' texts only where
+    it needs their Decimals (it compares their millionths)."""
 
     __slots__ = ("series",)
 
@@ -342,12 +335,13 @@ class _Split(NamedTuple):
 
 
 class _Arrays(NamedTuple):
-    """A block's pool codes (numpy) and names, and its amounts in millionths (numpy; None
-    when one does not fit in 64 bits)."""
+    """A block's pool codes (numpy) and names, its amounts in millionths (numpy; None when
+    one does not fit in 64 bits), and whether every row is an investment."""
 
     pool_codes: Any
     pool_names: list[str]
     micros: Any
+    investments: bool
 
 
 def _timestamp(text: str) -> datetime:
