@@ -22,7 +22,8 @@ Cases:
   alerts (rule, state, pool, transaction) must be equal.
 
 Run ``python -m benchmarks.bench_cli`` (1M rows), ``--quick`` (100k rows) or ``--big`` (adds
-10M rows for top investors). Results go to benchmarks/results/cli.md and cli.json.
+10M rows for top investors). Results go to benchmarks/results/cli.md and cli.json (another
+folder with ``--out``).
 """
 
 from __future__ import annotations
@@ -273,9 +274,9 @@ def _table(peers: dict[str, dict[str, Any]], same: dict[str, bool] | None) -> li
     return lines
 
 
-def write_report(report: dict[str, Any]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cli.json").write_text(json.dumps(report, indent=2) + "\n")
+def write_report(report: dict[str, Any], out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cli.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Command line benchmark: whole processes", "",
         f"Machine: {report['machine']}; Python {report['python']}; run {report['when']}.",
@@ -301,7 +302,7 @@ def write_report(report: dict[str, Any]) -> None:
               "windows in a store with duplicate and lateness handling; the script assumes a "
               "clean file in time order.", "",
               *_table(case["peers"], case["same_alerts"]), ""]
-    (RESULTS / "cli.md").write_text("\n".join(lines))
+    (out / "cli.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -309,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="100k rows")
     parser.add_argument("--big", action="store_true", help="also rank a 10M-row file")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for cli.md and cli.json (default: benchmarks/results)")
     args = parser.parse_args(argv)
     rows = 100_000 if args.quick else 1_000_000
     report: dict[str, Any] = {
@@ -330,8 +333,8 @@ def main(argv: list[str] | None = None) -> None:
         path = folder / "generated.csv"
         write_generated(path, rows)
         report["monitor"] = monitor_case(path, rows, args.rounds)
-    write_report(report)
-    print(f"wrote {RESULTS / 'cli.md'}")
+    write_report(report, args.out)
+    print(f"wrote {args.out / 'cli.md'}")
 
 
 if __name__ == "__main__":
