@@ -364,53 +364,71 @@ def observe_one(
     return batch.observed(0)
 
 
+_Pair = tuple[LifecycleState, "str | None", "LifecycleState | None"]
+_UNTOUCHED: Final[_Pair] = (IDLE, None, None)
+
+
 class LifecycleTable:
     """The alert lifecycle held in one process: the semantics of :meth:`WindowStore.states` and
     :meth:`WindowStore.transition` on dicts, with an index of the keys firing per rule. Not
     thread-safe: its owner locks.
 
-    O(1) per pair asked or changed; :meth:`firing` is O(keys firing for that rule).
+    O(1) per pair asked or changed, and per key forgotten; :meth:`firing` is O(keys firing for
+    that rule).
     """
 
-    __slots__ = ("_before", "_firing", "current")
+    __slots__ = ("_firing", "_pairs")
 
     def __init__(self) -> None:
-        self.current: dict[tuple[str, str], LifecycleState] = {}
-        self._before: dict[tuple[str, str], tuple[str, LifecycleState]] = {}
+        # Per key, per rule: (its state, the last batch that asked to change it, its state
+        # before that batch's transitions), unless (IDLE, None, None). Kept by key, so that
+        # forgetting a key is one lookup.
+        self._pairs: dict[str, dict[str, _Pair]] = {}
         self._firing: dict[str, set[str]] = {}
 
     def states(
         self, pairs: Iterable[tuple[str, str]], batch: str | None = None
     ) -> dict[tuple[str, str], LifecycleState]:
         out = {}
+        held = self._pairs
         for pair in pairs:
-            before = self._before.get(pair) if batch is not None else None
-            out[pair] = before[1] if before and before[0] == batch else self.current.get(
-                pair, IDLE)
+            rules = held.get(pair[0])
+            entry = rules.get(pair[1]) if rules else None
+            if entry is None:
+                out[pair] = IDLE
+            elif batch is not None and entry[1] == batch:
+                out[pair] = entry[2] or IDLE  # never None beside a batch
+            else:
+                out[pair] = entry[0]
         return out
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
         applied = []
+        held = self._pairs
         for change in transitions:
-            pair = (change.key, change.rule)
-            now = self.current.get(pair, IDLE)
-            if change.batch is not None:
-                before = self._before.get(pair)
-                if before is None or before[0] != change.batch:
-                    self._before[pair] = (change.batch, now)
+            key, rule = change.key, change.rule
+            firing = self._firing.setdefault(rule, set())  # names every rule seen
+            rules = held.get(key)
+            entry = rules.get(rule) if rules else None
+            now, tag, then = entry if entry is not None else _UNTOUCHED
+            if change.batch is not None and tag != change.batch:
+                tag, then = change.batch, now
             target = LifecycleState(change.firing, change.at, change.cause)
             if change.cause is not None and now == target:
                 applied.append(True)
             elif now.firing == change.firing:
                 applied.append(False)
             else:
-                self.current[pair] = target
-                firing = self._firing.setdefault(change.rule, set())
+                now = target
                 if change.firing:
-                    firing.add(change.key)
+                    firing.add(key)
                 else:
-                    firing.discard(change.key)
+                    firing.discard(key)
                 applied.append(True)
+            if entry is None or entry[0] is not now or entry[1] != tag:
+                if rules is None:
+                    rules = held[key] = {}
+                rules[rule] = (now, tag, then)
         return applied
 
     def firing(self, rule: str) -> frozenset[str]:
@@ -421,10 +439,15 @@ class LifecycleTable:
         return self._firing.setdefault(rule, set())
 
     def forget(self, keys: Iterable[str]) -> None:
-        """Drop the states of ``keys`` that are not firing (they read as ``IDLE`` again).
-        O(pairs held)."""
-        gone = set(keys)
-        self.current = {pair: state for pair, state in self.current.items()
-                        if state.firing or pair[0] not in gone}
-        self._before = {pair: before for pair, before in self._before.items()
-                        if pair in self.current}
+        """Drop the states of ``keys`` that are not firing (they read as ``IDLE`` again)."""
+        held = self._pairs
+        firing = list(self._firing.values())
+        for key in keys:
+            rules = held.pop(key, None)
+            if rules is None:
+                continue
+            for keys_firing in firing:
+                if key in keys_firing:
+                    held[key] = {rule: entry for rule, entry in rules.items()
+                                 if entry[0].firing}
+                    break

@@ -23,10 +23,12 @@ Memory is bounded by the windows and the dedup horizon, not by the stream: a key
 events no interval can reach any more (older than its newest event minus the allowed lateness
 minus the longest interval asked for; the exact window trims lazily, once it holds a quarter
 more than its live events and eight more, the ring drops whole buckets as new ones open) and
-the ids recorded more than the dedup horizon before its newest event. Every so often (after
-at least 4,096 events, and at least half as many as there are keys or once event time has moved
-on by a window horizon, so the scan costs ``O(1)`` per event) the store looks at the keys that
-went quiet:
+the ids recorded more than the dedup horizon before its newest event. Every 4,096 events the
+store looks at the keys that may have gone quiet, and at no other: each key is filed by the
+time it may next need a look (its newest event plus the windows' horizon if it holds more than
+a few events, else plus the time after which a quiet key is dropped, below), in buckets of an
+eighth of the windows' horizon. A look costs ``O(1)`` per key due one, and a key is due one
+about once per horizon of its own events or once it has gone quiet, not at every sweep:
 
 - a key whose newest event is older than the store's newest minus the windows' horizon gives
   its events back, and its newest time moves up by that horizon, so that an event of it old
@@ -60,6 +62,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import timedelta
+from heapq import heappop, heappush
 from typing import Literal
 
 from ..errors import ValidationError
@@ -76,10 +79,11 @@ from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
 from .local import US, LocalStore
 
-_SWEEP_MIN = 4_096  # events between sweeps, at least (and at least half the keys held)
+_SWEEP_MIN = 4_096  # events between two looks at the keys that are due a visit
 _NEVER = -(1 << 62)
 _NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows
 _SLACK = 8  # events an exact window may hold past its live ones and a quarter more
+_SMALL = 2 * _SLACK + 2  # an exact window of at most this many events (and of that cap) is small
 _NEW = Status.NEW
 
 
@@ -87,10 +91,11 @@ class _ExactKey(ExactWindow):
     """Everything a store keeps for one key, on an exact window. ``cap``: the length its
     times may reach before the events no interval can reach are trimmed."""
 
-    __slots__ = ("cap", "first", "id_limit", "ids", "last")
+    __slots__ = ("cap", "due", "first", "id_limit", "ids", "last")
 
     def __init__(self, first: int, newest: int) -> None:
         super().__init__()
+        self.due = _NEVER  # when the sweep is to look at it next (see MemoryWindowStore._file)
         self.cap = _SLACK
         self.ids: dict[str, int] = {}
         self.last = newest  # the key's newest event time
@@ -101,10 +106,11 @@ class _ExactKey(ExactWindow):
 class _RingKey(BucketRing):
     """Everything a store keeps for one key, on a bucket ring."""
 
-    __slots__ = ("first", "id_limit", "ids", "last")
+    __slots__ = ("due", "first", "id_limit", "ids", "last")
 
     def __init__(self, first: int, newest: int, width: int, span: int) -> None:
         super().__init__(width, span)
+        self.due = _NEVER  # when the sweep is to look at it next (see MemoryWindowStore._file)
         self.ids: dict[str, int] = {}
         self.last = newest  # the key's newest event time
         self.first = first
@@ -188,7 +194,11 @@ class MemoryWindowStore(LocalStore):
         self._inline: tuple[Sequence[Interval] | None, bool, int, int] = (None, False, 0, 0)
         self._newest = _NEVER
         self._since_sweep = 0
-        self._swept_at = _NEVER
+        # The sweep's schedule (see _file): the names of the keys by the time they are due a
+        # look, in buckets of ``_slot`` microseconds, and the buckets' start times in a heap.
+        self._buckets: dict[int, list[str]] = {}
+        self._starts: list[int] = []
+        self._slot = max(self._keep // 8, 1)
 
     def _new_key(self, key: str) -> _Key:
         first, newest = _NO_FIRST, _NEVER
@@ -198,13 +208,35 @@ class MemoryWindowStore(LocalStore):
         else:
             state = _ExactKey(first, newest)
         self._keys[key] = state
+        self._file(key, state, _NEVER)
         return state
+
+    def _file(self, key: str, state: _Key, due: int) -> None:
+        """Have the first sweep after the store's newest event passes ``due`` look at ``key``.
+
+        Every key is filed, and never later than it needs a look: a key dropped once quiet for
+        longer than the dedup horizon (``memory``) at its newest time plus that, and one that
+        holds more than a few events (a ring; an exact window of more than ``_SMALL`` events,
+        or allowed to grow past that before it trims) at its newest plus ``keep`` as well,
+        so that what it holds is given back once it goes quiet. A key filed too early is
+        filed again when looked at; one filed anew leaves its old entry behind, which the
+        sweep skips (``due`` names its one entry that counts)."""
+        state.due = due
+        start = due - due % self._slot
+        bucket = self._buckets.get(start)
+        if bucket is None:
+            self._buckets[start] = [key]
+            heappush(self._starts, start)
+        else:
+            bucket.append(key)
 
     def _widen(self, reach: int) -> None:
         """A longer interval was asked for: hold that much more from now on."""
         self._reach = reach
         self._keep = self._lateness + reach
         self._memory = max(self._keep, self._horizon) + self._keep
+        if not self._starts:  # nothing filed yet: buckets of an eighth of the horizon
+            self._slot = max(self._keep // 8, 1)
         if self._ring:
             span = self._lateness + reach
             for state in self._keys.values():
@@ -260,11 +292,14 @@ class MemoryWindowStore(LocalStore):
                 cum.append(cum[-1] + amount)
                 begin = state._start
                 if len(times) - begin > state.cap:
-                    state.trim(at - self._keep)
+                    keep = self._keep
+                    state.trim(at - keep)
                     times = state._times
                     cum = state._cum
                     begin = state._start
                     state.cap = _cap(len(times) - begin)
+                    if state.cap > _SMALL and state.due > at + keep:
+                        self._file(key, state, at + keep)
                 size = len(times)
                 _, chained, r0, r1 = inline
                 lo0 = bisect_right(times, at - r0, begin)
@@ -380,6 +415,8 @@ class MemoryWindowStore(LocalStore):
                             cum = exact._cum
                             begin = exact._start
                             exact.cap = _cap(len(times) - begin)
+                            if exact.cap > _SMALL and exact.due > at + keep:
+                                self._file(key, exact, at + keep)
                         size = len(times)
                         lo0 = bisect_right(times, at - r0, begin)
                         if chained:
@@ -401,8 +438,12 @@ class MemoryWindowStore(LocalStore):
                     newest = at
                 if isinstance(state, _ExactKey):
                     state.record(at, amounts[i], newest - keep, spans, counts, sums_or_none, i)
+                    big = len(state) > _SMALL
                 else:
                     state.record(at, amounts[i], spans, counts, sums_or_none, i)
+                    big = True
+                if big and state.due > state.last + keep:
+                    self._file(key, state, state.last + keep)
                 first_seen[i] = state.first
             self._newest = newest_all
             self._since_sweep += n
@@ -423,14 +464,15 @@ class MemoryWindowStore(LocalStore):
             return tuple(out)
 
     def _maybe_sweep(self) -> None:
-        """Sweep when at least half as many events as keys came since the last sweep, or
-        event time moved on by a window horizon (the caller saw _SWEEP_MIN events at least)."""
-        if (self._since_sweep >= len(self._keys) >> 1
-                or self._newest - self._swept_at >= self._keep):
+        """Sweep if a bucket of keys is due a look (the caller saw _SWEEP_MIN events)."""
+        self._since_sweep = 0
+        starts = self._starts
+        if starts and starts[0] + self._slot <= self._newest:
             self._sweep()
 
     def _sweep(self) -> None:
-        """Give back what keys that went quiet hold.
+        """Look at the keys due a look (see :meth:`_file`): each bucket whose every due time
+        the store's newest event has passed, and nothing else.
 
         A key whose newest event is older than the store's newest minus ``keep`` is quiet: its
         events are dropped and its newest moved up by ``keep``, so that an event of it late
@@ -438,25 +480,39 @@ class MemoryWindowStore(LocalStore):
         lateness has windows that begin after them). A key quiet for longer than the dedup
         horizon as well holds nothing anyone can ask for: it is dropped whole, with its
         lifecycle unless a rule is firing for it (:meth:`AlertEngine.evaluate` resolves that).
+        Any other key is filed again for when it may be next.
         """
-        self._since_sweep = 0
-        self._swept_at = self._newest
-        keep = self._lateness + self._reach
-        memory = max(keep, self._horizon) + keep
-        quiet = self._newest - keep
-        gone = self._newest - memory
-        dropped = [key for key, state in self._keys.items() if state.last < gone]
-        for key in dropped:
-            del self._keys[key]
+        newest = self._newest
+        keep, memory, slot = self._keep, self._memory, self._slot
+        quiet = newest - keep
+        gone = newest - memory
+        starts, buckets, keys = self._starts, self._buckets, self._keys
+        dropped = []
+        while starts and starts[0] + slot <= newest:
+            start = heappop(starts)
+            for key in buckets.pop(start):
+                state = keys.get(key)
+                if state is None or state.due - state.due % slot != start:
+                    continue  # dropped, or filed again since
+                last = state.last
+                if last < gone:
+                    del keys[key]
+                    dropped.append(key)
+                elif last < quiet and last != _NEVER:
+                    if len(state):
+                        last = state.last = last + keep
+                        state.trim(last)
+                        if isinstance(state, _ExactKey):
+                            state.cap = _SLACK
+                    if len(state.ids) > 2 * len(state) + 64:
+                        _forget_ids(state, last - memory)
+                    self._file(key, state, last + memory)
+                elif isinstance(state, _RingKey) or len(state) > _SMALL or state.cap > _SMALL:
+                    self._file(key, state, last + keep)
+                else:
+                    self._file(key, state, last + memory)
         if dropped:
             self._lifecycle.forget(dropped)
-        for state in self._keys.values():
-            if state.last < quiet and state.last != _NEVER:
-                if len(state):
-                    state.last += keep
-                    state.trim(state.last)
-                if len(state.ids) > 2 * len(state) + 64:
-                    _forget_ids(state, state.last - memory)
 
     # -- introspection ------------------------------------------------------------------------
 
@@ -477,8 +533,17 @@ class MemoryWindowStore(LocalStore):
         still reach remembered."""
         with self._lock:
             keep = self._lateness + self._reach
-            for state in self._keys.values():
+            slot = self._slot
+            assert sorted(self._starts) == sorted(self._buckets)
+            filed = {(start, key) for start, names in self._buckets.items() for key in names}
+            for key, state in self._keys.items():
                 state._check()
                 assert len(state.ids) >= state.count(state.last - keep, state.last)
                 assert state.first <= state.last or (state.first, state.last) == (
                     _NO_FIRST, _NEVER)
+                assert (state.due - state.due % slot, key) in filed
+                assert state.due <= state.last + self._memory or state.last == _NEVER
+                if isinstance(state, _RingKey):
+                    assert state.due <= state.last + keep or not len(state)
+                elif len(state) > _SMALL or state.cap > _SMALL:
+                    assert state.due <= state.last + keep
