@@ -44,7 +44,8 @@ try:
 
     from ..backends.sql.engines import ASYNC_DRIVERS, new_engine
     from ..backends.sql.feed import channel_of
-    from ..backends.sql.ledger import SqlLedgerRepository
+    from ..backends.sql.ledger import SqlLedgerRepository, library_error
+    from ..backends.sql.session import describe, driver_error
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra(error.name or "sqlalchemy", "aio") from error
 
@@ -164,13 +165,18 @@ class SqlStorage:
         import psycopg
 
         channel = channel_of(self._repository.identity)
+        # The library's errors are raised outside the excepts, from the driver's errors
+        # scrubbed (as the sync repository raises them): no parameters in the chain.
+        failed: sa.exc.DBAPIError | None = None
         try:
             proxied = await self.engine.raw_connection()
         except sa.exc.DBAPIError as error:
-            raise StoreUnavailable(
-                f"the ledger database cannot be reached: {error.orig}") from error
+            failed = error
+        if failed is not None:
+            raise library_error(failed) from driver_error(failed)
         conn: Any = proxied.driver_connection
         proxied.detach()  # this connection leaves the pool: it is closed, not returned
+        lost: psycopg.Error | None = None
         try:
             await conn.set_autocommit(True)
             await conn.execute(f'LISTEN "{channel}"')
@@ -178,10 +184,13 @@ class SqlStorage:
             async for _ in conn.notifies():
                 wake()
         except psycopg.Error as error:
-            raise StoreUnavailable(
-                f"lost the connection listening for ledger changes: {error}") from error
+            lost = error
         finally:
             await conn.close()
+        if lost is not None:
+            wrapped = sa.exc.OperationalError(None, None, lost, connection_invalidated=True)
+            raise StoreUnavailable("lost the connection listening for ledger changes: "
+                                   f"{describe(wrapped)}") from driver_error(wrapped)
 
     async def aclose(self) -> None:
         """Let the writes under way finish, then dispose of the engine if it is this

@@ -76,7 +76,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["LedgerTables", "SqlLedgerRepository", "ledger_tables"]
+__all__ = ["LedgerTables", "SqlLedgerRepository", "ledger_tables", "library_error"]
 
 T = TypeVar("T")
 
@@ -126,6 +126,19 @@ def _unavailable(error: sa.exc.DBAPIError) -> bool:
     # No answer from a server at all (psycopg), or a database file that cannot be opened.
     message = str(error.orig).lower()
     return "connection" in message or "unable to open database" in message
+
+
+def library_error(error: sa.exc.DBAPIError) -> Exception:
+    """The library's error for the driver's ``error``: :class:`StoreUnavailable` when the
+    database could not be reached, else a :class:`LedgerError` (or MySQL's own, see
+    :func:`~auptimate_core.backends.sql.mysql.mapped`). Its message describes ``error``
+    without parameters; raise it ``from driver_error(error)``, outside the ``except``."""
+    found = mysql_sql.mapped(error)
+    if found is not None:
+        return found
+    if _unavailable(error):
+        return StoreUnavailable(f"the ledger database cannot be reached: {describe(error)}")
+    return LedgerError(f"ledger database error: {describe(error)}")
 
 
 class SqlLedgerRepository:
@@ -232,7 +245,7 @@ class SqlLedgerRepository:
                 failed = error
             # Raised here, outside the except: the driver's error (and its parameters) is
             # neither the cause nor the context of the library's.
-            raise self._mapped(failed) from driver_error(failed)
+            raise library_error(failed) from driver_error(failed)
 
     @staticmethod
     def _open_feed(session: LedgerSession) -> str:
@@ -242,15 +255,6 @@ class SqlLedgerRepository:
 
     def _guard(self) -> AbstractContextManager[Any]:
         return self._serial if self._serial is not None else nullcontext()
-
-    @staticmethod
-    def _mapped(error: sa.exc.DBAPIError) -> Exception:
-        found = mysql_sql.mapped(error)
-        if found is not None:
-            return found
-        if _unavailable(error):
-            return StoreUnavailable(f"the ledger database cannot be reached: {describe(error)}")
-        return LedgerError(f"ledger database error: {describe(error)}")
 
     def _begin(self, conn: Connection, write: bool) -> Callable[[], None]:
         """Start the database transaction; return what puts the connection back as it was."""
@@ -315,7 +319,7 @@ class SqlLedgerRepository:
                 if isinstance(error, HeadMoved):
                     raise LedgerError(f"gave up after {attempt + 1} tries: {error}") from error
                 failed = error
-            raise self._mapped(failed) from driver_error(failed)  # see _create
+            raise library_error(failed) from driver_error(failed)  # see _create
         raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self, body: Callable[[LedgerSession], T]) -> T:
