@@ -167,6 +167,9 @@ def test_share_of() -> None:
     assert share_of(D(1), D(0)) == D(0)
     assert share_of(D(1), D(-1)) == D(0)
     assert share_of(D(0), D("0.01")) == D(0)
+    # A pool whose whole capital is one unit or less still has shares.
+    assert share_of(D("0.5"), D(1)) == D("0.5")
+    assert share_of(D("0.01"), D("0.01")) == D(1)
 
 
 def test_position_and_totals_views() -> None:
