@@ -86,10 +86,6 @@ def test_holding_falls_back_to_python_ints_past_int64() -> None:
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.xfail(reason="decisions._holding converts window totals to int64 before its "
-                   "overflow guard: a batch of 64 or more with a window total of 2**63 store "
-                   "units or more (one transaction of MAX_AMOUNT) raises OverflowError from "
-                   "process_many, while process() gives the alerts", raises=OverflowError)
 def test_a_batch_with_the_largest_amount_decides_as_one_at_a_time() -> None:
     txs = [Transaction(f"t{i}", "i", "p", Decimal(10**15) if i == 0 else Decimal(1),
                        T0 + timedelta(seconds=i)) for i in range(70)]

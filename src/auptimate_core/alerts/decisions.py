@@ -259,10 +259,14 @@ def _holding(
     floor, a, b = linear
     c0, c1 = columns
     if _np is not None and len(c0) >= 64:
-        v0, v1 = vectors if vectors is not None and all(
-            v.dtype == _np.int64 for v in vectors) else (
-            _np.array(c0, dtype=_np.int64), _np.array(c1, dtype=_np.int64))
-        if int(v0.max()) * a < _INT64 and int(v1.max()) * b < _INT64:
+        if vectors is not None and all(v.dtype == _np.int64 for v in vectors):
+            v0, v1 = vectors
+            fits = int(v0.max()) * a < _INT64 and int(v1.max()) * b < _INT64
+        else:  # checked before converting: a total of 2**63 units or more is no int64
+            fits = max(c0) * a < _INT64 and max(c1) * b < _INT64
+            if fits:
+                v0, v1 = _np.array(c0, dtype=_np.int64), _np.array(c1, dtype=_np.int64)
+        if fits:
             found: list[int] = _np.flatnonzero((v0 >= floor) & (v0 * a >= v1 * b)).tolist()
             return found
     return [i for i, (v0, v1) in enumerate(zip(*columns)) if v0 >= floor and v0 * a >= v1 * b]
