@@ -492,13 +492,17 @@ class MemoryWindowStore(LocalStore):
             start = heappop(starts)
             for key in buckets.pop(start):
                 state = keys.get(key)
-                if state is None or state.due - state.due % slot != start:
-                    continue  # dropped, or filed again since
+                if state is None:
+                    continue  # dropped
+                due = state.due
+                if due - due % slot != start:
+                    continue  # filed again since
                 last = state.last
                 if last < gone:
                     del keys[key]
                     dropped.append(key)
-                elif last < quiet and last != _NEVER:
+                    continue
+                if last < quiet and last != _NEVER:
                     if len(state):
                         last = state.last = last + keep
                         state.trim(last)
@@ -506,11 +510,21 @@ class MemoryWindowStore(LocalStore):
                             state.cap = _SLACK
                     if len(state.ids) > 2 * len(state) + 64:
                         _forget_ids(state, last - memory)
-                    self._file(key, state, last + memory)
-                elif isinstance(state, _RingKey) or len(state) > _SMALL or state.cap > _SMALL:
-                    self._file(key, state, last + keep)
+                    due = last + memory
+                elif isinstance(state, _ExactKey) and state.cap <= _SMALL and (
+                        len(state._times) - state._start <= _SMALL):
+                    due = last + memory
                 else:
-                    self._file(key, state, last + memory)
+                    due = last + keep
+                # _file, inline: most keys looked at are filed again
+                state.due = due
+                due -= due % slot
+                bucket = buckets.get(due)
+                if bucket is None:
+                    buckets[due] = [key]
+                    heappush(starts, due)
+                else:
+                    bucket.append(key)
         if dropped:
             self._lifecycle.forget(dropped)
 
