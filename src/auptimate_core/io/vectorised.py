@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
@@ -232,14 +233,20 @@ class _Blocks:
         return _Split(frame, lines, shortest > 10, times, utc)
 
     def _arrays(self, frame: Any) -> _Arrays:
-        """What polars computes of a block's columns (here, in the splitting thread): pool
-        codes and names, and amounts in millionths when every one fits in 64 bits."""
+        """What is made of a block's columns in the splitting thread: its ids as strings,
+        pool codes and names, and amounts in millionths when every one fits in 64 bits."""
         pl, columns = self.pl, self.columns
         pools = frame[columns["pool_id"]]
         names = pools.unique(maintain_order=True)
         micros = (frame[columns["amount"]].str.to_decimal(scale=6).to_physical()
                   .cast(pl.Int64, strict=False))
-        return _Arrays(pools.cast(pl.Enum(names)).to_physical().to_numpy(), names.to_list(),
+        ids = frame[columns["id"]].to_list() if "id" in columns else None
+        if ids is not None:
+            # Python caches a string's hash in it: hashed here, the ids cost the main
+            # thread's duplicate check (which hashes every id) a lookup each.
+            deque(map(hash, ids), maxlen=0)
+        return _Arrays(ids, pools.cast(pl.Enum(names)).to_physical().to_numpy(),
+                       names.to_list(),
                        None if micros.null_count() else micros.to_numpy(),
                        "kind" not in columns or bool((frame[columns["kind"]] == "investment")
                                                      .all()))
@@ -256,11 +263,11 @@ class _Blocks:
         first_row = position.row + 1
         position.line += lines
         position.row += lines
-        ids = (frame[columns["id"]].to_list() if "id" in columns
-               else list(map(str, range(first_row, first_row + lines))))
         kinds = None
         assert split.times is not None and split.arrays is not None
-        codes, names, micros, investments = split.arrays
+        ids, codes, names, micros, investments = split.arrays
+        if ids is None:
+            ids = list(map(str, range(first_row, first_row + lines)))
         if not investments:
             kinds = frame[columns["kind"]].to_list()
         texts = frame[columns["amount"]]
@@ -335,9 +342,11 @@ class _Split(NamedTuple):
 
 
 class _Arrays(NamedTuple):
-    """A block's pool codes (numpy) and names, its amounts in millionths (numpy; None when
-    one does not fit in 64 bits), and whether every row is an investment."""
+    """A block's ids (None without an id column), pool codes (numpy) and names, its amounts
+    in millionths (numpy; None when one does not fit in 64 bits), and whether every row is an
+    investment."""
 
+    ids: list[str] | None
     pool_codes: Any
     pool_names: list[str]
     micros: Any
