@@ -322,6 +322,40 @@ def test_an_unreachable_server_is_store_unavailable() -> None:
         PoolLedger.from_url(url)
 
 
+@pytest.mark.postgres
+def test_a_read_on_a_pooled_connection_the_driver_knows_dead_is_store_unavailable(
+        postgres_url: str, pg_schema: str) -> None:
+    """A read sets its isolation before any statement: on a connection the driver has seen
+    die, that fails with the driver's bare error. It is StoreUnavailable, its cause scrubbed,
+    and the dead connection leaves the pool (the next read works)."""
+    # Without a rollback on return, the pool keeps what the driver knows of the connection.
+    ledger = PoolLedger.from_url(postgres_url, schema=pg_schema, engine_options={
+        "pool_size": 1, "max_overflow": 0, "pool_reset_on_return": None})
+    ledger.create_pool(Pool("p", "m"), actor="m")
+    repository = ledger.repository
+    assert isinstance(repository, SqlLedgerRepository)
+    pooled = repository.engine.raw_connection()
+    driver: Any = pooled.driver_connection
+    killer = sa.create_engine(postgres_url)
+    with killer.begin() as conn:
+        conn.execute(sa.select(sa.func.pg_terminate_backend(driver.info.backend_pid)))
+    killer.dispose()
+    deadline = time.monotonic() + 10
+    while not driver.broken and time.monotonic() < deadline:  # until the driver sees it
+        with contextlib.suppress(Exception):
+            driver.pgconn.consume_input()
+        time.sleep(0.01)
+    assert driver.broken
+    pooled.close()
+    with pytest.raises(StoreUnavailable, match="cannot be reached") as caught:
+        ledger.pool("p")
+    cause = caught.value.__cause__
+    assert isinstance(cause, sa.exc.DBAPIError) and type(cause.orig).__name__ == "DriverError"
+    assert caught.value.__context__ is None
+    assert ledger.pool("p") == Pool("p", "m")
+    ledger.close()
+
+
 def test_other_driver_errors_are_ledger_errors(tmp_path: Path) -> None:
     ledger = PoolLedger.from_url(f"sqlite:///{tmp_path / 'l.db'}")
     ledger.create_pool(Pool("p", "m"), actor="m")

@@ -275,13 +275,25 @@ class SqlLedgerRepository:
 
         return restore
 
+    def _read_isolation(self, conn: Connection) -> None:
+        """A read's ``REPEATABLE READ`` on PostgreSQL: the driver begins with it, no statement
+        of its own. A connection the driver already knows is dead fails here, before any
+        statement, with the driver's bare error: it is dropped from the pool and its error
+        raised as SQLAlchemy's (mapped and scrubbed as any other: StoreUnavailable)."""
+        try:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        except self._statements.driver_error as error:
+            conn.invalidate()
+            raise sa.exc.OperationalError(None, None, error,
+                                          connection_invalidated=True) from None
+
     def _run(self, body: Callable[[LedgerSession], T], write: bool,
              on_commit: Callable[[T], object] | None) -> T:
         for attempt in range(self.retries + 1):
             try:
                 with self._guard(), self.engine.connect() as conn:
                     if not write and not self._sqlite and not self._mysql:
-                        conn.execution_options(isolation_level="REPEATABLE READ")
+                        self._read_isolation(conn)
                     restore: Callable[[], None] = _nothing
                     try:
                         with conn.begin() as transaction:
