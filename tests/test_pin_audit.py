@@ -16,7 +16,7 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from auptimate_core.domain import Pool
+from auptimate_core.domain import Investor, Pool
 from auptimate_core.errors import AuditError
 from auptimate_core.pools.audit import (
     ADMIT,
@@ -232,3 +232,20 @@ def test_stored_positions_and_totals_are_compared() -> None:
     _refused(lambda: _check(entries, totals=TOTALS.add("fee", Decimal("0.01"))),
              "pool 'fund-a': the pool's totals differ from the audit trail (edited outside "
              "the ledger)")
+
+
+def test_golden_marks_of_heads_investors_and_receipts() -> None:
+    chain = AuditChain()
+    head = b'[1,"mark","head","fund-a",3,"ab"]'
+    assert hashlib.sha256(head).hexdigest() == (
+        "712aa15730c30aed65ab4781e9be29581fbf3c08d1ecc6f83af55469942ac261")
+    assert chain.head_mark("fund-a", 3, "ab") == hashlib.sha256(head).hexdigest()
+    assert chain.mark("head", "fund-a", 3, "ab") == hashlib.sha256(head).hexdigest()
+    assert AuditChain(b"secret").head_mark("fund-a", 3, "ab") == hmac.new(
+        b"secret", head, hashlib.sha256).hexdigest()
+    assert chain.investor_mark(Investor("bob")) == hashlib.sha256(
+        b'[1,"mark","investor","bob","",null]').hexdigest()
+    assert chain.investor_mark(Investor("ann", "Ann", "ann@example.com")) == (
+        "8af073df03cd3abacdebc27e0fc6912b3ff0a03c0c4720c4a0acf2b859d1da17")
+    assert chain.receipt_mark("k1", "fp", "invest", "fund-a", 3, 1, "ab") == hashlib.sha256(
+        b'[1,"mark","receipt","k1","fp","invest","fund-a",3,1,"ab"]').hexdigest()

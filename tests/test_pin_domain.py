@@ -5,7 +5,7 @@ Every expected message is written out by hand.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from auptimate_core.domain import (
     KINDS,
     check_amount,
     check_id,
+    check_text,
     check_timestamp,
     from_micros,
     to_micros,
@@ -82,8 +83,23 @@ def test_transaction_bounds_that_pass() -> None:
     assert _tx(timestamp=datetime(1969, 12, 31, tzinfo=UTC)).timestamp.year == 1969
     assert check_amount(7) == Decimal(7)
     assert check_id("x", "ok") == "ok"
+    assert check_text("name", "Ada \u00e9") == "Ada \u00e9"
+    assert check_text("name", "") == ""
     moment = datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-3)))
     assert check_timestamp(moment) is moment
+
+
+class _NoOffset(tzinfo):
+    """A time zone that does not know its offset: an aware-looking but naive time."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+
+def test_a_time_zone_without_an_offset_is_naive() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _tx(timestamp=datetime(2026, 1, 1, tzinfo=_NoOffset()))
+    assert str(caught.value) == "timestamp: must be timezone-aware (naive datetimes are ambiguous)"
 
 
 def test_event_times_in_microseconds_around_1970() -> None:
