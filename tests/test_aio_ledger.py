@@ -36,7 +36,7 @@ from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from auptimate_core.errors import InvalidURL, LedgerValidationError
 from auptimate_core.pools import Change
 from auptimate_core.testing.ledger_contract import START, LedgerContract
-from tests.test_ledger_sql import RawSql
+from tests.test_ledger_sql import RawSql, fresh_schema
 
 D = Decimal
 T = TypeVar("T")
@@ -254,8 +254,8 @@ STORAGES = ["memory", "sqlite-memory", "sqlite-file",
 
 def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     if kind == "postgres":
-        return (request.getfixturevalue("postgres_url"),
-                {"schema": f"s_{uuid.uuid4().hex[:12]}"})
+        url, schema = fresh_schema(request, "postgres")
+        return url, {"schema": schema}
     return {"memory": ("memory://", {}), "sqlite-memory": ("sqlite+aiosqlite://", {}),
             "sqlite-file": (f"sqlite+aiosqlite:///{tmp_path}/story.db", {})}[kind]
 
@@ -470,15 +470,12 @@ async def _follow_another_process(url: str, options: dict[str, Any], sync_url: s
 
 
 @pytest.mark.postgres
-def test_follow_sees_what_another_process_commits(tmp_path: Path, postgres_url: str) -> None:
+def test_follow_sees_what_another_process_commits(tmp_path: Path,
+                                                  request: pytest.FixtureRequest) -> None:
     path = tmp_path / "followed.db"
     asyncio.run(_follow_another_process(f"sqlite+aiosqlite:///{path}", {}, f"sqlite:///{path}"))
-    schema = f"f_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_follow_another_process(postgres_url, {"schema": schema}, postgres_url))
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    engine.dispose()
+    url, schema = fresh_schema(request, "postgres")
+    asyncio.run(_follow_another_process(url, {"schema": schema}, url))
 
 
 def test_followers_share_one_wake_up_and_stop_it_when_done() -> None:

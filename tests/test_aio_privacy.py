@@ -6,7 +6,6 @@ refuses carry the driver's error only as the sync ledger does (a scrubbed
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from auptimate_core.aio.sql import SqlStorage
 from auptimate_core.backends.sql.feed import channel_of
 from auptimate_core.backends.sql.session import DriverError
 from auptimate_core.testing.servers import free_port
+from tests.test_ledger_sql import fresh_schema
 from tests.test_privacy import EMAIL, NAME, PASSWORD, assert_clean, chain, texts_of
 
 pytestmark = pytest.mark.postgres
@@ -46,8 +46,8 @@ def test_an_unreachable_server() -> None:
     asyncio.run(main())
 
 
-def test_a_failing_insert(postgres_url: str) -> None:
-    schema = f"aprivacy_{uuid.uuid4().hex[:10]}"
+def test_a_failing_insert(request: pytest.FixtureRequest) -> None:
+    postgres_url, schema = fresh_schema(request, "postgres")
 
     async def main() -> None:
         async with AsyncPoolLedger(SqlStorage.from_url(postgres_url, schema=schema)) as ledger:
@@ -59,16 +59,14 @@ def test_a_failing_insert(postgres_url: str) -> None:
                 await ledger.register_investor(Investor("grace", NAME, EMAIL))
             assert "refuse" in str(caught.value)
             assert_scrubbed(caught.value)
-            async with ledger.storage.engine.begin() as conn:  # type: ignore[attr-defined]
-                await conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
     asyncio.run(main())
 
 
-def test_a_cut_listening_connection(postgres_url: str) -> None:
+def test_a_cut_listening_connection(request: pytest.FixtureRequest) -> None:
     """A follower whose LISTEN connection the server ends raises StoreUnavailable, the
     driver's error scrubbed."""
-    schema = f"aprivacy_{uuid.uuid4().hex[:10]}"
+    postgres_url, schema = fresh_schema(request, "postgres")
 
     async def main() -> None:
         async with AsyncPoolLedger(SqlStorage.from_url(postgres_url, schema=schema)) as ledger:
@@ -89,7 +87,5 @@ def test_a_cut_listening_connection(postgres_url: str) -> None:
                 await asyncio.wait_for(reading, 30)
             assert_scrubbed(caught.value)
             await follower.aclose()  # type: ignore[attr-defined]
-            async with engine.begin() as conn:
-                await conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
     asyncio.run(main())

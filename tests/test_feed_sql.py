@@ -9,7 +9,6 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,37 +19,15 @@ import sqlalchemy as sa
 
 from auptimate_core import Change, Invested, Investor, Pool, PoolLedger, ValidationError
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
+from tests.test_ledger_sql import SERVERS, drop_schemas, fresh_schema
 
 D = Decimal
 
 
-@pytest.fixture
-def pg_schema(postgres_url: str) -> Iterator[str]:
-    schema = f"f_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    engine.dispose()
-
-
-@pytest.fixture
-def my_schema(mariadb_url: str) -> Iterator[str]:
-    schema = f"f_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = sa.create_engine(mariadb_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {schema}"))
-    engine.dispose()
-
-
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def server(request: pytest.FixtureRequest) -> tuple[str, str]:
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     """A fresh schema on a real server: (url, schema)."""
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_url"), request.getfixturevalue("pg_schema")
-    return request.getfixturevalue("mariadb_url"), request.getfixturevalue("my_schema")
+    return fresh_schema(request, request.param)
 
 
 class SleepyClock:
@@ -240,22 +217,14 @@ def test_processes_opening_a_fresh_sqlite_file_at_once(tmp_path: Path) -> None:
 def test_processes_opening_a_fresh_mariadb_database_at_once(mariadb_url: str) -> None:
     schemas: list[str | None] = [f"o_{uuid.uuid4().hex[:12]}" for _ in range(ROUNDS)]
     _race_to_open([mariadb_url] * ROUNDS, schemas)
-    engine = sa.create_engine(mariadb_url)
-    with engine.begin() as conn:
-        for schema in schemas:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {schema}"))
-    engine.dispose()
+    drop_schemas(mariadb_url, schemas)
 
 
 @pytest.mark.postgres
 def test_processes_opening_a_fresh_postgres_schema_at_once(postgres_url: str) -> None:
     schemas: list[str | None] = [f"o_{uuid.uuid4().hex[:12]}" for _ in range(ROUNDS)]
     _race_to_open([postgres_url] * ROUNDS, schemas)
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        for schema in schemas:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    engine.dispose()
+    drop_schemas(postgres_url, schemas)
 
 
 # -- identity -----------------------------------------------------------------------------------
@@ -278,17 +247,11 @@ def test_a_reopened_database_keeps_its_identity_and_cursors(tmp_path: Path) -> N
     elsewhere.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+@pytest.fixture(params=["sqlite", *SERVERS])
+def ledger_url(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """A fresh SQLite file, or a fresh PostgreSQL schema or MariaDB database: (url, options)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'atomic.db'}", {}
-    if request.param == "mariadb":
-        return (request.getfixturevalue("mariadb_url"),
-                {"schema": request.getfixturevalue("my_schema")})
-    return (request.getfixturevalue("postgres_url"),
-            {"schema": request.getfixturevalue("pg_schema")})
+    url, schema = fresh_schema(request, request.param)
+    return url, {} if schema is None else {"schema": schema}
 
 
 def test_the_feed_is_written_with_the_change_or_not_at_all(

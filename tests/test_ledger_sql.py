@@ -8,10 +8,10 @@ import multiprocessing
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import sqlalchemy as sa
@@ -148,34 +148,59 @@ def _writer(url: str, schema: str, worker: int, start: Any) -> None:
     ledger.close()
 
 
-@pytest.fixture
-def pg_schema(postgres_url: str) -> Iterator[str]:
-    schema = f"c_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = sa.create_engine(postgres_url)
+def drop_schemas(url: str, schemas: Iterable[str | None]) -> None:
+    """Drop each of ``schemas`` (a database on MySQL and MariaDB) on ``url``'s server, with
+    all it holds; None stands for no schema."""
+    engine = sa.create_engine(url)
+    drop = ("DROP DATABASE IF EXISTS {}" if engine.dialect.name in ("mysql", "mariadb")
+            else "DROP SCHEMA IF EXISTS {} CASCADE")
     with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        for schema in schemas:
+            if schema is not None:
+                conn.execute(sa.text(drop.format(schema)))
     engine.dispose()
 
 
+SERVERS: Final = [pytest.param("postgres", marks=pytest.mark.postgres),
+                  pytest.param("mariadb", marks=pytest.mark.mariadb)]
+"""The real servers a fixture's ``params`` name for :func:`fresh_schema`."""
+
+
+def fresh_schema(request: pytest.FixtureRequest, where: str) -> tuple[str, str | None]:
+    """``(url, schema)`` for one test: a fresh SQLite file (no schema) for ``"sqlite"``, a new
+    PostgreSQL schema for ``"postgres"`` or MariaDB database for ``"mariadb"``, dropped when
+    the test is done (the SQL ledger's, feed's and async ledger's fixtures)."""
+    if where == "sqlite":
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        return f"sqlite:///{tmp_path / 'fresh.db'}", None
+    url: str = request.getfixturevalue("postgres_url" if where == "postgres" else "mariadb_url")
+    schema = f"c_{uuid.uuid4().hex[:12]}"
+    request.addfinalizer(lambda: drop_schemas(url, [schema]))
+    return url, schema
+
+
+def _schema(request: pytest.FixtureRequest, where: str) -> str:
+    schema = fresh_schema(request, where)[1]
+    assert schema is not None
+    return schema
+
+
 @pytest.fixture
-def my_schema(mariadb_url: str) -> Iterator[str]:
+def pg_schema(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL schema for one test, dropped afterwards."""
+    return _schema(request, "postgres")
+
+
+@pytest.fixture
+def my_schema(request: pytest.FixtureRequest) -> str:
     """A MariaDB database (MySQL's schema) for one test, dropped afterwards."""
-    schema = f"c_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = sa.create_engine(mariadb_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {schema}"))
-    engine.dispose()
+    return _schema(request, "mariadb")
 
 
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def server(request: pytest.FixtureRequest) -> tuple[str, str]:
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     """A fresh schema on a real server: (url, schema)."""
-    if request.param == "postgres":
-        return request.getfixturevalue("postgres_url"), request.getfixturevalue("pg_schema")
-    return request.getfixturevalue("mariadb_url"), request.getfixturevalue("my_schema")
+    return fresh_schema(request, request.param)
 
 
 def test_processes_writing_to_one_pool_never_lose_an_update(server: tuple[str, str]) -> None:
@@ -256,19 +281,11 @@ def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhi
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+@pytest.fixture(params=["sqlite", *SERVERS])
+def database(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     """A fresh SQLite file, or a PostgreSQL schema or MariaDB database dropped afterwards:
     (url, schema)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}", None
-        return
-    if request.param == "mariadb":
-        yield request.getfixturevalue("mariadb_url"), request.getfixturevalue("my_schema")
-        return
-    url = request.getfixturevalue("postgres_url")
-    yield url, request.getfixturevalue("pg_schema")
+    return fresh_schema(request, request.param)
 
 
 def test_a_head_that_moved_under_a_write_is_retried_then_refused(
