@@ -110,6 +110,7 @@ class TestColumnarWindowStore(WindowStoreContract):
 def small(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Compactions (events, ids, keys) from a few dozen entries on."""
     monkeypatch.setattr(columnar, "_MIN_COMPACT", 64)
+    monkeypatch.setattr(columnar, "_MIN_EVENTS", 64)
     monkeypatch.setattr(idlog, "_SMALL_CHUNK", 16)
     yield
 

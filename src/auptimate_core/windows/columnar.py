@@ -63,10 +63,11 @@ event (``NEW`` events only: ``FUTURE`` ones move nothing), not by the length of 
   (every window edge is a binary search of the array and every batch a merge into it, so a
   shorter array pays for the more frequent ``O(N)`` compactions), and, at most once per
   ``keep`` of the store's time, when a key has gone quiet; ids are forgotten once the log has
-  tripled, and keys dropped then or, at most once per half dedup horizon, when one has been
   idle for the whole horizon. So the log holds at most three times the ids still counted, and
-  an idle key is dropped within about one and a half dedup horizons. Stores under 65,536
-  events (ids and keys) are compacted on growth only.
+  an idle key is dropped within about one and a half dedup horizons. Under 4,096 held events,
+  and under 65,536 ids and keys, a store is compacted on growth only. (Held events are
+  compacted early because every window edge is a search of them and every round a merge into
+  them; ids are only appended and probed through their filter.)
 
 Time origin. Relative times have 41 bits (about 25 days). ``base`` starts 2**40 microseconds
 (about 12.7 days) before the first event that is not ``FUTURE`` and moves forward when such an
@@ -116,7 +117,8 @@ Flags = npt.NDArray[np.bool_]
 MAX_KEEP = 1 << 40  # how far before the newest event the base may lie, at least
 MAX_TIME = 1 << 60  # event times, not_after and the dedup horizon lie within this of 0
 _STATUS = (Status.NEW, Status.DUPLICATE, Status.LATE, Status.FUTURE)
-_MIN_COMPACT = 1 << 16
+_MIN_COMPACT = 1 << 16  # ids and keys
+_MIN_EVENTS = 1 << 12  # held events
 
 __all__ = ["CODE_LIMIT", "MAX_KEEP", "MAX_TIME", "SPAN", "TIME_BITS", "ColumnarWindows"]
 
@@ -145,7 +147,7 @@ class ColumnarWindows:
         self.base: int | None = None  # the time origin of the held composites
         self._ids = IdLog()  # event ids, each with its key's code and the time recorded at
         self._keep = 0  # the longest keep asked for
-        self._compact_at = _MIN_COMPACT
+        self._compact_at = _MIN_EVENTS
         self._id_limit = _MIN_COMPACT
         self._events_due = NEVER  # newest event time at which events are compacted anyway
         self._ids_due = NEVER  # newest event time at which ids and keys are compacted anyway
@@ -414,7 +416,7 @@ class ColumnarWindows:
         n = len(self.keys)
         if len(self.held) > self._compact_at:
             self._compact_events(newest)
-        elif newest >= self._events_due and len(self.held) >= _MIN_COMPACT:
+        elif newest >= self._events_due and len(self.held) >= _MIN_EVENTS:
             last = self.keys.newest[:n]
             if bool(np.any((last <= newest - self._keep) & (last > self.keys.floor[:n]))):
                 self._compact_events(newest)
@@ -449,7 +451,7 @@ class ColumnarWindows:
         code = self.held.codes()
         edge = np.maximum(self.keys.newest[code] - keep, self.keys.floor[code]) - self.base
         self.held.keep_only((self.held.comp & MASK) > edge)
-        self._compact_at = max(3 * len(self.held) // 2, _MIN_COMPACT)
+        self._compact_at = max(3 * len(self.held) // 2, _MIN_EVENTS)
         self._events_due = newest + max(keep, 1)
 
     def _forget(self, newest: int) -> None:
@@ -468,6 +470,9 @@ class ColumnarWindows:
             remap = self.keys.drop(gone)
             self.held.recode(~gone, remap)
             self._ids.recode(remap)
+            # The events of the keys dropped are gone too: grown by half is counted from
+            # what is left (never later than it was due).
+            self._compact_at = min(self._compact_at, max(3 * len(self.held) // 2, _MIN_EVENTS))
         self._id_limit = max(3 * len(self._ids), _MIN_COMPACT)
         self._ids_due = newest + max(memory // 2, 1)
 
