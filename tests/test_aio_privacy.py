@@ -1,7 +1,7 @@
 """No parameters nor personal data in the exception chains of the asyncio SQL ledger: a server
 that cannot be reached, one whose listening connection is cut, and an insert the database
 refuses carry the driver's error only as the sync ledger does (a scrubbed
-:class:`~auptimate_core.backends.sql.session.DriverError`, never the driver's own)."""
+:class:`~auptimate_core.backends.sql.driver_errors.DriverError`, never the driver's own)."""
 
 from __future__ import annotations
 
@@ -13,24 +13,11 @@ import sqlalchemy as sa
 from auptimate_core import Investor, LedgerError, StoreUnavailable
 from auptimate_core.aio import AsyncPoolLedger
 from auptimate_core.aio.sql import SqlStorage
-from auptimate_core.backends.sql.feed import channel_of
-from auptimate_core.backends.sql.session import DriverError
 from auptimate_core.testing.servers import free_port
-from tests.test_ledger_sql import fresh_schema
-from tests.test_privacy import EMAIL, NAME, PASSWORD, assert_clean, chain, texts_of
+from tests.test_ledger_sql import assert_scrubbed, fresh_schema, listening_pid
+from tests.test_privacy import EMAIL, NAME, PASSWORD
 
 pytestmark = pytest.mark.postgres
-
-
-def assert_scrubbed(error: BaseException) -> None:
-    """Every driver error in ``error``'s chain is the scrubbed one, its parameters hidden."""
-    links = list(chain(error))
-    wrapped = [link for link in links if isinstance(link, sa.exc.DBAPIError)]
-    assert wrapped, "the database's error is still said"
-    for link in wrapped:
-        assert link.params is None and isinstance(link.orig, DriverError), repr(link)
-    assert not [link for link in links if type(link).__module__.startswith("psycopg")]
-    assert_clean(texts_of(error))
 
 
 def test_an_unreachable_server() -> None:
@@ -73,16 +60,8 @@ def test_a_cut_listening_connection(request: pytest.FixtureRequest) -> None:
             follower = ledger.follow()
             assert [type(c.event).__name__ async for c in ledger.follow(timeout=0)] == []
             reading = asyncio.ensure_future(anext(follower))
-            engine = ledger.storage.engine  # type: ignore[attr-defined]
-            listening = f'LISTEN "{channel_of(ledger.storage.repository.identity)}"'
-            for _ in range(500):  # a transaction each: pg_stat_activity is one snapshot in one
-                async with engine.begin() as conn:
-                    cut = (await conn.execute(sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE query = :listening"), {"listening": listening})).all()
-                if cut:
-                    break
-                await asyncio.sleep(0.01)
+            identity = ledger.storage.repository.identity
+            await asyncio.to_thread(listening_pid, postgres_url, identity, True)
             with pytest.raises(StoreUnavailable, match="listening") as caught:
                 await asyncio.wait_for(reading, 30)
             assert_scrubbed(caught.value)

@@ -17,9 +17,23 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from auptimate_core import Change, Invested, Investor, Pool, PoolLedger, ValidationError
+from auptimate_core import (
+    Change,
+    Invested,
+    Investor,
+    Pool,
+    PoolLedger,
+    StoreUnavailable,
+    ValidationError,
+)
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
-from tests.test_ledger_sql import SERVERS, drop_schemas, fresh_schema
+from tests.test_ledger_sql import (
+    SERVERS,
+    assert_scrubbed,
+    drop_schemas,
+    fresh_schema,
+    listening_pid,
+)
 
 D = Decimal
 
@@ -171,6 +185,31 @@ def test_follow_sees_the_commits_of_another_process_on_a_server(
     # PostgreSQL wakes the follower with LISTEN/NOTIFY; MariaDB has neither: it polls.
     url, schema = server
     _follow_a_writer_process(url, {"schema": schema})
+
+
+@pytest.mark.postgres
+def test_a_follower_whose_listening_connection_is_cut_is_store_unavailable(
+        request: pytest.FixtureRequest) -> None:
+    """The server ends the follower's LISTEN connection: StoreUnavailable, the driver's error
+    scrubbed (as on the async ledger: tests/test_aio_privacy.py)."""
+    url, schema = fresh_schema(request, "postgres")
+    ledger = PoolLedger.from_url(url, schema=schema)
+    failures: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            for _ in ledger.follow(timeout=60):
+                pass
+        except StoreUnavailable as error:
+            failures.append(error)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    listening_pid(url, ledger.repository.identity, terminate=True)
+    follower.join(60)
+    assert len(failures) == 1 and "listening" in str(failures[0])
+    assert_scrubbed(failures[0])
+    ledger.close()
 
 
 # -- many processes opening a fresh database at once ------------------------------------------

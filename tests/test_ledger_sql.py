@@ -24,6 +24,8 @@ from auptimate_core import (
     PoolLedger,
     StoreUnavailable,
 )
+from auptimate_core.backends.sql.driver_errors import DriverError
+from auptimate_core.backends.sql.feed import channel_of
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from auptimate_core.pools import AuditChain, LedgerSession, PoolRecord
 from auptimate_core.pools.position import Amounts
@@ -33,6 +35,7 @@ from auptimate_core.testing.ledger.harness import START
 from auptimate_core.testing.ledger.money import MoneyScenarios
 from auptimate_core.testing.ledger_contract import LedgerContract
 from auptimate_core.testing.servers import free_port
+from tests.test_privacy import assert_clean, chain, texts_of
 
 D = Decimal
 
@@ -159,6 +162,39 @@ def drop_schemas(url: str, schemas: Iterable[str | None]) -> None:
             if schema is not None:
                 conn.execute(sa.text(drop.format(schema)))
     engine.dispose()
+
+
+def assert_scrubbed(error: BaseException) -> None:
+    """Every driver error in ``error``'s chain is the scrubbed one (parameters hidden, its
+    ``orig`` a DriverError), none is the driver's own, and no personal data is in its texts."""
+    links = list(chain(error))
+    wrapped = [link for link in links if isinstance(link, sa.exc.DBAPIError)]
+    assert wrapped, "the database's error is still said"
+    for link in wrapped:
+        assert link.params is None and isinstance(link.orig, DriverError), repr(link)
+    assert not [link for link in links if type(link).__module__.startswith("psycopg")]
+    assert_clean(texts_of(error))
+
+
+def listening_pid(url: str, identity: str, terminate: bool = False) -> int:
+    """The server process of the connection listening for the changes of the ledger
+    ``identity`` (waited for, up to 10 s), ended first with ``terminate``."""
+    engine = sa.create_engine(url)
+    query = sa.text("SELECT pid, CASE WHEN :end THEN pg_terminate_backend(pid) END "
+                    "FROM pg_stat_activity WHERE query = :listening")
+    listening = f'LISTEN "{channel_of(identity)}"'
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            # A transaction each time: pg_stat_activity is one snapshot in a transaction.
+            with engine.begin() as conn:
+                found = conn.execute(query, {"end": terminate, "listening": listening}).first()
+            if found is not None:
+                return int(found.pid)
+            time.sleep(0.01)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"nothing listens on {listening}")
 
 
 SERVERS: Final = [pytest.param("postgres", marks=pytest.mark.postgres),
@@ -335,8 +371,9 @@ def test_a_head_that_moved_under_a_write_is_retried_then_refused(
 
 def test_an_unreachable_server_is_store_unavailable() -> None:
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
-    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+    with pytest.raises(StoreUnavailable, match="cannot be reached") as caught:
         PoolLedger.from_url(url)
+    assert_scrubbed(caught.value)
 
 
 @pytest.mark.postgres
@@ -366,9 +403,7 @@ def test_a_read_on_a_pooled_connection_the_driver_knows_dead_is_store_unavailabl
     pooled.close()
     with pytest.raises(StoreUnavailable, match="cannot be reached") as caught:
         ledger.pool("p")
-    cause = caught.value.__cause__
-    assert isinstance(cause, sa.exc.DBAPIError) and type(cause.orig).__name__ == "DriverError"
-    assert caught.value.__context__ is None
+    assert_scrubbed(caught.value)
     assert ledger.pool("p") == Pool("p", "m")
     ledger.close()
 

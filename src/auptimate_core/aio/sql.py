@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import LedgerError, MissingExtra, StoreUnavailable, ValidationError
+from ..errors import LedgerError, MissingExtra, ValidationError
 from ..pools.changes import FeedWatch
 from ..pools.repository import LedgerRepository, LedgerSession
 from .greenlets import Serial, run_sync, wait
@@ -42,10 +42,10 @@ try:
     from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
     from sqlalchemy.pool import StaticPool
 
+    from ..backends.sql.driver_errors import bare, driver_error
     from ..backends.sql.engines import ASYNC_DRIVERS, new_engine
-    from ..backends.sql.feed import channel_of
-    from ..backends.sql.ledger import SqlLedgerRepository, library_error
-    from ..backends.sql.session import describe, driver_error
+    from ..backends.sql.feed import channel_of, listening_connection, lost_listening
+    from ..backends.sql.ledger import SqlLedgerRepository
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra(error.name or "sqlalchemy", "aio") from error
 
@@ -165,18 +165,8 @@ class SqlStorage:
         import psycopg
 
         channel = channel_of(self._repository.identity)
-        # The library's errors are raised outside the excepts, from the driver's errors
-        # scrubbed (as the sync repository raises them): no parameters in the chain.
+        conn: Any = await run_sync(listening_connection, self.engine.sync_engine)
         failed: sa.exc.DBAPIError | None = None
-        try:
-            proxied = await self.engine.raw_connection()
-        except sa.exc.DBAPIError as error:
-            failed = error
-        if failed is not None:
-            raise library_error(failed) from driver_error(failed)
-        conn: Any = proxied.driver_connection
-        proxied.detach()  # this connection leaves the pool: it is closed, not returned
-        lost: psycopg.Error | None = None
         try:
             await conn.set_autocommit(True)
             await conn.execute(f'LISTEN "{channel}"')
@@ -184,13 +174,11 @@ class SqlStorage:
             async for _ in conn.notifies():
                 wake()
         except psycopg.Error as error:
-            lost = error
+            failed = bare(error)
         finally:
             await conn.close()
-        if lost is not None:
-            wrapped = sa.exc.OperationalError(None, None, lost, connection_invalidated=True)
-            raise StoreUnavailable("lost the connection listening for ledger changes: "
-                                   f"{describe(wrapped)}") from driver_error(wrapped)
+        if failed is not None:  # raised here: the driver's error is not its context
+            raise lost_listening(failed) from driver_error(failed)
 
     async def aclose(self) -> None:
         """Let the writes under way finish, then dispose of the engine if it is this

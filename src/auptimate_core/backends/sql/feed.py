@@ -60,6 +60,7 @@ from ...domain import from_micros
 from ...errors import StoreUnavailable
 from ...pools.changes import Recorded
 from ...pools.events import LedgerEvent, PoolEvent
+from .driver_errors import bare, describe, driver_error
 
 try:
     import sqlalchemy as sa
@@ -192,29 +193,52 @@ class PollingWatch:
         pass
 
 
+def listening_connection(engine: Engine) -> Any:
+    """A driver connection of ``engine`` taken out of its pool for ``LISTEN`` (its user closes
+    it). A server that cannot be reached is :class:`StoreUnavailable`, from the driver's error
+    scrubbed (:mod:`~auptimate_core.backends.sql.driver_errors`)."""
+    failed: sa.exc.DBAPIError | None = None
+    try:
+        proxied = engine.raw_connection()
+    except sa.exc.DBAPIError as error:
+        failed = error
+    if failed is not None:
+        raise StoreUnavailable(f"the ledger database cannot be reached: "
+                               f"{describe(failed)}") from driver_error(failed)
+    conn = proxied.driver_connection
+    proxied.detach()  # this connection leaves the pool: it is closed, not returned
+    return conn
+
+
+def lost_listening(error: sa.exc.DBAPIError) -> StoreUnavailable:
+    """The error of a follower whose listening connection failed with ``error`` (see
+    :func:`~auptimate_core.backends.sql.driver_errors.bare`): raise it outside the ``except``,
+    ``from driver_error(error)``."""
+    return StoreUnavailable(f"lost the connection listening for ledger changes: "
+                            f"{describe(error)}")
+
+
 class ListenWatch:
     """A follower's wake-up by PostgreSQL ``LISTEN`` on its own connection (out of the pool)."""
 
     def __init__(self, engine: Engine, channel: str) -> None:
         import psycopg
 
-        self._errors: tuple[type[BaseException], ...] = (psycopg.Error,)
-        try:
-            proxied = engine.raw_connection()
-        except sa.exc.DBAPIError as error:
-            raise StoreUnavailable(
-                f"the ledger database cannot be reached: {error.orig}") from error
-        conn: Any = proxied.driver_connection
-        proxied.detach()  # this connection leaves the pool: it is closed, not returned
-        self._conn = conn
+        self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
+        conn = self._conn = listening_connection(engine)
+        failed: sa.exc.DBAPIError | None = None
         try:
             conn.autocommit = True
             conn.execute(f'LISTEN "{channel}"')
         except psycopg.Error as error:
             conn.close()
-            raise StoreUnavailable(f"cannot listen for ledger changes: {error}") from error
+            failed = bare(error)
+        if failed is not None:
+            raise StoreUnavailable(f"cannot listen for ledger changes: "
+                                   f"{describe(failed)}") from driver_error(failed)
 
     def wait(self, after: int, timeout: float) -> None:
+        failed: sa.exc.DBAPIError | None = None
         try:
             woken = any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
             if woken:
@@ -222,8 +246,9 @@ class ListenWatch:
                 for _ in self._conn.notifies(timeout=0):
                     pass
         except self._errors as error:
-            raise StoreUnavailable(f"lost the connection listening for ledger changes: "
-                                   f"{error}") from error
+            failed = bare(error)
+        if failed is not None:
+            raise lost_listening(failed) from driver_error(failed)
 
     def close(self) -> None:
         self._conn.close()

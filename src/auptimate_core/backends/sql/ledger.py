@@ -37,7 +37,7 @@ Driver errors never leak: a server that cannot be reached is
 :class:`~auptimate_core.errors.StoreUnavailable`, any other database failure a
 :class:`~auptimate_core.errors.LedgerError` whose cause is the driver's error
 without its parameters (nor the row a PostgreSQL ``DETAIL`` quotes: see
-:func:`~auptimate_core.backends.sql.session.driver_error`).
+:func:`~auptimate_core.backends.sql.driver_errors.driver_error`).
 
 >>> from auptimate_core import PoolLedger, Pool
 >>> ledger = PoolLedger.from_url("sqlite://")
@@ -64,8 +64,9 @@ from ...pools.changes import FeedWatch
 from ...pools.repository import LedgerSession
 from . import feed as changes_feed
 from . import mysql as mysql_sql
+from .driver_errors import bare, describe, driver_error
 from .engines import SYNC_DRIVERS, new_engine
-from .session import HeadMoved, SqlSession, describe, driver_error
+from .session import HeadMoved, SqlSession
 from .statements import Statements
 from .tables import LedgerTables, ledger_tables
 
@@ -284,8 +285,7 @@ class SqlLedgerRepository:
             conn.execution_options(isolation_level="REPEATABLE READ")
         except self._statements.driver_error as error:
             conn.invalidate()
-            raise sa.exc.OperationalError(None, None, error,
-                                          connection_invalidated=True) from None
+            raise bare(error) from None
 
     def _run(self, body: Callable[[LedgerSession], T], write: bool,
              on_commit: Callable[[T], object] | None) -> T:

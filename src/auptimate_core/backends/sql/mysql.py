@@ -52,8 +52,9 @@ from ...pools.position import Amounts
 from ...pools.repository import MemberRead, PoolRecord, Receipt
 from ...urls import redact
 from . import feed as changes_feed
+from .driver_errors import describe
 from .mysql_tables import ID_LENGTH, NAMES, fit_tables
-from .session import SqlSession, describe
+from .session import SqlSession
 from .statements import Statements
 from .tables import TOTALS, LedgerTables
 

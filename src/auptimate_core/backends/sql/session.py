@@ -26,6 +26,7 @@ from ...pools.repository import RANKED, BatchRead, MemberRead, PoolRecord, Recei
 from ...ranking import InvestorRank
 from ...store import from_units, to_units
 from . import feed as changes_feed
+from .driver_errors import DriverError, describe, driver_error
 from .ranking import TransactionsTable, top_investors_sql
 from .statements import ENTRY_COLUMNS, RECEIPT_COLUMNS, Statements
 from .tables import SCALE, TOTALS, LedgerTables
@@ -46,35 +47,6 @@ __all__ = ["DriverError", "HeadMoved", "SqlSession", "describe", "driver_error"]
 
 class HeadMoved(Exception):
     """A pool's head moved between reading and writing it: run the unit of work again."""
-
-
-class DriverError(Exception):
-    """A database driver's error as the ledger passes it on (the ``orig`` of the cause of its
-    :class:`~auptimate_core.errors.LedgerError`): the driver's error class, its SQLSTATE and
-    the first line of its message, never the statement's parameters nor the row it concerned
-    (PostgreSQL's ``DETAIL`` lines can quote a whole row, a name and an e-mail with it)."""
-
-
-def describe(error: sa.exc.DBAPIError) -> str:
-    """``error`` as :class:`DriverError` shows it: ``UniqueViolation [23505]: duplicate key
-    value violates unique constraint "..."``."""
-    orig = error.orig
-    if orig is None:
-        return type(error).__name__
-    state = getattr(orig, "sqlstate", None)
-    lines = str(orig).strip().splitlines()
-    first = lines[0] if lines else ""
-    return f"{type(orig).__name__}{f' [{state}]' if state else ''}: {first}"
-
-
-def driver_error(error: sa.exc.DBAPIError) -> sa.exc.DBAPIError:
-    """``error`` without its parameters, to chain in its place (the library's error is raised
-    outside the ``except`` that caught ``error``, so that it is not the context either): the
-    same SQLAlchemy class and statement, parameters hidden, its ``orig`` a
-    :class:`DriverError`."""
-    return type(error)(error.statement, None, DriverError(describe(error)),
-                       hide_parameters=True,
-                       connection_invalidated=error.connection_invalidated, code=error.code)
 
 
 def amount_of(units: int, currency: str | None) -> Decimal:
