@@ -69,6 +69,20 @@ def _untimed(operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any)
 _ALERT_ORDER = itemgetter(0, 1)  # a pending alert's (transaction index, rule order)
 
 
+_Watch = tuple[RuleSlot, AbstractSet[str], bool, bool, int, int, int, int, int]
+
+
+def _watching(slot: RuleSlot, firing: AbstractSet[str]) -> _Watch:
+    """What process() reads of a window rule, flat: its slot, the live set of pools it fires
+    for, whether it reads totals (else counts), whether it is linear on two values, and then
+    (floor, a, b, the places of its two values in the answer), zeros when it is not."""
+    if slot.linear is None:
+        return (slot, firing, slot.uses_totals, False, 0, 0, 0, 0, 0)
+    floor, a, b = slot.linear
+    c0, c1 = slot.columns
+    return (slot, firing, slot.uses_totals, True, floor, a, b, c0, c1)
+
+
 class _Unfinished:
     """A batch whose call failed: the name it was decided under, and the alerts its sinks
     already received."""
@@ -213,25 +227,22 @@ class AlertEngine:
                                          if isinstance(rule, WindowRule)])
         self._intervals = self._windows.intervals
         self._totals = self._windows.totals
-        # Each transaction rule with, for a ThresholdRule, itself again: its limit is then
-        # compared inline and check() called only on a transaction over it.
-        self._tx_fast: list[tuple[TransactionRule, ThresholdRule | None]] = [
-            (rule, rule if type(rule) is ThresholdRule else None) for rule, _ in self._tx_rules]
+        # Each transaction rule with, for a ThresholdRule, its limit and its limits per pool
+        # (None when it has none): compared inline, check() called only on a transaction over
+        # it. Other rules: (rule, None, None), checked on every transaction.
+        self._tx_fast: list[tuple[TransactionRule, Decimal | None, dict[str, Decimal] | None]] = [
+            (rule, rule.limit, rule.per_pool or None) if type(rule) is ThresholdRule
+            else (rule, None, None) for rule, _ in self._tx_rules]
         # A store that answers one event as plain values and shows its firing keys live (the
         # stores of this process) gets process() on a path of its own: no batch built, and
         # no call to the lifecycle unless a rule's state may change.
         self._event: Callable[..., EventAnswer] | None = None
-        # Per window rule: its slot, the live set of pools it fires for, and for a linear
-        # rule on two values (floor, a, b, which answer it reads: 1 totals or 0 counts, and
-        # the places of its two values there), else None.
-        self._watch: list[tuple[RuleSlot, AbstractSet[str], tuple[int, ...] | None]] = []
+        # Per window rule: see _watching.
+        self._watch: list[_Watch] = []
         if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
             self._event = store.observe_event
-            self._watch = [
-                (slot, store.firing_view(slot.rule.name),
-                 (*slot.linear, int(slot.uses_totals), *slot.columns)
-                 if slot.linear is not None else None)
-                for slot in self._windows.slots]
+            self._watch = [_watching(slot, store.firing_view(slot.rule.name))
+                           for slot in self._windows.slots]
         self._stats_lock = threading.Lock()
         self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
@@ -287,24 +298,22 @@ class AlertEngine:
                     if status is _DUPLICATE:
                         return []
                 alerts: list[Alert] = []
-                for rule, threshold in self._tx_fast:
-                    if threshold is not None and tx.amount <= (
-                            threshold.per_pool.get(pool, threshold.limit) if threshold.per_pool
-                            else threshold.limit):
+                amount = tx.amount
+                for rule, limit, per_pool in self._tx_fast:
+                    if limit is not None and amount <= (
+                            per_pool.get(pool, limit) if per_pool is not None else limit):
                         continue
                     alert = rule.check(tx)
                     if alert is not None:
                         alerts.append(alert)
-                if status is _NEW and self._watch:
+                if status is _NEW:
                     found = None
-                    for slot, firing, linear in self._watch:
-                        if linear is not None:
-                            floor, a, b, use_totals, c0, c1 = linear
-                            values = totals if use_totals else counts
+                    for slot, firing, use_totals, linear, floor, a, b, c0, c1 in self._watch:
+                        values = totals if use_totals else counts
+                        if linear:
                             v0 = values[c0]
                             holds = v0 >= floor and v0 * a >= values[c1] * b
                         else:
-                            values = totals if slot.uses_totals else counts
                             holds = slot.holds([values[c] for c in slot.columns])
                         if holds is not (pool in firing):
                             # The state may change: decided below with the lifecycle's word.

@@ -23,12 +23,13 @@ Memory is bounded by the windows and the dedup horizon, not by the stream: a key
 events no interval can reach any more (older than its newest event minus the allowed lateness
 minus the longest interval asked for; the exact window trims lazily, once it holds a quarter
 more than its live events and eight more, the ring drops whole buckets as new ones open) and
-the ids recorded more than the dedup horizon before its newest event. Every 4,096 events the
-store looks at the keys that may have gone quiet, and at no other: each key is filed by the
-time it may next need a look (its newest event plus the windows' horizon if it holds more than
-a few events, else plus the time after which a quiet key is dropped, below), in buckets of an
-eighth of the windows' horizon. A look costs ``O(1)`` per key due one, and a key is due one
-about once per horizon of its own events or once it has gone quiet, not at every sweep:
+the ids recorded more than the dedup horizon before its newest event. Every 4,096 events (once
+the store's newest event has passed the time one is due) the store looks at the keys that may
+have gone quiet, and at no other: each key is filed by the time it may next need a look (its
+newest event plus the windows' horizon if it holds more than a few events, else plus the time
+after which a quiet key is dropped, below), in buckets of an eighth of the windows' horizon. A
+look costs ``O(1)`` per key due one, and a key is due one about once per horizon of its own
+events or once it has gone quiet, not at every sweep:
 
 - a key whose newest event is older than the store's newest minus the windows' horizon gives
   its events back, and its newest time moves up by that horizon, so that an event of it old
@@ -79,22 +80,25 @@ from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
 from .local import US, LocalStore
 
-_SWEEP_MIN = 4_096  # events between two looks at the keys that are due a visit
 _NEVER = -(1 << 62)
 _NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows
+_SWEEP_MIN = 4_096  # events between two sweeps, at least
+_DROPPED = 1 << 62  # the due time of a key no longer held (the sweep skips what it filed)
 _SLACK = 8  # events an exact window may hold past its live ones and a quarter more
 _SMALL = 2 * _SLACK + 2  # an exact window of at most this many events (and of that cap) is small
 _NEW = Status.NEW
+_ZEROS = (0, 0)
 
 
 class _ExactKey(ExactWindow):
     """Everything a store keeps for one key, on an exact window. ``cap``: the length its
     times may reach before the events no interval can reach are trimmed."""
 
-    __slots__ = ("cap", "due", "first", "id_limit", "ids", "last")
+    __slots__ = ("cap", "due", "first", "id_limit", "ids", "key", "last")
 
-    def __init__(self, first: int, newest: int) -> None:
+    def __init__(self, key: str, first: int, newest: int) -> None:
         super().__init__()
+        self.key = key
         self.due = _NEVER  # when the sweep is to look at it next (see MemoryWindowStore._file)
         self.cap = _SLACK
         self.ids: dict[str, int] = {}
@@ -106,10 +110,11 @@ class _ExactKey(ExactWindow):
 class _RingKey(BucketRing):
     """Everything a store keeps for one key, on a bucket ring."""
 
-    __slots__ = ("due", "first", "id_limit", "ids", "last")
+    __slots__ = ("due", "first", "id_limit", "ids", "key", "last")
 
-    def __init__(self, first: int, newest: int, width: int, span: int) -> None:
+    def __init__(self, key: str, first: int, newest: int, width: int, span: int) -> None:
         super().__init__(width, span)
+        self.key = key
         self.due = _NEVER  # when the sweep is to look at it next (see MemoryWindowStore._file)
         self.ids: dict[str, int] = {}
         self.last = newest  # the key's newest event time
@@ -193,10 +198,11 @@ class MemoryWindowStore(LocalStore):
         # observe_many has seen them (see _Shape), or (None, ...).
         self._inline: tuple[Sequence[Interval] | None, bool, int, int] = (None, False, 0, 0)
         self._newest = _NEVER
+        self._sweep_due = _NO_FIRST  # the store's newest event at which a bucket falls due
         self._since_sweep = 0
-        # The sweep's schedule (see _file): the names of the keys by the time they are due a
-        # look, in buckets of ``_slot`` microseconds, and the buckets' start times in a heap.
-        self._buckets: dict[int, list[str]] = {}
+        # The sweep's schedule (see _file): the keys by the time they are due a look, in
+        # buckets of ``_slot`` microseconds, and the buckets' start times in a heap.
+        self._buckets: dict[int, list[_Key]] = {}
         self._starts: list[int] = []
         self._slot = max(self._keep // 8, 1)
 
@@ -204,15 +210,15 @@ class MemoryWindowStore(LocalStore):
         first, newest = _NO_FIRST, _NEVER
         state: _Key
         if self._ring:
-            state = _RingKey(first, newest, self._width, self._lateness + self._reach)
+            state = _RingKey(key, first, newest, self._width, self._lateness + self._reach)
         else:
-            state = _ExactKey(first, newest)
+            state = _ExactKey(key, first, newest)
         self._keys[key] = state
-        self._file(key, state, _NEVER)
+        self._file(state, _NEVER)
         return state
 
-    def _file(self, key: str, state: _Key, due: int) -> None:
-        """Have the first sweep after the store's newest event passes ``due`` look at ``key``.
+    def _file(self, state: _Key, due: int) -> None:
+        """Have the first sweep after the store's newest event passes ``due`` look at a key.
 
         Every key is filed, and never later than it needs a look: a key dropped once quiet for
         longer than the dedup horizon (``memory``) at its newest time plus that, and one that
@@ -225,10 +231,12 @@ class MemoryWindowStore(LocalStore):
         start = due - due % self._slot
         bucket = self._buckets.get(start)
         if bucket is None:
-            self._buckets[start] = [key]
+            self._buckets[start] = [state]
             heappush(self._starts, start)
+            if start + self._slot < self._sweep_due:
+                self._sweep_due = start + self._slot
         else:
-            bucket.append(key)
+            bucket.append(state)
 
     def _widen(self, reach: int) -> None:
         """A longer interval was asked for: hold that much more from now on."""
@@ -268,53 +276,56 @@ class MemoryWindowStore(LocalStore):
         self._lock.acquire()  # not a with block: a measurable share of this path
         try:
             inline = self._inline
-            state: _ExactKey | None = (
-                self._keys.get(key) if intervals is inline[0] else None)  # type: ignore[assignment]
-            if state is not None:
+            if intervals is inline[0]:
+                state: _ExactKey | None = self._keys.get(key)  # type: ignore[assignment]
+                if state is None:  # inline shapes are only kept on exact windows
+                    state = self._new_key(key)  # type: ignore[assignment]
+                    assert state is not None
                 newest = state.last
                 ids = state.ids
                 seen = ids.get(event_id)
-                if (at < newest or (not_after is not None and at > not_after)
-                        or (seen is not None and seen > newest - self._memory)):
-                    state = None  # out of order, ahead or a duplicate: the general path
-            if state is not None:
-                ids[event_id] = at
-                if len(ids) > state.id_limit:
-                    _forget_ids(state, at - self._memory)
-                if at < state.first:
-                    state.first = at
-                state.last = at
-                if at > self._newest:
-                    self._newest = at
-                times = state._times
-                cum = state._cum
-                times.append(at)
-                cum.append(cum[-1] + amount)
-                begin = state._start
-                if len(times) - begin > state.cap:
-                    keep = self._keep
-                    state.trim(at - keep)
+                # Else out of order, ahead or a duplicate: the general path.
+                if at >= newest and (not_after is None or at <= not_after) and (
+                        seen is None or seen <= newest - self._memory):
+                    ids[event_id] = at
+                    if at < state.first:
+                        state.first = at
+                    state.last = at
+                    if at > self._newest:
+                        self._newest = at
                     times = state._times
                     cum = state._cum
+                    times.append(at)
+                    cum.append(cum[-1] + amount)
                     begin = state._start
-                    state.cap = _cap(len(times) - begin)
-                    if state.cap > _SMALL and state.due > at + keep:
-                        self._file(key, state, at + keep)
-                size = len(times)
-                _, chained, r0, r1 = inline
-                lo0 = bisect_right(times, at - r0, begin)
-                if chained:
-                    lo1 = bisect_right(times, at - r1, begin, lo0)
-                    counts = (size - lo0, lo0 - lo1)
-                    sums = (cum[size] - cum[lo0], cum[lo0] - cum[lo1]) if totals else (0, 0)
-                else:
-                    lo1 = bisect_right(times, at - r1, begin)
-                    counts = (size - lo0, size - lo1)
-                    sums = (cum[size] - cum[lo0], cum[size] - cum[lo1]) if totals else (0, 0)
-                self._since_sweep += 1
-                if self._since_sweep >= _SWEEP_MIN:
-                    self._maybe_sweep()
-                return _NEW, counts, sums, state.first
+                    if len(times) - begin > state.cap:
+                        # Ids are forgotten here too, not checked at every event: a key trims
+                        # at least once a quarter of its live events and _SLACK more.
+                        if len(ids) > state.id_limit:
+                            _forget_ids(state, at - self._memory)
+                        keep = self._keep
+                        state.trim(at - keep)
+                        times = state._times
+                        cum = state._cum
+                        begin = state._start
+                        state.cap = _cap(len(times) - begin)
+                        if state.cap > _SMALL and state.due > at + keep:
+                            self._file(state, at + keep)
+                    size = len(times)
+                    _, chained, r0, r1 = inline
+                    lo0 = bisect_right(times, at - r0, begin)
+                    if chained:
+                        lo1 = bisect_right(times, at - r1, begin, lo0)
+                        counts = (size - lo0, lo0 - lo1)
+                        sums = (cum[size] - cum[lo0], cum[lo0] - cum[lo1]) if totals else _ZEROS
+                    else:
+                        lo1 = bisect_right(times, at - r1, begin)
+                        counts = (size - lo0, size - lo1)
+                        sums = (cum[size] - cum[lo0], cum[size] - cum[lo1]) if totals else _ZEROS
+                    since = self._since_sweep = self._since_sweep + 1
+                    if since >= _SWEEP_MIN and self._newest >= self._sweep_due:
+                        self._sweep()
+                    return _NEW, counts, sums, state.first
         finally:
             self._lock.release()
         got = self.observe_many((key,), (event_id,), (at,), (amount,), intervals,
@@ -393,8 +404,6 @@ class MemoryWindowStore(LocalStore):
                     first_seen[i] = state.first if state.first != _NO_FIRST else None
                     continue
                 ids[event_id] = at
-                if len(ids) > state.id_limit:
-                    _forget_ids(state, at - memory)
                 if at < state.first:
                     state.first = at
                 if at >= newest:
@@ -410,13 +419,15 @@ class MemoryWindowStore(LocalStore):
                         cum.append(cum[-1] + amounts[i])
                         begin = exact._start
                         if len(times) - begin > exact.cap:
+                            if len(ids) > exact.id_limit:
+                                _forget_ids(exact, at - memory)
                             exact.trim(at - keep)
                             times = exact._times
                             cum = exact._cum
                             begin = exact._start
                             exact.cap = _cap(len(times) - begin)
                             if exact.cap > _SMALL and exact.due > at + keep:
-                                self._file(key, exact, at + keep)
+                                self._file(exact, at + keep)
                         size = len(times)
                         lo0 = bisect_right(times, at - r0, begin)
                         if chained:
@@ -436,6 +447,8 @@ class MemoryWindowStore(LocalStore):
                         first_seen[i] = state.first
                         continue
                     newest = at
+                if len(ids) > state.id_limit:
+                    _forget_ids(state, at - memory)
                 if isinstance(state, _ExactKey):
                     state.record(at, amounts[i], newest - keep, spans, counts, sums_or_none, i)
                     big = len(state) > _SMALL
@@ -443,12 +456,12 @@ class MemoryWindowStore(LocalStore):
                     state.record(at, amounts[i], spans, counts, sums_or_none, i)
                     big = True
                 if big and state.due > state.last + keep:
-                    self._file(key, state, state.last + keep)
+                    self._file(state, state.last + keep)
                 first_seen[i] = state.first
             self._newest = newest_all
             self._since_sweep += n
-            if self._since_sweep >= _SWEEP_MIN:
-                self._maybe_sweep()
+            if self._since_sweep >= _SWEEP_MIN and newest_all >= self._sweep_due:
+                self._sweep()
         return ObservedBatch(statuses, counts, sums, first_seen)
 
     def tally(self, key: str, at: int, intervals: Sequence[Interval]) -> tuple[Tally, ...]:
@@ -463,16 +476,10 @@ class MemoryWindowStore(LocalStore):
                     out.append(Tally(state.count(low, high), state.total(low, high)))
             return tuple(out)
 
-    def _maybe_sweep(self) -> None:
-        """Sweep if a bucket of keys is due a look (the caller saw _SWEEP_MIN events)."""
-        self._since_sweep = 0
-        starts = self._starts
-        if starts and starts[0] + self._slot <= self._newest:
-            self._sweep()
-
     def _sweep(self) -> None:
         """Look at the keys due a look (see :meth:`_file`): each bucket whose every due time
-        the store's newest event has passed, and nothing else.
+        the store's newest event has passed, and nothing else. Called once there is one and
+        at least _SWEEP_MIN events came since the last sweep.
 
         A key whose newest event is older than the store's newest minus ``keep`` is quiet: its
         events are dropped and its newest moved up by ``keep``, so that an event of it late
@@ -482,6 +489,7 @@ class MemoryWindowStore(LocalStore):
         lifecycle unless a rule is firing for it (:meth:`AlertEngine.evaluate` resolves that).
         Any other key is filed again for when it may be next.
         """
+        self._since_sweep = 0
         newest = self._newest
         keep, memory, slot = self._keep, self._memory, self._slot
         quiet = newest - keep
@@ -490,19 +498,23 @@ class MemoryWindowStore(LocalStore):
         dropped = []
         while starts and starts[0] + slot <= newest:
             start = heappop(starts)
-            for key in buckets.pop(start):
-                state = keys.get(key)
-                if state is None:
-                    continue  # dropped
+            for state in buckets.pop(start):
                 due = state.due
                 if due - due % slot != start:
-                    continue  # filed again since
+                    continue  # filed again since, or dropped
                 last = state.last
+                if last == _NEVER:
+                    # No event in its windows yet, only ids of events ahead of the clock.
+                    last = max(state.ids.values(), default=_NEVER)
+                    gives_back = False
+                else:
+                    gives_back = last < quiet
                 if last < gone:
-                    del keys[key]
-                    dropped.append(key)
+                    state.due = _DROPPED
+                    del keys[state.key]
+                    dropped.append(state.key)
                     continue
-                if last < quiet and last != _NEVER:
+                if gives_back:
                     if len(state):
                         last = state.last = last + keep
                         state.trim(last)
@@ -521,10 +533,11 @@ class MemoryWindowStore(LocalStore):
                 due -= due % slot
                 bucket = buckets.get(due)
                 if bucket is None:
-                    buckets[due] = [key]
+                    buckets[due] = [state]
                     heappush(starts, due)
                 else:
-                    bucket.append(key)
+                    bucket.append(state)
+        self._sweep_due = starts[0] + slot if starts else _NO_FIRST
         if dropped:
             self._lifecycle.forget(dropped)
 
@@ -549,13 +562,15 @@ class MemoryWindowStore(LocalStore):
             keep = self._lateness + self._reach
             slot = self._slot
             assert sorted(self._starts) == sorted(self._buckets)
-            filed = {(start, key) for start, names in self._buckets.items() for key in names}
+            filed = {(start, id(state)) for start, held in self._buckets.items()
+                     for state in held}
             for key, state in self._keys.items():
                 state._check()
                 assert len(state.ids) >= state.count(state.last - keep, state.last)
                 assert state.first <= state.last or (state.first, state.last) == (
                     _NO_FIRST, _NEVER)
-                assert (state.due - state.due % slot, key) in filed
+                assert state.key == key
+                assert (state.due - state.due % slot, id(state)) in filed
                 assert state.due <= state.last + self._memory or state.last == _NEVER
                 if isinstance(state, _RingKey):
                     assert state.due <= state.last + keep or not len(state)
