@@ -6,12 +6,19 @@ in lists of thousands. The file is cut at line breaks into blocks of a few megab
 splits a block into fields (quotes read as characters) and checks every row against the plain
 patterns of :mod:`auptimate_core.io.plain`. A block whose rows are all plain becomes
 Transactions straight away (amounts by ``Decimal``, times by ``datetime.fromisoformat``, as the
-input pipeline reads plain values), while polars splits the next block in a thread; any other
-block goes through the pipeline
+input pipeline reads plain values), while a thread reads the next block and polars splits it;
+any other block goes through the pipeline
 (:func:`~auptimate_core.io.readers.read_csv_part`), which accepts or rejects each of its rows
 and names the line and the field. A quote can join lines into one row, so from the first block
 holding one, the rest of the file goes through the pipeline. Standard input, JSON Lines, a
 header that is not plain, or no polars: the pipeline reads the whole file, in batches.
+
+:func:`column_batches` gives a plain block whose times are all in UTC as
+:class:`~auptimate_core.columns.TransactionColumns` in their array forms, made in the splitting
+thread: pools as codes into the block's names, amounts with their millionths (exact, as plain
+amounts have at most six decimals; their Decimals made only when read), times in UTC
+microseconds (read from fixed places when every time of the block is written one way, else
+field by field), ids as strings already hashed.
 """
 
 from __future__ import annotations
