@@ -228,3 +228,22 @@ def test_coded_pools_over_many_tables_and_dropped_keys(monkeypatch: pytest.Monke
     assert fast.stats.as_dict() == plain.stats.as_dict()
     dropped = fast.store._windows.keys.dropped  # type: ignore[attr-defined]
     assert dropped > columnar.NEVER
+
+
+def test_array_forms_on_the_redis_store(redis_url: str) -> None:
+    """The Redis store takes the array forms as any sequences: the same alerts as
+    process_many on the memory store."""
+    import uuid
+
+    from auptimate_core.backends.redis import RedisWindowStore
+
+    txs = stream(3)
+    clock = ManualClock(txs[len(txs) // 2].timestamp)
+    store = RedisWindowStore.from_url(redis_url, namespace=f"c{uuid.uuid4().hex[:12]}")
+    cols = AlertEngine(all_rules(), store=store, batch_size=64, clock=clock)
+    many = engine("exact", all_rules(), 64, clock)
+    try:
+        assert cols.process_columns(coded(txs, 3)) == many.process_many(txs)
+        assert cols.stats.as_dict() == many.stats.as_dict()
+    finally:
+        cols.close()
