@@ -26,6 +26,8 @@ from auptimate_core import (
     StoreUnavailable,
     ValidationError,
 )
+from auptimate_core.aio import MemoryStorage
+from auptimate_core.aio.sql import SqlStorage
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from tests.test_ledger_sql import (
     SERVERS,
@@ -319,9 +321,14 @@ def test_the_feed_is_written_with_the_change_or_not_at_all(
 
 
 def test_a_bad_poll_interval_is_refused(tmp_path: Path) -> None:
-    for interval in (0, -1, float("nan"), True):
+    """By the sync ledger and both async storages alike."""
+    for interval in (0, -1, float("nan"), float("inf"), True, "1"):
         with pytest.raises(ValidationError, match="poll_interval"):
             PoolLedger.from_url(f"sqlite:///{tmp_path / 'x.db'}", poll_interval=interval)
+        with pytest.raises(ValidationError, match="poll_interval"):
+            SqlStorage.from_url(f"sqlite:///{tmp_path / 'y.db'}", poll_interval=interval)
+        with pytest.raises(ValidationError, match="poll_interval"):
+            MemoryStorage(poll_interval=interval)  # type: ignore[arg-type]
 
 
 def test_a_feed_head_made_before_it_kept_times_is_given_the_column_on_open(

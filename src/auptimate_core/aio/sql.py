@@ -27,12 +27,11 @@ follower), or by reading the feed's head every ``poll_interval`` on SQLite.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..errors import LedgerError, MissingExtra, ValidationError
-from ..pools.changes import FeedWatch
+from ..errors import LedgerError, MissingExtra
+from ..pools.changes import FeedWatch, check_interval
 from ..pools.repository import LedgerRepository, LedgerSession
 from .greenlets import Serial, run_sync, wait
 from .storage import poll_head
@@ -99,9 +98,7 @@ class SqlStorage:
 
     def __init__(self, engine: AsyncEngine, *, schema: str | None = None, create: bool = True,
                  retries: int = 8, poll_interval: float = 0.01, dispose: bool = False) -> None:
-        if isinstance(poll_interval, bool) or not 0 < poll_interval < math.inf:
-            raise ValidationError("poll_interval",
-                                  f"must be a number of seconds > 0, not {poll_interval!r}")
+        check_interval(poll_interval)
         self.engine = engine
         self.schema = schema
         self.poll_interval = poll_interval

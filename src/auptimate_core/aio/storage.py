@@ -17,11 +17,10 @@ once.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from ..errors import ValidationError
+from ..pools.changes import check_interval
 from ..pools.memory import MemoryLedgerRepository
 from ..pools.repository import LedgerRepository, LedgerSession
 
@@ -94,9 +93,7 @@ class MemoryStorage:
 
     def __init__(self, repository: MemoryLedgerRepository | None = None, *,
                  poll_interval: float = 0.05) -> None:
-        if isinstance(poll_interval, bool) or not 0 < poll_interval < math.inf:
-            raise ValidationError("poll_interval",
-                                  f"must be a number of seconds > 0, not {poll_interval!r}")
+        check_interval(poll_interval)
         self._repository = MemoryLedgerRepository() if repository is None else repository
         self.poll_interval = poll_interval
         self._turns = asyncio.Lock()

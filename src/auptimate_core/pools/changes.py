@@ -23,6 +23,7 @@ auptimate_core.errors.ValidationError: after: the cursor belongs to another ledg
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from datetime import datetime
@@ -83,6 +84,15 @@ def check_limit(limit: object) -> int:
     return limit
 
 
+def check_interval(value: object, field: str = "poll_interval") -> float:
+    """``value`` if it is a number of seconds > 0 (how often a follower polls the feed), else a
+    :class:`ValidationError` naming ``field``."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value < math.inf):
+        raise ValidationError(field, f"must be a number of seconds > 0, not {value!r}")
+    return float(value)
+
+
 @attrs.frozen(slots=True)
 class Recorded:
     """A change as a repository stores it: its position, commit time and event."""
@@ -131,5 +141,5 @@ class FeedWatch(Protocol):
         """Stop listening and release what the watch holds."""
 
 
-__all__ = ["MAX_LIMIT", "Change", "FeedWatch", "Recorded", "check_limit",
+__all__ = ["MAX_LIMIT", "Change", "FeedWatch", "Recorded", "check_interval", "check_limit",
            "decode_cursor", "encode_cursor", "new_identity"]

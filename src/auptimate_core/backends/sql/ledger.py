@@ -49,7 +49,6 @@ without its parameters (nor the row a PostgreSQL ``DETAIL`` quotes: see
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -58,9 +57,9 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
-from ...errors import LedgerError, MissingExtra, StoreUnavailable, ValidationError
+from ...errors import LedgerError, MissingExtra, StoreUnavailable
 from ...pools.audit import AuditChain
-from ...pools.changes import FeedWatch
+from ...pools.changes import FeedWatch, check_interval
 from ...pools.repository import LedgerSession
 from . import feed as changes_feed
 from . import mysql as mysql_sql
@@ -165,9 +164,7 @@ class SqlLedgerRepository:
     def __init__(self, engine: Engine, *, schema: str | None = None, create: bool = True,
                  retries: int = 8, dispose: bool = False, poll_interval: float = 0.01,
                  pipeline: bool = True, sleep: Callable[[float], object] = time.sleep) -> None:
-        if isinstance(poll_interval, bool) or not 0 < poll_interval < math.inf:
-            raise ValidationError("poll_interval",
-                                  f"must be a number of seconds > 0, not {poll_interval!r}")
+        check_interval(poll_interval)
         self.engine = engine
         self.tables = ledger_tables(schema)
         self._mysql = mysql_sql.is_mysql(engine.dialect)
