@@ -239,10 +239,21 @@ class AlertEngine:
         self._event: Callable[..., EventAnswer] | None = None
         # Per window rule: see _watching.
         self._watch: list[_Watch] = []
+        # The default rules (one ThresholdRule, one linear window rule) on such a store:
+        # (limit, limits per pool or None, and the window rule's _Watch from its firing set on),
+        # which process() reads to find a transaction that changes nothing; else None.
+        self._simple: tuple[Decimal, dict[str, Decimal] | None, AbstractSet[str], bool, int,
+                            int, int, int, int] | None = None
         if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
             self._event = store.observe_event
             self._watch = [_watching(slot, store.firing_view(slot.rule.name))
                            for slot in self._windows.slots]
+            if (len(self._tx_fast) == len(self._watch) == 1 and self._watch[0][3]
+                    and self._tx_fast[0][1] is not None):
+                _, limit, per_pool = self._tx_fast[0]
+                _, firing, use_totals, _, floor, a, b, c0, c1 = self._watch[0]
+                assert limit is not None
+                self._simple = (limit, per_pool, firing, use_totals, floor, a, b, c0, c1)
         self._stats_lock = threading.Lock()
         self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
@@ -259,6 +270,7 @@ class AlertEngine:
                                   f"{max_ahead!r}")
         self.max_ahead = max_ahead
         self._ahead = max_ahead // _MICROSECOND
+        self._ahead_ns = self._ahead * 1_000
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._wall_clock = type(self.clock) is SystemClock  # read as time_ns(), the same time
         self.stats = EngineStats()
@@ -278,67 +290,91 @@ class AlertEngine:
         event = self._event
         if event is None or self._unfinished or _metrics.recorder().enabled:
             return self._process_alone(tx)
-        held: tuple[list[Transaction], list[Transaction]] | None = None
-        tag = None
         d = tx.timestamp - EPOCH
         at = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
         pool = tx.pool_id
         self._lock.acquire()  # not a with block: a measurable share of this path
         try:
-            now = time_ns() // 1_000 if self._wall_clock else to_micros(self.clock.now())
             try:
                 status, counts, totals, first = event(
                     pool, tx.id, at, to_units(tx.amount) if self._totals else 0,
-                    self._intervals, self._totals, now + self._ahead)
-                self.stats.processed += 1
-                if status is not _NEW:
-                    held = ([], [])
-                    _metrics.engine_batch(
-                        self._store_name, 1, *self._count_held([status], lambda _: tx, held))
-                    if status is _DUPLICATE:
-                        return []
-                alerts: list[Alert] = []
-                amount = tx.amount
-                for rule, limit, per_pool in self._tx_fast:
-                    if limit is not None and amount <= (
-                            per_pool.get(pool, limit) if per_pool is not None else limit):
-                        continue
-                    alert = rule.check(tx)
-                    if alert is not None:
-                        alerts.append(alert)
-                if status is _NEW:
-                    found = None
-                    for slot, firing, use_totals, linear, floor, a, b, c0, c1 in self._watch:
-                        values = totals if use_totals else counts
-                        if linear:
-                            v0 = values[c0]
-                            holds = v0 >= floor and v0 * a >= values[c1] * b
-                        else:
-                            holds = slot.holds([values[c] for c in slot.columns])
-                        if holds is not (pool in firing):
-                            # The state may change: decided below with the lifecycle's word.
-                            found = found or []
-                            found.append(
-                                (slot.rule, tuple(values[c] for c in slot.columns), holds))
-                    if found:
-                        tag = f"{self._name}.{next(self._batches)}"
-                        changes = self._windows.changes(
-                            _untimed, self.store, tx, at, first, found, tag)
-                        if changes:
-                            moves = [change for change, _ in changes]
-                            applied = self.store.transition(moves)
-                            alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
-                if alerts:
-                    self._deliver(alerts)
+                    self._intervals, self._totals,
+                    (time_ns() + self._ahead_ns) // 1_000 if self._wall_clock
+                    else to_micros(self.clock.now()) + self._ahead)
             except StoreError:
-                tag = tag or f"{self._name}.{next(self._batches)}"
+                tag = f"{self._name}.{next(self._batches)}"
                 self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
                 raise
+            self.stats.processed += 1
+            simple = self._simple
+            if simple is not None and status is _NEW:
+                # The usual rules and the usual transaction: under the limit, and the window
+                # rule's state stays as it is. Decided here, nothing else to do.
+                limit, per_pool, firing, use_totals, floor, a, b, c0, c1 = simple
+                values = totals if use_totals else counts
+                v0 = values[c0]
+                if (v0 >= floor and v0 * a >= values[c1] * b) is (pool in firing) and (
+                        tx.amount <= (per_pool.get(pool, limit) if per_pool is not None
+                                      else limit)):
+                    return []
+            alerts, held = self._decide_event(tx, at, status, counts, totals, first)
         finally:
             self._lock.release()
         if held is not None:
             self._raise_if_held(held, alerts)
         return alerts
+
+    def _decide_event(
+        self, tx: Transaction, at: int, status: Status, counts: Sequence[int],
+        totals: Sequence[int], first: int | None,
+    ) -> tuple[list[Alert], tuple[list[Transaction], list[Transaction]] | None]:
+        """The rest of :meth:`process` once the store answered (under the engine's lock): the
+        alerts, and the late and future transactions held (None when it was new)."""
+        held: tuple[list[Transaction], list[Transaction]] | None = None
+        if status is not _NEW:
+            held = ([], [])
+            _metrics.engine_batch(
+                self._store_name, 1, *self._count_held([status], lambda _: tx, held))
+            if status is _DUPLICATE:
+                return [], held
+        pool = tx.pool_id
+        alerts: list[Alert] = []
+        amount = tx.amount
+        for rule, limit, per_pool in self._tx_fast:
+            if limit is not None and amount <= (
+                    per_pool.get(pool, limit) if per_pool is not None else limit):
+                continue
+            alert = rule.check(tx)
+            if alert is not None:
+                alerts.append(alert)
+        if status is _NEW:
+            found = None
+            for slot, firing, use_totals, linear, floor, a, b, c0, c1 in self._watch:
+                values = totals if use_totals else counts
+                if linear:
+                    v0 = values[c0]
+                    holds = v0 >= floor and v0 * a >= values[c1] * b
+                else:
+                    holds = slot.holds([values[c] for c in slot.columns])
+                if holds is not (pool in firing):
+                    # The state may change: decided below with the lifecycle's word.
+                    found = found or []
+                    found.append((slot.rule, tuple(values[c] for c in slot.columns), holds))
+            if found:
+                tag = f"{self._name}.{next(self._batches)}"
+                try:
+                    changes = self._windows.changes(
+                        _untimed, self.store, tx, at, first, found, tag)
+                    if changes:
+                        moves = [change for change, _ in changes]
+                        applied = self.store.transition(moves)
+                        alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
+                except StoreError:
+                    self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
+                    raise
+        if alerts:
+            self._deliver(alerts)
+        return alerts, held
 
     def _process_alone(self, tx: Transaction) -> list[Alert]:
         """:meth:`process` as a batch of one (a store without the per-event capabilities,
