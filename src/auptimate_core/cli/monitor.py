@@ -177,10 +177,10 @@ def monitor_command(
                         if plot:
                             kept.extend(map(batch.transaction, range(len(batch))))
                         alerts.extend(engine.process_columns(batch))
-                        continue
-                    if plot:
-                        kept.extend(batch)
-                    alerts.extend(engine.process_many(batch))
+                    else:
+                        if plot:
+                            kept.extend(batch)
+                        alerts.extend(engine.process_many(batch))
                     if show and source.read // _PROGRESS_EVERY > shown:
                         shown = source.read // _PROGRESS_EVERY
                         click.echo(f"\r{source.read:,} transactions read", err=True, nl=False)
