@@ -43,11 +43,11 @@ from typing import NamedTuple, cast
 import attrs
 
 from .. import metrics
-from ..domain import Transaction, check_id, to_micros
-from ..errors import LedgerError, LedgerValidationError, PermissionDenied, UnknownPool
-from ..money import require_exact
+from ..domain import Transaction, check_id
+from ..errors import LedgerError, UnknownPool
 from .audit import ADMIT
-from .events import Invested, InvestorAdmitted, LedgerEvent, Refunded
+from .events import InvestorAdmitted, LedgerEvent
+from .member_money import MoneyRequest, check_sender, money_event, money_item, money_request
 from .parts import Parts, known, positions_of, totals_of
 from .position import Amounts
 from .repository import BatchRead, BatchSession, LedgerSession, PoolRecord, Receipt
@@ -55,12 +55,8 @@ from .unit import (
     append,
     check_receipt,
     count_refusal,
-    fingerprint,
     moment,
-    money_args,
-    plain,
     replay_receipt,
-    scoped_key,
     zero,
 )
 
@@ -88,16 +84,17 @@ class _Command:
     investor_id: str
     actor: str
     at: datetime
-    amount: Decimal = Decimal(0)
-    key: str | None = None
-    request: str = ""
-    sent_key: str | None = None  # the key as sent; ``key`` is it scoped to the actor
+    money: MoneyRequest | None = None  # an investment's or a refund's request
 
     def describe(self, index: int) -> str:
         what = f"{self.action} of {self.investor_id!r} in pool {self.pool_id!r}"
-        if self.sent_key is not None:
-            what += f" (idempotency key {self.sent_key!r})"
+        if self.money is not None:
+            what += f" (idempotency key {self.money.sent_key!r})"
         return f"command {index} of the batch, {what}: the batch wrote nothing"
+
+    @property
+    def key(self) -> str | None:
+        return None if self.money is None else self.money.key
 
 
 @attrs.frozen(slots=True)
@@ -170,15 +167,8 @@ class Batch:
 
     def _money(self, action: str, pool_id: str, investor_id: str, amount: object, actor: str,
                key: str, at: datetime | None) -> _Command:
-        check_id("pool_id", pool_id)
-        check_id("investor_id", investor_id)
-        value = money_args(amount, "amount", actor, key)
-        when = moment(self._parts, at)
-        # The request's identity is the one-by-one call's: a key replays across both.
-        request = fingerprint(action, pool_id, investor_id, plain(value), actor,
-                              None if at is None else to_micros(when))
-        return _Command(action, pool_id, investor_id, actor, when, value,
-                        scoped_key(actor, key), request, key)
+        r = money_request(self._parts, action, pool_id, investor_id, amount, actor, key, at)
+        return _Command(action, pool_id, investor_id, actor, r.at, r)
 
     def commit(self) -> list[Result]:
         """Record every queued command in one unit of work; return their results in order.
@@ -276,10 +266,10 @@ class _Run:
         record = self._records.get(command.pool_id)
         if record is None:
             raise UnknownPool(f"unknown pool {command.pool_id!r}")
-        if command.action == "admit":
+        if command.money is None:
             self._admit(command, record)
         else:
-            self._money(command, record)
+            self._money(command.money, record)
 
     def _admit(self, c: _Command, record: PoolRecord) -> None:
         self._parts.policy.check_manager(record.pool, c.actor, "admit")
@@ -297,54 +287,33 @@ class _Run:
             actor=c.actor, pool_id=c.pool_id, seq=new.head_seq, totals=totals_of(new),
             positions=positions_of(new, changed), investor_id=c.investor_id))
 
-    def _money(self, c: _Command, record: PoolRecord) -> None:
-        pool = record.pool
-        if c.action == "invest":
-            self._parts.policy.check_invest(pool, c.investor_id, c.actor)
-        else:
-            self._parts.policy.check_manager(pool, c.actor, c.action)
-        first = self._replay(c)
+    def _money(self, r: MoneyRequest, record: PoolRecord) -> None:
+        check_sender(self._parts, record.pool, r)
+        first = self._replay(r)
         if first is not None:
             self.results.append(first)
-            self.replayed.append(c.action)
+            self.replayed.append(r.action)
             return
-        known(c.investor_id in self._registered, c.investor_id)
-        held = self._holdings.get((c.pool_id, c.investor_id))
-        if held is None:
-            if c.action == "invest":
-                raise PermissionDenied(c.actor, "invest", f"{c.investor_id!r} is not a member "
-                                       f"of pool {c.pool_id!r}")
-            raise LedgerValidationError(
-                "investor_id", f"{c.investor_id!r} is not a member of pool {c.pool_id!r}")
-        exact = require_exact(c.amount, pool.currency)
-        kind = "investment" if c.action == "invest" else "refund"
-        if kind == "refund" and exact > held.balance:
-            raise LedgerValidationError(
-                "amount", f"a refund of {exact} exceeds the {held.balance} "
-                f"{c.investor_id!r} has left in pool {c.pool_id!r}")
-        assert c.key is not None, "a money command has a key"
+        held = self._holdings.get((r.pool_id, r.investor_id))
+        item = money_item(r, record.pool, r.investor_id in self._registered, held)
+        assert held is not None, "money_item refuses a non-member"
         new, entries, changed = append(
-            self._parts, self._session, record, {c.investor_id: held},
-            [(kind, c.investor_id, exact)], c.at, c.actor, (c.key, c.request, c.action))
+            self._parts, self._session, record, {r.investor_id: held}, [item], r.at, r.actor,
+            (r.key, r.request, r.action))
         tx = entries[0].transaction()
-        self._records[c.pool_id] = new
-        self._holdings[c.pool_id, c.investor_id] = changed[c.investor_id]
-        self._made[c.key] = (Receipt(c.key, c.request, c.action, c.pool_id, new.head_seq, 1),
-                             tx)
+        self._records[r.pool_id] = new
+        self._holdings[r.pool_id, r.investor_id] = changed[r.investor_id]
+        self._made[r.key] = (Receipt(r.key, r.request, r.action, r.pool_id, new.head_seq, 1), tx)
         self.results.append(tx)
-        self.written.append(c.action)
-        event = Invested if kind == "investment" else Refunded
-        self.events.append(event(
-            actor=c.actor, transactions=(tx,), pool_id=c.pool_id, seq=new.head_seq,
-            totals=totals_of(new), positions=positions_of(new, changed), transaction=tx))
+        self.written.append(r.action)
+        self.events.append(money_event(r, new, changed, tx))
 
-    def _replay(self, c: _Command) -> Transaction | None:
-        """The first result of the command's key, used earlier in this batch or before it."""
-        assert c.key is not None, "a money command has a key"
-        made = self._made.get(c.key)
+    def _replay(self, r: MoneyRequest) -> Transaction | None:
+        """The first result of the request's key, used earlier in this batch or before it."""
+        made = self._made.get(r.key)
         if made is not None:
-            check_receipt(made[0], c.request, c.action, c.sent_key)
+            check_receipt(made[0], r.request, r.action, r.sent_key)
             return made[1]
-        first = replay_receipt(self._session, self._receipts.get(c.key), c.sent_key or c.key,
-                               c.request, c.action)
+        first = replay_receipt(self._session, self._receipts.get(r.key), r.sent_key,
+                               r.request, r.action)
         return None if first is None else first[0]

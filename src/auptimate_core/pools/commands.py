@@ -13,18 +13,17 @@ from datetime import datetime
 from decimal import Decimal
 
 from ..domain import Investor, Pool, Transaction, check_id, to_micros
-from ..errors import IdempotencyConflict, LedgerValidationError, PermissionDenied
+from ..errors import IdempotencyConflict
 from ..money import require_exact
 from .audit import ADMIT, CREATE, GENESIS, pool_detail
 from .events import (
     Distributed,
     FeeCharged,
-    Invested,
     InvestorAdmitted,
     InvestorRegistered,
     PoolCreated,
-    Refunded,
 )
+from .member_money import MoneyRequest, check_sender, money_event, money_item, money_request
 from .parts import Parts, find_pool, known, positions_of, read_member, totals_of
 from .position import Amounts
 from .repository import LedgerSession, PoolRecord
@@ -119,75 +118,33 @@ class Commands:
 
     def invest(self, pool_id: str, investor_id: str, amount: Decimal | int, actor: str,
                key: str, at: datetime | None) -> Transaction:
-        check_id("pool_id", pool_id)
-        check_id("investor_id", investor_id)
-        value = money_args(amount, "amount", actor, key)
-        stored = scoped_key(actor, key)
-        when = moment(self._parts, at)
-        request = fingerprint("invest", pool_id, investor_id, plain(value), actor,
-                              None if at is None else to_micros(when))
-        parts = self._parts
-
-        def body(session: LedgerSession) -> Outcome[Transaction]:
-            read = read_member(session, pool_id, investor_id, stored)
-            record = read.record
-            parts.policy.check_invest(record.pool, investor_id, actor)
-            first = replay_receipt(session, read.receipt, key, request, "invest")
-            if first is not None:
-                return Outcome(first[0], None)
-            known(read.registered, investor_id)
-            held = read.holding
-            if held is None:
-                raise PermissionDenied(actor, "invest",
-                                       f"{investor_id!r} is not a member of pool {pool_id!r}")
-            exact = require_exact(value, record.pool.currency)
-            new, entries, changed = append(
-                parts, session, record, {investor_id: held},
-                [("investment", investor_id, exact)], when, actor, (stored, request, "invest"))
-            tx = entries[0].transaction()
-            return Outcome(tx, Invested(
-                actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
-                totals=totals_of(new), positions=positions_of(new, changed), transaction=tx))
-
-        return write(parts, "invest", body)
+        return self._member_money(
+            money_request(self._parts, "invest", pool_id, investor_id, amount, actor, key, at))
 
     def refund(self, pool_id: str, investor_id: str, amount: Decimal | int, actor: str,
                key: str, at: datetime | None) -> Transaction:
-        check_id("pool_id", pool_id)
-        check_id("investor_id", investor_id)
-        value = money_args(amount, "amount", actor, key)
-        stored = scoped_key(actor, key)
-        when = moment(self._parts, at)
-        request = fingerprint("refund", pool_id, investor_id, plain(value), actor,
-                              None if at is None else to_micros(when))
+        return self._member_money(
+            money_request(self._parts, "refund", pool_id, investor_id, amount, actor, key, at))
+
+    def _member_money(self, r: MoneyRequest) -> Transaction:
         parts = self._parts
 
         def body(session: LedgerSession) -> Outcome[Transaction]:
-            read = read_member(session, pool_id, investor_id, stored)
+            read = read_member(session, r.pool_id, r.investor_id, r.key)
             record = read.record
-            parts.policy.check_manager(record.pool, actor, "refund")
-            first = replay_receipt(session, read.receipt, key, request, "refund")
+            check_sender(parts, record.pool, r)
+            first = replay_receipt(session, read.receipt, r.sent_key, r.request, r.action)
             if first is not None:
                 return Outcome(first[0], None)
-            known(read.registered, investor_id)
             held = read.holding
-            if held is None:
-                raise LedgerValidationError(
-                    "investor_id", f"{investor_id!r} is not a member of pool {pool_id!r}")
-            exact = require_exact(value, record.pool.currency)
-            if exact > held.balance:
-                raise LedgerValidationError(
-                    "amount", f"a refund of {exact} exceeds the {held.balance} "
-                    f"{investor_id!r} has left in pool {pool_id!r}")
-            new, entries, changed = append(
-                parts, session, record, {investor_id: held}, [("refund", investor_id, exact)],
-                when, actor, (stored, request, "refund"))
+            item = money_item(r, record.pool, read.registered, held)
+            assert held is not None, "money_item refuses a non-member"
+            new, entries, changed = append(parts, session, record, {r.investor_id: held},
+                                           [item], r.at, r.actor, (r.key, r.request, r.action))
             tx = entries[0].transaction()
-            return Outcome(tx, Refunded(
-                actor=actor, transactions=(tx,), pool_id=pool_id, seq=new.head_seq,
-                totals=totals_of(new), positions=positions_of(new, changed), transaction=tx))
+            return Outcome(tx, money_event(r, new, changed, tx))
 
-        return write(parts, "refund", body)
+        return write(parts, r.action, body)
 
     def charge_fee(self, pool_id: str, total: Decimal | int, actor: str, key: str,
                    at: datetime | None) -> list[Transaction]:
