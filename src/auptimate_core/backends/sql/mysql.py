@@ -45,13 +45,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from ...domain import Investor, to_micros
+from ...domain import Investor
 from ...errors import InvalidId, InvalidURL, LedgerError, StoreUnavailable
 from ...pools.audit import Entry
 from ...pools.position import Amounts
 from ...pools.repository import MemberRead, PoolRecord, Receipt
 from ...urls import redact
-from . import feed as changes_feed
 from .driver_errors import describe
 from .mysql_tables import ID_LENGTH, NAMES, fit_tables
 from .session import SqlSession
@@ -169,24 +168,10 @@ class MySqlSession(SqlSession):
             check_id("idempotency_key", receipt.key)
         super().append(record, entries, holdings, receipt)
 
-    def flush(self, channel: str | None, commit: bool = False) -> bool:
-        # The appends as on SQLite; the changes here (no UPDATE ... RETURNING on MySQL).
-        published, self.published = self.published, []
-        super().flush(channel)
-        self.published = published
-        if published:
-            params = {"head_id": changes_feed.HEAD_ID, "n": len(published),
-                      "now": to_micros(published[-1][1].now())}
-            self._conn.execute(self._my.next_position, params)
-            row = self._conn.execute(self._my.read_position, params).one()
-            first = int(row.position) - len(published) + 1
-            rows = []
-            for n, (event, _) in enumerate(published):
-                kind, pool_id, payload = changes_feed.payload(event)
-                rows.append({"position": first + n, "at_us": row.at_us, "type": kind,
-                             "pool_id": pool_id, "event": payload})
-            self._conn.execute(self._my.insert_change, rows)
-        return False
+    def _move_head(self, params: Mapping[str, Any]) -> Any:
+        # No UPDATE ... RETURNING on MySQL: the head is read after it is moved, under its lock.
+        self._conn.execute(self._my.next_position, params)
+        return self._conn.execute(self._my.read_position, params).one()
 
 
 def _check_entries(entries: Sequence[Entry]) -> None:

@@ -117,26 +117,34 @@ class SqlSession:
     def _record(self, row: Any) -> PoolRecord:
         return record_of(row._mapping)
 
-    def _fetch(self, sql: str, params: Mapping[str, Any], pipelined: bool = False) -> Any:
+    def _fetch(self, sql: str, params: Mapping[str, Any], pipelined: bool = False,
+               commit: bool = False) -> Any:
         """The first row of ``sql`` (compiled for this dialect) run on the DBAPI cursor.
 
         SQLAlchemy's own path for a statement on a cursor (its cursor events, logging and
         error mapping), without the execution context and result it builds for ``execute``:
         the hot statements of PostgreSQL run here. With ``pipelined`` (psycopg's pipeline
         mode) the ``BEGIN`` the driver sends before a unit of work's first statement goes with
-        that statement, in one round trip.
+        that statement, in one round trip. With ``commit`` (pipeline mode too) the ``COMMIT``
+        goes behind the statement: one round trip, and the server commits without waiting for
+        this process; a statement that fails aborts the commit (the transaction is rolled
+        back).
         """
         fairy = self._conn.connection
         cursor = fairy.cursor()
         try:
-            if not pipelined:
+            if not (pipelined or commit):
                 self._conn._cursor_execute(cursor, sql, params)
                 return cursor.fetchone()
             driver: Any = fairy.driver_connection
             try:
                 with driver.pipeline():
                     self._conn._cursor_execute(cursor, sql, params)
+                    if commit:
+                        driver.commit()
             except self._s.driver_error as error:
+                # What _cursor_execute does for an error raised at once: map it, invalidate
+                # the connection if it broke.
                 self._conn._handle_dbapi_exception(error, sql, params, cursor, None)
             return cursor.fetchone()
         finally:
@@ -315,18 +323,22 @@ class SqlSession:
         for pending in appends:
             self._append_rows(*pending)
         if self.published:
-            s, changes = self._s, self.published
-            row = self._conn.execute(s.next_position, {
-                "head_id": changes_feed.HEAD_ID, "n": len(changes),
-                "now": to_micros(changes[-1][1].now())}).one()
-            first = row.position - len(changes) + 1
+            changes = self.published
+            row = self._move_head({"head_id": changes_feed.HEAD_ID, "n": len(changes),
+                                   "now": to_micros(changes[-1][1].now())})
+            first = int(row.position) - len(changes) + 1
             rows = []
             for n, (event, _) in enumerate(changes):
                 kind, pool_id, payload = changes_feed.payload(event)
                 rows.append({"position": first + n, "at_us": row.at_us, "type": kind,
                              "pool_id": pool_id, "event": payload})
-            self._conn.execute(s.insert_change, rows)
+            self._conn.execute(self._s.insert_change, rows)
         return False
+
+    def _move_head(self, params: Mapping[str, Any]) -> Any:
+        """Move the feed's head past ``params["n"]`` changes (not on PostgreSQL, whose last
+        statement moves it); the row of its new ``position`` and ``at_us``."""
+        return self._conn.execute(self._s.next_position, params).one()
 
     def prepare(self, channel: str | None) -> None:
         """On PostgreSQL, build the unit of work's statements and send all but the last (the
@@ -377,31 +389,10 @@ class SqlSession:
         :class:`HeadMoved` if one found its pool's head moved."""
         for n, (sql, params, pool_id) in enumerate(statements):
             last = n == len(statements) - 1
-            row = self._fetch_and_commit(sql, params) if last and commit else self._fetch(
-                sql, params)
+            row = self._fetch(sql, params, commit=last and commit)
             if row[0] != 1:
                 raise HeadMoved(f"pool {pool_id!r} changed under this write")
         return commit and bool(statements)
-
-    def _fetch_and_commit(self, sql: str, params: Mapping[str, Any]) -> Any:
-        """As :meth:`_fetch`, with the ``COMMIT`` sent behind the statement (psycopg's pipeline
-        mode): one round trip, and the server commits without waiting for this process. A
-        statement that fails aborts the commit (the transaction is rolled back)."""
-        fairy = self._conn.connection
-        driver: Any = fairy.driver_connection
-        cursor = fairy.cursor()
-        try:
-            try:
-                with driver.pipeline():
-                    self._conn._cursor_execute(cursor, sql, params)
-                    driver.commit()
-            except self._s.driver_error as error:
-                # What _cursor_execute does for an error raised at once: map it, invalidate
-                # the connection if it broke.
-                self._conn._handle_dbapi_exception(error, sql, params, cursor, None)
-            return cursor.fetchone()
-        finally:
-            cursor.close()
 
     def _append_rows(self, record: PoolRecord, entries: Sequence[Entry],
                      holdings: Mapping[str, Amounts], receipts: list[Receipt]) -> None:
