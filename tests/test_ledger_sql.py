@@ -271,18 +271,29 @@ def test_processes_writing_to_one_pool_never_lose_an_update(server: tuple[str, s
     ledger.close()
 
 
-@pytest.mark.postgres
+def _lock_waiters(conn: sa.Connection, schema: str) -> int:
+    """How many transactions wait for a row lock (the pools' rows of ``schema``)."""
+    if conn.dialect.name == "postgresql":
+        return int(conn.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            f"AND query LIKE 'SELECT {schema}.auptimate_pools.id%'")).scalar_one())
+    return int(conn.execute(sa.text("SELECT count(*) FROM information_schema.innodb_trx "
+                                    "WHERE trx_state = 'LOCK WAIT'")).scalar_one())
+
+
 def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhile(
-        postgres_url: str, pg_schema: str) -> None:
+        server: tuple[str, str]) -> None:
     # Two investments queue on the pool's row, held by another transaction. Once it lets go,
     # the second to get the lock read the holding in a snapshot older than the first one's
-    # commit: it must read again, or it would write the holding without the first investment.
-    ledger = PoolLedger.from_url(postgres_url, schema=pg_schema)
+    # commit (InnoDB's REPEATABLE READ snapshot on MariaDB): it must read again, or it would
+    # write the holding without the first investment.
+    url, schema = server
+    ledger = PoolLedger.from_url(url, schema=schema)
     ledger.create_pool(Pool("p", "m"), actor="m")
     ledger.register_investor(Investor("a"))
     ledger.admit("p", "a", actor="m")
     ledger.invest("p", "a", D(100), actor="a", idempotency_key="first")
-    engine = sa.create_engine(postgres_url)
+    engine = sa.create_engine(url)
     failures: list[BaseException] = []
 
     def invest(amount: int) -> None:
@@ -292,27 +303,26 @@ def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhi
             failures.append(error)
 
     with engine.connect() as holder, engine.connect() as watcher:
-        holder.execute(sa.text(f"SELECT 1 FROM {pg_schema}.auptimate_pools WHERE id = 'p' "
+        holder.execute(sa.text(f"SELECT 1 FROM {schema}.auptimate_pools WHERE id = 'p' "
                                "FOR UPDATE"))
         threads = [threading.Thread(target=invest, args=(n,)) for n in (10, 20)]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 30
+        waiting = 0
         while time.monotonic() < deadline:
-            waiting = watcher.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                f"AND query LIKE 'SELECT {pg_schema}.auptimate_pools.id%'")).scalar_one()
+            waiting = _lock_waiters(watcher, schema)
             watcher.rollback()
             if waiting == 2:
                 break
-            time.sleep(0.01)
-        assert waiting == 2
+            time.sleep(0.2)  # InnoDB refreshes innodb_trx when last read over 0.1s before
+        assert waiting == 2, failures
         holder.rollback()
     for thread in threads:
         thread.join(30)
     assert failures == []
     assert [p.invested for p in ledger.positions("p")] == [D(130)]
-    ledger.verify()
+    assert ledger.verify() == 5
     ledger.close()
     engine.dispose()
 
