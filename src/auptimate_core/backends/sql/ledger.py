@@ -76,7 +76,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["LedgerTables", "SqlLedgerRepository", "ledger_tables", "library_error"]
+__all__ = ["LedgerTables", "SqlLedgerRepository", "ledger_tables"]
 
 T = TypeVar("T")
 
@@ -128,7 +128,7 @@ def _unavailable(error: sa.exc.DBAPIError) -> bool:
     return "connection" in message or "unable to open database" in message
 
 
-def library_error(error: sa.exc.DBAPIError) -> Exception:
+def _library_error(error: sa.exc.DBAPIError) -> Exception:
     """The library's error for the driver's ``error``: :class:`StoreUnavailable` when the
     database could not be reached, else a :class:`LedgerError` (or MySQL's own, see
     :func:`~auptimate_core.backends.sql.mysql.mapped`). Its message describes ``error``
@@ -243,7 +243,7 @@ class SqlLedgerRepository:
                 failed = error
             # Raised here, outside the except: the driver's error (and its parameters) is
             # neither the cause nor the context of the library's.
-            raise library_error(failed) from driver_error(failed)
+            raise _library_error(failed) from driver_error(failed)
 
     @staticmethod
     def _open_feed(session: LedgerSession) -> str:
@@ -328,7 +328,7 @@ class SqlLedgerRepository:
                 if isinstance(error, HeadMoved):
                     raise LedgerError(f"gave up after {attempt + 1} tries: {error}") from error
                 failed = error
-            raise library_error(failed) from driver_error(failed)  # see _create
+            raise _library_error(failed) from driver_error(failed)  # see _create
         raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self, body: Callable[[LedgerSession], T]) -> T:
