@@ -9,8 +9,10 @@ is on :class:`~auptimate_core.PoolLedger`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from ..domain import Investor, Pool, Transaction, check_id, to_micros
 from ..errors import IdempotencyConflict
@@ -40,6 +42,9 @@ from .unit import (
     zero,
 )
 from .waterfall import check_carry, split_distribution, split_fee
+
+_Split = tuple[list[tuple[str, str, Decimal]], dict[str, Any]]
+"""A split of a pool-wide write: its entries, and what its event adds to the common fields."""
 
 
 class Commands:
@@ -148,66 +153,55 @@ class Commands:
 
     def charge_fee(self, pool_id: str, total: Decimal | int, actor: str, key: str,
                    at: datetime | None) -> list[Transaction]:
-        check_id("pool_id", pool_id)
-        value = money_args(total, "total", actor, key)
-        stored = scoped_key(actor, key)
-        when = moment(self._parts, at)
-        request = fingerprint("charge_fee", pool_id, plain(value), actor,
-                              None if at is None else to_micros(when))
-        parts = self._parts
+        def split(exact: Decimal, members: dict[str, Amounts], pool: Pool) -> _Split:
+            shares = split_fee(exact, members, pool.currency).shares
+            return [("fee", i, amount) for i, amount in shares.items()], {}
 
-        def body(session: LedgerSession) -> Outcome[list[Transaction]]:
-            record = find_pool(session, pool_id, lock=True)
-            parts.policy.check_manager(record.pool, actor, "charge_fee")
-            first = replay_receipt(session, session.receipt(stored), key, request,
-                                   "charge_fee")
-            if first is not None:
-                return Outcome(first, None)
-            exact = require_exact(value, record.pool.currency, "total")
-            members = session.holdings(pool_id)
-            split = split_fee(exact, members, record.pool.currency)
-            items = [("fee", i, amount) for i, amount in split.shares.items()]
-            new, entries, changed = append(parts, session, record, members, items, when, actor,
-                                           (stored, request, "charge_fee"))
-            txs = [entry.transaction() for entry in entries]
-            return Outcome(txs, FeeCharged(
-                actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
-                totals=totals_of(new), positions=positions_of(new, changed), total=exact))
-
-        return write(parts, "charge_fee", body)
+        return self._pool_money("charge_fee", FeeCharged, split, pool_id, total, actor, key, at)
 
     def distribute(self, pool_id: str, total: Decimal | int, actor: str, key: str,
                    at: datetime | None, carry: Decimal | None) -> list[Transaction]:
+        rate = check_carry(carry)
+
+        def split(exact: Decimal, members: dict[str, Amounts], pool: Pool) -> _Split:
+            done = split_distribution(exact, members, pool.currency, rate)
+            items = [("distribution", i, amount) for i, amount in done.shares.items()]
+            if done.carry > 0:
+                items.append(("carry", pool.manager_id, done.carry))
+            return items, {"carry": rate, "carry_amount": done.carry}
+
+        return self._pool_money("distribute", Distributed, split, pool_id, total, actor, key, at,
+                                None if rate is None else plain(rate))
+
+    def _pool_money(self, action: str, event: type[FeeCharged | Distributed],
+                    split: Callable[[Decimal, dict[str, Amounts], Pool], _Split], pool_id: str,
+                    total: Decimal | int, actor: str, key: str, at: datetime | None,
+                    *extra: object) -> list[Transaction]:
+        """A write that splits ``total`` over every member of the pool (the manager's)."""
         check_id("pool_id", pool_id)
         value = money_args(total, "total", actor, key)
         stored = scoped_key(actor, key)
-        rate = check_carry(carry)
         when = moment(self._parts, at)
-        request = fingerprint("distribute", pool_id, plain(value), actor,
-                              None if at is None else to_micros(when),
-                              None if rate is None else plain(rate))
+        request = fingerprint(action, pool_id, plain(value), actor,
+                              None if at is None else to_micros(when), *extra)
         parts = self._parts
 
         def body(session: LedgerSession) -> Outcome[list[Transaction]]:
             record = find_pool(session, pool_id, lock=True)
             pool = record.pool
-            parts.policy.check_manager(pool, actor, "distribute")
-            first = replay_receipt(session, session.receipt(stored), key, request,
-                                   "distribute")
+            parts.policy.check_manager(pool, actor, action)
+            first = replay_receipt(session, session.receipt(stored), key, request, action)
             if first is not None:
                 return Outcome(first, None)
             exact = require_exact(value, pool.currency, "total")
             members = session.holdings(pool_id)
-            split = split_distribution(exact, members, pool.currency, rate)
-            items = [("distribution", i, amount) for i, amount in split.shares.items()]
-            if split.carry > 0:
-                items.append(("carry", pool.manager_id, split.carry))
+            items, details = split(exact, members, pool)
             new, entries, changed = append(parts, session, record, members, items, when, actor,
-                                           (stored, request, "distribute"))
+                                           (stored, request, action))
             txs = [entry.transaction() for entry in entries]
-            return Outcome(txs, Distributed(
+            return Outcome(txs, event(
                 actor=actor, transactions=tuple(txs), pool_id=pool_id, seq=new.head_seq,
-                totals=totals_of(new), positions=positions_of(new, changed),
-                total=exact, carry=rate, carry_amount=split.carry))
+                totals=totals_of(new), positions=positions_of(new, changed), total=exact,
+                **details))
 
-        return write(parts, "distribute", body)
+        return write(parts, action, body)
