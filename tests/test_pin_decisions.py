@@ -94,3 +94,36 @@ def test_a_batch_with_the_largest_amount_decides_as_one_at_a_time() -> None:
     assert alone == [("firing", "t0"), ("resolved", "t60")]
     many = AlertEngine([AmountSpikeRule()], store=MemoryWindowStore())
     assert [(a.state, a.transaction_id) for a in many.process_many(txs)] == alone
+
+
+def test_rows_of_the_active_pools_on_plain_and_coded_keys() -> None:
+    import numpy as np
+
+    from auptimate_core.columns import CodedText
+
+    decisions = WindowDecisions([SpikeRule()])
+    assert decisions._rows_of(["p", "q", "p", "r"], {"p", "r"}) == [0, 2, 3]
+    coded = CodedText(np.array([0, 1, 0, 2]), ("p", "q", "r"))
+    assert decisions._rows_of(coded, {"p", "r"}) == [0, 2, 3]
+    assert decisions._rows_of(coded, {"q"}) == [1]  # the same table again: its places kept
+    assert decisions._rows_of(coded, {"zed"}) == []
+    other = CodedText(np.array([1, 1, 0]), ("r", "p"))  # a new table: places found again
+    assert decisions._rows_of(other, {"p"}) == [0, 1]
+    assert decisions._rows_of(other, {"r"}) == [2]
+
+
+def test_one_transaction_at_a_time_on_a_store_without_the_event_path() -> None:
+    from tests.naive_store import NaiveWindowStore
+
+    rule = SpikeRule(window=timedelta(seconds=90), baseline=timedelta(hours=1), factor=2,
+                     min_count=4)
+    engine = AlertEngine([rule], store=NaiveWindowStore())
+    seconds = [-3000, -2000, -1000, -500, 0, 30, 60, 80, 150]
+    out = [a for i, s in enumerate(seconds)
+           for a in engine.process(Transaction(f"t{i + 1}", f"inv{i + 1}", "p1", Decimal(1),
+                                               T0 + timedelta(seconds=s)))]
+    assert [(a.state, a.transaction_id, a.message) for a in out] == [
+        ("firing", "t8", "spike in pool p1: 4 transactions in the last 90s against 0.1 "
+                         "expected from 4 in the 1h before"),
+        ("resolved", "t9", "spike over in pool p1: 2 transactions in the last 90s against "
+                           "0.175 expected from 7 in the 1h before")]
