@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -214,53 +213,6 @@ def test_other_dialects_ddl_is_unchanged_by_the_mysql_forms() -> None:
         for name, table in plain.metadata.tables.items():
             assert (str(CreateTable(table).compile(dialect=dialect))
                     == str(CreateTable(fitted.metadata.tables[name]).compile(dialect=dialect)))
-
-
-@pytest.mark.mariadb
-def test_a_write_that_waited_for_the_pools_lock_builds_on_what_committed_meanwhile(
-        mariadb_url: str, schema: str) -> None:
-    # Two investments queue on the pool's row, held by another transaction. The second to get
-    # the lock must read the holding as the first one committed it, not as it was when its
-    # transaction began (InnoDB's REPEATABLE READ snapshot).
-    ledger = PoolLedger.from_url(mariadb_url, schema=schema)
-    ledger.create_pool(Pool("p", "m"), actor="m")
-    ledger.register_investor(Investor("a"))
-    ledger.admit("p", "a", actor="m")
-    ledger.invest("p", "a", D(100), actor="a", idempotency_key="first")
-    engine = sa.create_engine(mariadb_url)
-    failures: list[BaseException] = []
-
-    def invest(amount: int) -> None:
-        try:
-            ledger.invest("p", "a", D(amount), actor="a", idempotency_key=f"k{amount}")
-        except BaseException as error:  # pragma: no cover - reported below
-            failures.append(error)
-
-    with engine.connect() as holder, engine.connect() as watcher:
-        holder.execute(sa.text(f"SELECT 1 FROM {schema}.auptimate_pools WHERE id = 'p' "
-                               "FOR UPDATE"))
-        threads = [threading.Thread(target=invest, args=(n,)) for n in (10, 20)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        waiting = 0
-        while time.monotonic() < deadline:
-            waiting = watcher.execute(sa.text(
-                "SELECT count(*) FROM information_schema.innodb_trx "
-                "WHERE trx_state = 'LOCK WAIT'")).scalar_one()
-            watcher.rollback()
-            if waiting == 2:
-                break
-            time.sleep(0.2)  # InnoDB refreshes innodb_trx when last read over 0.1s before
-        assert waiting == 2, failures
-        holder.rollback()
-    for thread in threads:
-        thread.join(30)
-    assert failures == []
-    assert [p.invested for p in ledger.positions("p")] == [D(130)]
-    assert ledger.verify() == 5
-    ledger.close()
-    engine.dispose()
 
 
 @pytest.mark.mariadb
