@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -50,6 +49,7 @@ from ..aio.sse import change_stream, event_stream, sse_message
 from ..aio.status import http_status, problem
 from ..alerts.alert import Alert
 from ..errors import AuptimateError, ValidationError
+from ..pools.changes import check_interval
 
 __all__ = [
     "AlertFeed",
@@ -146,12 +146,6 @@ class MethodNotAllowed(AuptimateError):
     http_status = 405
 
 
-def _seconds(field: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValidationError(field, f"must be a number of seconds > 0, not {value!r}")
-    return value
-
-
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
@@ -229,7 +223,7 @@ class ChangeFeed:
         if start not in ("all", "now"):
             raise ValidationError("start", f"must be 'all' or 'now', not {start!r}")
         self.ledger = ledger
-        self.heartbeat = _seconds("heartbeat", heartbeat)
+        self.heartbeat = check_interval(heartbeat, "heartbeat")
         self.start = start
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -284,7 +278,7 @@ class AlertFeed:
                                     or maxsize < 1):
             raise ValidationError("maxsize", f"must be an int of at least 1, not {maxsize!r}")
         self.alerts = alerts
-        self.heartbeat = _seconds("heartbeat", heartbeat)
+        self.heartbeat = check_interval(heartbeat, "heartbeat")
         self.maxsize = maxsize
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
