@@ -25,11 +25,13 @@ from typing import Protocol, runtime_checkable
 from ..domain import Transaction, check_id
 from ..errors import ValidationError
 from ..store import Interval, LifecycleState, to_units
-from .alert import FIRING, Alert, AlertState
+from .alert import FIRING, Alert, AlertState, make_alert
 from .significance import rate_ratio_p_value
 
 _US = timedelta(microseconds=1)
 _AMOUNT = attrgetter("amount")
+_CACHED = 4_096  # figures a spike rule keeps per baseline value before starting afresh
+_PLACES = Decimal("0.0001")
 
 
 @runtime_checkable
@@ -132,9 +134,16 @@ def _span_text(micros: int) -> str:
 
 
 def _decimal(fraction: Fraction) -> Decimal:
-    value = (Decimal(fraction.numerator) / Decimal(fraction.denominator)).quantize(
-        Decimal("0.0001")
-    )
+    return _plain((Decimal(fraction.numerator) / Decimal(fraction.denominator)).quantize(
+        _PLACES))
+
+
+def _from_units(units: int) -> Decimal:
+    """``_decimal(Fraction(units, 10_000))`` without a Fraction: exact, units are 1/10,000."""
+    return _plain(Decimal(units).scaleb(-4).quantize(_PLACES))
+
+
+def _plain(value: Decimal) -> Decimal:
     # Without trailing zeros, and never in exponent form: 1000000, not 1E+6.
     return value.to_integral_value() if value == value.to_integral_value() else value.normalize()
 
@@ -173,15 +182,15 @@ class ThresholdRule:
         return self.per_pool.get(pool_id, self.limit)
 
     def check(self, tx: Transaction) -> Alert | None:
-        limit = self.per_pool.get(tx.pool_id, self.limit)
-        if tx.amount <= limit:
+        limit = self.per_pool.get(tx.pool_id, self.limit) if self.per_pool else self.limit
+        amount = tx.amount
+        if amount <= limit:
             return None
-        return Alert(
-            rule=self.kind, state=FIRING, pool_id=tx.pool_id, at=tx.timestamp,
-            transaction_id=tx.id, observed=tx.amount, limit=limit,
-            message=f"amount {tx.amount} > limit {limit} in pool {tx.pool_id}",
-            name=self.name, investor_id=tx.investor_id,
-        )
+        pool = tx.pool_id
+        return make_alert(
+            self.kind, FIRING, pool, tx.timestamp, tx.id, amount, limit,
+            f"amount {amount} > limit {limit} in pool {pool}", self.name or self.kind,
+            tx.investor_id, ())
 
     def flagged(self, txs: Sequence[Transaction]) -> list[int]:
         """The indices of the transactions :meth:`check` alerts on (one pass, no alerts)."""
@@ -237,6 +246,12 @@ class _RatioRule:
         if significance is not None and not 0 < significance < 1:
             raise ValidationError("significance", f"must be between 0 and 1, not {significance}")
         self.significance = significance
+        # What an alert's texts take from the rule alone, and (see _base_figures) from the
+        # baseline count, which repeats: made once.
+        self._window_text = _span_text(self._w)
+        self._baseline_text = _span_text(self._b)
+        self._factor_text = str(_decimal(self.factor))
+        self._by_base: dict[int, tuple[str, str, Decimal]] = {}
 
     @property
     def linear(self) -> tuple[int, int, int] | None:
@@ -274,37 +289,50 @@ class _RatioRule:
     def expected(self, base: int) -> Fraction:
         return Fraction(base * self._w, self._b)
 
-    def _figures(self, recent: int, base: int) -> tuple[Decimal, Decimal, dict[str, str]]:
+    def _base_figures(self, base: int) -> tuple[str, str, Decimal]:
+        """An alert's figures that depend on the baseline value alone: its text, the expected
+        value's text, and the limit (the bar the recent value had to reach)."""
         expected = self.expected(base)
         bar = max(Fraction(self._floor), self.factor * expected)
-        context = {
-            "recent": str(recent), "baseline": str(base), "expected": str(_decimal(expected)),
-            "window": _span_text(self._w), "baseline_span": _span_text(self._b),
-            "factor": str(_decimal(self.factor)),
-        }
-        if self.significance is not None:
-            context["p_value"] = f"{self.p_value(recent, base):.3g}"
-        return Decimal(recent), _decimal(bar), context
+        return str(base), str(_decimal(expected)), _decimal(bar)
+
+    def _recent_figures(self, recent: int) -> tuple[str, Decimal]:
+        """An alert's figures from the recent value: its text, and the observed value."""
+        return str(recent), Decimal(recent)
 
     def alert(
         self, state: AlertState, pool_id: str, at: datetime, transaction_id: str | None,
         investor_id: str | None, values: tuple[int, ...],
     ) -> Alert:
         recent, base = values
-        observed, limit, context = self._figures(recent, base)
-        return Alert(
-            rule=self.kind, state=state, pool_id=pool_id, at=at, transaction_id=transaction_id,
-            observed=observed, limit=limit, message=self._message(state, pool_id, context),
-            name=self.name, investor_id=investor_id, context=tuple(sorted(context.items())),
-        )
+        figures = self._by_base.get(base)
+        if figures is None:
+            figures = self._base_figures(base)
+            if len(self._by_base) >= _CACHED:
+                self._by_base.clear()
+            self._by_base[base] = figures
+        base_text, expected_text, limit = figures
+        recent_text, observed = self._recent_figures(recent)
+        # The context's pairs in the order of their names.
+        context: tuple[tuple[str, str], ...] = (
+            ("baseline", base_text), ("baseline_span", self._baseline_text),
+            ("expected", expected_text), ("factor", self._factor_text))
+        if self.significance is not None:
+            context += (("p_value", f"{self.p_value(recent, base):.3g}"),)
+        context += (("recent", recent_text), ("window", self._window_text))
+        return make_alert(
+            self.kind, state, pool_id, at, transaction_id, observed, limit,
+            self._message(state, pool_id, recent_text, expected_text, base_text),
+            self.name or self.kind, investor_id, context)
 
-    def _message(self, state: AlertState, pool_id: str, context: dict[str, str]) -> str:
+    def _message(
+        self, state: AlertState, pool_id: str, recent: str, expected: str, base: str
+    ) -> str:
         what = "spike" if state == FIRING else "spike over"
-        noun = "transaction" if context["recent"] == "1" else "transactions"
+        noun = "transaction" if recent == "1" else "transactions"
         return (
-            f"{what} in pool {pool_id}: {context['recent']} {noun} in the last "
-            f"{context['window']} against {context['expected']} expected from "
-            f"{context['baseline']} in the {context['baseline_span']} before"
+            f"{what} in pool {pool_id}: {recent} {noun} in the last {self._window_text} "
+            f"against {expected} expected from {base} in the {self._baseline_text} before"
         )
 
 
@@ -386,24 +414,23 @@ class AmountSpikeRule(_RatioRule):
             min_history=min_history, cooldown=cooldown, significance=None,
         )
 
-    def _figures(self, recent: int, base: int) -> tuple[Decimal, Decimal, dict[str, str]]:
+    def _base_figures(self, base: int) -> tuple[str, str, Decimal]:
         expected = self.expected(base)
         bar = max(Fraction(self._floor), self.factor * expected)
-        context = {
-            "recent": str(_decimal(Fraction(recent, 10_000))),
-            "baseline": str(_decimal(Fraction(base, 10_000))),
-            "expected": str(_decimal(expected / 10_000)),
-            "window": _span_text(self._w), "baseline_span": _span_text(self._b),
-            "factor": str(_decimal(self.factor)),
-        }
-        return _decimal(Fraction(recent, 10_000)), _decimal(bar / 10_000), context
+        return (str(_from_units(base)), str(_decimal(expected / 10_000)),
+                _decimal(bar / 10_000))
 
-    def _message(self, state: AlertState, pool_id: str, context: dict[str, str]) -> str:
+    def _recent_figures(self, recent: int) -> tuple[str, Decimal]:
+        observed = _from_units(recent)
+        return str(observed), observed
+
+    def _message(
+        self, state: AlertState, pool_id: str, recent: str, expected: str, base: str
+    ) -> str:
         what = "amount spike" if state == FIRING else "amount spike over"
         return (
-            f"{what} in pool {pool_id}: {context['recent']} invested in the last "
-            f"{context['window']} against {context['expected']} expected from "
-            f"{context['baseline']} in the {context['baseline_span']} before"
+            f"{what} in pool {pool_id}: {recent} invested in the last {self._window_text} "
+            f"against {expected} expected from {base} in the {self._baseline_text} before"
         )
 
     def __repr__(self) -> str:
