@@ -141,3 +141,19 @@ def test_default_lateness_is_five_minutes_and_ids_last_a_day() -> None:
     assert store.observe(Observation("p", "z", 10 * minute + day), window).status is Status.NEW
     assert store.observe(Observation("p", "a", 10 * minute + day), window).status is (
         Status.DUPLICATE)
+
+
+@pytest.mark.parametrize("intervals", [(Interval(0, 10), Interval(10, 10)),
+                                       (Interval(0, 10), Interval(0, 20))],
+                         ids=["chained", "both end now"])
+def test_observe_event_without_totals_answers_zeros(intervals: Sequence[Interval]) -> None:
+    store = MemoryWindowStore(LATENESS)
+    answers = [store.observe_event("p", f"e{i}", at, amount, intervals, False, None)
+               for i, (at, amount) in enumerate(zip(TIMES, AMOUNTS))]
+    assert [tuple(a[2]) for a in answers] == [(0, 0)] * 5
+    assert [a[0] for a in answers] == [Status.NEW] * 5
+    with_totals = MemoryWindowStore(LATENESS)
+    answers = [with_totals.observe_event("p", f"e{i}", at, amount, intervals, True, None)
+               for i, (at, amount) in enumerate(zip(TIMES, AMOUNTS))]
+    assert [a[2][0] for a in answers] == [1, 3, 5, 7, 9]
+    assert {a[3] for a in answers} == {0}
