@@ -413,13 +413,12 @@ class LifecycleTable:
             now, tag, then = entry if entry is not None else _UNTOUCHED
             if change.batch is not None and tag != change.batch:
                 tag, then = change.batch, now
-            target = LifecycleState(change.firing, change.at, change.cause)
-            if change.cause is not None and now == target:
-                applied.append(True)
-            elif now.firing == change.firing:
-                applied.append(False)
+            if now.firing == change.firing:
+                # Already so: applied only if it is this very change, decided again.
+                applied.append(change.cause is not None and now.since == change.at
+                               and now.cause == change.cause)
             else:
-                now = target
+                now = LifecycleState(change.firing, change.at, change.cause)
                 if change.firing:
                     firing.add(key)
                 else:

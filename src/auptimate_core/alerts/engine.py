@@ -240,20 +240,22 @@ class AlertEngine:
         # Per window rule: see _watching.
         self._watch: list[_Watch] = []
         # The default rules (one ThresholdRule, one linear window rule) on such a store:
-        # (limit, limits per pool or None, and the window rule's _Watch from its firing set on),
-        # which process() reads to find a transaction that changes nothing; else None.
-        self._simple: tuple[Decimal, dict[str, Decimal] | None, AbstractSet[str], bool, int,
-                            int, int, int, int] | None = None
+        # (limit, limits per pool or None, the ThresholdRule, and the window rule's _Watch
+        # from its firing set on), which process() reads to decide a transaction that leaves
+        # the window rule's state as it is; else None.
+        self._simple: tuple[Decimal, dict[str, Decimal] | None, TransactionRule,
+                            AbstractSet[str], bool, int, int, int, int, int] | None = None
         if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
             self._event = store.observe_event
             self._watch = [_watching(slot, store.firing_view(slot.rule.name))
                            for slot in self._windows.slots]
             if (len(self._tx_fast) == len(self._watch) == 1 and self._watch[0][3]
                     and self._tx_fast[0][1] is not None):
-                _, limit, per_pool = self._tx_fast[0]
+                threshold, limit, per_pool = self._tx_fast[0]
                 _, firing, use_totals, _, floor, a, b, c0, c1 = self._watch[0]
                 assert limit is not None
-                self._simple = (limit, per_pool, firing, use_totals, floor, a, b, c0, c1)
+                self._simple = (limit, per_pool, threshold, firing, use_totals, floor, a, b, c0,
+                                c1)
         self._stats_lock = threading.Lock()
         self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
@@ -310,13 +312,16 @@ class AlertEngine:
             if simple is not None and status is _NEW:
                 # The usual rules and the usual transaction: under the limit, and the window
                 # rule's state stays as it is. Decided here, nothing else to do.
-                limit, per_pool, firing, use_totals, floor, a, b, c0, c1 = simple
+                limit, per_pool, threshold, firing, use_totals, floor, a, b, c0, c1 = simple
                 values = totals if use_totals else counts
                 v0 = values[c0]
-                if (v0 >= floor and v0 * a >= values[c1] * b) is (pool in firing) and (
-                        tx.amount <= (per_pool.get(pool, limit) if per_pool is not None
-                                      else limit)):
-                    return []
+                if (v0 >= floor and v0 * a >= values[c1] * b) is (pool in firing):
+                    if tx.amount <= (per_pool.get(pool, limit) if per_pool is not None
+                                     else limit):
+                        return []
+                    raised: list[Alert] = [threshold.check(tx)]  # type: ignore[list-item]
+                    self._deliver(raised)  # over the limit: check() gave its alert
+                    return raised
             alerts, held = self._decide_event(tx, at, status, counts, totals, first)
         finally:
             self._lock.release()
@@ -352,20 +357,25 @@ class AlertEngine:
             for slot, firing, use_totals, linear, floor, a, b, c0, c1 in self._watch:
                 values = totals if use_totals else counts
                 if linear:
-                    v0 = values[c0]
-                    holds = v0 >= floor and v0 * a >= values[c1] * b
+                    figures: tuple[int, ...] = (values[c0], values[c1])
+                    holds = figures[0] >= floor and figures[0] * a >= figures[1] * b
                 else:
-                    holds = slot.holds([values[c] for c in slot.columns])
+                    figures = tuple([values[c] for c in slot.columns])
+                    holds = slot.holds(figures)
                 if holds is not (pool in firing):
                     # The state may change: decided below with the lifecycle's word.
                     found = found or []
-                    found.append((slot.rule, tuple(values[c] for c in slot.columns), holds))
+                    found.append((slot.rule, figures, holds))
             if found:
                 tag = f"{self._name}.{next(self._batches)}"
                 try:
                     changes = self._windows.changes(
                         _untimed, self.store, tx, at, first, found, tag)
-                    if changes:
+                    if len(changes) == 1:
+                        change, alert = changes[0]
+                        if self.store.transition([change])[0]:
+                            alerts.append(alert)
+                    elif changes:
                         moves = [change for change, _ in changes]
                         applied = self.store.transition(moves)
                         alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
