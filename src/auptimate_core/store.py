@@ -440,7 +440,7 @@ class LifecycleTable:
     def forget(self, keys: Iterable[str]) -> None:
         """Drop the states of ``keys`` that are not firing (they read as ``IDLE`` again)."""
         held = self._pairs
-        firing = list(self._firing.values())
+        firing = [keys_firing for keys_firing in self._firing.values() if keys_firing]
         for key in keys:
             rules = held.pop(key, None)
             if rules is None:
