@@ -240,10 +240,10 @@ class AlertEngine:
         # Per window rule: see _watching.
         self._watch: list[_Watch] = []
         # The default rules (one ThresholdRule, one linear window rule) on such a store:
-        # (limit, limits per pool or None, the ThresholdRule, and the window rule's _Watch
-        # from its firing set on), which process() reads to decide a transaction that leaves
-        # the window rule's state as it is; else None.
-        self._simple: tuple[Decimal, dict[str, Decimal] | None, TransactionRule,
+        # (limit, limits per pool or None, the ThresholdRule, the window rule, and its _Watch
+        # from its firing set on): process() decides a new transaction from them alone; else
+        # None.
+        self._simple: tuple[Decimal, dict[str, Decimal] | None, TransactionRule, WindowRule,
                             AbstractSet[str], bool, int, int, int, int, int] | None = None
         if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
             self._event = store.observe_event
@@ -252,10 +252,10 @@ class AlertEngine:
             if (len(self._tx_fast) == len(self._watch) == 1 and self._watch[0][3]
                     and self._tx_fast[0][1] is not None):
                 threshold, limit, per_pool = self._tx_fast[0]
-                _, firing, use_totals, _, floor, a, b, c0, c1 = self._watch[0]
+                slot, firing, use_totals, _, floor, a, b, c0, c1 = self._watch[0]
                 assert limit is not None
-                self._simple = (limit, per_pool, threshold, firing, use_totals, floor, a, b, c0,
-                                c1)
+                self._simple = (limit, per_pool, threshold, slot.rule, firing, use_totals, floor,
+                                a, b, c0, c1)
         self._stats_lock = threading.Lock()
         self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
@@ -312,16 +312,36 @@ class AlertEngine:
             if simple is not None and status is _NEW:
                 # The usual rules and the usual transaction: under the limit, and the window
                 # rule's state stays as it is. Decided here, nothing else to do.
-                limit, per_pool, threshold, firing, use_totals, floor, a, b, c0, c1 = simple
+                limit, per_pool, threshold, window, firing, use_totals, floor, a, b, c0, c1 = (
+                    simple)
                 values = totals if use_totals else counts
                 v0 = values[c0]
-                if (v0 >= floor and v0 * a >= values[c1] * b) is (pool in firing):
-                    if tx.amount <= (per_pool.get(pool, limit) if per_pool is not None
-                                     else limit):
+                v1 = values[c1]
+                holds = v0 >= floor and v0 * a >= v1 * b
+                over = tx.amount > (per_pool.get(pool, limit) if per_pool is not None
+                                    else limit)
+                if holds is (pool in firing):
+                    if not over:
                         return []
                     raised: list[Alert] = [threshold.check(tx)]  # type: ignore[list-item]
                     self._deliver(raised)  # over the limit: check() gave its alert
                     return raised
+                # The window rule's state may change: decided with the lifecycle's word.
+                raised = [threshold.check(tx)] if over else []  # type: ignore[list-item]
+                tag = f"{self._name}.{next(self._batches)}"
+                try:
+                    changes = self._windows.changes(
+                        _untimed, self.store, tx, at, first, [(window, (v0, v1), holds)], tag)
+                    if changes:
+                        change, alert = changes[0]
+                        if self.store.transition([change])[0]:
+                            raised.append(alert)
+                except StoreError:
+                    self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
+                    raise
+                if raised:
+                    self._deliver(raised)
+                return raised
             alerts, held = self._decide_event(tx, at, status, counts, totals, first)
         finally:
             self._lock.release()
