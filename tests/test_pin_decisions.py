@@ -11,6 +11,7 @@ import pytest
 from auptimate_core import Transaction
 from auptimate_core.alerts import AlertEngine, AmountSpikeRule, SpikeRule
 from auptimate_core.alerts.decisions import _INT64, RuleSlot, WindowDecisions, _holding
+from auptimate_core.backends.columnar import ColumnarWindowStore
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.store import Interval, LifecycleState
 
@@ -127,3 +128,20 @@ def test_one_transaction_at_a_time_on_a_store_without_the_event_path() -> None:
                          "expected from 4 in the 1h before"),
         ("resolved", "t9", "spike over in pool p1: 2 transactions in the last 90s against "
                            "0.175 expected from 7 in the 1h before")]
+
+
+def test_a_batch_fires_when_the_ratio_holds_not_before() -> None:
+    # A steady hour (one a minute) then a burst of one a second: with factor 10 the burst
+    # fires at its tenth transaction, though min_count (2) is reached at its second.
+    rule = SpikeRule(window=timedelta(minutes=1), baseline=timedelta(hours=1), factor=10,
+                     min_count=2)
+    steady = [Transaction(f"s{j}", "i", "p", Decimal(1), T0 - timedelta(seconds=60 * j))
+              for j in range(60, 0, -1)]
+    burst = [Transaction(f"b{k}", "i", "p", Decimal(1), T0 + timedelta(seconds=k))
+             for k in range(1, 13)]
+    for engine in (AlertEngine([rule], store=MemoryWindowStore()),
+                   AlertEngine([rule], store=ColumnarWindowStore())):
+        alerts = engine.process_many(steady + burst)
+        assert [(a.state, a.transaction_id, a.message) for a in alerts] == [
+            ("firing", "b10", "spike in pool p: 10 transactions in the last 1m against 1 "
+                              "expected from 60 in the 1h before")]
