@@ -47,7 +47,7 @@ Contract (``auptimate_core.testing`` holds the test suite every store must pass)
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Protocol, runtime_checkable
@@ -202,6 +202,26 @@ class LifecycleState:
 
 
 IDLE: Final = LifecycleState()
+
+
+def _state_writer() -> Callable[[bool, int | None, str | None], LifecycleState]:
+    """LifecycleState(firing, since, cause) written straight into its slots (its fields need
+    no check): what the lifecycle table builds a state with at every change."""
+    new = object.__new__
+    set_firing, set_since, set_cause = (
+        LifecycleState.__dict__[name].__set__ for name in ("firing", "since", "cause"))
+
+    def make(firing: bool, since: int | None, cause: str | None) -> LifecycleState:
+        state: LifecycleState = new(LifecycleState)
+        set_firing(state, firing)
+        set_since(state, since)
+        set_cause(state, cause)
+        return state
+
+    return make
+
+
+_new_state = _state_writer()
 
 
 @attrs.frozen(slots=True)
@@ -418,7 +438,7 @@ class LifecycleTable:
                 applied.append(change.cause is not None and now.since == change.at
                                and now.cause == change.cause)
             else:
-                now = LifecycleState(change.firing, change.at, change.cause)
+                now = _new_state(change.firing, change.at, change.cause)
                 if change.firing:
                     firing.add(key)
                 else:
