@@ -177,6 +177,8 @@ class ThresholdRule:
             for pool, value in (per_pool or {}).items()
         }
         self.name = name
+        # The last limit an alert named, and its part of the message.
+        self._limit_text = (self.limit, f" > limit {self.limit} in pool ")
 
     def limit_for(self, pool_id: str) -> Decimal:
         return self.per_pool.get(pool_id, self.limit)
@@ -187,10 +189,12 @@ class ThresholdRule:
         if amount <= limit:
             return None
         pool = tx.pool_id
+        text = self._limit_text
+        if text[0] is not limit:  # another pool's limit, or limit was set anew
+            text = self._limit_text = (limit, f" > limit {limit} in pool ")
         return make_alert(
             self.kind, FIRING, pool, tx.timestamp, tx.id, amount, limit,
-            f"amount {amount} > limit {limit} in pool {pool}", self.name or self.kind,
-            tx.investor_id, ())
+            f"amount {amount}{text[1]}{pool}", self.name or self.kind, tx.investor_id, ())
 
     def flagged(self, txs: Sequence[Transaction]) -> list[int]:
         """The indices of the transactions :meth:`check` alerts on (one pass, no alerts)."""
