@@ -310,8 +310,8 @@ class AlertEngine:
             self.stats.processed += 1
             simple = self._simple
             if simple is not None and status is _NEW:
-                # The usual rules and the usual transaction: under the limit, and the window
-                # rule's state stays as it is. Decided here, nothing else to do.
+                # The default rules on a new transaction, decided here; the usual one (under
+                # the limit, the window rule's state as it was) returns at the first test.
                 limit, per_pool, threshold, window, firing, use_totals, floor, a, b, c0, c1 = (
                     simple)
                 values = totals if use_totals else counts
