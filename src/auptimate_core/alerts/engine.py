@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from .. import metrics as _metrics
 from ..clock import Clock, SystemClock
-from ..columns import TransactionColumns, unchecked_transaction
+from ..columns import AmountColumn, TransactionColumns, unchecked_transaction
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
@@ -636,7 +636,12 @@ class AlertEngine:
         ones)."""
         n = len(rows.ids)
         not_after = to_micros(self.clock.now()) + self._ahead
-        amounts = list(map(to_units, rows.amounts)) if self._totals else [0] * n
+        if not self._totals:
+            amounts = [0] * n
+        elif isinstance(rows.amounts, AmountColumn):  # exact units from the column's integers
+            amounts = rows.amounts.units()
+        else:
+            amounts = list(map(to_units, rows.amounts))
         extra: dict[str, Any] = {} if deliveries is None else {"deliveries": deliveries}
         batch = self._call(
             "observe_many", self.store.observe_many,
@@ -740,6 +745,8 @@ def _over_limit(
 ) -> list[int]:
     """The indices at which ``rule`` alerts (the same as its ``flagged``, on columns)."""
     limit = rule.limit
+    if isinstance(amounts, AmountColumn) and not rule.per_pool:
+        return amounts.over(limit)
     if not rule.per_pool:
         # One comparison per transaction finds the batches with nothing to flag (most).
         if not amounts or max(amounts) <= limit:
