@@ -411,3 +411,12 @@ def test_significance_holds_at_exactly_its_level() -> None:
     assert SpikeRule(factor=2, min_count=2, significance=level).holds(6, 30) is True
     below = level * (1 - 2**-40)
     assert SpikeRule(factor=2, min_count=2, significance=below).holds(6, 30) is False
+
+
+def test_linear_form_of_the_spike_rules() -> None:
+    # recent >= floor and recent * a >= base * b, with a = baseline * den, b = window * num.
+    assert SpikeRule().linear == (5, 3_600_000_000, 600_000_000)
+    assert SpikeRule(factor=Decimal("2.5"), min_count=3).linear == (
+        3, 7_200_000_000, 300_000_000)
+    assert AmountSpikeRule().linear == (1_000_000_000, 3_600_000_000, 600_000_000)
+    assert SpikeRule(significance=0.05).linear is None
