@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import compress, count, islice
+from itertools import islice
 from operator import attrgetter, itemgetter
 from time import perf_counter, time_ns
 from typing import Any, Literal, TypeVar
 
 from .. import metrics as _metrics
 from ..clock import Clock, SystemClock
-from ..columns import AmountColumn, TransactionColumns, unchecked_transaction
+from ..columns import AmountColumn, TransactionColumns
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
@@ -43,6 +43,7 @@ from .alert import RESOLVED, Alert
 from .dead_letters import DeadLetterDestination
 from .decisions import Pending, RuleSlot, WindowDecisions
 from .delivery import Dispatcher
+from .rows import ColumnRows, Rows, TxRows, over_limit
 from .rules import FlaggingRule, ThresholdRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
 from .stats import EngineStats, log_held
@@ -92,71 +93,6 @@ class _Unfinished:
     def __init__(self, tag: str, delivered: list[Alert]) -> None:
         self.tag = tag
         self.delivered = delivered
-
-
-class _TxRows:
-    """A batch of Transaction objects as columns (:class:`~.decisions.Rows`)."""
-
-    __slots__ = ("amounts", "ats", "ids", "keys", "txs")
-
-    def __init__(self, txs: list[Transaction]) -> None:
-        self.txs = txs
-        self.keys: list[str] = list(map(_POOL, txs))
-        self.ids: list[str] = list(map(_ID, txs))
-        self.amounts: list[Decimal] = list(map(_AMOUNT, txs))
-        # Microseconds since the epoch from the timedelta's fields: exact, and cheaper than
-        # dividing one timedelta by another (to_micros) on the hottest line of the engine.
-        self.ats = [((d := moment - EPOCH).days * 86_400 + d.seconds) * 1_000_000
-                    + d.microseconds for moment in map(_TIMESTAMP, txs)]
-
-    def moment(self, i: int) -> datetime:
-        return self.txs[i].timestamp
-
-    def investor(self, i: int) -> str:
-        return self.txs[i].investor_id
-
-    def transaction(self, i: int) -> Transaction:
-        return self.txs[i]
-
-    def for_rules(self, i: int) -> Transaction:
-        return self.txs[i]
-
-    def transactions(self) -> list[Transaction]:
-        return self.txs
-
-
-class _ColumnRows:
-    """Rows ``start`` to ``stop`` of :class:`TransactionColumns` (:class:`~.decisions.Rows`);
-    a Transaction is built only for a row that needs one."""
-
-    __slots__ = ("amounts", "ats", "columns", "ids", "investors", "keys", "start")
-
-    def __init__(self, columns: TransactionColumns, start: int, stop: int) -> None:
-        self.columns = columns
-        self.start = start
-        self.keys = columns.pools[start:stop]
-        self.ids = columns.ids[start:stop]
-        self.investors = columns.investors[start:stop]
-        self.amounts = columns.amounts[start:stop]
-        self.ats = columns.times[start:stop]
-
-    def moment(self, i: int) -> datetime:
-        return from_micros(self.ats[i])
-
-    def investor(self, i: int) -> str:
-        return self.investors[i]
-
-    def transaction(self, i: int) -> Transaction:
-        return self.columns.transaction(self.start + i)
-
-    def for_rules(self, i: int) -> Transaction:
-        return unchecked_transaction(self.columns, self.start + i)
-
-    def transactions(self) -> list[Transaction]:
-        return [self.for_rules(i) for i in range(len(self.ids))]
-
-
-_Rows = _TxRows | _ColumnRows
 
 
 class AlertEngine:
@@ -484,12 +420,12 @@ class AlertEngine:
                 )
             txs = listed
         size = self.batch_size
-        chunks: Iterator[_Rows]
+        chunks: Iterator[Rows]
         if isinstance(txs, list):
-            chunks = (_TxRows(txs[i:i + size]) for i in range(0, len(txs), size))
+            chunks = (TxRows(txs[i:i + size]) for i in range(0, len(txs), size))
         else:
             iterator = iter(txs)
-            chunks = map(_TxRows, iter(lambda: list(islice(iterator, size)), []))
+            chunks = map(TxRows, iter(lambda: list(islice(iterator, size)), []))
         return self._run(chunks, deliveries)
 
     def process_columns(self, columns: TransactionColumns) -> list[Alert]:
@@ -504,9 +440,9 @@ class AlertEngine:
         size = self.batch_size
         n = len(columns)
         return self._run(
-            (_ColumnRows(columns, i, min(i + size, n)) for i in range(0, n, size)), None)
+            (ColumnRows(columns, i, min(i + size, n)) for i in range(0, n, size)), None)
 
-    def _run(self, chunks: Iterator[_Rows], deliveries: Sequence[str] | None) -> list[Alert]:
+    def _run(self, chunks: Iterator[Rows], deliveries: Sequence[str] | None) -> list[Alert]:
         """Decide ``chunks`` in order, one batch each, under the engine's lock."""
         alerts: list[Alert] = []
         held: tuple[list[Transaction], list[Transaction]] = ([], [])
@@ -627,7 +563,7 @@ class AlertEngine:
             recorder.store_call(self._store_name, operation, perf_counter() - start)
 
     def _process_batch(
-        self, rows: _Rows, held: tuple[list[Transaction], list[Transaction]],
+        self, rows: Rows, held: tuple[list[Transaction], list[Transaction]],
         deliveries: Sequence[str] | None, tag: str, again: bool, delivered: list[Alert],
     ) -> list[Alert]:
         """Decide one batch. ``tag`` names it in the store; ``again`` says it may have been
@@ -664,7 +600,7 @@ class AlertEngine:
         for order, (tx_rule, flagged) in enumerate(self._tx_rules):
             candidates: Iterable[int]
             if type(tx_rule) is ThresholdRule:
-                candidates = _over_limit(tx_rule, rows.amounts, rows.keys)
+                candidates = over_limit(tx_rule, rows.amounts, rows.keys)
             elif flagged is not None:
                 candidates = flagged(rows.transactions())
             else:
@@ -738,23 +674,6 @@ class AlertEngine:
             self.stats.sink_failures += 1
         if self.on_sink_error is not None:
             self.on_sink_error(sink, alert, error)
-
-
-def _over_limit(
-    rule: ThresholdRule, amounts: Sequence[Decimal], pools: Sequence[str]
-) -> list[int]:
-    """The indices at which ``rule`` alerts (the same as its ``flagged``, on columns)."""
-    limit = rule.limit
-    if isinstance(amounts, AmountColumn) and not rule.per_pool:
-        return amounts.over(limit)
-    if not rule.per_pool:
-        # One comparison per transaction finds the batches with nothing to flag (most).
-        if not amounts or max(amounts) <= limit:
-            return []
-        return list(compress(count(), map(limit.__lt__, amounts)))
-    get = rule.per_pool.get
-    return [i for i, (amount, pool) in enumerate(zip(amounts, pools))
-            if amount > get(pool, limit)]
 
 
 def alert_time(at: int) -> datetime:
