@@ -420,3 +420,15 @@ def test_linear_form_of_the_spike_rules() -> None:
         3, 7_200_000_000, 300_000_000)
     assert AmountSpikeRule().linear == (1_000_000_000, 3_600_000_000, 600_000_000)
     assert SpikeRule(significance=0.05).linear is None
+
+
+def test_a_rule_name_names_its_alerts() -> None:
+    tx = Transaction("t", "i", "p", Decimal("2"), T0)
+    named = ThresholdRule(limit=1, name="big")
+    assert named.name == "big"
+    alert = named.check(tx)
+    assert alert is not None
+    assert (alert.rule, alert.name) == ("threshold", "big")
+    unnamed = ThresholdRule(limit=1, name="").check(tx)
+    assert unnamed is not None
+    assert (unnamed.rule, unnamed.name) == ("threshold", "threshold")
