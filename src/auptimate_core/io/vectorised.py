@@ -72,6 +72,19 @@ def transaction_batches(
     the pipeline alone."""
     if skip_invalid and on_reject is None:
         raise ValueError("on_reject: needed with skip_invalid, so no rejected row goes unseen")
+    header = _vectorised_header(source, vectorise_from)
+    if header is None:
+        rows = read_transactions(source, skip_invalid=skip_invalid, on_reject=on_reject,
+                                 assume_tz=assume_tz, name=source)
+        while batch := list(itertools.islice(rows, _BATCH)):
+            yield batch
+        return
+    yield from _Blocks(source, header, skip_invalid, on_reject, assume_tz, block)
+
+
+def _vectorised_header(source: str, vectorise_from: int) -> list[str] | None:
+    """The header of ``source`` when polars reads it (a plain CSV file of ``vectorise_from``
+    bytes or more, polars installed); None when the row pipeline reads it alone."""
     try:
         if source == "-" or not os.path.isfile(source) or file_format(source) != "csv":
             raise NotVectorised("not a CSV file")
@@ -82,12 +95,8 @@ def transaction_batches(
         header = read_header(source)
         plain_header(header)
     except NotVectorised:
-        rows = read_transactions(source, skip_invalid=skip_invalid, on_reject=on_reject,
-                                 assume_tz=assume_tz, name=source)
-        while batch := list(itertools.islice(rows, _BATCH)):
-            yield batch
-        return
-    yield from _Blocks(source, header, skip_invalid, on_reject, assume_tz, block)
+        return None
+    return header
 
 
 Batch = TransactionColumns | list[Transaction]
@@ -109,16 +118,8 @@ def column_batches(
     batch as a list of Transactions."""
     if skip_invalid and on_reject is None:
         raise ValueError("on_reject: needed with skip_invalid, so no rejected row goes unseen")
-    try:
-        if source == "-" or not os.path.isfile(source) or file_format(source) != "csv":
-            raise NotVectorised("not a CSV file")
-        if os.path.getsize(source) < vectorise_from:
-            raise NotVectorised("a small file")
-        if importlib.util.find_spec("polars") is None:
-            raise NotVectorised("polars is not installed")
-        header = read_header(source)
-        plain_header(header)
-    except NotVectorised:
+    header = _vectorised_header(source, vectorise_from)
+    if header is None:
         yield from transaction_batches(source, skip_invalid=skip_invalid, on_reject=on_reject,
                                        assume_tz=assume_tz, block=block, vectorise_from=0)
         return
