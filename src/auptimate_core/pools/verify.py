@@ -90,17 +90,8 @@ def _verify_chains(session: LedgerSession, chain: AuditChain) -> int:
     records = {record.pool.id: record for record in session.pools()}
     # Everything but the entries first: no other query runs while they stream.
     members = {pool_id: session.holdings(pool_id) for pool_id in records}
-    seen: set[str] = set()
-    checked = 0
-    for pool_id, entries in itertools.groupby(session.entries(), key=lambda e: e.pool_id):
-        record = records.get(pool_id)
-        if record is None:
-            raise AuditError(f"entries of pool {pool_id!r} remain but the pool does not")
-        seen.add(pool_id)
-        checked += _check(chain, record, entries, members[pool_id])
-    for pool_id in sorted(records.keys() - seen):
-        checked += _check(chain, records[pool_id], iter(()), members[pool_id])
-    return checked
+    return sum(_check(chain, record, entries, members[record.pool.id])
+               for record, entries in _by_pool(records, session.entries()))
 
 
 def _verify_rows(rows: AuditRows, chain: AuditChain) -> int:
@@ -124,19 +115,30 @@ def _verify_rows(rows: AuditRows, chain: AuditChain) -> int:
             raise AuditError(f"table 'receipts', row key={receipt.key!r}: its pool "
                              f"{receipt.pool_id!r} does not exist")
         receipts.setdefault(receipt.pool_id, []).append((receipt, mark))
-    seen: set[str] = set()
     checked = 0
-    for pool_id, entries in itertools.groupby(rows.entries(), key=lambda e: e.pool_id):
-        found = records.get(pool_id)
-        if found is None:
+    for record, entries in _by_pool(records, rows.entries()):
+        pool_id = record.pool.id
+        writes = _Writes(chain, pool_id, receipts.get(pool_id, []))
+        checked += _check(chain, record, writes.watch(entries), members.get(pool_id, {}))
+        writes.end()
+    return checked
+
+
+def _by_pool(records: Mapping[str, PoolRecord],
+             entries: Iterable[Entry]) -> Iterator[tuple[PoolRecord, Iterator[Entry]]]:
+    """Each pool's record with its entries as they stream (grouped by pool id; each group must
+    be read before the next is drawn), then each pool without entries with none, which its
+    chain's check refuses. Entries of a pool that does not exist are an
+    :class:`~auptimate_core.errors.AuditError`."""
+    seen: set[str] = set()
+    for pool_id, group in itertools.groupby(entries, key=lambda e: e.pool_id):
+        record = records.get(pool_id)
+        if record is None:
             raise AuditError(f"entries of pool {pool_id!r} remain but the pool does not")
         seen.add(pool_id)
-        writes = _Writes(chain, pool_id, receipts.get(pool_id, []))
-        checked += _check(chain, found, writes.watch(entries), members.get(pool_id, {}))
-        writes.end()
+        yield record, group
     for pool_id in sorted(records.keys() - seen):
-        checked += _check(chain, records[pool_id], iter(()), members.get(pool_id, {}))
-    return checked
+        yield records[pool_id], iter(())
 
 
 def _check_investors(found: Iterable[tuple[Investor, str | None]],
