@@ -21,10 +21,11 @@ from ..store import (
     AlertLifecycle,
     ColumnarBatch,
     Interval,
-    LifecycleState,
     ObservedBatch,
     Status,
     Transition,
+    new_state,
+    new_transition,
 )
 from .alert import FIRING, RESOLVED, Alert
 from .rules import LinearRule, WindowRule
@@ -140,7 +141,7 @@ class WindowDecisions:
                 continue
             alert = rule.alert(FIRING if holds else RESOLVED, pool, tx.timestamp, tx.id,
                                tx.investor_id, values)
-            changes.append((Transition(pool, rule.name, holds, at, tx.id, tag), alert))
+            changes.append((new_transition(pool, rule.name, holds, at, tx.id, tag), alert))
         return changes
 
     def decide(
@@ -219,15 +220,16 @@ class WindowDecisions:
                 at = ats[i]
                 if holds and not rule.may_fire(at, first_seen[i], state):
                     continue
-                pool_states[key] = LifecycleState(holds, at)
-                values = tuple(col[i] for col in cols)
+                pool_states[key] = new_state(holds, at, None)
+                values = (cols[0][i], cols[1][i]) if linear is not None else tuple(
+                    [col[i] for col in cols])
                 tx_id = rows.ids[i]
                 alert = rule.alert(
                     FIRING if holds else RESOLVED, key, rows.moment(i), tx_id,
                     rows.investor(i), values
                 )
                 pending.append((i, order, alert, len(transitions)))
-                transitions.append(Transition(key, rule.name, holds, at, tx_id, tag))
+                transitions.append(new_transition(key, rule.name, holds, at, tx_id, tag))
 
 
     def _rows_of(self, keys: Sequence[str], pools: set[str]) -> list[int]:

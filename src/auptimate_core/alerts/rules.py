@@ -30,7 +30,9 @@ from .significance import rate_ratio_p_value
 
 _US = timedelta(microseconds=1)
 _AMOUNT = attrgetter("amount")
-_CACHED = 4_096  # figures a spike rule keeps per baseline value before starting afresh
+_CACHED = 4_096  # figures a spike rule keeps per pair of values before starting afresh
+_Figures = tuple[tuple[tuple[str, str], ...], str, str, str, Decimal, Decimal]
+"""An alert's figures (see _RatioRule._figures)."""
 _PLACES = Decimal("0.0001")
 
 
@@ -250,12 +252,12 @@ class _RatioRule:
         if significance is not None and not 0 < significance < 1:
             raise ValidationError("significance", f"must be between 0 and 1, not {significance}")
         self.significance = significance
-        # What an alert's texts take from the rule alone, and (see _base_figures) from the
-        # baseline count, which repeats: made once.
+        # What an alert's texts take from the rule alone, and (see alert()) from its values,
+        # which repeat: made once.
         self._window_text = _span_text(self._w)
         self._baseline_text = _span_text(self._b)
         self._factor_text = str(_decimal(self.factor))
-        self._by_base: dict[int, tuple[str, str, Decimal]] = {}
+        self._by_values: dict[tuple[int, ...], _Figures] = {}
 
     @property
     def linear(self) -> tuple[int, int, int] | None:
@@ -304,18 +306,10 @@ class _RatioRule:
         """An alert's figures from the recent value: its text, and the observed value."""
         return str(recent), Decimal(recent)
 
-    def alert(
-        self, state: AlertState, pool_id: str, at: datetime, transaction_id: str | None,
-        investor_id: str | None, values: tuple[int, ...],
-    ) -> Alert:
-        recent, base = values
-        figures = self._by_base.get(base)
-        if figures is None:
-            figures = self._base_figures(base)
-            if len(self._by_base) >= _CACHED:
-                self._by_base.clear()
-            self._by_base[base] = figures
-        base_text, expected_text, limit = figures
+    def _figures(self, recent: int, base: int) -> _Figures:
+        """An alert's figures for its two values: its context, the texts of the recent value,
+        the expected value and the baseline value, the observed value and the limit."""
+        base_text, expected_text, limit = self._base_figures(base)
         recent_text, observed = self._recent_figures(recent)
         # The context's pairs in the order of their names.
         context: tuple[tuple[str, str], ...] = (
@@ -324,6 +318,21 @@ class _RatioRule:
         if self.significance is not None:
             context += (("p_value", f"{self.p_value(recent, base):.3g}"),)
         context += (("recent", recent_text), ("window", self._window_text))
+        return context, recent_text, expected_text, base_text, observed, limit
+
+    def alert(
+        self, state: AlertState, pool_id: str, at: datetime, transaction_id: str | None,
+        investor_id: str | None, values: tuple[int, ...],
+    ) -> Alert:
+        # The figures repeat (the same few counts over and over): made once and shared, which
+        # spares an alert's allocations as well as its formatting.
+        figures = self._by_values.get(values)
+        if figures is None:
+            figures = self._figures(*values)
+            if len(self._by_values) >= _CACHED:
+                self._by_values.clear()
+            self._by_values[values] = figures
+        context, recent_text, expected_text, base_text, observed, limit = figures
         return make_alert(
             self.kind, state, pool_id, at, transaction_id, observed, limit,
             self._message(state, pool_id, recent_text, expected_text, base_text),
