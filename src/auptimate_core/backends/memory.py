@@ -253,6 +253,19 @@ class MemoryWindowStore(LocalStore):
 
     # -- recording and tallying ---------------------------------------------------------------
 
+    def _compact(self, state: _ExactKey, at: int) -> None:
+        """An in-order event at ``at`` took an exact window past its cap: forget the ids past
+        the dedup horizon, trim what no interval can reach, set the next cap and file the key
+        for the sweep. Ids are forgotten here, not checked at every event: a key trims at
+        least once a quarter of its live events and _SLACK more."""
+        if len(state.ids) > state.id_limit:
+            _forget_ids(state, at - self._memory)
+        keep = self._keep
+        state.trim(at - keep)
+        state.cap = _cap(len(state._times) - state._start)
+        if state.cap > _SMALL and state.due > at + keep:
+            self._file(state, at + keep)
+
     def observe(
         self, observation: Observation, intervals: Sequence[Interval], *,
         not_after: int | None = None,
@@ -299,18 +312,10 @@ class MemoryWindowStore(LocalStore):
                     cum.append(cum[-1] + amount)
                     begin = state._start
                     if len(times) - begin > state.cap:
-                        # Ids are forgotten here too, not checked at every event: a key trims
-                        # at least once a quarter of its live events and _SLACK more.
-                        if len(ids) > state.id_limit:
-                            _forget_ids(state, at - self._memory)
-                        keep = self._keep
-                        state.trim(at - keep)
+                        self._compact(state, at)
                         times = state._times
                         cum = state._cum
                         begin = state._start
-                        state.cap = _cap(len(times) - begin)
-                        if state.cap > _SMALL and state.due > at + keep:
-                            self._file(state, at + keep)
                     size = len(times)
                     _, chained, r0, r1 = inline
                     lo0 = bisect_right(times, at - r0, begin)
@@ -419,15 +424,10 @@ class MemoryWindowStore(LocalStore):
                         cum.append(cum[-1] + amounts[i])
                         begin = exact._start
                         if len(times) - begin > exact.cap:
-                            if len(ids) > exact.id_limit:
-                                _forget_ids(exact, at - memory)
-                            exact.trim(at - keep)
+                            self._compact(exact, at)
                             times = exact._times
                             cum = exact._cum
                             begin = exact._start
-                            exact.cap = _cap(len(times) - begin)
-                            if exact.cap > _SMALL and exact.due > at + keep:
-                                self._file(exact, at + keep)
                         size = len(times)
                         lo0 = bisect_right(times, at - r0, begin)
                         if chained:
