@@ -201,16 +201,20 @@ class _Writes:
     def _where(self, receipt: Receipt) -> str:
         return f"table 'receipts', row key={receipt.key!r}"
 
+    def _misplaced(self, why: str) -> AuditError:
+        """The error naming the next pending receipt, which points at an entry of this pool that
+        no write of it starts (``why`` says what is there)."""
+        bad = self._pending[0][0]
+        return AuditError(f"{self._where(bad)}: points at entry {bad.first_seq} of pool "
+                          f"{self._pool_id!r}, {why}")
+
     def _see(self, entry: Entry) -> None:
         receipt = self._open
         if receipt is not None:
             self._add(receipt, entry)
             return
         if self._pending and self._pending[0][0].first_seq < entry.seq:
-            bad = self._pending[0][0]
-            raise AuditError(f"{self._where(bad)}: points at entry {bad.first_seq} of pool "
-                             f"{self._pool_id!r}, which does not start a write of it "
-                             "(re-pointed or edited)")
+            raise self._misplaced("which does not start a write of it (re-pointed or edited)")
         if self._pending and self._pending[0][0].first_seq == entry.seq:
             receipt, mark = self._pending.popleft()
             _check_mark(self._chain, mark, self._chain.receipt_mark(
@@ -264,7 +268,5 @@ class _Writes:
             raise AuditError(f"{self._where(self._open)}: covers entries past the end of pool "
                              f"{self._pool_id!r}'s chain")
         if self._pending:
-            bad = self._pending[0][0]
-            raise AuditError(f"{self._where(bad)}: points at entry {bad.first_seq} of pool "
-                             f"{self._pool_id!r}, past the end of its chain (a leftover "
-                             "receipt: its entries were deleted)")
+            raise self._misplaced("past the end of its chain (a leftover receipt: its entries "
+                                  "were deleted)")
