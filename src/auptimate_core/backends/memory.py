@@ -76,86 +76,24 @@ from ..store import (
     Status,
     Tally,
 )
-from ..windows.exact import ExactWindow
-from ..windows.ring import BucketRing
 from .local import US, LocalStore
+from .memory_keys import (
+    NEVER,
+    NO_FIRST,
+    SLACK,
+    SMALL,
+    ExactKey,
+    Key,
+    RingKey,
+    Shape,
+    cap_of,
+    forget_ids,
+)
 
-_NEVER = -(1 << 62)
-_NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows
 _SWEEP_MIN = 4_096  # events between two sweeps, at least
 _DROPPED = 1 << 62  # the due time of a key no longer held (the sweep skips what it filed)
-_SLACK = 8  # events an exact window may hold past its live ones and a quarter more
-_SMALL = 2 * _SLACK + 2  # an exact window of at most this many events (and of that cap) is small
 _NEW = Status.NEW
 _ZEROS = (0, 0)
-
-
-class _ExactKey(ExactWindow):
-    """Everything a store keeps for one key, on an exact window. ``cap``: the length its
-    times may reach before the events no interval can reach are trimmed."""
-
-    __slots__ = ("cap", "due", "first", "id_limit", "ids", "key", "last")
-
-    def __init__(self, key: str, first: int, newest: int) -> None:
-        super().__init__()
-        self.key = key
-        self.due = _NEVER  # when the sweep is to look at it next (see MemoryWindowStore._file)
-        self.cap = _SLACK
-        self.ids: dict[str, int] = {}
-        self.last = newest  # the key's newest event time
-        self.first = first
-        self.id_limit = 64
-
-
-class _RingKey(BucketRing):
-    """Everything a store keeps for one key, on a bucket ring."""
-
-    __slots__ = ("due", "first", "id_limit", "ids", "key", "last")
-
-    def __init__(self, key: str, first: int, newest: int, width: int, span: int) -> None:
-        super().__init__(width, span)
-        self.key = key
-        self.due = _NEVER  # when the sweep is to look at it next (see MemoryWindowStore._file)
-        self.ids: dict[str, int] = {}
-        self.last = newest  # the key's newest event time
-        self.first = first
-        self.id_limit = 64
-
-
-_Key = _ExactKey | _RingKey
-
-
-class _Shape:
-    """What a store derives from the intervals it is asked for, kept while the caller passes
-    the same sequence (an engine passes one tuple for ever).
-
-    Two shapes get an inline path for in-order events on exact windows (``two``): the spike
-    rule's (0, w) then (w, w + b) (``chained``) and windows that both end now, (0, a) and
-    (0, b)."""
-
-    __slots__ = ("chained", "r0", "r1", "reach", "spans", "two")
-
-    def __init__(self, intervals: Sequence[Interval]) -> None:
-        self.spans = [(iv.offset, iv.offset + iv.length) for iv in intervals]
-        spans = self.spans
-        self.reach = max((high for _, high in spans), default=0)
-        pair = len(spans) == 2 and spans[0][0] == 0
-        self.chained = pair and spans[1][0] == spans[0][1]
-        self.two = self.chained or (pair and spans[1][0] == 0)
-        self.r0 = spans[0][1] if pair else 0
-        self.r1 = spans[1][1] if pair else 0
-
-
-def _cap(live: int) -> int:
-    """How many events after its start an exact window of ``live`` events may hold before
-    its next trim: a quarter more, and _SLACK."""
-    return live + (live >> 2) + _SLACK
-
-
-def _forget_ids(state: _Key, horizon: int) -> None:
-    """Forget the ids recorded at or before ``horizon`` (past the dedup horizon)."""
-    state.ids = {k: v for k, v in state.ids.items() if v > horizon}
-    state.id_limit = 2 * len(state.ids) + 64
 
 
 class MemoryWindowStore(LocalStore):
@@ -178,7 +116,7 @@ class MemoryWindowStore(LocalStore):
         dedup_horizon: timedelta = timedelta(days=1),
     ) -> None:
         super().__init__(allowed_lateness, dedup_horizon)
-        self._shape: tuple[Sequence[Interval], _Shape] = ((), _Shape(()))
+        self._shape: tuple[Sequence[Interval], Shape] = ((), Shape(()))
         if window not in ("exact", "ring"):
             moved = (" (numpy columns are a store of their own: ColumnarWindowStore, from "
                      "auptimate_core.backends.columnar)" if str(window) == "columnar" else "")
@@ -190,39 +128,39 @@ class MemoryWindowStore(LocalStore):
         self.bucket_width = bucket_width
         self._ring = window == "ring"
         self._width = bucket_width // US
-        self._keys: dict[str, _Key] = {}
+        self._keys: dict[str, Key] = {}
         self._reach = 0
         self._keep = self._lateness  # the allowed lateness and the longest interval asked for
         self._memory = max(self._keep, self._horizon) + self._keep  # how long ids are kept
         # (intervals, chained, r0, r1): the intervals observe_event decides inline, once
-        # observe_many has seen them (see _Shape), or (None, ...).
+        # observe_many has seen them (see Shape), or (None, ...).
         self._inline: tuple[Sequence[Interval] | None, bool, int, int] = (None, False, 0, 0)
-        self._newest = _NEVER
-        self._sweep_due = _NO_FIRST  # the store's newest event at which a bucket falls due
+        self._newest = NEVER
+        self._sweep_due = NO_FIRST  # the store's newest event at which a bucket falls due
         self._since_sweep = 0
         # The sweep's schedule (see _file): the keys by the time they are due a look, in
         # buckets of ``_slot`` microseconds, and the buckets' start times in a heap.
-        self._buckets: dict[int, list[_Key]] = {}
+        self._buckets: dict[int, list[Key]] = {}
         self._starts: list[int] = []
         self._slot = max(self._keep // 8, 1)
 
-    def _new_key(self, key: str) -> _Key:
-        first, newest = _NO_FIRST, _NEVER
-        state: _Key
+    def _new_key(self, key: str) -> Key:
+        first, newest = NO_FIRST, NEVER
+        state: Key
         if self._ring:
-            state = _RingKey(key, first, newest, self._width, self._lateness + self._reach)
+            state = RingKey(key, first, newest, self._width, self._lateness + self._reach)
         else:
-            state = _ExactKey(key, first, newest)
+            state = ExactKey(key, first, newest)
         self._keys[key] = state
-        self._file(state, _NEVER)
+        self._file(state, NEVER)
         return state
 
-    def _file(self, state: _Key, due: int) -> None:
+    def _file(self, state: Key, due: int) -> None:
         """Have the first sweep after the store's newest event passes ``due`` look at a key.
 
         Every key is filed, and never later than it needs a look: a key dropped once quiet for
         longer than the dedup horizon (``memory``) at its newest time plus that, and one that
-        holds more than a few events (a ring; an exact window of more than ``_SMALL`` events,
+        holds more than a few events (a ring; an exact window of more than ``SMALL`` events,
         or allowed to grow past that before it trims) at its newest plus ``keep`` as well,
         so that what it holds is given back once it goes quiet. A key filed too early is
         filed again when looked at; one filed anew leaves its old entry behind, which the
@@ -248,22 +186,22 @@ class MemoryWindowStore(LocalStore):
         if self._ring:
             span = self._lateness + reach
             for state in self._keys.values():
-                assert isinstance(state, _RingKey)
+                assert isinstance(state, RingKey)
                 state.widen(span)
 
     # -- recording and tallying ---------------------------------------------------------------
 
-    def _compact(self, state: _ExactKey, at: int) -> None:
+    def _compact(self, state: ExactKey, at: int) -> None:
         """An in-order event at ``at`` took an exact window past its cap: forget the ids past
         the dedup horizon, trim what no interval can reach, set the next cap and file the key
         for the sweep. Ids are forgotten here, not checked at every event: a key trims at
-        least once a quarter of its live events and _SLACK more."""
+        least once a quarter of its live events and SLACK more."""
         if len(state.ids) > state.id_limit:
-            _forget_ids(state, at - self._memory)
+            forget_ids(state, at - self._memory)
         keep = self._keep
         state.trim(at - keep)
-        state.cap = _cap(len(state._times) - state._start)
-        if state.cap > _SMALL and state.due > at + keep:
+        state.cap = cap_of(len(state._times) - state._start)
+        if state.cap > SMALL and state.due > at + keep:
             self._file(state, at + keep)
 
     def observe(
@@ -284,13 +222,13 @@ class MemoryWindowStore(LocalStore):
         totals: bool, not_after: int | None,
     ) -> EventAnswer:
         """One event (see :class:`~auptimate_core.store.ObservesEvents`): an in-order event of
-        a key on exact windows with two intervals of the shapes :class:`_Shape` names is
+        a key on exact windows with two intervals of the shapes :class:`Shape` names is
         decided inline, anything else as a batch of one."""
         self._lock.acquire()  # not a with block: a measurable share of this path
         try:
             inline = self._inline
             if intervals is inline[0]:
-                state: _ExactKey | None = self._keys.get(key)  # type: ignore[assignment]
+                state: ExactKey | None = self._keys.get(key)  # type: ignore[assignment]
                 if state is None:  # inline shapes are only kept on exact windows
                     state = self._new_key(key)  # type: ignore[assignment]
                     assert state is not None
@@ -360,7 +298,7 @@ class MemoryWindowStore(LocalStore):
         n = len(keys)
         cached = self._shape  # one tuple, read and replaced whole: safe without the lock
         if cached[0] is not intervals:
-            cached = self._shape = (intervals, _Shape(intervals))
+            cached = self._shape = (intervals, Shape(intervals))
         shape = cached[1]
         spans = shape.spans
         counts = [[0] * n for _ in spans]
@@ -369,7 +307,7 @@ class MemoryWindowStore(LocalStore):
         statuses = [Status.NEW] * n
         first_seen: list[int | None] = [None] * n
         duplicate, late, future = Status.DUPLICATE, Status.LATE, Status.FUTURE
-        ahead = not_after if not_after is not None else _NO_FIRST
+        ahead = not_after if not_after is not None else NO_FIRST
         two, chained, r0, r1 = shape.two, shape.chained, shape.r0, shape.r1
         c0, c1 = (counts[0], counts[1]) if two else ([], [])
         s0, s1 = (sums[0], sums[1]) if two and totals else ([], [])
@@ -384,7 +322,7 @@ class MemoryWindowStore(LocalStore):
             # much longer, so an id is never forgotten before the horizon.
             memory = max(keep, self._horizon) + keep
             # Exact windows trim once they hold a quarter more than their live events and
-            # _SLACK more (see _cap): stale events are never counted (every lower bound is past
+            # SLACK more (see cap_of): stale events are never counted (every lower bound is past
             # the horizon), and a quiet pool is not trimmed at every one of its events.
             inline = two and not self._ring
             states = self._keys
@@ -398,15 +336,15 @@ class MemoryWindowStore(LocalStore):
                 seen = ids.get(event_id)
                 if seen is not None and seen > newest - memory:
                     statuses[i] = duplicate
-                    first_seen[i] = state.first if state.first != _NO_FIRST else None
+                    first_seen[i] = state.first if state.first != NO_FIRST else None
                     continue
                 if at > ahead or at < newest - lateness:
                     # Kept out of the windows, remembered for the horizon from now.
                     statuses[i] = future if at > ahead else late
                     ids[event_id] = ahead if at > ahead else newest
                     if len(ids) > state.id_limit:
-                        _forget_ids(state, newest - memory)
-                    first_seen[i] = state.first if state.first != _NO_FIRST else None
+                        forget_ids(state, newest - memory)
+                    first_seen[i] = state.first if state.first != NO_FIRST else None
                     continue
                 ids[event_id] = at
                 if at < state.first:
@@ -417,7 +355,7 @@ class MemoryWindowStore(LocalStore):
                         newest_all = at
                     if inline:
                         # In order (the usual case): an append, a rare trim, two searches.
-                        exact: _ExactKey = state  # type: ignore[assignment]
+                        exact: ExactKey = state  # type: ignore[assignment]
                         times = exact._times
                         cum = exact._cum
                         times.append(at)
@@ -448,10 +386,10 @@ class MemoryWindowStore(LocalStore):
                         continue
                     newest = at
                 if len(ids) > state.id_limit:
-                    _forget_ids(state, at - memory)
-                if isinstance(state, _ExactKey):
+                    forget_ids(state, at - memory)
+                if isinstance(state, ExactKey):
                     state.record(at, amounts[i], newest - keep, spans, counts, sums_or_none, i)
-                    big = len(state) > _SMALL
+                    big = len(state) > SMALL
                 else:
                     state.record(at, amounts[i], spans, counts, sums_or_none, i)
                     big = True
@@ -503,9 +441,9 @@ class MemoryWindowStore(LocalStore):
                 if due - due % slot != start:
                     continue  # filed again since, or dropped
                 last = state.last
-                if last == _NEVER:
+                if last == NEVER:
                     # No event in its windows yet, only ids of events ahead of the clock.
-                    last = max(state.ids.values(), default=_NEVER)
+                    last = max(state.ids.values(), default=NEVER)
                     gives_back = False
                 else:
                     gives_back = last < quiet
@@ -518,13 +456,13 @@ class MemoryWindowStore(LocalStore):
                     if len(state):
                         last = state.last = last + keep
                         state.trim(last)
-                        if isinstance(state, _ExactKey):
-                            state.cap = _SLACK
+                        if isinstance(state, ExactKey):
+                            state.cap = SLACK
                     if len(state.ids) > 2 * len(state) + 64:
-                        _forget_ids(state, last - memory)
+                        forget_ids(state, last - memory)
                     due = last + memory
-                elif isinstance(state, _ExactKey) and state.cap <= _SMALL and (
-                        len(state._times) - state._start <= _SMALL):
+                elif isinstance(state, ExactKey) and state.cap <= SMALL and (
+                        len(state._times) - state._start <= SMALL):
                     due = last + memory
                 else:
                     due = last + keep
@@ -537,7 +475,7 @@ class MemoryWindowStore(LocalStore):
                     heappush(starts, due)
                 else:
                     bucket.append(state)
-        self._sweep_due = starts[0] + slot if starts else _NO_FIRST
+        self._sweep_due = starts[0] + slot if starts else NO_FIRST
         if dropped:
             self._lifecycle.forget(dropped)
 
@@ -552,7 +490,7 @@ class MemoryWindowStore(LocalStore):
                 "keys": len(states),
                 "events": sum(len(s) for s in states),
                 "ids": sum(len(s.ids) for s in states),
-                "slots": sum(s._cap for s in states if isinstance(s, _RingKey)),
+                "slots": sum(s._cap for s in states if isinstance(s, RingKey)),
             }
 
     def _check(self) -> None:
@@ -568,11 +506,11 @@ class MemoryWindowStore(LocalStore):
                 state._check()
                 assert len(state.ids) >= state.count(state.last - keep, state.last)
                 assert state.first <= state.last or (state.first, state.last) == (
-                    _NO_FIRST, _NEVER)
+                    NO_FIRST, NEVER)
                 assert state.key == key
                 assert (state.due - state.due % slot, id(state)) in filed
-                assert state.due <= state.last + self._memory or state.last == _NEVER
-                if isinstance(state, _RingKey):
+                assert state.due <= state.last + self._memory or state.last == NEVER
+                if isinstance(state, RingKey):
                     assert state.due <= state.last + keep or not len(state)
-                elif len(state) > _SMALL or state.cap > _SMALL:
+                elif len(state) > SMALL or state.cap > SMALL:
                     assert state.due <= state.last + keep
