@@ -9,18 +9,14 @@ batch and the memory store three function calls.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
-from decimal import Decimal
 from itertools import islice
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from time import perf_counter, time_ns
 from typing import Any, Literal, TypeVar
 
@@ -41,8 +37,10 @@ from ..store import (
 from ..urls import WINDOW_STORES
 from .alert import RESOLVED, Alert
 from .dead_letters import DeadLetterDestination
-from .decisions import Pending, RuleSlot, WindowDecisions
+from .decisions import Pending, WindowDecisions
 from .delivery import Dispatcher
+from .event_rules import EventRules
+from .retries import RetryLog, Unfinished
 from .rows import ColumnRows, Rows, TxRows, over_limit
 from .rules import FlaggingRule, ThresholdRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
@@ -52,12 +50,7 @@ logger = logging.getLogger("auptimate_core.alerts")
 
 SinkErrorHandler = Callable[[AlertCallback, Alert, BaseException], object]
 _T = TypeVar("_T")
-_POOL = attrgetter("pool_id")
-_ID = attrgetter("id")
-_TIMESTAMP = attrgetter("timestamp")
-_AMOUNT = attrgetter("amount")
 _MICROSECOND = timedelta(microseconds=1)
-_UNFINISHED = 64  # failed batches remembered for a retry
 _NEW = Status.NEW
 _DUPLICATE = Status.DUPLICATE
 
@@ -68,31 +61,6 @@ def _untimed(operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any)
 
 
 _ALERT_ORDER = itemgetter(0, 1)  # a pending alert's (transaction index, rule order)
-
-
-_Watch = tuple[RuleSlot, AbstractSet[str], bool, bool, int, int, int, int, int]
-
-
-def _watching(slot: RuleSlot, firing: AbstractSet[str]) -> _Watch:
-    """What process() reads of a window rule, flat: its slot, the live set of pools it fires
-    for, whether it reads totals (else counts), whether it is linear on two values, and then
-    (floor, a, b, the places of its two values in the answer), zeros when it is not."""
-    if slot.linear is None:
-        return (slot, firing, slot.uses_totals, False, 0, 0, 0, 0, 0)
-    floor, a, b = slot.linear
-    c0, c1 = slot.columns
-    return (slot, firing, slot.uses_totals, True, floor, a, b, c0, c1)
-
-
-class _Unfinished:
-    """A batch whose call failed: the name it was decided under, and the alerts its sinks
-    already received."""
-
-    __slots__ = ("delivered", "tag")
-
-    def __init__(self, tag: str, delivered: list[Alert]) -> None:
-        self.tag = tag
-        self.delivered = delivered
 
 
 class AlertEngine:
@@ -163,35 +131,15 @@ class AlertEngine:
                                          if isinstance(rule, WindowRule)])
         self._intervals = self._windows.intervals
         self._totals = self._windows.totals
-        # Each transaction rule with, for a ThresholdRule, its limit and its limits per pool
-        # (None when it has none): compared inline, check() called only on a transaction over
-        # it. Other rules: (rule, None, None), checked on every transaction.
-        self._tx_fast: list[tuple[TransactionRule, Decimal | None, dict[str, Decimal] | None]] = [
-            (rule, rule.limit, rule.per_pool or None) if type(rule) is ThresholdRule
-            else (rule, None, None) for rule, _ in self._tx_rules]
         # A store that answers one event as plain values and shows its firing keys live (the
         # stores of this process) gets process() on a path of its own: no batch built, and
         # no call to the lifecycle unless a rule's state may change.
         self._event: Callable[..., EventAnswer] | None = None
-        # Per window rule: see _watching.
-        self._watch: list[_Watch] = []
-        # The default rules (one ThresholdRule, one linear window rule) on such a store:
-        # (limit, limits per pool or None, the ThresholdRule, the window rule, and its _Watch
-        # from its firing set on): process() decides a new transaction from them alone; else
-        # None.
-        self._simple: tuple[Decimal, dict[str, Decimal] | None, TransactionRule, WindowRule,
-                            AbstractSet[str], bool, int, int, int, int, int] | None = None
+        self._one: EventRules | None = None
         if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
             self._event = store.observe_event
-            self._watch = [_watching(slot, store.firing_view(slot.rule.name))
-                           for slot in self._windows.slots]
-            if (len(self._tx_fast) == len(self._watch) == 1 and self._watch[0][3]
-                    and self._tx_fast[0][1] is not None):
-                threshold, limit, per_pool = self._tx_fast[0]
-                slot, firing, use_totals, _, floor, a, b, c0, c1 = self._watch[0]
-                assert limit is not None
-                self._simple = (limit, per_pool, threshold, slot.rule, firing, use_totals, floor,
-                                a, b, c0, c1)
+            self._one = EventRules([rule for rule, _ in self._tx_rules], self._windows.slots,
+                                   store.firing_view)
         self._stats_lock = threading.Lock()
         self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
@@ -213,9 +161,7 @@ class AlertEngine:
         self._wall_clock = type(self.clock) is SystemClock  # read as time_ns(), the same time
         self.stats = EngineStats()
         self._lock = threading.RLock()
-        self._name = uuid.uuid4().hex[:12]
-        self._batches = itertools.count()
-        self._unfinished: OrderedDict[tuple[str, ...], _Unfinished] = OrderedDict()
+        self._retries = RetryLog(uuid.uuid4().hex[:12])
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -226,7 +172,8 @@ class AlertEngine:
         and the lifecycle asked and changed only for a rule whose state may change, so its
         cost depends on neither the number of pools nor the history."""
         event = self._event
-        if event is None or self._unfinished or _metrics.recorder().enabled:
+        one = self._one
+        if event is None or one is None or self._retries or _metrics.recorder().enabled:
             return self._process_alone(tx)
         d = tx.timestamp - EPOCH
         at = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
@@ -240,11 +187,10 @@ class AlertEngine:
                     (time_ns() + self._ahead_ns) // 1_000 if self._wall_clock
                     else to_micros(self.clock.now()) + self._ahead)
             except StoreError:
-                tag = f"{self._name}.{next(self._batches)}"
-                self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
+                self._retries.fail((tx.id,), self._retries.tag())
                 raise
             self.stats.processed += 1
-            simple = self._simple
+            simple = one.simple
             if simple is not None and status is _NEW:
                 # The default rules on a new transaction, decided here; the usual one (under
                 # the limit, the window rule's state as it was) returns at the first test.
@@ -264,7 +210,7 @@ class AlertEngine:
                     return raised
                 # The window rule's state may change: decided with the lifecycle's word.
                 raised = [threshold.check(tx)] if over else []  # type: ignore[list-item]
-                tag = f"{self._name}.{next(self._batches)}"
+                tag = self._retries.tag()
                 try:
                     changes = self._windows.changes(
                         _untimed, self.store, tx, at, first, [(window, (v0, v1), holds)], tag)
@@ -273,12 +219,12 @@ class AlertEngine:
                         if self.store.transition([change])[0]:
                             raised.append(alert)
                 except StoreError:
-                    self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
+                    self._retries.fail((tx.id,), tag)
                     raise
                 if raised:
                     self._deliver(raised)
                 return raised
-            alerts, held = self._decide_event(tx, at, status, counts, totals, first)
+            alerts, held = self._decide_event(one, tx, at, status, counts, totals, first)
         finally:
             self._lock.release()
         if held is not None:
@@ -286,8 +232,8 @@ class AlertEngine:
         return alerts
 
     def _decide_event(
-        self, tx: Transaction, at: int, status: Status, counts: Sequence[int],
-        totals: Sequence[int], first: int | None,
+        self, one: EventRules, tx: Transaction, at: int, status: Status,
+        counts: Sequence[int], totals: Sequence[int], first: int | None,
     ) -> tuple[list[Alert], tuple[list[Transaction], list[Transaction]] | None]:
         """The rest of :meth:`process` once the store answered (under the engine's lock): the
         alerts, and the late and future transactions held (None when it was new)."""
@@ -298,46 +244,23 @@ class AlertEngine:
                 self._store_name, 1, *self._count_held([status], lambda _: tx, held))
             if status is _DUPLICATE:
                 return [], held
-        pool = tx.pool_id
-        alerts: list[Alert] = []
-        amount = tx.amount
-        for rule, limit, per_pool in self._tx_fast:
-            if limit is not None and amount <= (
-                    per_pool.get(pool, limit) if per_pool is not None else limit):
-                continue
-            alert = rule.check(tx)
-            if alert is not None:
-                alerts.append(alert)
-        if status is _NEW:
-            found = None
-            for slot, firing, use_totals, linear, floor, a, b, c0, c1 in self._watch:
-                values = totals if use_totals else counts
-                if linear:
-                    figures: tuple[int, ...] = (values[c0], values[c1])
-                    holds = figures[0] >= floor and figures[0] * a >= figures[1] * b
-                else:
-                    figures = tuple([values[c] for c in slot.columns])
-                    holds = slot.holds(figures)
-                if holds is not (pool in firing):
-                    # The state may change: decided below with the lifecycle's word.
-                    found = found or []
-                    found.append((slot.rule, figures, holds))
-            if found:
-                tag = f"{self._name}.{next(self._batches)}"
-                try:
-                    changes = self._windows.changes(
-                        _untimed, self.store, tx, at, first, found, tag)
-                    if len(changes) == 1:
-                        change, alert = changes[0]
-                        if self.store.transition([change])[0]:
-                            alerts.append(alert)
-                    elif changes:
-                        moves = [change for change, _ in changes]
-                        applied = self.store.transition(moves)
-                        alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
-                except StoreError:
-                    self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
-                    raise
+        alerts = one.tx_alerts(tx)
+        found = one.may_change(tx.pool_id, counts, totals) if status is _NEW else None
+        if found:  # decided with the lifecycle's word
+            tag = self._retries.tag()
+            try:
+                changes = self._windows.changes(_untimed, self.store, tx, at, first, found, tag)
+                if len(changes) == 1:
+                    change, alert = changes[0]
+                    if self.store.transition([change])[0]:
+                        alerts.append(alert)
+                elif changes:
+                    moves = [change for change, _ in changes]
+                    applied = self.store.transition(moves)
+                    alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
+            except StoreError:
+                self._retries.fail((tx.id,), tag)
+                raise
         if alerts:
             self._deliver(alerts)
         return alerts, held
@@ -345,17 +268,17 @@ class AlertEngine:
     def _process_alone(self, tx: Transaction) -> list[Alert]:
         """:meth:`process` as a batch of one (a store without the per-event capabilities,
         metrics on, or a retry under way)."""
-        if self._unfinished:  # a retry may be under way: the batch path knows how
+        if self._retries:  # a retry may be under way: the batch path knows how
             return self.process_many((tx,))
         held: tuple[list[Transaction], list[Transaction]] = ([], [])
         with self._lock:
             d = tx.timestamp - EPOCH
             at = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-            tag = f"{self._name}.{next(self._batches)}"
+            tag = self._retries.tag()
             try:
                 alerts = self._process_one(tx, at, tag, held)
             except StoreError:
-                self._remember_unfinished([((tx.id,), _Unfinished(tag, []))])
+                self._retries.fail((tx.id,), tag)
                 raise
         self._raise_if_held(held, alerts)
         return alerts
@@ -446,7 +369,8 @@ class AlertEngine:
         """Decide ``chunks`` in order, one batch each, under the engine's lock."""
         alerts: list[Alert] = []
         held: tuple[list[Transaction], list[Transaction]] = ([], [])
-        done: list[tuple[tuple[str, ...], _Unfinished]] = []
+        done: list[tuple[tuple[str, ...], Unfinished]] = []
+        retries = self._retries
         with self._lock:
             start = 0
             for rows in chunks:
@@ -455,22 +379,21 @@ class AlertEngine:
                 start += count
                 ids: tuple[str, ...] = ()
                 again = None
-                if self._unfinished:
+                if retries:
                     ids = tuple(rows.ids)
-                    again = self._unfinished.get(ids)
-                tag = names[0] if names else again.tag if again else (
-                    f"{self._name}.{next(self._batches)}")
-                record = again or _Unfinished(tag, [])
+                    again = retries.find(ids)
+                tag = names[0] if names else again.tag if again else retries.tag()
+                record = again or Unfinished(tag, [])
                 try:
                     alerts.extend(self._process_batch(
                         rows, held, names, tag, names is not None or again is not None,
                         record.delivered))
                 except StoreError:
-                    self._remember_unfinished([*done, (ids or tuple(rows.ids), record)])
+                    retries.remember([*done, (ids or tuple(rows.ids), record)])
                     raise
                 if again is not None:
-                    del self._unfinished[ids]
-                elif not self._unfinished and names is None:
+                    retries.succeeded(ids)
+                elif not retries and names is None:
                     done.append((ids, record))
         self._raise_if_held(held, alerts)
         return alerts
@@ -488,17 +411,6 @@ class AlertEngine:
                 f"the windows, first {first.id!r} at {first.timestamp.isoformat()}",
                 late=late, future=future, alerts=alerts,
             )
-
-    def _remember_unfinished(self, batches: list[tuple[tuple[str, ...], _Unfinished]]) -> None:
-        """Keep the names of a failed call's batches (those done included: the caller never
-        got their alerts) for a retry with the same transactions."""
-        for ids, record in batches:
-            if not ids:
-                continue
-            self._unfinished[ids] = record
-            self._unfinished.move_to_end(ids)
-        while len(self._unfinished) > _UNFINISHED:
-            self._unfinished.popitem(last=False)
 
     def evaluate(self, now: datetime) -> list[Alert]:
         """Resolve what stopped holding as time passed without transactions; alerts at ``now``."""
