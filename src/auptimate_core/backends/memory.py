@@ -453,12 +453,22 @@ class MemoryWindowStore(LocalStore):
                     dropped.append(state.key)
                     continue
                 if gives_back:
-                    if len(state):
-                        last = state.last = last + keep
-                        state.trim(last)
-                        if isinstance(state, ExactKey):
+                    if isinstance(state, ExactKey):
+                        if state._start < len(state._times):
+                            # Every event it holds is at or before ``last``: all given back,
+                            # the window left as a new one (what trim(last) would leave).
+                            last = state.last = last + keep
+                            state._times = []
+                            state._cum = [0]
+                            state._start = 0
                             state.cap = SLACK
-                    if len(state.ids) > 2 * len(state) + 64:
+                        held = 0
+                    else:
+                        if len(state):
+                            last = state.last = last + keep
+                            state.trim(last)
+                        held = len(state)
+                    if len(state.ids) > 2 * held + 64:
                         forget_ids(state, last - memory)
                     due = last + memory
                 elif isinstance(state, ExactKey) and state.cap <= SMALL and (
