@@ -173,7 +173,7 @@ class AlertEngine:
         cost depends on neither the number of pools nor the history."""
         event = self._event
         one = self._one
-        if event is None or one is None or self._retries or _metrics.recorder().enabled:
+        if event is None or one is None or self._retries.failed or _metrics.recorder().enabled:
             return self._process_alone(tx)
         d = tx.timestamp - EPOCH
         at = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
@@ -268,7 +268,7 @@ class AlertEngine:
     def _process_alone(self, tx: Transaction) -> list[Alert]:
         """:meth:`process` as a batch of one (a store without the per-event capabilities,
         metrics on, or a retry under way)."""
-        if self._retries:  # a retry may be under way: the batch path knows how
+        if self._retries.failed:  # a retry may be under way: the batch path knows how
             return self.process_many((tx,))
         held: tuple[list[Transaction], list[Transaction]] = ([], [])
         with self._lock:
@@ -379,7 +379,7 @@ class AlertEngine:
                 start += count
                 ids: tuple[str, ...] = ()
                 again = None
-                if retries:
+                if retries.failed:
                     ids = tuple(rows.ids)
                     again = retries.find(ids)
                 tag = names[0] if names else again.tag if again else retries.tag()
@@ -393,7 +393,7 @@ class AlertEngine:
                     raise
                 if again is not None:
                     retries.succeeded(ids)
-                elif not retries and names is None:
+                elif not retries.failed and names is None:
                     done.append((ids, record))
         self._raise_if_held(held, alerts)
         return alerts

@@ -7,9 +7,9 @@ time, and the sinks receive each alert once).
 >>> log.tag(), log.tag()
 ('e1.0', 'e1.1')
 >>> log.fail(("t1",), "e1.0")
->>> bool(log), log.find(("t1",)).tag
+>>> bool(log.failed), log.find(("t1",)).tag
 (True, 'e1.0')
->>> log.succeeded(("t1",)); bool(log)
+>>> log.succeeded(("t1",)); bool(log.failed)
 False
 """
 
@@ -36,18 +36,17 @@ class Unfinished:
 
 class RetryLog:
     """An engine's batch names (``name.0``, ``name.1``, ...) and its failed batches by their
-    transaction ids, the :data:`REMEMBERED` newest. Not thread-safe: the engine locks."""
+    transaction ids, the :data:`REMEMBERED` newest. Not thread-safe: the engine locks.
 
-    __slots__ = ("_counter", "_failed", "name")
+    ``failed`` (read it, never change it) is empty unless a failed batch waits for its retry:
+    a dict, so that the engine's test of it at every call costs no Python call."""
+
+    __slots__ = ("_counter", "failed", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._counter = itertools.count()
-        self._failed: OrderedDict[tuple[str, ...], Unfinished] = OrderedDict()
-
-    def __bool__(self) -> bool:
-        """Whether a failed batch waits for its retry."""
-        return bool(self._failed)
+        self.failed: OrderedDict[tuple[str, ...], Unfinished] = OrderedDict()
 
     def tag(self) -> str:
         """A new batch's name."""
@@ -55,11 +54,11 @@ class RetryLog:
 
     def find(self, ids: tuple[str, ...]) -> Unfinished | None:
         """The failed batch of these transaction ids, if one is remembered."""
-        return self._failed.get(ids)
+        return self.failed.get(ids)
 
     def succeeded(self, ids: tuple[str, ...]) -> None:
         """A remembered batch was decided again and its call returned: forget it."""
-        del self._failed[ids]
+        del self.failed[ids]
 
     def fail(self, ids: tuple[str, ...], tag: str) -> None:
         """A batch of one call failed before its sinks received anything."""
@@ -68,7 +67,7 @@ class RetryLog:
     def remember(self, batches: list[tuple[tuple[str, ...], Unfinished]]) -> None:
         """Keep the names of a failed call's batches (those done included: the caller never
         got their alerts) for a retry with the same transactions."""
-        failed = self._failed
+        failed = self.failed
         for ids, record in batches:
             if not ids:
                 continue
