@@ -7,6 +7,7 @@ command's module only when that command is run (or its own help is asked for).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from importlib import import_module
 from typing import Any, NamedTuple
@@ -28,6 +29,17 @@ class LazyGroup(click.Group):
     def __init__(self, *args: Any, lazy: Mapping[str, LazyCommand], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """click's ``main``. Run as the program (no arguments given: they come from the
+        command line), it freezes what is left when the command is done, so that the
+        interpreter's teardown skips a last collection over every object of the run."""
+        if args or kwargs:
+            return super().main(*args, **kwargs)
+        try:
+            return super().main()
+        finally:
+            gc.freeze()
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.lazy})
