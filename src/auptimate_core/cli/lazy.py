@@ -8,6 +8,7 @@ command's module only when that command is run (or its own help is asked for).
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Mapping
 from importlib import import_module
 from typing import Any, NamedTuple
@@ -32,10 +33,14 @@ class LazyGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """click's ``main``. Run as the program (no arguments given: they come from the
-        command line), it freezes what is left when the command is done, so that the
-        interpreter's teardown skips a last collection over every object of the run."""
+        command line), it keeps numpy's BLAS to one thread unless told otherwise (no command
+        multiplies matrices large enough to gain from more, and idle BLAS threads spin on the
+        cores the file reader and the engine use), and freezes what is left when the command
+        is done, so that the interpreter's teardown skips a last collection over every object
+        of the run."""
         if args or kwargs:
             return super().main(*args, **kwargs)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         try:
             return super().main()
         finally:
