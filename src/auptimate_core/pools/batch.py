@@ -13,8 +13,9 @@ What a batch costs: one unit of work whatever its size. It locks the pools it to
 order of their ids (so two batches, or a batch and single writes, never wait for each other in
 a cycle), reads the investors, holdings and receipts of all its commands in one go
 (:class:`~.repository.BatchSession`), and the repository writes the rows of each table and the
-changes together (on SQL, one multi-row statement per pool on PostgreSQL and one per table on
-SQLite), with one commit.
+changes together (on SQL: on PostgreSQL one multi-row statement per run of at most 128
+commands of a pool, those before the last sent ahead in one pipeline; on SQLite one statement
+per table), with one commit.
 
 >>> from decimal import Decimal
 >>> from auptimate_core import Investor, Pool, PoolLedger
@@ -43,7 +44,7 @@ from typing import NamedTuple, cast
 import attrs
 
 from .. import metrics
-from ..domain import Transaction, check_id
+from ..domain import Transaction
 from ..errors import LedgerError, UnknownPool
 from .audit import ADMIT
 from .events import InvestorAdmitted, LedgerEvent
@@ -53,6 +54,7 @@ from .position import Amounts
 from .repository import BatchRead, BatchSession, LedgerSession, PoolRecord, Receipt
 from .unit import (
     append,
+    check_known,
     check_receipt,
     count_refusal,
     moment,
@@ -120,6 +122,7 @@ class Batch:
         self._parts = parts
         self._commands: list[_Command] = []
         self._results: list[Result] | None = None
+        self._known: set[str] = set()  # ids of queued commands, found valid
 
     def __len__(self) -> int:
         return len(self._commands)
@@ -159,15 +162,16 @@ class Batch:
 
     def admit(self, pool_id: str, investor_id: str, *, actor: str) -> Batch:
         """Queue :meth:`~auptimate_core.PoolLedger.admit`."""
-        check_id("pool_id", pool_id)
-        check_id("investor_id", investor_id)
-        check_id("actor", actor)
+        for field, value in (("pool_id", pool_id), ("investor_id", investor_id),
+                             ("actor", actor)):
+            check_known(self._known, field, value)
         return self._queue(_Command("admit", pool_id, investor_id, actor,
                                     moment(self._parts, None)))
 
     def _money(self, action: str, pool_id: str, investor_id: str, amount: object, actor: str,
                key: str, at: datetime | None) -> _Command:
-        r = money_request(self._parts, action, pool_id, investor_id, amount, actor, key, at)
+        r = money_request(self._parts, action, pool_id, investor_id, amount, actor, key, at,
+                          self._known)
         return _Command(action, pool_id, investor_id, actor, r.at, r)
 
     def commit(self) -> list[Result]:

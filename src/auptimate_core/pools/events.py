@@ -14,7 +14,8 @@ subscribe directly::
 Events are the same objects in :meth:`~auptimate_core.PoolLedger.subscribe` (this process, after
 the commit) and in the change feed (:meth:`~auptimate_core.PoolLedger.changes`, any process).
 ``to_dict()`` gives JSON-ready values (Decimals as text, datetimes in ISO 8601, a ``"type"``
-naming the class) and ``LedgerEvent.from_dict`` turns such a dict back into the right class.
+naming the class), ``to_json()`` the same as compact JSON text (what the change feed keeps), and
+``LedgerEvent.from_dict`` turns such a dict back into the right class.
 
 Match on the type to tell changes apart::
 
@@ -25,6 +26,7 @@ Match on the type to tell changes apart::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Self
@@ -56,6 +58,22 @@ class LedgerEvent:
         for field in attrs.fields(type(self)):
             data[field.name] = _ENCODERS[field.name](getattr(self, field.name))
         return data
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON text (non-ASCII characters kept as they are): the
+        text ``json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)``
+        gives, made without building the dict."""
+        kind = type(self)
+        fields = _JSON_FIELDS.get(kind)
+        if fields is None:
+            fields = _JSON_FIELDS[kind] = tuple(
+                (f',"{f.name}":', f.name, _JSON[f.name]) for f in attrs.fields(kind))
+        parts = ['{"type":', _quote(kind.__name__)]
+        for label, name, encode in fields:
+            parts.append(label)
+            parts.append(encode(getattr(self, name)))
+        parts.append("}")
+        return "".join(parts)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
@@ -171,6 +189,53 @@ _ENCODERS: dict[str, Callable[[Any], Any]] = {
     "total": str, "carry_amount": str,
     "carry": lambda rate: None if rate is None else str(rate),
 }
+
+_quote: Callable[[str], str] = json.encoder.encode_basestring  # json.dumps' own, in C
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _optional_text_json(value: object) -> str:
+    return "null" if value is None else _quote(str(value))
+
+
+def _texts_json(values: Mapping[str, str]) -> str:
+    """A JSON object of text values, as ``_dumps`` writes it."""
+    return f"{{{','.join(f'{_quote(k)}:{_quote(v)}' for k, v in values.items())}}}"
+
+
+_last_transaction: tuple[Transaction | None, str] = (None, "")
+
+
+def _transaction_json(tx: Transaction) -> str:
+    # An Invested or Refunded event carries its transaction twice: encoded once.
+    global _last_transaction
+    last, text = _last_transaction
+    if last is not tx:
+        text = _texts_json(codec.transaction_to_dict(tx))
+        _last_transaction = (tx, text)
+    return text
+
+
+def _transactions_json(txs: tuple[Transaction, ...]) -> str:
+    return f"[{','.join(map(_transaction_json, txs))}]"
+
+
+def _positions_json(positions: tuple[Position, ...]) -> str:
+    return f"[{','.join(p.to_json() for p in positions)}]"
+
+
+_JSON: dict[str, Callable[[Any], str]] = {
+    "actor": _optional_text_json, "pool_id": _quote, "investor_id": _quote, "seq": str,
+    "transactions": _transactions_json, "transaction": _transaction_json,
+    "positions": _positions_json, "totals": PoolTotals.to_json,
+    "investor": lambda investor: _dumps(codec.investor_to_dict(investor)),
+    "pool": lambda pool: _dumps(codec.pool_to_dict(pool)),
+    "total": lambda value: _quote(str(value)), "carry_amount": lambda value: _quote(str(value)),
+    "carry": _optional_text_json,
+}
+"""Each field's JSON text: what :data:`_ENCODERS` gives, encoded."""
+
+_JSON_FIELDS: dict[type[LedgerEvent], tuple[tuple[str, str, Callable[[Any], str]], ...]] = {}
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "actor": lambda v: None if v is None else _text(v, "actor"),

@@ -14,14 +14,14 @@ from typing import Final
 
 import attrs
 
-from ..domain import Pool, Transaction, check_id, to_micros
+from ..domain import Pool, Transaction, to_micros
 from ..errors import LedgerValidationError, PermissionDenied
 from ..money import require_exact
 from .events import Invested, Refunded
 from .parts import Parts, known, positions_of, totals_of
 from .position import Amounts
 from .repository import PoolRecord
-from .unit import fingerprint, moment, money_args, plain, scoped_key
+from .unit import check_known, fingerprint, moment, money_args, plain, scoped_key
 
 KINDS: Final = {"invest": "investment", "refund": "refund"}
 """The kind of transaction each action writes."""
@@ -44,11 +44,13 @@ class MoneyRequest:
 
 
 def money_request(parts: Parts, action: str, pool_id: str, investor_id: str, amount: object,
-                  actor: str, key: str, at: datetime | None) -> MoneyRequest:
-    """Check the arguments of an ``invest`` or a ``refund`` (raising as the call would)."""
-    check_id("pool_id", pool_id)
-    check_id("investor_id", investor_id)
-    value = money_args(amount, "amount", actor, key)
+                  actor: str, key: str, at: datetime | None,
+                  known: set[str] | None = None) -> MoneyRequest:
+    """Check the arguments of an ``invest`` or a ``refund`` (raising as the call would; ids in
+    ``known``, a batch's ids found valid before, are not checked again)."""
+    check_known(known, "pool_id", pool_id)
+    check_known(known, "investor_id", investor_id)
+    value = money_args(amount, "amount", actor, key, known)
     when = moment(parts, at)
     request = fingerprint(action, pool_id, investor_id, plain(value), actor,
                           None if at is None else to_micros(when))

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import decimal
+import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
@@ -31,6 +33,8 @@ _FIELD_OF_KIND: Final = {
     "distribution": "distributed",
     "carry": "carry",
 }
+_TOTALS: Final = ("invested", "refunded", "fees", "distributed", "carry")
+_INDEX_OF_KIND: Final = {kind: _TOTALS.index(name) for kind, name in _FIELD_OF_KIND.items()}
 _REQUEST_FIELD: Final = {"investment": "amount", "refund": "amount"}
 
 
@@ -72,11 +76,12 @@ class Amounts:
         of an investment or refund, ``total`` of a fee or distribution): every backend keeps
         every total exactly.
         """
-        name = _FIELD_OF_KIND[kind]
-        total = EXACT.add(getattr(self, name), amount)
+        index = _INDEX_OF_KIND[kind]
+        values = [self.invested, self.refunded, self.fees, self.distributed, self.carry]
+        total = values[index] = EXACT.add(values[index], amount)
         if total > MAX_TOTAL:
-            check_total(total, _REQUEST_FIELD.get(kind, "total"), f"the {name} total")
-        return attrs.evolve(self, **{name: total})
+            check_total(total, _REQUEST_FIELD.get(kind, "total"), f"the {_TOTALS[index]} total")
+        return Amounts(*values)
 
     def negative(self) -> str | None:
         """The name of a total that is below zero (an invariant broken), or None."""
@@ -142,9 +147,15 @@ class Position:
         {'pool_id': 'p1', 'investor_id': 'ann', 'invested': '100.00', 'distributed': '0.00', \
 'share': '0.5', 'refunded': '0', 'fees': '0'}
         """
-        return {"pool_id": self.pool_id, "investor_id": self.investor_id,
-                "invested": str(self.invested), "distributed": str(self.distributed),
-                "share": str(self.share), "refunded": str(self.refunded), "fees": str(self.fees)}
+        return dict(zip(_POSITION_FIELDS, self._texts(), strict=True))
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON text."""
+        return _POSITION_JSON.format(*map(_quote, self._texts()))
+
+    def _texts(self) -> tuple[str, ...]:
+        return (self.pool_id, self.investor_id, str(self.invested), str(self.distributed),
+                str(self.share), str(self.refunded), str(self.fees))
 
     @classmethod
     def from_dict(cls, data: object, field: str = "position") -> Position:
@@ -190,10 +201,15 @@ class PoolTotals:
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready values (amounts as text)."""
-        return {"pool_id": self.pool_id, "currency": self.currency,
-                "invested": str(self.invested), "refunded": str(self.refunded),
-                "fees": str(self.fees), "distributed": str(self.distributed),
-                "carry": str(self.carry)}
+        return dict(zip(_TOTALS_FIELDS, self._texts(), strict=True))
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as compact JSON text."""
+        return _TOTALS_JSON.format(*map(_quote, self._texts()))
+
+    def _texts(self) -> tuple[str, ...]:
+        return (self.pool_id, self.currency, str(self.invested), str(self.refunded),
+                str(self.fees), str(self.distributed), str(self.carry))
 
     @classmethod
     def from_dict(cls, data: object, field: str = "totals") -> PoolTotals:
@@ -202,3 +218,16 @@ class PoolTotals:
         return cls(codec.text(found, "pool_id", field), codec.text(found, "currency", field),
                    *(codec.decimal(found, name, field)
                      for name in ("invested", "refunded", "fees", "distributed", "carry")))
+
+
+def _json_template(fields: tuple[str, ...]) -> str:
+    """A ``str.format`` template of a JSON object of ``fields``, each value given as JSON."""
+    return "{{" + ",".join(f'"{name}":{{}}' for name in fields) + "}}"
+
+
+_quote: Callable[[str], str] = json.encoder.encode_basestring  # json.dumps' own, in C
+_POSITION_FIELDS: Final = ("pool_id", "investor_id", "invested", "distributed", "share",
+                           "refunded", "fees")
+_POSITION_JSON: Final = _json_template(_POSITION_FIELDS)
+_TOTALS_FIELDS: Final = ("pool_id", "currency", *_TOTALS)
+_TOTALS_JSON: Final = _json_template(_TOTALS_FIELDS)

@@ -25,7 +25,7 @@ A batch (:meth:`~auptimate_core.PoolLedger.batch`) is one unit of work for many 
 locks the pools it touches in the order of their ids, reads what its commands need in one go
 (:class:`BatchSession`; one call at a time on a session without it), calls :meth:`append` once
 per command and :meth:`publish` once per change, in the order of the commands. A session may
-write those appends and changes together (one multi-row statement per table on SQL).
+write those appends and changes together (multi-row statements on SQL).
 """
 
 from __future__ import annotations

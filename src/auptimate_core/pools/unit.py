@@ -46,6 +46,8 @@ from .repository import LedgerSession, PoolRecord, Receipt
 
 R = TypeVar("R")
 
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 _REFUSALS: tuple[tuple[type[Exception], str], ...] = (
     (PermissionDenied, "permission_denied"),
     (IdempotencyConflict, "idempotency_conflict"),
@@ -66,8 +68,7 @@ class Outcome(Generic[R]):
 
 def fingerprint(action: str, *fields: object) -> str:
     """The identity of a request: a hash of its action and arguments."""
-    text = json.dumps([action, *fields], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_dumps([action, *fields]).encode()).hexdigest()
 
 
 def scoped_key(actor: str, key: str) -> str:
@@ -78,8 +79,7 @@ def scoped_key(actor: str, key: str) -> str:
     >>> scoped_key("ann", "k1") == scoped_key("bob", "k1")
     False
     """
-    text = json.dumps(["idempotency-key", actor, key], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_dumps(["idempotency-key", actor, key]).encode()).hexdigest()
 
 
 def plain(amount: Decimal) -> str:
@@ -92,11 +92,22 @@ def zero(currency: str) -> Decimal:
     return minor_unit(currency) * 0
 
 
-def money_args(amount: object, field: str, actor: str, key: str) -> Decimal:
-    """Check the actor, the idempotency key and the amount of a money write."""
-    check_id("actor", actor)
+def money_args(amount: object, field: str, actor: str, key: str,
+               known: set[str] | None = None) -> Decimal:
+    """Check the actor, the idempotency key and the amount of a money write (the actor as
+    :func:`check_known` does, with ``known``)."""
+    check_known(known, "actor", actor)
     check_id("idempotency_key", key)
     return check_amount(amount, field)
+
+
+def check_known(known: set[str] | None, field: str, value: object) -> None:
+    """:func:`~auptimate_core.domain.check_id`, unless ``value`` is in ``known`` (ids found
+    valid before, by a batch); a valid id is added to ``known``."""
+    if known is None:
+        check_id(field, value)
+    elif type(value) is not str or value not in known:
+        known.add(check_id(field, value))
 
 
 def moment(parts: Parts, at: datetime | None) -> datetime:

@@ -20,7 +20,7 @@ What writers of different pools share: the feed's head row, locked by each from 
 statement to its commit (see :mod:`auptimate_core.backends.sql.feed`), and, between the threads
 of one process, a turn (a lock) from that statement to the commit and the ``on_commit`` call,
 so that subscribers get events in commit order. Everything else of a write (its reads, the
-building of its statements, a batch's statements for each pool but the last) happens before,
+building of its statements, a batch's statements but the last) happens before,
 outside both. On PostgreSQL the last statement and the commit go in one round trip.
 
 What a write costs: an admission, an investment or a refund is two statements on PostgreSQL

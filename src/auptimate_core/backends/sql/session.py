@@ -1,34 +1,53 @@
 """One unit of work of the SQL ledger on one connection: what it reads as the ledger's values,
 and what it writes as rows (see :mod:`auptimate_core.backends.sql.tables`).
 
-Reads run when asked. Writes of the pools' chains (``append``) and the changes (``publish``)
-are kept until :meth:`SqlSession.flush`, the unit of work's last step, which writes them with the
-statements of :mod:`auptimate_core.backends.sql.statements`: on PostgreSQL in one statement per
-pool written, on SQLite in one per table. The appends of a batch to one pool are written
-together, its changes too.
+Reads run when asked (a batch's on PostgreSQL in four statements, each given its ids as a JSON
+array). Writes of the pools' chains (``append``) and the changes (``publish``) are kept until
+the unit of work's last steps, :meth:`SqlSession.prepare` and :meth:`SqlSession.flush`, which
+write them with the statements of :mod:`auptimate_core.backends.sql.statements` and the rows of
+:mod:`auptimate_core.backends.sql.rows`: on SQLite one statement per table; on PostgreSQL one
+statement per pool written, a batch's appends to one pool in runs of at most 128 commands, the
+changes in the last statement. With pipeline mode the statements before the last are sent in
+one pipeline, each as soon as it is built, while the next is built; the last goes with the
+commit.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ...clock import Clock
-from ...domain import Investor, Pool, from_micros, to_micros
-from ...money import minor_unit
+from ...domain import Investor, from_micros, to_micros
 from ...pools.audit import AuditChain, Entry
 from ...pools.changes import Recorded, new_identity
 from ...pools.events import LedgerEvent
 from ...pools.position import Amounts
 from ...pools.repository import RANKED, BatchRead, MemberRead, PoolRecord, Receipt
 from ...ranking import InvestorRank
-from ...store import from_units, to_units
+from . import cursor
 from . import feed as changes_feed
+from .cursor import Statement
 from .driver_errors import DriverError, describe, driver_error
 from .ranking import TransactionsTable, top_investors_sql
-from .statements import ENTRY_COLUMNS, RECEIPT_COLUMNS, Statements
+from .rows import (
+    Append,
+    amount_of,
+    amounts_in,
+    amounts_of,
+    append_params,
+    by_pool,
+    changes_params,
+    entry_row,
+    feed_row,
+    held_of,
+    receipt_marks,
+    record_of,
+    single,
+    units_of,
+)
+from .statements import ENTRY_COLUMNS, Statements
 from .tables import SCALE, TOTALS, LedgerTables
 
 try:
@@ -42,61 +61,16 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from .audit import SqlAuditRows
 
-__all__ = ["DriverError", "HeadMoved", "SqlSession", "describe", "driver_error"]
+__all__ = ["DriverError", "HeadMoved", "SqlSession", "amount_of", "amounts_in", "describe",
+           "driver_error"]
 
 
 class HeadMoved(Exception):
     """A pool's head moved between reading and writing it: run the unit of work again."""
 
 
-def amount_of(units: int, currency: str | None) -> Decimal:
-    """Stored units as an amount at the currency's minor unit; kept as is if that would round
-    (a value edited in the database then fails the audit instead of being hidden)."""
-    return _amount(units, None if currency is None else minor_unit(currency))
-
-
-def _amount(units: int, unit: Decimal | None) -> Decimal:
-    value = from_units(int(units))
-    if unit is None:
-        return value
-    exact = value.quantize(unit)
-    return exact if exact == value else value
-
-
-def amounts_of(row: Any, currency: str, carry: bool = False, prefix: str = "") -> Amounts:
-    return amounts_in(row._mapping, currency, carry, prefix)
-
-
-def amounts_in(values: Mapping[str, Any], currency: str, carry: bool = False,
-               prefix: str = "") -> Amounts:
-    unit = minor_unit(currency)
-
-    def get(name: str) -> Decimal:
-        return _amount(values[prefix + name], unit)
-
-    return Amounts(invested=get("invested"), refunded=get("refunded"), fees=get("fees"),
-                   distributed=get("distributed"), carry=get("carry") if carry else unit * 0)
-
-
-def record_of(values: Mapping[str, Any]) -> PoolRecord:
-    """A pool's record from its row's values."""
-    currency = values["currency"]
-    pool = Pool(values["id"], values["manager_id"], values["name"], currency)
-    return PoolRecord(pool, int(values["head_seq"]), values["head_hash"],
-                      amounts_in(values, currency, carry=True))
-
-
-def units_of(totals: Amounts, names: Sequence[str]) -> dict[str, int]:
-    return {name: to_units(getattr(totals, name)) for name in names}
-
-
-_Append: TypeAlias = tuple[PoolRecord, Sequence[Entry], Mapping[str, Amounts], list[Receipt]]
-_CHUNK = 500  # values per IN (...) of a batch's reads: far below any driver's limit
-
-
-def _entry_row(entry: Entry) -> tuple[Any, ...]:
-    return (entry.seq, entry.kind, entry.investor_id, to_units(entry.amount),
-            to_micros(entry.at), entry.actor, entry.detail, entry.prev_hash, entry.hash)
+_CHUNK = 500  # values per IN (...) of a batch's reads on SQLite: far below its limit
+_RUN = 128  # a batch's appends to one pool per PostgreSQL statement (see prepare)
 
 
 class SqlSession:
@@ -110,8 +84,8 @@ class SqlSession:
         self._s = statements
         self._chain = AuditChain() if chain is None else chain
         self._lockable = conn.dialect.name != "sqlite"
-        self._appends: list[_Append] = []
-        self._ready: list[tuple[str, dict[str, Any], str | None]] | None = None
+        self._appends: list[Append] = []
+        self._ready: list[Statement] | None = None
         self.published: list[tuple[LedgerEvent, Clock]] = []
 
     def _record(self, row: Any) -> PoolRecord:
@@ -119,36 +93,13 @@ class SqlSession:
 
     def _fetch(self, sql: str, params: Mapping[str, Any], pipelined: bool = False,
                commit: bool = False) -> Any:
-        """The first row of ``sql`` (compiled for this dialect) run on the DBAPI cursor.
+        return cursor.fetch(self._conn, sql, params, self._s.driver_error, pipelined=pipelined,
+                            commit=commit)
 
-        SQLAlchemy's own path for a statement on a cursor (its cursor events, logging and
-        error mapping), without the execution context and result it builds for ``execute``:
-        the hot statements of PostgreSQL run here. With ``pipelined`` (psycopg's pipeline
-        mode) the ``BEGIN`` the driver sends before a unit of work's first statement goes with
-        that statement, in one round trip. With ``commit`` (pipeline mode too) the ``COMMIT``
-        goes behind the statement: one round trip, and the server commits without waiting for
-        this process; a statement that fails aborts the commit (the transaction is rolled
-        back).
-        """
-        fairy = self._conn.connection
-        cursor = fairy.cursor()
-        try:
-            if not (pipelined or commit):
-                self._conn._cursor_execute(cursor, sql, params)
-                return cursor.fetchone()
-            driver: Any = fairy.driver_connection
-            try:
-                with driver.pipeline():
-                    self._conn._cursor_execute(cursor, sql, params)
-                    if commit:
-                        driver.commit()
-            except self._s.driver_error as error:
-                # What _cursor_execute does for an error raised at once: map it, invalidate
-                # the connection if it broke.
-                self._conn._handle_dbapi_exception(error, sql, params, cursor, None)
-            return cursor.fetchone()
-        finally:
-            cursor.close()
+    def _fetch_all(self, sql: str, params: Mapping[str, Any], pipelined: bool = False
+                   ) -> list[Any]:
+        return cursor.fetch_all(self._conn, sql, params, self._s.driver_error,
+                                pipelined=pipelined)
 
     def investor(self, investor_id: str) -> Investor | None:
         t = self._t.investors
@@ -205,6 +156,32 @@ class SqlSession:
 
     def batch(self, pool_ids: Collection[str], investor_ids: Collection[str],
               pairs: Collection[tuple[str, str]], keys: Collection[str]) -> BatchRead:
+        if not self._s.postgres:
+            return self._batch_in_chunks(pool_ids, investor_ids, pairs, keys)
+        s = self._s
+        records: dict[str, PoolRecord] = {}
+        for row in self._fetch_all(s.lock_pools_sql, {"ids": _json(pool_ids)},
+                                   pipelined=s.pipelined):
+            record = record_of(dict(zip(s.pool_columns, row, strict=True)))
+            records[record.pool.id] = record
+        registered = frozenset(
+            found for (found,) in self._fetch_all(s.registered_sql, {"ids": _json(investor_ids)}))
+        holdings: dict[tuple[str, str], Amounts] = {}
+        asked = [pair for pair in pairs if pair[0] in records]
+        if asked:
+            for pool_id, investor_id, *units in self._fetch_all(s.holdings_sql,
+                                                                {"pairs": _json(asked)}):
+                holdings[pool_id, investor_id] = held_of(units, records[pool_id].pool.currency)
+        receipts: dict[str, Receipt] = {}
+        if keys:
+            for key, print_, action, pool_id, first, count in self._fetch_all(
+                    s.receipts_sql, {"ids": _json(keys)}):
+                receipts[key] = Receipt(key, print_, action, pool_id, int(first), int(count))
+        return BatchRead(records, registered, holdings, receipts)
+
+    def _batch_in_chunks(self, pool_ids: Collection[str], investor_ids: Collection[str],
+                         pairs: Collection[tuple[str, str]], keys: Collection[str]) -> BatchRead:
+        """:meth:`batch` on SQLite and MySQL: ``IN (...)`` lists of at most :data:`_CHUNK`."""
         t, conn = self._t, self._conn
         records: dict[str, PoolRecord] = {}
         for chunk in _chunks(sorted(pool_ids)):
@@ -216,13 +193,13 @@ class SqlSession:
         for chunk in _chunks(sorted(investor_ids)):
             registered.update(conn.execute(
                 sa.select(t.investors.c.id).where(t.investors.c.id.in_(chunk))).scalars())
-        by_pool: dict[str, list[str]] = {}
+        asked: dict[str, list[str]] = {}
         for pool_id, investor_id in pairs:
             if pool_id in records:
-                by_pool.setdefault(pool_id, []).append(investor_id)
+                asked.setdefault(pool_id, []).append(investor_id)
         holdings: dict[tuple[str, str], Amounts] = {}
         m = t.members
-        for pool_id, investors in sorted(by_pool.items()):
+        for pool_id, investors in sorted(asked.items()):
             currency = records[pool_id].pool.currency
             for chunk in _chunks(sorted(investors)):
                 query = sa.select(m).where(m.c.pool_id == pool_id, m.c.investor_id.in_(chunk))
@@ -292,7 +269,7 @@ class SqlSession:
 
     def _insert_entries(self, entries: Sequence[Entry]) -> None:
         self._conn.execute(self._s.insert_entries, [
-            {"pool_id": e.pool_id, **dict(zip(ENTRY_COLUMNS, _entry_row(e), strict=True))}
+            {"pool_id": e.pool_id, **dict(zip(ENTRY_COLUMNS, entry_row(e), strict=True))}
             for e in entries])
 
     def append(self, record: PoolRecord, entries: Sequence[Entry],
@@ -316,10 +293,10 @@ class SqlSession:
         if self._s.postgres:
             statements = self._ready
             if statements is None:
-                statements = self._postgres_statements(_by_pool(self._appends), channel)
-            self._appends, self._ready = [], None
+                statements = list(self._postgres_statements(channel))
+            self._ready = None
             return self._send(statements, commit)
-        appends, self._appends = _by_pool(self._appends), []
+        appends, self._appends = by_pool(self._appends), []
         for pending in appends:
             self._append_rows(*pending)
         if self.published:
@@ -329,7 +306,7 @@ class SqlSession:
             first = int(row.position) - len(changes) + 1
             rows = []
             for n, (event, _) in enumerate(changes):
-                kind, pool_id, payload = changes_feed.payload(event)
+                kind, pool_id, payload = feed_row(event)
                 rows.append({"position": first + n, "at_us": row.at_us, "type": kind,
                              "pool_id": pool_id, "event": payload})
             self._conn.execute(self._s.insert_change, rows)
@@ -341,57 +318,64 @@ class SqlSession:
         return self._conn.execute(self._s.next_position, params).one()
 
     def prepare(self, channel: str | None) -> None:
-        """On PostgreSQL, build the unit of work's statements and send all but the last (the
-        one that moves the feed's head), leaving :meth:`flush` only that one to send: the
-        repository calls it before its turn to commit, so that the turn holds no more than
-        the last statement and the commit. Nothing to do on SQLite."""
+        """On PostgreSQL (with pipeline mode), build the unit of work's statements and send all
+        but the last (the one that moves the feed's head), leaving :meth:`flush` only that one
+        to send: the repository calls it before its turn to commit, so that the turn holds no
+        more than the last statement and the commit. Nothing to do on SQLite.
+
+        The statements sent here go in one pipeline, each as soon as it is built: the server
+        writes the rows of one while this process builds the next."""
         if not self._s.postgres:
             return
-        statements = self._postgres_statements(_by_pool(self._appends), channel)
-        self._appends = []
-        self._send(statements[:-1], False)
-        self._ready = statements[-1:]
+        sent, last = cursor.send_ahead(self._conn, self._postgres_statements(channel),
+                                       self._s.driver_error)
+        for row, (_, _, pool_id) in sent:
+            _check_moved(row, pool_id)
+        self._ready = [] if last is None else [last]
 
-    def _postgres_statements(self, appends: list[_Append], channel: str | None
-                             ) -> list[tuple[str, dict[str, Any], str | None]]:
-        """The statements of the unit of work: one per pool written, the changes in the last."""
+    def _postgres_statements(self, channel: str | None) -> Iterator[Statement]:
+        """The statements of the unit of work, each built when asked for: one per pool written
+        (a batch's appends to one pool in runs of at most :data:`_RUN`), the changes in the
+        last."""
         s = self._s
-        change: dict[str, Any] = {}
+        appends, self._appends = by_pool(self._appends, _RUN), []
         many = len(self.published) > 1
-        if self.published:
-            clock = self.published[-1][1]
-            change = {"head_id": changes_feed.HEAD_ID, "now": to_micros(clock.now()),
-                      "channel": channel}
-            if many:
-                change["n"] = len(self.published)
-                change["changes"] = _changes_json(event for event, _ in self.published)
-            else:
-                kind, pool_id, payload = changes_feed.payload(self.published[0][0])
-                change.update(event_type=kind, event_pool=pool_id, event=payload)
-        statements: list[tuple[str, dict[str, Any], str | None]] = []
         for n, pending in enumerate(appends):
-            last = n == len(appends) - 1
-            single = last and bool(change) and not many and _single(*pending)
-            sql = (s.append_one_and_publish_sql if single else
-                   s.append_and_publish_many_sql if last and many else
-                   s.append_and_publish_sql if last and change else s.append_sql)
-            params = _append_params(*pending, single=single, chain=self._chain)
-            if last:
-                params.update(change)
-            statements.append((sql, params, pending[0].pool.id))
-        if change and not appends:
-            statements.append((s.publish_many_sql if many else s.publish_sql, change, None))
-        return statements
+            if n < len(appends) - 1:
+                yield s.append_sql, append_params(*pending, self._chain), pending[0].pool.id
+                continue
+            change = self._change(channel, many)
+            one = bool(change) and not many and single(*pending)
+            sql = (s.append_one_and_publish_sql if one else
+                   s.append_and_publish_many_sql if many else
+                   s.append_and_publish_sql if change else s.append_sql)
+            params = append_params(*pending, self._chain, one=one)
+            params.update(change)
+            yield sql, params, pending[0].pool.id
+        if self.published and not appends:
+            yield (s.publish_many_sql if many else s.publish_sql, self._change(channel, many),
+                   None)
 
-    def _send(self, statements: list[tuple[str, dict[str, Any], str | None]],
-              commit: bool) -> bool:
+    def _change(self, channel: str | None, many: bool) -> dict[str, Any]:
+        """The parameters of the unit of work's changes (none when it has none)."""
+        if not self.published:
+            return {}
+        change: dict[str, Any] = {"head_id": changes_feed.HEAD_ID, "channel": channel,
+                                  "now": to_micros(self.published[-1][1].now())}
+        if many:
+            change["n"] = len(self.published)
+            change.update(changes_params([event for event, _ in self.published]))
+        else:
+            kind, pool_id, payload = feed_row(self.published[0][0])
+            change.update(event_type=kind, event_pool=pool_id, event=payload)
+        return change
+
+    def _send(self, statements: list[Statement], commit: bool) -> bool:
         """Run ``statements`` in order, the last with the ``COMMIT`` when ``commit``; raise
         :class:`HeadMoved` if one found its pool's head moved."""
         for n, (sql, params, pool_id) in enumerate(statements):
             last = n == len(statements) - 1
-            row = self._fetch(sql, params, commit=last and commit)
-            if row[0] != 1:
-                raise HeadMoved(f"pool {pool_id!r} changed under this write")
+            _check_moved(self._fetch(sql, params, commit=last and commit), pool_id)
         return commit and bool(statements)
 
     def _append_rows(self, record: PoolRecord, entries: Sequence[Entry],
@@ -406,7 +390,7 @@ class SqlSession:
             raise HeadMoved(f"pool {pool_id!r} changed under this write")
         if entries:
             self._conn.execute(s.insert_entries, [
-                {"pool_id": pool_id, **dict(zip(ENTRY_COLUMNS, _entry_row(e), strict=True))}
+                {"pool_id": pool_id, **dict(zip(ENTRY_COLUMNS, entry_row(e), strict=True))}
                 for e in entries])
         if holdings:
             self._conn.execute(s.upsert_members, [
@@ -417,7 +401,7 @@ class SqlSession:
                 {"key": r.key, "fingerprint": r.fingerprint, "action": r.action,
                  "pool_id": r.pool_id, "first_seq": r.first_seq, "count": r.count,
                  "hash": mark}
-                for r, mark in zip(receipts, _receipt_marks(self._chain, receipts, entries),
+                for r, mark in zip(receipts, receipt_marks(self._chain, receipts, entries),
                                    strict=True)])
 
     def mark_with(self, chain: AuditChain) -> None:
@@ -445,82 +429,18 @@ class SqlSession:
         return changes_feed.read(self._conn, self._t.feed, after, limit)
 
 
-def _changes_json(events: Iterable[LedgerEvent]) -> str:
-    """A batch's changes as a JSON array of ``{"type", "pool_id", "event"}`` objects, each event
-    the JSON object the feed keeps (put in as it is, not as a string to decode again)."""
-    found = []
-    for event in events:
-        kind, pool_id, payload = changes_feed.payload(event)
-        found.append(f'{{"type":{json.dumps(kind)},"pool_id":{json.dumps(pool_id)},'
-                     f'"event":{payload}}}')
-    return f"[{','.join(found)}]"
+def _check_moved(row: Any, pool_id: str | None) -> None:
+    """Raise :class:`HeadMoved` unless a write's statement (its first row) moved its pool's
+    head."""
+    if row[0] != 1:
+        raise HeadMoved(f"pool {pool_id!r} changed under this write")
+
+
+def _json(values: Collection[Any]) -> str:
+    """``values`` as a JSON array (of ids, or of pairs of ids)."""
+    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start:start + _CHUNK]
-
-
-def _by_pool(appends: list[_Append]) -> list[_Append]:
-    """The appends of each pool as one (its last record, every entry in order, each holding's
-    last value, every receipt), pools in the order first appended."""
-    if len(appends) < 2:
-        return appends
-    merged: dict[str, tuple[PoolRecord, list[Entry], dict[str, Amounts], list[Receipt]]] = {}
-    for record, entries, holdings, receipts in appends:
-        before = merged.get(record.pool.id)
-        if before is None:
-            merged[record.pool.id] = (record, list(entries), dict(holdings), list(receipts))
-            continue
-        _, all_entries, all_holdings, all_receipts = before
-        all_entries.extend(entries)
-        all_holdings.update(holdings)
-        all_receipts.extend(receipts)
-        merged[record.pool.id] = (record, all_entries, all_holdings, all_receipts)
-    return list(merged.values())
-
-
-def _single(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
-            receipts: list[Receipt]) -> bool:
-    return len(entries) == 1 and len(holdings) <= 1 and len(receipts) <= 1
-
-
-def _receipt_marks(chain: AuditChain, receipts: Sequence[Receipt],
-                   entries: Sequence[Entry]) -> list[str]:
-    """The marks of ``receipts``, each bound to the hash of its first entry (in ``entries``)."""
-    if not receipts:
-        return []
-    hashes = {e.seq: e.hash for e in entries}
-    return [chain.receipt_mark(r.key, r.fingerprint, r.action, r.pool_id, r.first_seq, r.count,
-                               hashes[r.first_seq]) for r in receipts]
-
-
-def _append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mapping[str, Amounts],
-                   receipts: list[Receipt], single: bool = False,
-                   chain: AuditChain | None = None) -> dict[str, Any]:
-    """The parameters of the PostgreSQL append: the pool's new head, its mark and totals, and
-    the rows of the entries, holdings and receipts (with ``single``, the only row's values, None
-    for a table without one; otherwise each table's rows as JSON)."""
-    chain = AuditChain() if chain is None else chain
-    params: dict[str, Any] = {
-        "pid": record.pool.id, "old_seq": record.head_seq - len(entries),
-        "new_seq": record.head_seq, "head_hash": record.head_hash,
-        "head_mark": chain.head_mark(record.pool.id, record.head_seq, record.head_hash),
-        **units_of(record.totals, (*TOTALS, "carry"))}
-    entry_rows = [_entry_row(entry) for entry in entries]
-    member_rows = [(investor_id, *(to_units(getattr(amounts, name)) for name in TOTALS))
-                   for investor_id, amounts in sorted(holdings.items())]
-    receipt_rows = [(r.key, r.fingerprint, r.action, r.first_seq, r.count, mark)
-                    for r, mark in zip(receipts, _receipt_marks(chain, receipts, entries),
-                                       strict=True)]
-    for prefix, columns, rows in (("e", ENTRY_COLUMNS, entry_rows),
-                                  ("m", ("investor_id", *TOTALS), member_rows),
-                                  ("r", RECEIPT_COLUMNS, receipt_rows)):
-        if single:
-            for n, column in enumerate(columns):
-                params[f"{prefix}_{column}"] = rows[0][n] if rows else None
-        else:
-            params[f"{prefix}_rows"] = json.dumps(
-                [dict(zip(columns, row, strict=True)) for row in rows],
-                separators=(",", ":"), ensure_ascii=False)
-    return params

@@ -41,7 +41,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["ENTRY_COLUMNS", "RECEIPT_COLUMNS", "Statements", "append_sql"]
+__all__ = ["ENTRY_COLUMNS", "HELD_COLUMNS", "RECEIPT_COLUMNS", "Statements", "append_sql"]
 
 ENTRY_COLUMNS: Final = ("seq", "kind", "investor_id", "amount", "at_us", "actor", "detail",
                         "prev_hash", "hash")
@@ -49,7 +49,8 @@ ENTRY_COLUMNS: Final = ("seq", "kind", "investor_id", "amount", "at_us", "actor"
 
 _ENTRY_TYPES: Final = ("INTEGER", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "VARCHAR",
                        "VARCHAR", "VARCHAR", "VARCHAR")
-_HELD_COLUMNS: Final = ("investor_id", *TOTALS)
+HELD_COLUMNS: Final = ("investor_id", *TOTALS)
+"""The columns of a holding after its pool id, in the order the statements take them."""
 _HELD_TYPES: Final = ("VARCHAR",) + ("BIGINT",) * len(TOTALS)
 RECEIPT_COLUMNS: Final = ("key", "fingerprint", "action", "first_seq", "count", "hash")
 """The columns of a receipt after its pool id, in the order the statements take them."""
@@ -160,6 +161,26 @@ class Statements:
             f"SELECT 1 AS moved, {_NOTIFY}"))
         """Changes alone."""
 
+        # PostgreSQL: a batch's reads, each given its ids as one JSON array.
+        listed = "IN (SELECT json_array_elements_text(CAST(:ids AS JSON)))"
+        self.pool_columns: tuple[str, ...] = tuple(c.name for c in p.c)
+        """The columns :attr:`lock_pools_sql` reads, in order."""
+        self.lock_pools_sql = compiled(sa.text(
+            f"SELECT {', '.join(self.pool_columns)} FROM {name(p)} WHERE id {listed} "
+            "ORDER BY id FOR UPDATE"))
+        """Lock and read the pools of a JSON array of ids (``ids``), in the order of their ids."""
+        self.registered_sql = compiled(sa.text(f"SELECT id FROM {name(i)} WHERE id {listed}"))
+        """Which of a JSON array of investor ids (``ids``) are registered."""
+        self.holdings_sql = compiled(sa.text(
+            f"SELECT m.pool_id, m.investor_id, {', '.join(f'm.{t}' for t in TOTALS)} "
+            f"FROM json_array_elements(CAST(:pairs AS JSON)) AS q JOIN {name(m)} AS m "
+            "ON m.pool_id = q.value->>0 AND m.investor_id = q.value->>1"))
+        """The holdings of a JSON array of ``[pool id, investor id]`` pairs (``pairs``)."""
+        self.receipts_sql = compiled(sa.text(
+            "SELECT key, fingerprint, action, pool_id, first_seq, count "
+            f"FROM {name(r)} WHERE key {listed}"))
+        """The receipts of a JSON array of keys (``ids``)."""
+
 
 _NOTIFY: Final = ("(SELECT pg_notify(:channel, CAST(position AS VARCHAR)) FROM next) "
                   "AS notified")
@@ -175,11 +196,11 @@ def _feed_ctes(head: str, feed: str, after: Sequence[str] = (), many: bool = Fal
     # Reading the other queries' counts makes them run first: the head's lock comes last.
     first = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in after)
     step = "CAST(:n AS BIGINT)" if many else "1"
-    # A batch's events arrive as JSON values, not strings: a json value's text is kept as sent.
-    rows = ("SELECT next.position - :n + c.n, next.at_us, c.type, c.pool_id, "
-            "CAST(c.event AS TEXT) FROM next, "
-            "ROWS FROM (json_to_recordset(CAST(:changes AS JSON)) AS (type VARCHAR, "
-            "pool_id VARCHAR, event JSON)) WITH ORDINALITY AS c(type, pool_id, event, n)"
+    # A batch's events arrive as one text, separated by the record separator (U+001E), which
+    # JSON text never holds unescaped; their types and pools as a JSON array of pairs.
+    rows = ("SELECT next.position - :n + c.n, next.at_us, c.kind->>0, c.kind->>1, c.event "
+            "FROM next, ROWS FROM (unnest(string_to_array(:events, chr(30))), "
+            "json_array_elements(CAST(:changes AS JSON))) WITH ORDINALITY AS c(event, kind, n)"
             if many else "SELECT position, at_us, :event_type, :event_pool, :event FROM next")
     return (f"next AS (UPDATE {head} SET position = position + {step}, "
             f"at_us = GREATEST(at_us, :now) WHERE id = :head_id AND {_MOVED}{first} "
@@ -194,7 +215,8 @@ def append_sql(pools: str, entries: str, members: str, receipts: str,
 
     The entries, holdings and receipts come as JSON arrays of objects, or with ``single`` as
     scalars: at most one row of each (an admission, an investment or a refund). With ``many``
-    the unit of work's changes (a batch's) come as a JSON array too, and take consecutive
+    the unit of work's changes (a batch's) come as one text of events (see
+    :func:`~auptimate_core.backends.sql.rows.changes_params`), and take consecutive
     positions.
 
     The statement's queries run in the order of the older one statement per table (the pool,
@@ -216,7 +238,7 @@ def append_sql(pools: str, entries: str, members: str, receipts: str,
         f"added AS (INSERT INTO {entries} (pool_id, {', '.join(ENTRY_COLUMNS)}) "
         f"SELECT :pid, * FROM {_rows('e', ENTRY_COLUMNS, _ENTRY_TYPES, single)} RETURNING 1)",
         f"held AS (INSERT INTO {members} (pool_id, investor_id, {', '.join(TOTALS)}) "
-        f"SELECT :pid, * FROM {_rows('m', _HELD_COLUMNS, _HELD_TYPES, single)} "
+        f"SELECT :pid, * FROM {_rows('m', HELD_COLUMNS, _HELD_TYPES, single)} "
         f"ON CONFLICT (pool_id, investor_id) DO UPDATE SET {held} RETURNING 1)",
         f"kept AS (INSERT INTO {receipts} (key, fingerprint, action, first_seq, count, hash, "
         "pool_id) SELECT *, :pid FROM "
