@@ -63,3 +63,29 @@ def test_investors_with_many_investments_in_few_pools_rank_as_the_pipeline_ranks
 def test_a_file_of_refunds_and_fees_alone_ranks_nobody(tmp_path: Path, engine: str) -> None:
     path = _write(tmp_path / "x.csv", [("a", "p1", "5", "refund"), ("b", "p2", "1", "fee")])
     assert fast_top_investors(path, 3, engine=engine).ranks == []
+
+
+def _many_investors(repeaters: int, spreaders: int) -> list[tuple[str, str, str, str]]:
+    """Over a hundred investors: the ones with the most investments put them in few pools
+    (``repeaters`` of them, 10 investments in 2 pools), ``spreaders`` invest less in more
+    pools (5 in 5), and a hundred invest once."""
+    rows = [("many", "p1", "1", "investment")] * 200
+    for k in range(repeaters):
+        rows += [(f"r{k:03d}", f"p{i % 2}", "3.5", "investment") for i in range(10)]
+    for k in range(spreaders):
+        rows += [(f"h{k:03d}", f"p{i}", f"{k % 3 + 1}.75", "investment") for i in range(5)]
+    rows += [(f"o{k:03d}", "p1", "2", "investment") for k in range(100)]
+    return rows
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+@pytest.mark.parametrize(("repeaters", "spreaders"), [(0, 6), (80, 6), (300, 6), (0, 70)])
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_rankings_of_many_investors_are_the_pipelines(
+    tmp_path: Path, engine: str, repeaters: int, spreaders: int, n: int
+) -> None:
+    path = _write(tmp_path / "x.csv", _many_investors(repeaters, spreaders))
+    expected = top_investors(read_transactions(path), n)
+    got = fast_top_investors(path, n, engine=engine)
+    assert got.ranks == expected
+    assert [str(r.total_amount) for r in got.ranks] == [str(r.total_amount) for r in expected]

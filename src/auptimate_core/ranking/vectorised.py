@@ -250,11 +250,13 @@ def _pools_of_contenders(pl: Any, rows: Any, investors: Any, n: int) -> Any:
     ``rows`` are the file's rows (investor, pool: null where the row is not an investment,
     value: null where it does not count, amount: its text) and ``investors`` each investor's
     ``bound`` (investments, at least its distinct pools) and total. Pools are counted first for
-    the ``4 n`` investors with the most investments: ``n`` of them have at least ``least``
-    pools, the ``n``-th most among them (at least one: an investor without pools is not
-    ranked), so an investor with fewer than ``least`` investments, who has fewer pools than
-    each of those ``n``, is left out. Counting distinct pools is the costly part of the
-    ranking; on real files few investors are left in."""
+    the investors with as many investments as the ``64 n``-th most, ``floor``: ``n`` of them
+    have at least ``least`` pools, the ``n``-th most among them (at least one: an investor
+    without pools is not ranked), so an investor with fewer than ``least`` investments, who
+    has fewer pools than each of those ``n``, is left out. When ``least`` is at least
+    ``floor`` every investor left in has been counted already; else those with ``least``
+    investments or more are counted again. Counting distinct pools is the costly part of the
+    ranking (a pass over the rows each time); on real files few investors are left in."""
 
     def counted(ids: Any) -> Any:
         text = pl.col("amount")
@@ -267,10 +269,15 @@ def _pools_of_contenders(pl: Any, rows: Any, investors: Any, n: int) -> Any:
                      .fill_null(0).alias("places"))
                 .collect())
 
-    first = counted(investors.top_k(4 * n, by="bound")["investor"])["pools"]
-    least = max(1, first.sort(descending=True)[n - 1]) if len(first) >= n else 1
-    contenders = investors.filter(pl.col("bound") >= least)
-    return contenders.join(counted(contenders["investor"]), on="investor")
+    floor = investors.top_k(64 * n, by="bound")["bound"].min() or 0
+    first = investors.filter(pl.col("bound") >= floor)
+    found = counted(first["investor"])
+    pools = found["pools"].sort(descending=True)
+    least = max(1, pools[n - 1]) if len(pools) >= n else 1
+    if least < floor:
+        first = investors.filter(pl.col("bound") >= least)
+        found = counted(first["investor"])
+    return first.join(found, on="investor")
 
 
 ENGINES: Final = {"polars": _with_polars, "duckdb": _with_duckdb}
