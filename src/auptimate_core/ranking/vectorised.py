@@ -202,7 +202,9 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str], n: i
     limit = field_limit()
 
     def plain_id(column: pl.Expr) -> pl.Expr:
-        return column.str.contains(ID_RUST) & (column.str.len_chars() <= limit)
+        # Bytes, which a string's view holds, for the limit in characters: an id under it in
+        # characters but not in bytes is left to the pipeline.
+        return column.str.contains(ID_RUST) & (column.str.len_bytes() <= limit)
 
     investor, amount, stamp, pool = (pl.col(columns[field]) for field in
                                      ("investor_id", "amount", "timestamp", "pool_id"))
