@@ -4,6 +4,7 @@ unknown command is refused as before, and start-up imports nothing heavy."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,29 @@ def test_top_investors_on_a_small_file_imports_nothing_heavy(tmp_path: Path) -> 
         f"try:\n    main(['top-investors', {str(path)!r}])\nexcept SystemExit:\n    pass\n")
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
     assert "auptimate_core.alerts.engine" not in modules
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("4", "4")])
+def test_run_as_the_program_blas_keeps_to_one_thread_unless_told(given: str | None,
+                                                                 expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = ("import os, sys\nfrom auptimate_core.cli import main\nsys.argv = ['auptimate', "
+            "'--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(os.environ['OPENBLAS_NUM_THREADS'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == expected
+
+
+def test_called_with_arguments_the_group_leaves_the_environment_alone() -> None:
+    code = ("import os\nfrom click.testing import CliRunner\nfrom auptimate_core.cli import "
+            "main\nCliRunner().invoke(main, ['--help'])\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "None"
