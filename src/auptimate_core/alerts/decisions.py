@@ -24,6 +24,7 @@ from ..store import (
     ObservedBatch,
     Status,
     Transition,
+    WindowStore,
     new_state,
     new_transition,
 )
@@ -142,6 +143,22 @@ class WindowDecisions:
             alert = rule.alert(FIRING if holds else RESOLVED, pool, tx.timestamp, tx.id,
                                tx.investor_id, values)
             changes.append((new_transition(pool, rule.name, holds, at, tx.id, tag), alert))
+        return changes
+
+    def resolutions(
+        self, call: StoreCall, store: WindowStore, slot: RuleSlot, now: datetime, now_us: int
+    ) -> list[tuple[Transition, Alert]]:
+        """The pools for which ``slot``'s rule is firing but no longer holds at ``now`` (time
+        passed without transactions), in order, each with its change and its alert."""
+        rule = slot.rule
+        changes = []
+        for key in sorted(call("firing", store.firing, rule.name)):
+            tallies = call("tally", store.tally, key, now_us, rule.intervals)
+            values = tuple([t.total if slot.uses_totals else t.count for t in tallies])
+            if rule.holds(*values):
+                continue
+            alert = rule.alert(RESOLVED, key, now, None, None, values)
+            changes.append((Transition(key, rule.name, False, now_us), alert))
         return changes
 
     def decide(

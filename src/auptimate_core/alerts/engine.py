@@ -35,11 +35,11 @@ from ..store import (
     to_units,
 )
 from ..urls import WINDOW_STORES
-from .alert import RESOLVED, Alert
+from .alert import Alert
 from .dead_letters import DeadLetterDestination
 from .decisions import Pending, WindowDecisions
 from .delivery import Dispatcher
-from .event_rules import EventRules
+from .event_rules import EventRules, Found
 from .retries import RetryLog, Unfinished
 from .rows import ColumnRows, Rows, TxRows, over_limit
 from .rules import FlaggingRule, ThresholdRule, TransactionRule, WindowRule
@@ -210,17 +210,7 @@ class AlertEngine:
                     return raised
                 # The window rule's state may change: decided with the lifecycle's word.
                 raised = [threshold.check(tx)] if over else []  # type: ignore[list-item]
-                tag = self._retries.tag()
-                try:
-                    changes = self._windows.changes(
-                        _untimed, self.store, tx, at, first, [(window, (v0, v1), holds)], tag)
-                    if changes:
-                        change, alert = changes[0]
-                        if self.store.transition([change])[0]:
-                            raised.append(alert)
-                except StoreError:
-                    self._retries.fail((tx.id,), tag)
-                    raise
+                raised += self._window_alerts(tx, at, first, [(window, (v0, v1), holds)])
                 if raised:
                     self._deliver(raised)
                 return raised
@@ -246,24 +236,27 @@ class AlertEngine:
                 return [], held
         alerts = one.tx_alerts(tx)
         found = one.may_change(tx.pool_id, counts, totals) if status is _NEW else None
-        if found:  # decided with the lifecycle's word
-            tag = self._retries.tag()
-            try:
-                changes = self._windows.changes(_untimed, self.store, tx, at, first, found, tag)
-                if len(changes) == 1:
-                    change, alert = changes[0]
-                    if self.store.transition([change])[0]:
-                        alerts.append(alert)
-                elif changes:
-                    moves = [change for change, _ in changes]
-                    applied = self.store.transition(moves)
-                    alerts += [alert for (_, alert), ok in zip(changes, applied) if ok]
-            except StoreError:
-                self._retries.fail((tx.id,), tag)
-                raise
+        if found:
+            alerts += self._window_alerts(tx, at, first, found)
         if alerts:
             self._deliver(alerts)
         return alerts, held
+
+    def _window_alerts(
+        self, tx: Transaction, at: int, first: int | None, found: list[Found]
+    ) -> list[Alert]:
+        """The alerts of the window rules of ``found`` (those whose state may change at
+        ``tx``), decided with the lifecycle's word: those whose change applied."""
+        tag = self._retries.tag()
+        try:
+            changes = self._windows.changes(_untimed, self.store, tx, at, first, found, tag)
+            if not changes:
+                return []
+            applied = self.store.transition([change for change, _ in changes])
+        except StoreError:
+            self._retries.fail((tx.id,), tag)
+            raise
+        return [alert for (_, alert), ok in zip(changes, applied) if ok]
 
     def _process_alone(self, tx: Transaction) -> list[Alert]:
         """:meth:`process` as a batch of one (a store without the per-event capabilities,
@@ -419,15 +412,7 @@ class AlertEngine:
         alerts: list[Alert] = []
         with self._lock:
             for slot in self._windows.slots:
-                rule = slot.rule
-                changes: list[tuple[Transition, Alert]] = []
-                for key in sorted(self._call("firing", self.store.firing, rule.name)):
-                    tallies = self._call("tally", self.store.tally, key, now_us, rule.intervals)
-                    values = tuple(t.total if slot.uses_totals else t.count for t in tallies)
-                    if rule.holds(*values):
-                        continue
-                    alert = rule.alert(RESOLVED, key, now, None, None, values)
-                    changes.append((Transition(key, rule.name, False, now_us), alert))
+                changes = self._windows.resolutions(self._call, self.store, slot, now, now_us)
                 moves = [change for change, _ in changes]
                 applied = self._call("transition", self.store.transition, moves)
                 alerts.extend(alert for (_, alert), ok in zip(changes, applied) if ok)
