@@ -14,6 +14,7 @@ built, so that the server writes the rows of one while this process builds the n
 from __future__ import annotations
 
 import itertools
+import select
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeAlias
 
@@ -68,6 +69,7 @@ def send_ahead(conn: Connection, statements: Iterator[Statement],
                 for statement in itertools.chain([following], statements):
                     sent.append((fairy.cursor(), ahead))
                     conn._cursor_execute(sent[-1][0], ahead[0], ahead[1])
+                    _flush(driver.pgconn)
                     ahead = statement
         except driver_error as error:
             # Raised as the pipeline ends (a statement failed): mapped as _run maps it.
@@ -77,6 +79,16 @@ def send_ahead(conn: Connection, statements: Iterator[Statement],
     finally:
         for cursor, _ in sent:
             cursor.close()
+
+
+def _flush(pgconn: Any) -> None:
+    """Send all that libpq keeps of the statements sent (what the socket did not take while the
+    server was busy with the statement before), so that the server can run the last one while
+    this process builds the next: libpq's own way (``PQflush``), waiting on the socket."""
+    while pgconn.flush():
+        readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])
+        if readable:
+            pgconn.consume_input()
 
 
 def _run(conn: Connection, sql: str, params: Mapping[str, Any], driver_error: type[Exception],
