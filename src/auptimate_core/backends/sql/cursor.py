@@ -50,32 +50,32 @@ Sent: TypeAlias = list[tuple[Any, Statement]]
 """Statements sent, each with its first row."""
 
 
-def send_ahead(conn: Connection, statements: Iterator[Statement],
+def send_ahead(conn: Connection, ahead: Iterator[Statement], last: Callable[[], Statement | None],
                driver_error: type[Exception]) -> tuple[Sent, Statement | None]:
-    """Send every statement of ``statements`` but the last, in one pipeline, each before the
-    next is built; return the first row of each one sent (with the statement) and the last
-    statement, not sent (None when there is none). A statement that fails raises its error,
+    """Send the statements of ``ahead`` in one pipeline, each as soon as it is built, then build
+    the ``last`` one (not sent) while the server runs them; return the first row of each one
+    sent (with the statement) and the last statement. A statement that fails raises its error,
     mapped as SQLAlchemy maps it, once every statement is sent."""
-    ahead = next(statements, None)
-    following = None if ahead is None else next(statements, None)
-    if ahead is None or following is None:
-        return [], ahead
+    first = next(ahead, None)
+    if first is None:
+        return [], last()
     fairy = conn.connection
     driver: Any = fairy.driver_connection
     sent: Sent = []
+    final = None
     try:
         try:
             with driver.pipeline():
-                for statement in itertools.chain([following], statements):
-                    sent.append((fairy.cursor(), ahead))
-                    conn._cursor_execute(sent[-1][0], ahead[0], ahead[1])
+                for statement in itertools.chain([first], ahead):
+                    sent.append((fairy.cursor(), statement))
+                    conn._cursor_execute(sent[-1][0], statement[0], statement[1])
                     _flush(driver.pgconn)
-                    ahead = statement
+                final = last()
         except driver_error as error:
             # Raised as the pipeline ends (a statement failed): mapped as _run maps it.
             cursor, (sql, params, _) = sent[-1]
             conn._handle_dbapi_exception(error, sql, params, cursor, None)
-        return [(cursor.fetchone(), statement) for cursor, statement in sent], ahead
+        return [(cursor.fetchone(), statement) for cursor, statement in sent], final
     finally:
         for cursor, _ in sent:
             cursor.close()

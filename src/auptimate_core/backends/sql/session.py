@@ -293,7 +293,7 @@ class SqlSession:
         if self._s.postgres:
             statements = self._ready
             if statements is None:
-                statements = list(self._postgres_statements(channel))
+                statements = self._postgres_statements(channel)
             self._ready = None
             return self._send(statements, commit)
         appends, self._appends = by_pool(self._appends), []
@@ -324,37 +324,47 @@ class SqlSession:
         more than the last statement and the commit. Nothing to do on SQLite.
 
         The statements sent here go in one pipeline, each as soon as it is built: the server
-        writes the rows of one while this process builds the next."""
+        writes the rows of one while this process builds the next, and the last."""
         if not self._s.postgres:
             return
-        sent, last = cursor.send_ahead(self._conn, self._postgres_statements(channel),
+        appends, self._appends = by_pool(self._appends, _RUN), []
+        sent, last = cursor.send_ahead(self._conn, self._ahead(appends[:-1]),
+                                       lambda: self._last(appends[-1:], channel),
                                        self._s.driver_error)
         for row, (_, _, pool_id) in sent:
             _check_moved(row, pool_id)
         self._ready = [] if last is None else [last]
 
-    def _postgres_statements(self, channel: str | None) -> Iterator[Statement]:
-        """The statements of the unit of work, each built when asked for: one per pool written
-        (a batch's appends to one pool in runs of at most :data:`_RUN`), the changes in the
-        last."""
-        s = self._s
+    def _postgres_statements(self, channel: str | None) -> list[Statement]:
+        """The statements of the unit of work: one per pool written (a batch's appends to one
+        pool in runs of at most :data:`_RUN`), the changes in the last."""
         appends, self._appends = by_pool(self._appends, _RUN), []
+        last = self._last(appends[-1:], channel)
+        return [*self._ahead(appends[:-1]), *([] if last is None else [last])]
+
+    def _ahead(self, appends: list[Append]) -> Iterator[Statement]:
+        """The statements of ``appends`` (all but the unit of work's last), each built when
+        asked for."""
+        for pending in appends:
+            yield self._s.append_sql, append_params(*pending, self._chain), pending[0].pool.id
+
+    def _last(self, appends: list[Append], channel: str | None) -> Statement | None:
+        """The unit of work's last statement: the last of ``appends`` (none or one) and the
+        changes; None when there is neither."""
+        s = self._s
         many = len(self.published) > 1
-        for n, pending in enumerate(appends):
-            if n < len(appends) - 1:
-                yield s.append_sql, append_params(*pending, self._chain), pending[0].pool.id
-                continue
-            change = self._change(channel, many)
-            one = bool(change) and not many and single(*pending)
-            sql = (s.append_one_and_publish_sql if one else
-                   s.append_and_publish_many_sql if many else
-                   s.append_and_publish_sql if change else s.append_sql)
-            params = append_params(*pending, self._chain, one=one)
-            params.update(change)
-            yield sql, params, pending[0].pool.id
-        if self.published and not appends:
-            yield (s.publish_many_sql if many else s.publish_sql, self._change(channel, many),
-                   None)
+        change = self._change(channel, many)
+        if not appends:
+            return (s.publish_many_sql if many else s.publish_sql, change, None) if change \
+                else None
+        pending = appends[0]
+        one = bool(change) and not many and single(*pending)
+        sql = (s.append_one_and_publish_sql if one else
+               s.append_and_publish_many_sql if many else
+               s.append_and_publish_sql if change else s.append_sql)
+        params = append_params(*pending, self._chain, one=one)
+        params.update(change)
+        return sql, params, pending[0].pool.id
 
     def _change(self, channel: str | None, many: bool) -> dict[str, Any]:
         """The parameters of the unit of work's changes (none when it has none)."""
