@@ -143,6 +143,7 @@ class _Blocks:
         self.block = block
         _, self.columns = plain_header(header)
         self.plain = _plain_expression(polars, self.columns)
+        self.plain_pools = _plain_id(polars, self.columns["pool_id"]).fill_null(False).all()
         self.position = Position(line=1)
         self.as_columns = columns
         self.times = _micros_expression(polars, self.columns["timestamp"]) if columns else None
@@ -213,6 +214,8 @@ class _Blocks:
                                 separator=",")
             stamp = pl.col(self.columns["timestamp"])
             size = stamp.str.len_bytes()
+            # A block holds few pools: their ids are checked once each.
+            names = frame[self.columns["pool_id"]].unique(maintain_order=True)
             checked = frame.select(
                 self.plain.all().alias("plain"), size.min().alias("shortest"),
                 size.max().alias("longest"), stamp.str.ends_with("+00:00").all().alias("utc"),
@@ -220,32 +223,32 @@ class _Blocks:
         except pl.exceptions.PolarsError:
             return None
         plain, shortest, longest, utc_offset, utc_z = checked.row(0)
-        if frame.height != lines or not plain:
+        if frame.height != lines or not plain or not names.to_frame().select(
+                self.plain_pools).item():
             return None
         times = utc = None
         if self.times is not None:
             suffix = 6 if utc_offset else 1 if utc_z else 0 if longest == 10 else None
             if shortest == longest and suffix is not None:
                 # One layout for every time, all in UTC: its fields at fixed places.
-                found = frame.select(_fixed_micros(pl, self.columns["timestamp"], longest,
-                                                   suffix).alias("times"))
-                times, utc = found["times"], True
+                times, utc = _fixed_micros(frame[self.columns["timestamp"]], longest,
+                                           suffix), True
             else:
                 micros, offset = self.times
                 found = frame.select(micros.alias("times"), (offset == 0).all().alias("utc"))
-                times, utc = found["times"], bool(found["utc"][0])
-            if times.null_count():  # not expected of plain rows; the pipeline decides
-                return None
+                if found["times"].null_count():  # not expected of plain rows
+                    return None
+                times, utc = found["times"].to_numpy(), bool(found["utc"][0])
             if utc:
-                return _Split(frame, lines, shortest > 10, times, utc, self._arrays(frame))
+                return _Split(frame, lines, shortest > 10, times, utc, self._arrays(frame, names))
         return _Split(frame, lines, shortest > 10, times, utc)
 
-    def _arrays(self, frame: Any) -> _Arrays:
+    def _arrays(self, frame: Any, names: Any) -> _Arrays:
         """What is made of a block's columns in the splitting thread: its ids as strings,
-        pool codes and names, and amounts in millionths when every one fits in 64 bits."""
+        pool codes into ``names`` (its pools, in order), and amounts in millionths when every
+        one fits in 64 bits."""
         pl, columns = self.pl, self.columns
         pools = frame[columns["pool_id"]]
-        names = pools.unique(maintain_order=True)
         micros = (frame[columns["amount"]].str.to_decimal(scale=6).to_physical()
                   .cast(pl.Int64, strict=False))
         ids = frame[columns["id"]].to_list() if "id" in columns else None
@@ -283,7 +286,7 @@ class _Blocks:
             ids=ids, investors=_Text(frame[columns["investor_id"]]), pool_codes=codes,
             pool_names=names, amounts=(list(map(Decimal, texts.to_list())) if micros is None
                                        else AmountColumn(_Text(texts), micros)),
-            times=split.times.to_numpy(), kinds=kinds)
+            times=split.times, kinds=kinds)
 
     def _transactions(self, split: _Split | None) -> list[Transaction] | None:
         """The transactions of a block that split into plain rows (None when it did not)."""
@@ -342,7 +345,7 @@ class _Split(NamedTuple):
     lines: int
     all_timed: bool
     times: Any = None
-    """With columns: the times in UTC microseconds (a polars Series)."""
+    """With columns: the times in UTC microseconds (numpy)."""
     utc: bool | None = None
     """With columns: whether every time is in UTC (offset zero, or a date alone)."""
     arrays: _Arrays | None = None
@@ -396,43 +399,62 @@ def _micros_expression(pl: Any, name: str) -> tuple[Any, Any]:
     return (day * 86_400 + seconds_of_day) * 1_000_000 + fraction, offset
 
 
-def _fixed_micros(pl: Any, name: str, size: int, suffix: int) -> Any:
-    """Microseconds since the epoch of a column of plain timestamps that all have ``size``
-    bytes and end in a UTC offset of ``suffix`` bytes (``+00:00``, ``Z``, or none for a date
-    alone): a plain timestamp's length without its offset fixes where each field is."""
-    text = pl.col(name)
-    clock = size - suffix
+def _fixed_micros(texts: Any, size: int, suffix: int) -> Any:
+    """Microseconds since the epoch (numpy) of a polars column of plain timestamps that all
+    have ``size`` bytes and end in a UTC offset of ``suffix`` bytes (``+00:00``, ``Z``, or none
+    for a date alone): a plain timestamp's length without its offset fixes where each digit
+    is, so the digits are read from the column's bytes laid out as a table of ``size``
+    columns. The check before it makes sure each date is a real one of the years 1000..8999."""
+    import numpy as np
+
+    table = np.frombuffer(texts.str.join("").item().encode("ascii"), np.uint8)
+    table = table.reshape(-1, size)
 
     def number(start: int, length: int) -> Any:
-        return text.str.slice(start, length).cast(pl.Int64, strict=False)
+        value = table[:, start].astype(np.int32)
+        for place in range(start + 1, start + length):
+            value *= 10
+            value += table[:, place]
+        value -= int("1" * length) * ord("0")
+        return value
 
-    seconds = text.str.slice(0, 10).str.to_date("%Y-%m-%d").cast(pl.Int64) * 86_400
+    # Days since 1970-01-01 of a proleptic Gregorian date, counted in eras of 400 years from
+    # 0000-03-01 (so a leap day ends its year).
+    month = number(5, 2)
+    year = number(0, 4) - (month <= 2)
+    era = year // 400
+    of_era = year - era * 400
+    of_year = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + number(8, 2) - 1
+    days = era * 146_097 + of_era * 365 + of_era // 4 - of_era // 100 + of_year - 719_468
+    seconds = days.astype(np.int64) * 86_400
+    clock = size - suffix
     if clock >= 16:
-        seconds = seconds + number(11, 2) * 3600 + number(14, 2) * 60
+        seconds += number(11, 2) * 3600 + number(14, 2) * 60
     if clock >= 19:
-        seconds = seconds + number(17, 2)
+        seconds += number(17, 2)
     micros = seconds * 1_000_000
     if clock > 20:
         digits = clock - 20
-        micros = micros + number(20, digits) * 10 ** (6 - digits)
+        micros += number(20, digits) * 10 ** (6 - digits)
     return micros
 
 
+def _plain_id(pl: Any, name: str) -> Any:
+    """True for a plain id (see :mod:`auptimate_core.io.plain`), null for a null."""
+    # Bytes, which a string's view holds, for the limit in characters: an id under it in
+    # characters but not in bytes is left to the pipeline.
+    column = pl.col(name)
+    return column.str.contains(ID_RUST) & (column.str.len_bytes() <= field_limit())
+
+
 def _plain_expression(pl: Any, columns: dict[str, str]) -> Any:
-    """True for a plain row (see :mod:`auptimate_core.io.plain`), never null."""
-    limit = field_limit()
-
-    def plain_id(name: str) -> Any:
-        # Bytes, which a string's view holds, for the limit in characters: an id under it in
-        # characters but not in bytes is left to the pipeline.
-        column = pl.col(name)
-        return column.str.contains(ID_RUST) & (column.str.len_bytes() <= limit)
-
+    """True for a row that is plain but for its pool id (see :mod:`auptimate_core.io.plain`;
+    the pools are checked apart, once each), never null."""
     plain = (pl.col(columns["amount"]).str.contains(f"^(?:{AMOUNT})$")
              & pl.col(columns["timestamp"]).str.contains(f"^(?:{TIME})$")
-             & plain_id(columns["investor_id"]) & plain_id(columns["pool_id"]))
+             & _plain_id(pl, columns["investor_id"]) & pl.col(columns["pool_id"]).is_not_null())
     if "id" in columns:
-        plain = plain & plain_id(columns["id"])
+        plain = plain & _plain_id(pl, columns["id"])
     if "kind" in columns:
         plain = plain & pl.col(columns["kind"]).is_in(sorted(KINDS))
     return plain.fill_null(False)
