@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import uuid
+from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
@@ -61,6 +62,19 @@ def _untimed(operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any)
 
 
 _ALERT_ORDER = itemgetter(0, 1)  # a pending alert's (transaction index, rule order)
+_FEW = 32  # window alerts placed one by one among a transaction rule's; more: one sort
+
+
+def _in_order(pending: list[Pending], window: int, runs: int) -> None:
+    """Put a batch's pending alerts in the order a loop per transaction gives: the transaction
+    rules' ``runs`` (each in order) up to ``window``, then the window rules' (in order)."""
+    if runs > 1 or (runs and len(pending) - window > _FEW):
+        pending.sort(key=_ALERT_ORDER)
+    elif runs and len(pending) > window:  # a few window alerts among one rule's: each placed
+        tail = pending[window:]
+        del pending[window:]
+        for entry in tail:
+            insort(pending, entry, key=_ALERT_ORDER)
 
 
 class AlertEngine:
@@ -494,12 +508,17 @@ class AlertEngine:
         # when unconditional); sorted at the end into the order a loop per transaction gives.
         pending: list[Pending] = []
         duplicate = Status.DUPLICATE
+        # The rules whose alerts came, each a run in order already (a rule's own flagged()
+        # may give its indices in any order: counted as two).
+        runs = 0
         for order, (tx_rule, flagged) in enumerate(self._tx_rules):
+            before = len(pending)
             candidates: Iterable[int]
             if type(tx_rule) is ThresholdRule:
                 candidates = over_limit(tx_rule, rows.amounts, rows.keys)
             elif flagged is not None:
                 candidates = flagged(rows.transactions())
+                runs += 1
             else:
                 candidates = range(n)
             for i in candidates:
@@ -507,7 +526,9 @@ class AlertEngine:
                     alert = tx_rule.check(rows.for_rules(i))
                     if alert is not None:
                         pending.append((i, order, alert, -1))
+            runs += len(pending) > before
         transitions: list[Transition] = []
+        before = len(pending)
         if self._windows.slots:
             self._windows.decide(
                 self._call, self.store, rows, batch, every_new, tag, again,
@@ -518,7 +539,7 @@ class AlertEngine:
             self._call("transition", self.store.transition, transitions) if transitions else []
         )
         self._report_firing(transitions, applied)
-        pending.sort(key=_ALERT_ORDER)
+        _in_order(pending, before, runs)
         alerts = [alert for _, _, alert, t in pending if t < 0 or applied[t]]
         fresh = alerts
         if delivered:  # a batch decided again: its sinks have some of its alerts already
