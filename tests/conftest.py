@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from auptimate_core.testing.servers import (
     MariaDBServer,
@@ -23,6 +24,13 @@ from auptimate_core.testing.servers import (
 ServerT = TypeVar("ServerT", RedisServer, RedisClusterServers, PostgresServer, MariaDBServer)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Property tests hold behaviour, not speed: on a busy two-core machine the generation of an
+# example may be slow, which is no failure of the code under test.
+settings.register_profile(
+    "suite", deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("suite")
 
 
 def _unavailable(what: str, error: Exception) -> None:
