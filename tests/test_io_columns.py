@@ -200,12 +200,12 @@ def test_monitor_on_a_large_file_prints_the_pipelines_alerts(tmp_path: Path) -> 
 
 
 def test_monitor_shows_progress_between_column_batches(tmp_path: Path) -> None:
-    path = generated(tmp_path / "tx.csv", 120_000)  # two blocks of the column reader
+    path = generated(tmp_path / "tx.csv", 120_000)  # several blocks of the column reader
     result = CliRunner().invoke(main, ["monitor", str(path), "--progress"])
     assert result.exit_code == 0, result.output
     shown = [part for part in result.stderr.replace("\r", "\n").splitlines()
              if part.endswith("transactions read")]
-    assert len(shown) == 2 and shown[-1] == "120,000 transactions read", shown
+    assert shown[0] != shown[-1] == "120,000 transactions read", shown
 
 
 def test_monitor_on_a_large_file_stops_at_a_bad_row_or_skips_it(tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ from .schema import RejectedRow
 __all__ = ["BLOCK", "VECTORISE_FROM", "Batch", "column_batches", "transaction_batches"]
 
 BLOCK: Final = 1 << 23
-"""Bytes read at a time (whole lines): about a hundred thousand rows of a typical file."""
+"""Bytes read at a time (whole lines; the first few blocks are smaller): about a hundred
+thousand rows of a typical file."""
 
 _BATCH = 1 << 16  # transactions per batch on the pipeline's path
 
@@ -177,8 +178,12 @@ class _Blocks:
 
     def _parts(self, handle: BinaryIO) -> Iterator[tuple[bytes, bytes | None]]:
         """Blocks of whole lines, each with None; a block with a quote comes with ``b""``
-        (the rest of the file is read from the handle) and ends the parts."""
-        while data := handle.read(self.block):
+        (the rest of the file is read from the handle) and ends the parts. The first blocks
+        are smaller (an eighth of ``block``, doubling up to it): the engine waits for the
+        first one alone."""
+        size = max(self.block >> 3, 1)
+        while data := handle.read(size):
+            size = min(size * 2, self.block)
             if not data.endswith(b"\n"):
                 data += handle.readline()  # to the end of the line
             if b'"' in data:
