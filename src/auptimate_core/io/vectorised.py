@@ -133,8 +133,10 @@ class _Blocks:
     def __init__(self, path: str, header: list[str], skip_invalid: bool,
                  on_reject: Callable[[RejectedRow], object] | None, assume_tz: tzinfo | None,
                  block: int, columns: bool = False) -> None:
+        import numpy
         import polars
 
+        self.np = numpy
         self.pl = polars
         self.path = path
         self.header = header
@@ -212,7 +214,9 @@ class _Blocks:
         """``part`` (whole lines) split into fields by polars and checked, or None when a line
         is not a plain row (or not a row: a blank line, bytes that are not UTF-8)."""
         pl = self.pl
-        lines = part.count(b"\n") + (0 if part.endswith(b"\n") else 1)
+        # numpy counts bytes faster than bytes.count does.
+        breaks = int(self.np.count_nonzero(self.np.frombuffer(part, self.np.uint8) == 10))
+        lines = breaks + (0 if part.endswith(b"\n") else 1)
         try:
             frame = pl.read_csv(part, has_header=False, new_columns=self.header,
                                 schema=dict.fromkeys(self.header, pl.String), quote_char=None,
