@@ -47,9 +47,11 @@ Contract (``auptimate_core.testing`` holds the test suite every store must pass)
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import repeat
 from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
@@ -485,13 +487,11 @@ class LifecycleTable:
     def forget(self, keys: Iterable[str]) -> None:
         """Drop the states of ``keys`` that are not firing (they read as ``IDLE`` again)."""
         held = self._pairs
-        firing = [keys_firing for keys_firing in self._firing.values() if keys_firing]
-        for key in keys:
-            rules = held.pop(key, None)
-            if rules is None:
-                continue
-            for keys_firing in firing:
-                if key in keys_firing:
-                    held[key] = {rule: entry for rule, entry in rules.items()
-                                 if entry[0].firing}
-                    break
+        keys = list(keys)
+        firing: set[str] = set().union(*self._firing.values())
+        # A key firing for some rule keeps the states of the rules firing for it.
+        kept = [(key, held.get(key)) for key in firing.intersection(keys)] if firing else []
+        deque(map(held.pop, keys, repeat(None)), maxlen=0)  # one C loop: most keys go
+        for key, rules in kept:
+            if rules is not None:
+                held[key] = {rule: entry for rule, entry in rules.items() if entry[0].firing}

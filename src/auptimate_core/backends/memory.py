@@ -60,6 +60,7 @@ Thread-safe: one lock serialises every call, so engines in many threads may shar
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import timedelta
@@ -449,7 +450,6 @@ class MemoryWindowStore(LocalStore):
                     gives_back = last < quiet
                 if last < gone:
                     state.due = _DROPPED
-                    del keys[state.key]
                     dropped.append(state.key)
                     continue
                 if gives_back:
@@ -487,6 +487,7 @@ class MemoryWindowStore(LocalStore):
                     bucket.append(state)
         self._sweep_due = starts[0] + slot if starts else NO_FIRST
         if dropped:
+            deque(map(keys.__delitem__, dropped), maxlen=0)  # one C loop for what may be many
             self._lifecycle.forget(dropped)
 
     # -- introspection ------------------------------------------------------------------------
