@@ -1,0 +1,35 @@
+"""LifecycleTable.forget: what an idle key leaves behind, against what is firing."""
+
+from __future__ import annotations
+
+from auptimate_core.store import IDLE, LifecycleState, LifecycleTable, Transition
+
+
+def test_forget_keeps_only_the_firing_states_of_keys_firing_for_a_rule() -> None:
+    table = LifecycleTable()
+    table.transition([
+        Transition("p1", "a", True, 10, "t1"),
+        Transition("p1", "b", True, 11, "t2"),
+        Transition("p1", "b", False, 12, "t3"),
+        Transition("p2", "a", True, 13, "t4"),
+        Transition("p2", "a", False, 14, "t5"),
+        Transition("p3", "b", True, 15, "t6"),
+    ])
+    table.forget(iter(["p1", "p2", "p9"]))  # any iterable; unknown keys are nothing to forget
+    got = table.states([("p1", "a"), ("p1", "b"), ("p2", "a"), ("p3", "b")])
+    assert got == {
+        ("p1", "a"): LifecycleState(True, 10, "t1"),
+        ("p1", "b"): IDLE,
+        ("p2", "a"): IDLE,
+        ("p3", "b"): LifecycleState(True, 15, "t6"),
+    }
+    assert table.firing("a") == frozenset({"p1"})
+    assert table.firing("b") == frozenset({"p3"})
+
+
+def test_forget_with_nothing_firing_drops_every_key() -> None:
+    table = LifecycleTable()
+    table.transition([Transition("p1", "a", True, 1), Transition("p1", "a", False, 2)])
+    table.forget(["p1"])
+    assert table.states([("p1", "a")]) == {("p1", "a"): IDLE}
+    assert table._pairs == {}
