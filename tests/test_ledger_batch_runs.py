@@ -1,8 +1,8 @@
 """Large batches: on PostgreSQL a batch's appends to one pool are written in runs of statements
 sent ahead in one pipeline. A batch of many runs over two pools records exactly what the same
-commands record one by one (positions, totals, history, the change feed, the audit), and a
-statement that fails in any run (one sent ahead, or the last, sent with the commit) writes
-nothing at all."""
+commands record one by one (positions, totals, history, the change feed, the audit); a command
+refused after runs were sent, or a statement that fails in any run (one sent ahead, or the
+last, sent with the commit), writes nothing at all."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def _registered(ledger: PoolLedger, investors: int) -> PoolLedger:
 
 
 def test_a_batch_of_many_runs_records_what_one_by_one_records(open_ledger: Opener) -> None:
-    found = _commands(150)
+    # The last command replays a key of the setup: its receipt's entry is read after runs
+    # were sent.
+    found = [*_commands(150), ("invest", "p1", "a", "a", D(100), "setup0")]
     model, ledger = _registered(open_ledger(), 150), _registered(open_ledger(), 150)
     before = len(ledger.changes(limit=10_000))
     seen: list[object] = []
@@ -53,6 +55,22 @@ def test_a_batch_of_many_runs_records_what_one_by_one_records(open_ledger: Opene
     assert state(ledger) == state(model)
     assert seen == [change.event for change in model.changes(limit=10_000)][before:]
     assert ledger.verify() == model.verify()
+
+
+def test_a_command_refused_after_runs_were_sent_writes_nothing(open_ledger: Opener) -> None:
+    ledger = _registered(open_ledger(), 150)
+    found = _commands(150)
+    found[-1] = ("refund", "p1", "a", "m", D(10**6), "too-much")  # more than a's balance
+    before = state(ledger)
+    seen: list[object] = []
+    ledger.subscribe(seen.append)
+    with pytest.raises(LedgerError) as refused:
+        batched(ledger, found)
+    assert any(f"command {RUNS - 1} of the batch" in note for note in refused.value.__notes__)
+    assert state(ledger) == before and seen == []
+    found[-1] = ("refund", "p1", "a", "m", D(1), "fine")
+    assert len(batched(ledger, found)) == RUNS
+    assert ledger.verify() > RUNS
 
 
 @pytest.fixture

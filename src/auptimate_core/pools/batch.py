@@ -14,8 +14,8 @@ order of their ids (so two batches, or a batch and single writes, never wait for
 a cycle), reads the investors, holdings and receipts of all its commands in one go
 (:class:`~.repository.BatchSession`), and the repository writes the rows of each table and the
 changes together (on SQL: on PostgreSQL one multi-row statement per run of at most 128
-commands of a pool, those before the last sent ahead in one pipeline; on SQLite one statement
-per table), with one commit.
+commands of a pool, those before the last sent ahead in one pipeline as the batch goes on; on
+SQLite one statement per table), with one commit.
 
 >>> from decimal import Decimal
 >>> from auptimate_core import Investor, Pool, PoolLedger

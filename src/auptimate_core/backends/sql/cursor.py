@@ -7,15 +7,15 @@ without waiting for each answer: :func:`fetch` with ``pipelined`` sends the ``BE
 sends before a unit of work's first statement with that statement, in one round trip; with
 ``commit`` the ``COMMIT`` goes behind the statement, and the server commits without waiting for
 this process (a statement that fails aborts the commit: the transaction is rolled back).
-:func:`send_ahead` sends a unit of work's statements in one pipeline, each as soon as it is
-built, so that the server writes the rows of one while this process builds the next.
+:class:`Ahead` sends a unit of work's statements in one pipeline, each as soon as it is built,
+so that the server writes the rows of one while this process goes on.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import select
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 try:
@@ -25,7 +25,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
     raise MissingExtra("sqlalchemy", "sql") from error
 
-__all__ = ["Statement", "fetch", "fetch_all", "send_ahead"]
+__all__ = ["Ahead", "Sent", "Statement", "fetch", "fetch_all"]
 
 Statement: TypeAlias = tuple[str, dict[str, Any], str | None]
 """A statement of a write: its text (compiled for the dialect), its parameters and the pool it
@@ -50,41 +50,75 @@ Sent: TypeAlias = list[tuple[Any, Statement]]
 """Statements sent, each with its first row."""
 
 
-def send_ahead(conn: Connection, ahead: Iterator[Statement], last: Callable[[], Statement | None],
-               driver_error: type[Exception]) -> tuple[Sent, Statement | None]:
-    """Send the statements of ``ahead`` in one pipeline, each as soon as it is built, then build
-    the ``last`` one (not sent) while the server runs them; return the first row of each one
-    sent (with the statement) and the last statement. A statement that fails raises its error,
-    mapped as SQLAlchemy maps it, once every statement is sent."""
-    first = next(ahead, None)
-    if first is None:
-        return [], last()
-    fairy = conn.connection
-    driver: Any = fairy.driver_connection
-    sent: Sent = []
-    final = None
-    try:
+class Ahead:
+    """Statements sent ahead on ``conn`` in one pipeline, each as soon as it is given, their
+    answers read when the pipeline ends (:meth:`end`): the server runs each while this process
+    goes on (builds the next). Nothing is sent, and no pipeline entered, until :meth:`send`."""
+
+    def __init__(self, conn: Connection, driver_error: type[Exception]) -> None:
+        self._conn = conn
+        self._driver_error = driver_error
+        self._pipeline: contextlib.ExitStack | None = None
+        self._sent: list[tuple[Any, Statement]] = []
+        self._pgconn: Any = None
+
+    @property
+    def open(self) -> bool:
+        """Whether statements were sent and the pipeline is not ended."""
+        return self._pipeline is not None
+
+    def send(self, statement: Statement) -> None:
+        """Send ``statement``: what the socket does not take at once (while the server is busy
+        with the statement before) is kept by libpq and sent by :meth:`pump` or :meth:`end`."""
+        fairy = self._conn.connection
+        driver: Any = fairy.driver_connection
+        if self._pipeline is None:
+            self._pipeline = contextlib.ExitStack()
+            self._pipeline.enter_context(driver.pipeline())
+        self._sent.append((fairy.cursor(), statement))
+        self._conn._cursor_execute(self._sent[-1][0], statement[0], statement[1])
+        self._pgconn = driver.pgconn
+
+    def pump(self) -> None:
+        """Send what the socket takes now of what libpq keeps, without waiting: called as the
+        unit of work goes on, so that the server gets each statement whole as soon as it can
+        read it."""
+        self._pgconn.flush()
+
+    def end(self) -> Sent:
+        """End the pipeline, waiting for every statement sent; return the first row of each
+        (with the statement). A statement that failed raises its error, mapped as SQLAlchemy
+        maps it."""
+        pipeline, sent = self._pipeline, self._sent
+        self._pipeline, self._sent = None, []
+        if pipeline is None:
+            return []
         try:
-            with driver.pipeline():
-                for statement in itertools.chain([first], ahead):
-                    sent.append((fairy.cursor(), statement))
-                    conn._cursor_execute(sent[-1][0], statement[0], statement[1])
-                    _flush(driver.pgconn)
-                final = last()
-        except driver_error as error:
-            # Raised as the pipeline ends (a statement failed): mapped as _run maps it.
-            cursor, (sql, params, _) = sent[-1]
-            conn._handle_dbapi_exception(error, sql, params, cursor, None)
-        return [(cursor.fetchone(), statement) for cursor, statement in sent], final
-    finally:
+            try:
+                _flush(self._pgconn)
+                pipeline.close()
+            except self._driver_error as error:
+                cursor, (sql, params, _) = sent[-1]
+                self._conn._handle_dbapi_exception(error, sql, params, cursor, None)
+            return [(cursor.fetchone(), statement) for cursor, statement in sent]
+        finally:
+            for cursor, _ in sent:
+                cursor.close()
+
+    def abandon(self, error: BaseException) -> None:
+        """End the pipeline without reading its answers, as ``error`` ends the unit of work
+        (its transaction is rolled back next)."""
+        pipeline, sent = self._pipeline, self._sent
+        self._pipeline, self._sent = None, []
+        if pipeline is not None:
+            pipeline.__exit__(type(error), error, error.__traceback__)
         for cursor, _ in sent:
             cursor.close()
 
 
 def _flush(pgconn: Any) -> None:
-    """Send all that libpq keeps of the statements sent (what the socket did not take while the
-    server was busy with the statement before), so that the server can run the last one while
-    this process builds the next: libpq's own way (``PQflush``), waiting on the socket."""
+    """Send all that libpq keeps of the statements sent, waiting on the socket: libpq's own way
+    (``PQflush``)."""
     while pgconn.flush():
         readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])
         if readable:

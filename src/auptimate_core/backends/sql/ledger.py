@@ -297,7 +297,11 @@ class SqlLedgerRepository:
                             restore = self._begin(conn, write)
                             session = self._session(conn, self.tables, self._statements)
                             session.mark_with(self._chain)
-                            result = body(session)
+                            try:
+                                result = body(session)
+                            except BaseException as error:
+                                session.abandon(error)  # what it sent ahead, before rollback
+                                raise
                             if not write:
                                 return result
                             pipelined = self._statements.pipelined

@@ -2,14 +2,14 @@
 and what it writes as rows (see :mod:`auptimate_core.backends.sql.tables`).
 
 Reads run when asked (a batch's on PostgreSQL in four statements, each given its ids as a JSON
-array). Writes of the pools' chains (``append``) and the changes (``publish``) are kept until
-the unit of work's last steps, :meth:`SqlSession.prepare` and :meth:`SqlSession.flush`, which
-write them with the statements of :mod:`auptimate_core.backends.sql.statements` and the rows of
-:mod:`auptimate_core.backends.sql.rows`: on SQLite one statement per table; on PostgreSQL one
-statement per pool written, a batch's appends to one pool in runs of at most 128 commands, the
-changes in the last statement. With pipeline mode the statements before the last are sent in
-one pipeline, each as soon as it is built, while the next is built; the last goes with the
-commit.
+array). Writes of the pools' chains (``append``) and the changes (``publish``) are written with
+the statements of :mod:`auptimate_core.backends.sql.statements` and the rows of
+:mod:`auptimate_core.backends.sql.rows`: on SQLite one statement per table, at the unit of
+work's end (:meth:`SqlSession.flush`); on PostgreSQL one statement per pool written, a batch's
+appends in runs of at most 128 commands, the changes in the last statement. With pipeline mode
+a batch's runs are sent ahead in one pipeline as the batch goes on (the server writes their
+rows while the next commands run), their answers read before any other statement; the last
+statement goes with the commit.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class HeadMoved(Exception):
 
 
 _CHUNK = 500  # values per IN (...) of a batch's reads on SQLite: far below its limit
-_RUN = 128  # a batch's appends to one pool per PostgreSQL statement (see prepare)
+_RUN = 128  # a batch's appends sent ahead together on PostgreSQL (see append)
 
 
 class SqlSession:
@@ -79,14 +79,33 @@ class SqlSession:
 
     def __init__(self, conn: Connection, tables: LedgerTables, statements: Statements,
                  chain: AuditChain | None = None) -> None:
-        self._conn = conn
+        self._connection = conn
         self._t = tables
         self._s = statements
         self._chain = AuditChain() if chain is None else chain
         self._lockable = conn.dialect.name != "sqlite"
         self._appends: list[Append] = []
         self._ready: list[Statement] | None = None
+        self._sent = cursor.Ahead(conn, statements.driver_error)
         self.published: list[tuple[LedgerEvent, Clock]] = []
+
+    @property
+    def _conn(self) -> Connection:
+        """The connection, once the statements sent ahead have answered (see :meth:`append`):
+        every statement but those goes through here."""
+        if self._sent.open:
+            self._settle()
+        return self._connection
+
+    def _settle(self) -> None:
+        """End the pipeline of the statements sent ahead; raise :class:`HeadMoved` if one found
+        its pool's head moved."""
+        for row, (_, _, pool_id) in self._sent.end():
+            _check_moved(row, pool_id)
+
+    def abandon(self, error: BaseException) -> None:
+        """Drop what this unit of work sent ahead, as ``error`` ends it (before its rollback)."""
+        self._sent.abandon(error)
 
     def _record(self, row: Any) -> PoolRecord:
         return record_of(row._mapping)
@@ -274,8 +293,18 @@ class SqlSession:
 
     def append(self, record: PoolRecord, entries: Sequence[Entry],
                holdings: Mapping[str, Amounts], receipt: Receipt | None) -> None:
+        """Keep an append; on PostgreSQL with pipeline mode, once :data:`_RUN` are kept, send
+        them ahead (one statement a pool) while the unit of work goes on: the server writes a
+        batch's rows while its next commands run. Their answers are read (and checked) before
+        any other statement, at the latest by :meth:`prepare`."""
         self._appends.append((record, list(entries), dict(holdings),
                               [] if receipt is None else [receipt]))
+        if self._sent.open:
+            self._sent.pump()
+        if len(self._appends) >= _RUN and self._s.pipelined:
+            appends, self._appends = by_pool(self._appends), []
+            for statement in self._ahead(appends):
+                self._sent.send(statement)
 
     def publish(self, event: LedgerEvent, clock: Clock) -> None:
         self.published.append((event, clock))
@@ -323,16 +352,15 @@ class SqlSession:
         to send: the repository calls it before its turn to commit, so that the turn holds no
         more than the last statement and the commit. Nothing to do on SQLite.
 
-        The statements sent here go in one pipeline, each as soon as it is built: the server
-        writes the rows of one while this process builds the next, and the last."""
+        The statements sent here go in the pipeline of those :meth:`append` sent, each as soon
+        as it is built; the last is built while the server runs them."""
         if not self._s.postgres:
             return
         appends, self._appends = by_pool(self._appends, _RUN), []
-        sent, last = cursor.send_ahead(self._conn, self._ahead(appends[:-1]),
-                                       lambda: self._last(appends[-1:], channel),
-                                       self._s.driver_error)
-        for row, (_, _, pool_id) in sent:
-            _check_moved(row, pool_id)
+        for statement in self._ahead(appends[:-1]):
+            self._sent.send(statement)
+        last = self._last(appends[-1:], channel)
+        self._settle()
         self._ready = [] if last is None else [last]
 
     def _postgres_statements(self, channel: str | None) -> list[Statement]:
