@@ -170,13 +170,19 @@ class _Blocks:
                 splitter.submit(read))
             while (got := pending.result()) is not None:
                 part, carry, found = got
+                del got
                 if carry is not None:  # a quote: the rest of the file goes to the pipeline
                     yield from self._pipeline(_rest(part, carry, handle))
                     return
                 pending = splitter.submit(read)
-                batch = (self._columns(found) if self.as_columns and found is not None
-                         else self._transactions(found))
-                yield from [batch] if batch is not None else self._pipeline(_lines(part))
+                if found is None:
+                    yield from self._pipeline(_lines(part))
+                    continue
+                batch = self._columns(found) if self.as_columns else self._transactions(found)
+                # The block's bytes and frame go before the batch is replayed, so that fewer
+                # blocks' memory is held at once.
+                del part, found
+                yield batch
 
     def _parts(self, handle: BinaryIO) -> Iterator[tuple[bytes, bytes | None]]:
         """Blocks of whole lines, each with None; a block with a quote comes with ``b""``
