@@ -199,8 +199,15 @@ def _optional_text_json(value: object) -> str:
 
 
 def _texts_json(values: Mapping[str, str]) -> str:
-    """A JSON object of text values, as ``_dumps`` writes it."""
-    return f"{{{','.join(f'{_quote(k)}:{_quote(v)}' for k, v in values.items())}}}"
+    """A JSON object of text values, as ``_dumps`` writes it: its keys' template made once."""
+    keys = tuple(values)
+    template = _TEMPLATES.get(keys)
+    if template is None:
+        template = _TEMPLATES[keys] = "{{" + ",".join(f"{_quote(k)}:{{}}" for k in keys) + "}}"
+    return template.format(*map(_quote, values.values()))
+
+
+_TEMPLATES: dict[tuple[str, ...], str] = {}
 
 
 _last_transaction: tuple[Transaction | None, str] = (None, "")
