@@ -58,17 +58,21 @@ def test_a_members_missing_carry_is_zero_at_the_minor_unit() -> None:
     assert str(rows.held_of([10_000, 0, 0, 0], "JPY").invested) == "1"
 
 
-@given(st.lists(st.tuples(ids, ids, st.integers(1, 10**6)), min_size=2, max_size=4))
+# Amounts with more decimals than the stored units too: rounded as to_units rounds them.
+amounts = st.decimals(min_value=D("0.000001"), max_value=D(10**9), places=6)
+
+
+@given(st.lists(st.tuples(ids, ids, amounts), min_size=2, max_size=4))
 def test_the_rows_of_a_postgresql_write_decode_to_their_values(
-        writes: list[tuple[str, str, int]]) -> None:
+        writes: list[tuple[str, str, Decimal]]) -> None:
     chain, at = AuditChain(), datetime(2026, 1, 1, tzinfo=UTC)
     entries, holdings, receipts, prev = [], {}, [], "0" * 64
-    for seq, (investor, actor, cents) in enumerate(writes, start=2):
-        entry = chain.seal("p", seq, "investment", investor, D(cents).scaleb(-2),
+    for seq, (investor, actor, amount) in enumerate(writes, start=2):
+        entry = chain.seal("p", seq, "investment", investor, amount,
                            at + timedelta(microseconds=seq), actor, "", prev)
         entries.append(entry)
         prev = entry.hash
-        holdings[investor] = Amounts(invested=D(cents).scaleb(-2))
+        holdings[investor] = Amounts(invested=amount)
         receipts.append(Receipt(f"key-{actor}", "f" * 64, "invest", "p", seq, 1))
     record = PoolRecord(Pool("p", "m"), 1 + len(writes), prev, Amounts())
     params = rows.append_params(record, entries, holdings, receipts, chain)

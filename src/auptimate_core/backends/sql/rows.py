@@ -210,18 +210,26 @@ def _receipt_row(r: Receipt, mark: str) -> tuple[Any, ...]:
 
 
 def _entry_values(e: Entry) -> tuple[Any, ...]:
-    return (e.seq, _quote(e.kind), _quote(e.investor_id), to_units(e.amount), to_micros(e.at),
+    return (e.seq, _quote(e.kind), _quote(e.investor_id), _units(e.amount), to_micros(e.at),
             _quote(e.actor), _quote(e.detail), _quote(e.prev_hash), _quote(e.hash))
 
 
 def _held_values(investor_id: str, held: Amounts) -> tuple[Any, ...]:
-    return (_quote(investor_id), to_units(held.invested), to_units(held.refunded),
-            to_units(held.fees), to_units(held.distributed))
+    return (_quote(investor_id), _units(held.invested), _units(held.refunded),
+            _units(held.fees), _units(held.distributed))
 
 
 def _receipt_values(r: Receipt, mark: str) -> tuple[Any, ...]:
     return (_quote(r.key), _quote(r.fingerprint), _quote(r.action), r.first_seq, r.count,
             _quote(mark))
+
+
+def _units(amount: Decimal) -> int:
+    """:func:`~auptimate_core.store.to_units` of ``amount``, without its rounding when the
+    amount has no more decimals than the stored units (every amount the ledger keeps)."""
+    units = amount.scaleb(SCALE)
+    whole = int(units)
+    return whole if whole == units else to_units(amount)
 
 
 def _template(columns: Sequence[str]) -> str:
