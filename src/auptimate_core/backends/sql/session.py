@@ -74,8 +74,9 @@ _RUN = 128  # a batch's appends sent ahead together on PostgreSQL (see append)
 
 
 class SqlSession:
-    """One unit of work on one connection (see :class:`~auptimate_core.pools.LedgerSession`
-    and :class:`~auptimate_core.pools.MemberSession`)."""
+    """One unit of work on one connection (see :class:`~auptimate_core.pools.LedgerSession`,
+    :class:`~auptimate_core.pools.MemberSession` and
+    :class:`~auptimate_core.pools.repository.BatchSession`)."""
 
     def __init__(self, conn: Connection, tables: LedgerTables, statements: Statements,
                  chain: AuditChain | None = None) -> None:
