@@ -1,7 +1,7 @@
 """What a batch writes, as text: events, positions and totals encoded straight to JSON
 (``to_json``) give exactly the text of ``json.dumps`` over their ``to_dict``; the rows a
-PostgreSQL write passes as JSON decode to the rows' values; stored units read back as the
-amounts they were (hypothesis)."""
+PostgreSQL write passes as JSON arrays decode to the rows' values in the columns' order;
+stored units read back as the amounts they were (hypothesis)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from auptimate_core import LedgerEvent, Pool, PoolTotals, Position
 from auptimate_core.backends.sql import rows
 from auptimate_core.backends.sql.statements import ENTRY_COLUMNS, HELD_COLUMNS, RECEIPT_COLUMNS
+from auptimate_core.domain import to_micros
 from auptimate_core.money import minor_unit
 from auptimate_core.pools.audit import AuditChain
 from auptimate_core.pools.position import Amounts
@@ -76,15 +77,16 @@ def test_the_rows_of_a_postgresql_write_decode_to_their_values(
         receipts.append(Receipt(f"key-{actor}", "f" * 64, "invest", "p", seq, 1))
     record = PoolRecord(Pool("p", "m"), 1 + len(writes), prev, Amounts())
     params = rows.append_params(record, entries, holdings, receipts, chain)
-    assert json.loads(params["e_rows"]) == [dict(zip(ENTRY_COLUMNS, rows.entry_row(e)))
-                                            for e in entries]
-    assert json.loads(params["m_rows"]) == [
-        dict(zip(HELD_COLUMNS, (i, to_units(held.invested), 0, 0, 0)))
-        for i, held in sorted(holdings.items())]
+    assert json.loads(params["e_rows"]) == [
+        [e.seq, e.kind, e.investor_id, to_units(e.amount), to_micros(e.at), e.actor, e.detail,
+         e.prev_hash, e.hash] for e in entries]
+    assert json.loads(params["m_rows"]) == [[i, to_units(held.invested), 0, 0, 0]
+                                            for i, held in sorted(holdings.items())]
     marks = rows.receipt_marks(chain, receipts, entries)
     assert json.loads(params["r_rows"]) == [
-        dict(zip(RECEIPT_COLUMNS, (r.key, r.fingerprint, r.action, r.first_seq, r.count, m)))
+        [r.key, r.fingerprint, r.action, r.first_seq, r.count, m]
         for r, m in zip(receipts, marks)]
+    assert len(ENTRY_COLUMNS) == 9 and len(HELD_COLUMNS) == 5 and len(RECEIPT_COLUMNS) == 6
 
 
 @given(st.lists(events, min_size=2, max_size=5))

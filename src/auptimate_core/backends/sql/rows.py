@@ -4,16 +4,15 @@
 Amounts are integers of ``10**-SCALE`` of the currency, read back at the currency's minor
 unit; times are integer microseconds. A PostgreSQL write of many rows (the statement is
 :func:`~auptimate_core.backends.sql.statements.append_sql`) passes each table's rows as a
-JSON array of objects (:func:`append_params`), made as text directly (one ``str.format`` a
-row, strings quoted by ``json.dumps``' own function), and a batch's changes as one text of
-events (:func:`changes_params`).
+JSON array of arrays, each a row's values in the order of its columns (:func:`append_params`),
+and a batch's changes as one text of events (:func:`changes_params`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final, TypeAlias
 
@@ -34,7 +33,6 @@ Append: TypeAlias = tuple[PoolRecord, Sequence[Entry], Mapping[str, Amounts], li
 """What one ``append`` of a unit of work keeps: the pool's new record, its entries, the
 holdings it changed and its receipts."""
 
-_quote: Callable[[str], str] = json.encoder.encode_basestring  # json.dumps' own, in C
 
 
 @functools.cache
@@ -105,7 +103,7 @@ def units_of(totals: Amounts, names: Sequence[str]) -> dict[str, int]:
 
 def entry_row(entry: Entry) -> tuple[Any, ...]:
     """An entry's values in the order of :data:`~.statements.ENTRY_COLUMNS`."""
-    return (entry.seq, entry.kind, entry.investor_id, to_units(entry.amount),
+    return (entry.seq, entry.kind, entry.investor_id, _units(entry.amount),
             to_micros(entry.at), entry.actor, entry.detail, entry.prev_hash, entry.hash)
 
 
@@ -177,7 +175,7 @@ def append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mappin
                   ) -> dict[str, Any]:
     """The parameters of the PostgreSQL append: the pool's new head, its mark and totals, and
     the rows of the entries, holdings and receipts (with ``one``, the only row's values, None
-    for a table without one; otherwise each table's rows as a JSON array of objects)."""
+    for a table without one; otherwise each table's rows as a JSON array of arrays)."""
     params: dict[str, Any] = {
         "pid": record.pool.id, "old_seq": record.head_seq - len(entries),
         "new_seq": record.head_seq, "head_hash": record.head_hash,
@@ -192,36 +190,19 @@ def append_params(record: PoolRecord, entries: Sequence[Entry], holdings: Mappin
             for n, column in enumerate(columns):
                 params[f"{prefix}_{column}"] = values[0][n] if values else None
         return params
-    params["e_rows"] = _objects(_ENTRY, (_entry_values(e) for e in entries))
-    params["m_rows"] = _objects(_HELD, (_held_values(i, held)
-                                        for i, held in sorted(holdings.items())))
-    params["r_rows"] = _objects(_RECEIPT, (_receipt_values(r, m)
-                                           for r, m in zip(receipts, marks, strict=True)))
+    params["e_rows"] = _dumps([entry_row(e) for e in entries])
+    params["m_rows"] = _dumps([_held_row(i, held) for i, held in sorted(holdings.items())])
+    params["r_rows"] = _dumps([_receipt_row(r, m) for r, m in zip(receipts, marks, strict=True)])
     return params
 
 
 def _held_row(investor_id: str, held: Amounts) -> tuple[Any, ...]:
-    return (investor_id, to_units(held.invested), to_units(held.refunded),
-            to_units(held.fees), to_units(held.distributed))
+    return (investor_id, _units(held.invested), _units(held.refunded), _units(held.fees),
+            _units(held.distributed))
 
 
 def _receipt_row(r: Receipt, mark: str) -> tuple[Any, ...]:
     return (r.key, r.fingerprint, r.action, r.first_seq, r.count, mark)
-
-
-def _entry_values(e: Entry) -> tuple[Any, ...]:
-    return (e.seq, _quote(e.kind), _quote(e.investor_id), _units(e.amount), to_micros(e.at),
-            _quote(e.actor), _quote(e.detail), _quote(e.prev_hash), _quote(e.hash))
-
-
-def _held_values(investor_id: str, held: Amounts) -> tuple[Any, ...]:
-    return (_quote(investor_id), _units(held.invested), _units(held.refunded),
-            _units(held.fees), _units(held.distributed))
-
-
-def _receipt_values(r: Receipt, mark: str) -> tuple[Any, ...]:
-    return (_quote(r.key), _quote(r.fingerprint), _quote(r.action), r.first_seq, r.count,
-            _quote(mark))
 
 
 def _units(amount: Decimal) -> int:
@@ -232,17 +213,5 @@ def _units(amount: Decimal) -> int:
     return whole if whole == units else to_units(amount)
 
 
-def _template(columns: Sequence[str]) -> str:
-    """A ``str.format`` template of a JSON object of ``columns``, each value given as JSON."""
-    return "{{" + ",".join(f'"{column}":{{}}' for column in columns) + "}}"
-
-
-def _objects(template: str, rows: Iterable[tuple[Any, ...]]) -> str:
-    return f"[{','.join(template.format(*row) for row in rows)}]"
-
-
-_ENTRY: Final = _template(ENTRY_COLUMNS)
-_HELD: Final = _template(HELD_COLUMNS)
-_RECEIPT: Final = _template(RECEIPT_COLUMNS)
 _SEPARATOR: Final = "\x1e"
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

@@ -13,8 +13,8 @@ A write reads in one statement and writes in one more on PostgreSQL, whatever th
   data-modifying ``WITH`` queries: the pool's new head and totals, its entries, the holdings
   it changed (an upsert), the receipt, and the change feed (the head's next position and the
   change, then ``pg_notify``). A distribution's entries and holdings arrive as JSON arrays
-  (``json_to_recordset``), so paying ten thousand members is still one statement and one round
-  trip; a write of one member passes its rows as scalars. Every part of it writes only if the
+  (``jsonb_array_elements``), so paying ten thousand members is still one statement and one
+  round trip; a write of one member passes its rows as scalars. Every part of it writes only if the
   pool's head moved, so that the statement can go with its ``COMMIT`` in one round trip
   (:attr:`Statements.pipelined`) and still leave nothing behind when the head had moved.
 - On SQLite (in-process, no round trips) the same rows are written by one statement per table:
@@ -62,13 +62,13 @@ _MOVED: Final = "EXISTS (SELECT FROM head)"
 
 
 def _rows(prefix: str, columns: Sequence[str], types: Sequence[str], single: bool) -> str:
-    """The rows of one table, none unless the pool's head moved: a JSON array of objects
-    (``json_to_recordset``, parameter ``<prefix>_rows``), or one row of scalars
-    (``<prefix>_<column>``; none when the first is NULL)."""
+    """The rows of one table, none unless the pool's head moved: a JSON array of arrays, each
+    a row's values in the order of ``columns`` (parameter ``<prefix>_rows``), or one row of
+    scalars (``<prefix>_<column>``; none when the first is NULL)."""
     if not single:
-        fields = ", ".join(f"{column} {kind}" for column, kind in zip(columns, types, strict=True))
-        return (f"json_to_recordset(CAST(:{prefix}_rows AS JSON)) AS {prefix}_rows({fields}) "
-                f"WHERE {_MOVED}")
+        fields = ", ".join(f"CAST(r.value->>{n} AS {kind})" for n, kind in enumerate(types))
+        return (f"(SELECT {fields} FROM jsonb_array_elements(CAST(:{prefix}_rows AS JSONB)) "
+                f"AS r) AS {prefix}_rows WHERE {_MOVED}")
     values = ", ".join(f"CAST(:{prefix}_{column} AS {kind})"
                        for column, kind in zip(columns, types, strict=True))
     return (f"(SELECT {values}) AS {prefix}_row "
