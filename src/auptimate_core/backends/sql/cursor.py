@@ -95,8 +95,10 @@ class Ahead:
             return []
         try:
             try:
-                _flush(self._pgconn)
-                pipeline.close()
+                try:
+                    _flush(self._pgconn)
+                finally:
+                    pipeline.close()  # out of pipeline mode, whatever happened
             except self._driver_error as error:
                 cursor, (sql, params, _) = sent[-1]
                 self._conn._handle_dbapi_exception(error, sql, params, cursor, None)
