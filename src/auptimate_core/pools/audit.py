@@ -64,6 +64,11 @@ def transaction_id(pool_id: str, seq: int) -> str:
     return f"{pool_id}:{seq}"
 
 
+# The canonical JSON of what is hashed, by one encoder made once (json.dumps with options
+# builds a new one at every call).
+_canonical = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def pool_detail(pool: Pool) -> str:
     """The canonical text of a pool's definition, sealed into its ``create`` entry."""
     return json.dumps({"currency": pool.currency, "manager_id": pool.manager_id,
@@ -128,7 +133,7 @@ class AuditChain:
         """The canonical bytes hashed for an entry (a JSON array, amounts and times exact)."""
         fields = [_VERSION, pool_id, seq, kind, investor_id, format(amount, "f"),
                   to_micros(at), actor, detail, prev_hash]
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+        return _canonical(fields).encode()
 
     def seal(self, pool_id: str, seq: int, kind: str, investor_id: str, amount: Decimal,
              at: datetime, actor: str, detail: str, prev_hash: str) -> Entry:
@@ -156,9 +161,7 @@ class AuditChain:
         >>> chain.mark("head", "p1", 3, "ab") == chain.mark("head", "p1", 2, "ab")
         False
         """
-        text = json.dumps([_VERSION, "mark", what, *fields], ensure_ascii=False,
-                          separators=(",", ":"))
-        return self._hash(text.encode())
+        return self._hash(_canonical([_VERSION, "mark", what, *fields]).encode())
 
     def head_mark(self, pool_id: str, head_seq: int, head_hash: str) -> str:
         """The mark of a pool's head: entry ``head_seq`` with hash ``head_hash`` is its last."""

@@ -16,7 +16,7 @@ from ...errors import AuditError, ValidationError
 from ...pools.audit import Entry
 from ...pools.position import Amounts
 from ...pools.repository import PoolRecord, Receipt
-from .session import amount_of, amounts_in
+from .rows import amount_of, amounts_in
 from .tables import TOTALS, LedgerTables
 
 try:

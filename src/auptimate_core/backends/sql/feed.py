@@ -59,7 +59,7 @@ from typing import Any, Final
 from ...domain import from_micros
 from ...errors import StoreUnavailable
 from ...pools.changes import Recorded
-from ...pools.events import LedgerEvent, PoolEvent
+from ...pools.events import LedgerEvent
 from .driver_errors import bare, describe, driver_error
 
 try:
@@ -121,12 +121,6 @@ def upgrade(conn: Connection, head: sa.Table) -> None:
 def head_position(conn: Connection, head: sa.Table) -> int:
     row = conn.execute(sa.select(head.c.position).where(head.c.id == HEAD_ID)).first()
     return 0 if row is None else int(row.position)
-
-
-def payload(event: LedgerEvent) -> tuple[str, str | None, str]:
-    """The feed row's ``type``, ``pool_id`` and ``event`` (JSON) for ``event``."""
-    text = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
-    return type(event).__name__, event.pool_id if isinstance(event, PoolEvent) else None, text
 
 
 def read(conn: Connection, feed: sa.Table, after: int, limit: int) -> list[Recorded]:

@@ -61,8 +61,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from .audit import SqlAuditRows
 
-__all__ = ["DriverError", "HeadMoved", "SqlSession", "amount_of", "amounts_in", "describe",
-           "driver_error"]
+__all__ = ["DriverError", "HeadMoved", "SqlSession", "describe", "driver_error"]
 
 
 class HeadMoved(Exception):
