@@ -29,10 +29,10 @@ from auptimate_core import (
 from auptimate_core.aio import MemoryStorage
 from auptimate_core.aio.sql import SqlStorage
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
+from auptimate_core.testing.schemas import drop_schemas
 from tests.test_ledger_sql import (
     SERVERS,
     assert_scrubbed,
-    drop_schemas,
     fresh_schema,
     listening_pid,
 )

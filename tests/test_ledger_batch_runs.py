@@ -6,7 +6,6 @@ last, sent with the commit), writes nothing at all."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ import sqlalchemy as sa
 
 from auptimate_core import Investor, LedgerError, PoolLedger
 from auptimate_core.pools.unit import scoped_key
+from auptimate_core.testing.schemas import scratch_schema
 from tests.test_ledger_batch import Command, Opener, batched, one_by_one, open_ledger, setup, state
 
 __all__ = ["open_ledger"]
@@ -76,12 +76,8 @@ def test_a_command_refused_after_runs_were_sent_writes_nothing(open_ledger: Open
 @pytest.fixture
 def schema(postgres_url: str) -> Iterator[str]:
     """A new schema of the test server, dropped after."""
-    name = f"runs_{uuid.uuid4().hex[:12]}"
-    yield name
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-    engine.dispose()
+    with scratch_schema(postgres_url, "runs") as name:
+        yield name
 
 
 @pytest.mark.postgres

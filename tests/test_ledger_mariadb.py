@@ -30,6 +30,7 @@ from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from auptimate_core.backends.sql.mysql_tables import ID_LENGTH, fit_tables
 from auptimate_core.backends.sql.tables import ledger_tables
 from auptimate_core.errors import MissingExtra
+from auptimate_core.testing.schemas import scratch_schema
 from auptimate_core.testing.servers import free_port
 
 D = Decimal
@@ -43,12 +44,8 @@ ODD_IDS = ("Ann", "ann", "ANN", "a", "a ", " a", "a  ", "😀", "😀😀", "e\u
 
 @pytest.fixture
 def schema(mariadb_url: str) -> Iterator[str]:
-    name = f"m_{uuid.uuid4().hex[:12]}"
-    yield name
-    engine = sa.create_engine(mariadb_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-    engine.dispose()
+    with scratch_schema(mariadb_url, "m") as name:
+        yield name
 
 
 @pytest.mark.mariadb

@@ -8,7 +8,6 @@ import multiprocessing
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
@@ -34,6 +33,7 @@ from auptimate_core.testing.ledger.feed import FeedScenarios
 from auptimate_core.testing.ledger.harness import START
 from auptimate_core.testing.ledger.money import MoneyScenarios
 from auptimate_core.testing.ledger_contract import LedgerContract
+from auptimate_core.testing.schemas import drop_schemas
 from auptimate_core.testing.servers import free_port
 from tests.test_privacy import assert_clean, chain, texts_of
 
@@ -149,19 +149,6 @@ def _writer(url: str, schema: str, worker: int, start: Any) -> None:
                 ledger.invest("side", investor, D(1), actor=investor,
                               idempotency_key="same-moment")
     ledger.close()
-
-
-def drop_schemas(url: str, schemas: Iterable[str | None]) -> None:
-    """Drop each of ``schemas`` (a database on MySQL and MariaDB) on ``url``'s server, with
-    all it holds; None stands for no schema."""
-    engine = sa.create_engine(url)
-    drop = ("DROP DATABASE IF EXISTS {}" if engine.dialect.name in ("mysql", "mariadb")
-            else "DROP SCHEMA IF EXISTS {} CASCADE")
-    with engine.begin() as conn:
-        for schema in schemas:
-            if schema is not None:
-                conn.execute(sa.text(drop.format(schema)))
-    engine.dispose()
 
 
 def assert_scrubbed(error: BaseException) -> None:

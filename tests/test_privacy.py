@@ -30,6 +30,7 @@ from auptimate_core.alerts.delivery import Dispatcher
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
 from auptimate_core.integrations.webhook import WebhookSink
 from auptimate_core.logs import JsonFormatter, TextFormatter
+from auptimate_core.testing.schemas import scratch_schema
 from auptimate_core.testing.servers import free_port
 
 D = Decimal
@@ -108,12 +109,8 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
     else:
         base: str = request.getfixturevalue("postgres_url")
-        schema = f"privacy_{uuid.uuid4().hex[:10]}"
-        yield f"{base}?options=-csearch_path%3D{schema}"
-        engine = sa.create_engine(base)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        engine.dispose()
+        with scratch_schema(base, "privacy") as schema:
+            yield f"{base}?options=-csearch_path%3D{schema}"
 
 
 def open_ledger(url: str) -> PoolLedger:

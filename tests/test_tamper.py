@@ -7,7 +7,6 @@ receipt wound back consistently) are found with an ``audit_key``; docs/integrity
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 
 from auptimate_core import AuditError, IdempotencyConflict, Investor, Pool, PoolLedger
 from auptimate_core.backends.sql.ledger import SqlLedgerRepository
+from auptimate_core.testing.schemas import scratch_schema
 
 D = Decimal
 KEY = b"the ledger's secret"
@@ -140,12 +140,8 @@ def sqlite(tmp_path: Path) -> Iterator[Backend]:
 
 @pytest.fixture
 def postgres(postgres_url: str) -> Iterator[Backend]:
-    schema = f"tamper_{uuid.uuid4().hex[:10]}"
-    yield Backend(postgres_url, schema)
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    engine.dispose()
+    with scratch_schema(postgres_url, "tamper") as schema:
+        yield Backend(postgres_url, schema)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
