@@ -495,3 +495,5 @@ class LifecycleTable:
         for key, rules in kept:
             if rules is not None:
                 held[key] = {rule: entry for rule, entry in rules.items() if entry[0].firing}
+        if len(keys) > len(held):  # most left: the rest copied close together (see dict)
+            self._pairs = dict(held)

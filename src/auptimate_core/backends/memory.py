@@ -489,6 +489,10 @@ class MemoryWindowStore(LocalStore):
         if dropped:
             deque(map(keys.__delitem__, dropped), maxlen=0)  # one C loop for what may be many
             self._lifecycle.forget(dropped)
+            if len(dropped) > len(keys):
+                # A dict keeps its size when keys leave: most left, so the rest are copied
+                # close together again.
+                self._keys = dict(keys)
 
     # -- introspection ------------------------------------------------------------------------
 
