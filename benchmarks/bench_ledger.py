@@ -712,7 +712,23 @@ def concurrency(server: PostgresServer, client_counts: list[int], writes: int,
             "seconds": round(1 / rate, 9), "per_second": round(rate, 1), "clients": clients,
             "pools": 1, "writes": per_client * clients, "errors": 0,
             **_quantiles(latencies), "checked": bench.check()}
-    return {"peers": rows}
+    return {"peers": rows, "note": _scaling_note(rows)}
+
+
+def _scaling_note(rows: dict[str, dict[str, Any]]) -> str:
+    """Each client count's rate on 100 pools against one client's, ours and pgbench's, and
+    the cores they shared."""
+    said = []
+    for prefix, pools in (("ledger.invest", ", 100 pools"), ("pgbench TPC-B-like", ", scale 1")):
+        one = rows.get(f"{prefix}, 1 client{pools}")
+        if one is None:
+            continue
+        said += [f"{name}: {row['per_second'] / one['per_second']:.2f}x"
+                 for name, row in rows.items()
+                 if name.startswith(f"{prefix}, ") and name.endswith(f"clients{pools}")]
+    return (f"Each rate against one client's in the same run: {'; '.join(said)}. The machine "
+            f"has {os.cpu_count()} cores, shared by the clients and the server; each of our "
+            "clients spends its time in Python, pgbench's C client almost none.")
 
 
 # -- statements per investment ----------------------------------------------------------------
@@ -847,6 +863,7 @@ def write(report: dict[str, Any], out: Path) -> None:
             lines.append(f"| {name} | {row['per_second']:,.0f} | {row['p50_ms']} | "
                          f"{row['p99_ms']} | {row['errors']} | "
                          f"{'yes' if row['checked'] else 'NO'} |")
+        lines += ["", report["concurrency"].get("note", "")]
     lines += [
         "",
         "The hand-written transactions write the same rows as an investment on the ledger's "
@@ -873,7 +890,7 @@ def main() -> None:
     rounds = args.rounds or (2 if args.quick else 5)
     sizes = [10, 1_000] + ([10_000] if args.big else [])
     spread = [100, 1_000] + ([10_000] if args.big else [])
-    clients = [1, 8] if args.quick else [1, 8, 32]
+    clients = [1, 2, 8] if args.quick else [1, 2, 8, 32]
     if args.quick:
         sizes, spread = [10, 200], [100, 200]
     batch = args.batch or (200 if args.quick else 1_000)

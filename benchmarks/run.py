@@ -641,7 +641,8 @@ def ledger_tables(data: dict[str, Any]) -> list[Table]:
             [[name if name.startswith("pgbench") else f"**{name}** (ours)",
               _rate(row["per_second"]), f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}",
               str(row["errors"]), _checked(row)]
-             for name, row in data["concurrency"]["peers"].items()]))
+             for name, row in data["concurrency"]["peers"].items()],
+            data["concurrency"].get("note", "")))
     return tables
 
 
