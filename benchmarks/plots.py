@@ -13,7 +13,10 @@ same run as the report:
 - ``engine_alerts.png``: the same against the alerts raised per 1,000 transactions;
 - ``redis_batches.png``: transactions (engine) or events (store) a second on Redis against
   the batch size (``engine.json`` with ``--redis``, and the batch rows of
-  ``redis_store.json``).
+  ``redis_store.json``);
+- ``ledger_clients.png``: ledger investments a second on PostgreSQL against the concurrent
+  clients, over one pool and over 100, beside pgbench's (``ledger.json``); the pool sizes of
+  ``ledger.json`` (writes a second against members, each backend) in ``ledger_sizes.png``.
 
 A picture whose results are missing is left out; :func:`draw` returns the files it wrote.
 """
@@ -71,6 +74,25 @@ def redis_series(engine: dict[str, Any], store: dict[str, Any]) -> Series:
     return {name: sorted(points) for name, points in series.items()}
 
 
+_CLIENTS = re.compile(r"(ledger\.invest|pgbench TPC-B-like), (\d+) clients?, (.+)")
+
+
+def ledger_client_series(data: dict[str, Any]) -> Series:
+    series: Series = {}
+    for name, row in data.get("concurrency", {}).get("peers", {}).items():
+        found = _CLIENTS.fullmatch(name)
+        if found and "pipeline=False" not in found.group(3):
+            series.setdefault(f"{found.group(1)}, {found.group(3)}", []).append(
+                (int(found.group(2)), row["per_second"]))
+    return series
+
+
+def ledger_size_series(data: dict[str, Any]) -> Series:
+    return {f"ledger.invest, {backend}": [(int(size), row["per_second"])
+                                          for size, row in section.get("sizes", {}).items()]
+            for backend, section in data.get("sequential", {}).items()}
+
+
 def _figure(path: Path, series: Series, title: str, xlabel: str, ylabel: str,
             xlog: bool = True, ylog: bool = True, note: str = "") -> Path | None:
     series = {name: points for name, points in series.items() if points}
@@ -85,7 +107,7 @@ def _figure(path: Path, series: Series, title: str, xlabel: str, ylabel: str,
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, points in series.items():
         xs, ys = zip(*sorted(points))
-        bold = name.startswith(("auptimate", "process", "engine", "store"))
+        bold = name.startswith(("auptimate", "process", "engine", "store", "ledger"))
         ax.plot(xs, ys, marker="o", linewidth=2.2 if bold else 1.2,
                 linestyle="-" if bold else "--", label=name)
     if xlog:
@@ -118,6 +140,7 @@ def draw(directory: Path, results: dict[str, dict[str, Any]] | None = None) -> l
         results = {path.stem: json.loads(path.read_text())
                    for path in sorted(directory.glob("*.json"))}
     engine, ranking = results.get("engine", {}), results.get("ranking", {})
+    ledger = results.get("ledger", {})
     pools = engine.get("scaling_pools", {}).get("transactions")
     alerts = engine.get("scaling_alerts", {}).get("transactions")
     jobs: list[Callable[[], Path | None]] = [
@@ -136,6 +159,13 @@ def draw(directory: Path, results: dict[str, dict[str, Any]] | None = None) -> l
                         redis_series(engine, results.get("redis_store", {})),
                         "Redis: throughput against the batch size (one local redis-server)",
                         "batch size", "per second"),
+        lambda: _figure(directory / "ledger_clients.png", ledger_client_series(ledger),
+                        "Ledger on PostgreSQL: investments/s against concurrent clients "
+                        "(one process each)", "clients", "writes/s",
+                        note=f"{ledger.get('machine', '')}: clients and server share its cores"),
+        lambda: _figure(directory / "ledger_sizes.png", ledger_size_series(ledger),
+                        "Ledger: investments/s from one client against the pool's members",
+                        "members", "writes/s"),
     ]
     return [path for job in jobs if (path := job()) is not None]
 

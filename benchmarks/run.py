@@ -66,6 +66,7 @@ FULL_ARGS: dict[str, list[str]] = {
     "bench_ranking": ["--big"],
     "bench_cli": ["--big"],  # top investors at 10M rows too, as the ranking
     "bench_redis_store": [],
+    "bench_ledger": ["--big"],  # pools of 10,000 members and a distribution over 10,000 too
     # limits' moving window runs every round like the rest: half a million events keep the
     # module within a few minutes.
     "bench_windows": ["--events", "500000"],
