@@ -247,31 +247,6 @@ class Transition:
     batch: str | None = None
 
 
-def _transition_writer() -> Callable[[str, str, bool, int, str | None, str | None], Transition]:
-    """Transition(key, rule, firing, at, cause, batch) written straight into its slots: what
-    the engine builds a change with (a fraction of the cost of attrs' checked __init__)."""
-    new = object.__new__
-    set_key, set_rule, set_firing, set_at, set_cause, set_batch = (
-        Transition.__dict__[name].__set__
-        for name in ("key", "rule", "firing", "at", "cause", "batch"))
-
-    def make(key: str, rule: str, firing: bool, at: int, cause: str | None,
-             batch: str | None) -> Transition:
-        change: Transition = new(Transition)
-        set_key(change, key)
-        set_rule(change, rule)
-        set_firing(change, firing)
-        set_at(change, at)
-        set_cause(change, cause)
-        set_batch(change, batch)
-        return change
-
-    return make
-
-
-new_transition = _transition_writer()
-
-
 @runtime_checkable
 class EventWindows(Protocol):
     """Storage of event windows: record events once per id and tally intervals. See the

@@ -26,7 +26,6 @@ from ..store import (
     Transition,
     WindowStore,
     new_state,
-    new_transition,
 )
 from .alert import FIRING, RESOLVED, Alert
 from .rules import LinearRule, WindowRule
@@ -142,7 +141,7 @@ class WindowDecisions:
                 continue
             alert = rule.alert(FIRING if holds else RESOLVED, pool, tx.timestamp, tx.id,
                                tx.investor_id, values)
-            changes.append((new_transition(pool, rule.name, holds, at, tx.id, tag), alert))
+            changes.append((Transition(pool, rule.name, holds, at, tx.id, tag), alert))
         return changes
 
     def resolutions(
@@ -246,7 +245,7 @@ class WindowDecisions:
                     rows.investor(i), values
                 )
                 pending.append((i, order, alert, len(transitions)))
-                transitions.append(new_transition(key, rule.name, holds, at, tx_id, tag))
+                transitions.append(Transition(key, rule.name, holds, at, tx_id, tag))
 
 
     def _rows_of(self, keys: Sequence[str], pools: set[str]) -> list[int]:
