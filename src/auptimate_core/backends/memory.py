@@ -458,9 +458,7 @@ class MemoryWindowStore(LocalStore):
                             # Every event it holds is at or before ``last``: all given back,
                             # the window left as a new one (what trim(last) would leave).
                             last = state.last = last + keep
-                            state._times = []
-                            state._cum = [0]
-                            state._start = 0
+                            state.clear()
                             state.cap = SLACK
                         held = 0
                     else:

@@ -104,6 +104,12 @@ class ExactWindow:
             self._start = 0
         return cut - start
 
+    def clear(self) -> None:
+        """Forget every event (what ``trim`` at or after the newest leaves), in ``O(1)``."""
+        self._times = []
+        self._cum = [0]
+        self._start = 0
+
     def record(
         self,
         at: int,
