@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import uuid
+import weakref
 from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -155,7 +156,8 @@ class AlertEngine:
             self._one = EventRules([rule for rule, _ in self._tx_rules], self._windows.slots,
                                    store.firing_view)
         self._stats_lock = threading.Lock()
-        self._dispatcher = Dispatcher(sinks, on_error=self._sink_failed, dead_letter=dead_letter)
+        self._dispatcher = Dispatcher(sinks, on_error=_weakly(self._sink_failed),
+                                      dead_letter=dead_letter)
         if not (on_late is None or on_late == "raise" or callable(on_late)):
             raise ValidationError("on_late", f"must be a callable, 'raise' or None, not "
                                   f"{on_late!r}")
@@ -592,6 +594,21 @@ class AlertEngine:
             self.stats.sink_failures += 1
         if self.on_sink_error is not None:
             self.on_sink_error(sink, alert, error)
+
+
+def _weakly(method: Callable[[AlertCallback, Alert, BaseException], None]
+            ) -> Callable[[AlertCallback, Alert, BaseException], None]:
+    """``method`` called through a weak reference to its object: the engine's dispatcher holds
+    its failure handler, and a strong one would make engine and dispatcher a cycle, so that a
+    dropped engine (and all its store holds) waited for the cyclic garbage collector."""
+    ref = weakref.WeakMethod(method)
+
+    def call(sink: AlertCallback, alert: Alert, error: BaseException) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(sink, alert, error)
+
+    return call
 
 
 def alert_time(at: int) -> datetime:
