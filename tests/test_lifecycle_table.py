@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from auptimate_core.store import IDLE, LifecycleState, LifecycleTable, Transition
 
 
@@ -33,3 +35,19 @@ def test_forget_with_nothing_firing_drops_every_key() -> None:
     table.forget(["p1"])
     assert table.states([("p1", "a")]) == {("p1", "a"): IDLE}
     assert table._pairs == {}
+
+
+def test_held_states_are_left_to_reference_counting() -> None:
+    """The entries are plain tuples of atoms: after one collection the cyclic collector no
+    longer tracks them, so many pools' states add nothing to later collections."""
+    table = LifecycleTable()
+    table.transition([Transition(f"p{i}", "spike", True, i, f"t{i}") for i in range(100)])
+    table.transition([Transition(f"p{i}", "spike", False, 200 + i, "b", batch="b1")
+                      for i in range(50)])
+    for _ in range(2):  # an entry holding its state from before a batch: on the second
+        gc.collect()
+    assert not any(map(gc.is_tracked, table._pairs.values()))
+    assert not any(map(gc.is_tracked, table._pairs))
+    assert table.states([("p1", "spike")], batch="b1") == {
+        ("p1", "spike"): LifecycleState(True, 1, "t1")}
+    assert table.states([("p1", "spike")]) == {("p1", "spike"): LifecycleState(False, 201, "b")}

@@ -386,8 +386,9 @@ def observe_one(
     return batch.observed(0)
 
 
-_Pair = tuple[LifecycleState, "str | None", "LifecycleState | None"]
-_UNTOUCHED: Final[_Pair] = (IDLE, None, None)
+_Held = tuple[bool, "int | None", "str | None"]
+_Entry = tuple[bool, "int | None", "str | None", "str | None", "_Held | None"]
+_UNTOUCHED: Final[_Entry] = (False, None, None, None, None)
 
 
 class LifecycleTable:
@@ -395,18 +396,24 @@ class LifecycleTable:
     :meth:`WindowStore.transition` on dicts, with an index of the keys firing per rule. Not
     thread-safe: its owner locks.
 
-    O(1) per pair asked or changed, and per key forgotten; :meth:`firing` is O(keys firing for
-    that rule).
+    Each pair's entry is a plain tuple of strings, ints and None (its state, the last batch
+    that asked to change it and its state before that batch), never a :class:`LifecycleState`:
+    the cyclic garbage collector stops tracking such a tuple the first time it meets it, so a
+    table of many pools adds nothing to the collections that a process full of alerts runs
+    (a held object would be traversed by every full collection, and counted towards the next).
+
+    O(1) per pair asked or changed; :meth:`forget` is O(rules) per key; :meth:`firing` is
+    O(keys firing for that rule).
     """
 
     __slots__ = ("_firing", "_pairs")
 
     def __init__(self) -> None:
-        # Per key, per rule: (its state, the last batch that asked to change it, its state
-        # before that batch's transitions), unless (IDLE, None, None). Kept by key, so that
-        # forgetting a key is one lookup.
-        self._pairs: dict[str, dict[str, _Pair]] = {}
-        self._firing: dict[str, set[str]] = {}
+        # Per (key, rule): (firing, since, cause, tag, then), unless never changed. ``tag`` is
+        # the last batch that asked to change it, ``then`` its (firing, since, cause) before
+        # that batch's transitions (never None beside a tag).
+        self._pairs: dict[tuple[str, str], _Entry] = {}
+        self._firing: dict[str, set[str]] = {}  # names every rule seen
 
     def states(
         self, pairs: Iterable[tuple[str, str]], batch: str | None = None
@@ -414,14 +421,16 @@ class LifecycleTable:
         out = {}
         held = self._pairs
         for pair in pairs:
-            rules = held.get(pair[0])
-            entry = rules.get(pair[1]) if rules else None
+            entry = held.get(pair)
             if entry is None:
                 out[pair] = IDLE
-            elif batch is not None and entry[1] == batch:
-                out[pair] = entry[2] or IDLE  # never None beside a batch
+            elif batch is not None and entry[3] == batch:
+                then = entry[4]
+                out[pair] = new_state(*then) if then is not None else IDLE
+            elif entry[1] is None:
+                out[pair] = IDLE
             else:
-                out[pair] = entry[0]
+                out[pair] = new_state(entry[0], entry[1], entry[2])
         return out
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
@@ -429,27 +438,28 @@ class LifecycleTable:
         held = self._pairs
         for change in transitions:
             key, rule = change.key, change.rule
-            firing = self._firing.setdefault(rule, set())  # names every rule seen
-            rules = held.get(key)
-            entry = rules.get(rule) if rules else None
-            now, tag, then = entry if entry is not None else _UNTOUCHED
+            firing = self._firing.get(rule)
+            if firing is None:
+                firing = self._firing[rule] = set()
+            pair = (key, rule)
+            entry = held.get(pair)
+            now, since, cause, tag, then = entry if entry is not None else _UNTOUCHED
+            write = False
             if change.batch is not None and tag != change.batch:
-                tag, then = change.batch, now
-            if now.firing == change.firing:
+                tag, then, write = change.batch, (now, since, cause), True
+            if now == change.firing:
                 # Already so: applied only if it is this very change, decided again.
-                applied.append(change.cause is not None and now.since == change.at
-                               and now.cause == change.cause)
+                applied.append(change.cause is not None and since == change.at
+                               and cause == change.cause)
             else:
-                now = new_state(change.firing, change.at, change.cause)
-                if change.firing:
+                now, since, cause, write = change.firing, change.at, change.cause, True
+                if now:
                     firing.add(key)
                 else:
                     firing.discard(key)
                 applied.append(True)
-            if entry is None or entry[0] is not now or entry[1] != tag:
-                if rules is None:
-                    rules = held[key] = {}
-                rules[rule] = (now, tag, then)
+            if write:
+                held[pair] = (now, since, cause, tag, then)
         return applied
 
     def firing(self, rule: str) -> frozenset[str]:
@@ -463,12 +473,12 @@ class LifecycleTable:
         """Drop the states of ``keys`` that are not firing (they read as ``IDLE`` again)."""
         held = self._pairs
         keys = list(keys)
-        firing: set[str] = set().union(*self._firing.values())
-        # A key firing for some rule keeps the states of the rules firing for it.
-        kept = [(key, held.get(key)) for key in firing.intersection(keys)] if firing else []
-        deque(map(held.pop, keys, repeat(None)), maxlen=0)  # one C loop: most keys go
-        for key, rules in kept:
-            if rules is not None:
-                held[key] = {rule: entry for rule, entry in rules.items() if entry[0].firing}
-        if len(keys) > len(held):  # most left: the rest copied close together (see dict)
+        before = len(held)
+        for rule, firing in self._firing.items():
+            # A key firing for a rule keeps that rule's state (and only that one).
+            kept = [(pair, held[pair]) for pair in zip(firing.intersection(keys), repeat(rule))
+                    ] if firing else []
+            deque(map(held.pop, zip(keys, repeat(rule)), repeat(None)), maxlen=0)  # C loops
+            held.update(kept)
+        if before - len(held) > len(held):  # most left: the rest copied close together
             self._pairs = dict(held)
