@@ -21,6 +21,7 @@ from ..store import (
     AlertLifecycle,
     ColumnarBatch,
     Interval,
+    LifecycleState,
     ObservedBatch,
     Status,
     Transition,
@@ -28,6 +29,7 @@ from ..store import (
     new_state,
 )
 from .alert import FIRING, RESOLVED, Alert
+from .pending import PendingAlerts
 from .rules import LinearRule, WindowRule
 
 try:
@@ -55,10 +57,6 @@ class Rows(Protocol):
 
     def investor(self, i: int) -> str: ...
 
-
-Pending = tuple[int, int, Alert, int]
-"""An alert waiting for its transition: (transaction index, rule order, alert, transition index,
-or -1 for an alert that needs none)."""
 
 _INT64 = 1 << 62  # products below this are safe in numpy's int64
 
@@ -163,7 +161,7 @@ class WindowDecisions:
     def decide(
         self, call: StoreCall, lifecycle: AlertLifecycle, rows: Rows,
         batch: ObservedBatch, every_new: bool, tag: str,
-        again: bool, base: int, pending: list[Pending], transitions: list[Transition],
+        again: bool, base: int, pending: PendingAlerts, transitions: list[Transition],
     ) -> None:
         """The window rules' lifecycle changes of a batch, decided in transaction order.
 
@@ -172,8 +170,8 @@ class WindowDecisions:
 
         ``call(operation, method, *args)`` makes each store call (the engine times them);
         ``again`` says the batch may have been decided before under ``tag``, so its lifecycle
-        is read as it was then. Alerts go to ``pending`` as ``(transaction index, rule order
-        (from ``base``), alert, index of its transition)``, their changes to ``transitions``.
+        is read as it was then. Alerts go to ``pending`` (their rules' orders from ``base``),
+        their changes to ``transitions``.
         """
         slots = self.slots
         statuses = batch.statuses
@@ -213,11 +211,16 @@ class WindowDecisions:
         known = call(
             "states", lifecycle.states,
             [(pool, s.rule.name) for pool in active for s in slots], batch=tag)
+        # Each pool's (firing, since, cause) per rule as the batch goes: plain tuples, which the
+        # cyclic collector stops tracking (a state object is made for may_fire alone).
         states = [
-            {pool: known.get((pool, s.rule.name), IDLE) for pool in active} for s in slots
+            {pool: _plain(known.get((pool, s.rule.name), IDLE)) for pool in active}
+            for s in slots
         ]
         first_seen = batch.first_seen
         window_work = list(enumerate(zip(slots, states, columns), base))
+        width = pending.rules
+        alerts, places, changes = pending.alerts, pending.places, pending.changes
         for i in walk:
             if not (every_new or statuses[i] is new):
                 continue
@@ -230,21 +233,22 @@ class WindowDecisions:
                     holds = v0 >= linear[0] and v0 * linear[1] >= cols[1][i] * linear[2]
                 else:
                     holds = slot.rule.holds(*[col[i] for col in cols])
-                if holds is state.firing:
+                if holds is state[0]:
                     continue
                 rule = slot.rule
                 at = ats[i]
-                if holds and not rule.may_fire(at, first_seen[i], state):
+                if holds and not rule.may_fire(at, first_seen[i], new_state(*state)):
                     continue
-                pool_states[key] = new_state(holds, at, None)
+                pool_states[key] = (holds, at, None)
                 values = (cols[0][i], cols[1][i]) if linear is not None else tuple(
                     [col[i] for col in cols])
                 tx_id = rows.ids[i]
-                alert = rule.alert(
+                alerts.append(rule.alert(
                     FIRING if holds else RESOLVED, key, rows.moment(i), tx_id,
                     rows.investor(i), values
-                )
-                pending.append((i, order, alert, len(transitions)))
+                ))
+                places.append(i * width + order)
+                changes.append(len(transitions))
                 transitions.append(Transition(key, rule.name, holds, at, tx_id, tag))
 
 
@@ -263,6 +267,10 @@ class WindowDecisions:
             found: list[int] = _np.flatnonzero(_np.isin(keys.codes, wanted)).tolist()
             return found
         return [i for i, key in enumerate(keys) if key in pools]
+
+
+def _plain(state: LifecycleState) -> tuple[bool, int | None, str | None]:
+    return state.firing, state.since, state.cause
 
 
 def _holding(

@@ -14,11 +14,9 @@ import os
 import threading
 import uuid
 import weakref
-from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
-from operator import itemgetter
 from time import perf_counter, time_ns
 from typing import Any, Literal, TypeVar
 
@@ -39,9 +37,10 @@ from ..store import (
 from ..urls import WINDOW_STORES
 from .alert import Alert
 from .dead_letters import DeadLetterDestination
-from .decisions import Pending, WindowDecisions
+from .decisions import WindowDecisions
 from .delivery import Dispatcher
 from .event_rules import EventRules, Found
+from .pending import PendingAlerts
 from .retries import RetryLog, Unfinished
 from .rows import ColumnRows, Rows, TxRows, over_limit
 from .rules import FlaggingRule, ThresholdRule, TransactionRule, WindowRule
@@ -60,22 +59,6 @@ _DUPLICATE = Status.DUPLICATE
 def _untimed(operation: str, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """A store call made without metrics (the engine's ``_call`` when they are off)."""
     return call(*args, **kwargs)
-
-
-_ALERT_ORDER = itemgetter(0, 1)  # a pending alert's (transaction index, rule order)
-_FEW = 32  # window alerts placed one by one among a transaction rule's; more: one sort
-
-
-def _in_order(pending: list[Pending], window: int, runs: int) -> None:
-    """Put a batch's pending alerts in the order a loop per transaction gives: the transaction
-    rules' ``runs`` (each in order) up to ``window``, then the window rules' (in order)."""
-    if runs > 1 or (runs and len(pending) - window > _FEW):
-        pending.sort(key=_ALERT_ORDER)
-    elif runs and len(pending) > window:  # a few window alerts among one rule's: each placed
-        tail = pending[window:]
-        del pending[window:]
-        for entry in tail:
-            insort(pending, entry, key=_ALERT_ORDER)
 
 
 class AlertEngine:
@@ -506,9 +489,10 @@ class AlertEngine:
         if not every_new:
             held_counts = self._count_held(statuses, rows.transaction, held)
         _metrics.engine_batch(self._store_name, n, *held_counts)
-        # Each entry: (transaction index, rule order, alert, index of its transition or -1
-        # when unconditional); sorted at the end into the order a loop per transaction gives.
-        pending: list[Pending] = []
+        # Sorted at the end into the order a loop per transaction gives.
+        pending = PendingAlerts(len(self._tx_rules) + len(self._windows.slots))
+        found, places, unconditional = pending.alerts, pending.places, pending.changes
+        width = pending.rules
         duplicate = Status.DUPLICATE
         # The rules whose alerts came, each a run in order already (a rule's own flagged()
         # may give its indices in any order: counted as two).
@@ -527,7 +511,9 @@ class AlertEngine:
                 if every_new or statuses[i] is not duplicate:
                     alert = tx_rule.check(rows.for_rules(i))
                     if alert is not None:
-                        pending.append((i, order, alert, -1))
+                        found.append(alert)
+                        places.append(i * width + order)
+                        unconditional.append(-1)
             runs += len(pending) > before
         transitions: list[Transition] = []
         before = len(pending)
@@ -541,8 +527,8 @@ class AlertEngine:
             self._call("transition", self.store.transition, transitions) if transitions else []
         )
         self._report_firing(transitions, applied)
-        _in_order(pending, before, runs)
-        alerts = [alert for _, _, alert, t in pending if t < 0 or applied[t]]
+        pending.in_order(before, runs)
+        alerts = pending.kept(applied)
         fresh = alerts
         if delivered:  # a batch decided again: its sinks have some of its alerts already
             sent = {alert.key for alert in delivered}
