@@ -99,9 +99,10 @@ def test_run_as_the_program_blas_keeps_to_one_thread_unless_told(given: str | No
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
-    code = ("import os, sys\nfrom auptimate_core.cli import main\nsys.argv = ['auptimate', "
-            "'--help']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(os.environ['OPENBLAS_NUM_THREADS'])")
+    # The program ends with os._exit once the command is done, after the atexit functions.
+    code = ("import atexit, os, sys\nfrom auptimate_core.cli import main\n"
+            "atexit.register(lambda: print(os.environ['OPENBLAS_NUM_THREADS']))\n"
+            "sys.argv = ['auptimate', '--help']\nmain()\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False, env=env)
     assert done.returncode == 0, done.stderr

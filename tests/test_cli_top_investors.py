@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 from collections.abc import Sequence
 from datetime import timedelta
@@ -183,3 +184,23 @@ def test_every_path_agrees_with_top_investors(
             result = run(str(path), "-n", str(n), "--format", "json", "--engine", engine)
             assert result.exit_code == 0, result.output
             assert json.loads(result.stdout) == expected, (path.name, engine)
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_vectorised_path_leaves_the_collector_as_it_found_it(
+    tmp_path: Path, collecting: bool
+) -> None:
+    """The collector is paused while polars is imported and ranks, then put back as it was."""
+    path = write_csv(tmp_path / "tx.csv", BRIEF, brief(SAMPLE))
+    was = gc.isenabled()
+    try:
+        if not collecting:
+            gc.disable()
+        for rows in ([], [["zed", "p1", "-1", "2024-01-01"]]):  # ranked; then NotVectorised
+            write_csv(path, BRIEF, [*brief(SAMPLE), *rows])
+            result = run(str(path), "--engine", "polars", "--format", "csv", "-n", "1")
+            assert result.exit_code == (2 if rows else 0), result.output
+            assert gc.isenabled() is collecting
+    finally:
+        if was:
+            gc.enable()

@@ -7,8 +7,11 @@ command's module only when that command is run (or its own help is asked for).
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import sys
+import threading
 from collections.abc import Mapping
 from importlib import import_module
 from typing import Any, NamedTuple
@@ -30,20 +33,38 @@ class LazyGroup(click.Group):
     def __init__(self, *args: Any, lazy: Mapping[str, LazyCommand], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy)
+        self.program = False
+        """Whether the group runs as the program (see :meth:`main`)."""
+        self._collect_after_import = False
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """click's ``main``. Run as the program (no arguments given: they come from the
-        command line), it keeps numpy's BLAS to one thread unless told otherwise (no command
-        multiplies matrices large enough to gain from more, and idle BLAS threads spin on the
-        cores the file reader and the engine use), and freezes what is left when the command
-        is done, so that the interpreter's teardown skips a last collection over every object
-        of the run."""
+        command line), it
+
+        - keeps numpy's BLAS to one thread unless told otherwise (no command multiplies
+          matrices large enough to gain from more, and idle BLAS threads spin on the cores the
+          file reader and the engine use);
+        - imports the command with the garbage collector off (imports make many objects and
+          no garbage), then freezes what they made, so that no collection of the run walks
+          them again;
+        - ends the process with :func:`os._exit` once the command has exited with a status
+          and everything written is flushed (see :func:`_leave`): the interpreter's teardown,
+          which frees every object and module of the run one by one, is nothing anyone sees.
+        """
         if args or kwargs:
             return super().main(*args, **kwargs)
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        self.program = True
+        self._collect_after_import = gc.isenabled()
+        gc.disable()
         try:
             return super().main()
+        except SystemExit as done:
+            _leave(done)
+            raise
         finally:
+            if self._collect_after_import:
+                gc.enable()
             gc.freeze()
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -51,8 +72,15 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is not None or cmd_name not in self.lazy:
-            return command
+        if command is None and cmd_name in self.lazy:
+            command = self._load(cmd_name)
+        if self._collect_after_import:
+            gc.freeze()
+            gc.enable()
+            self._collect_after_import = False
+        return command
+
+    def _load(self, cmd_name: str) -> click.Command:
         module, _, attribute = self.lazy[cmd_name].target.partition(":")
         loaded = vars(import_module(module))[attribute]
         if not isinstance(loaded, click.Command):
@@ -81,3 +109,25 @@ def _short_help(text: str, limit: int) -> str:
     """``text`` shortened to ``limit`` as click shortens a loaded command's help (through a
     throwaway command: click's own helper for this is deprecated)."""
     return click.Command(None, help=text).get_short_help_str(limit)
+
+
+def _leave(done: SystemExit) -> None:
+    """End the process now with ``done``'s status, as the interpreter would end it, but for
+    its teardown: the threads it would wait for are gone, the ``atexit`` functions run (logging
+    flushes its handlers there), and standard output and error are flushed. Returns (and the
+    exit goes the usual way) when the status is not a number, a thread the interpreter would
+    wait for still runs, or a stream does not flush (a closed pipe), so that what is printed
+    and the status are the interpreter's own in those cases."""
+    status = 0 if done.code is None else done.code
+    if not isinstance(status, int):
+        return
+    if any(thread.is_alive() and not thread.daemon for thread in threading.enumerate()
+           if thread is not threading.main_thread()):
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(status)
