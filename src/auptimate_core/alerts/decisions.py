@@ -114,29 +114,37 @@ class WindowDecisions:
         """The lifecycle changes of a batch of one new transaction, in rule order, each with
         the alert it raises if it applies: the same decisions as :meth:`decide`, with one
         ``states`` call for the pool's rules."""
+        pool = tx.pool_id
+        known = call("states", lifecycle.states, [(pool, slot.rule.name) for slot in self.slots])
         found = []
         for slot in self.slots:
             column = batch.totals if slot.uses_totals else batch.counts
             values = tuple(column[c][0] for c in slot.columns)
-            found.append((slot.rule, values, slot.holds(values)))
-        return self.changes(call, lifecycle, tx, at, batch.first_seen[0], found, tag)
+            holds = slot.holds(values)
+            if holds is not known.get((pool, slot.rule.name), IDLE).firing:
+                found.append((slot.rule, values, holds))
+        return self.changes(call, lifecycle, tx, at, batch.first_seen[0], found, tag, known)
 
     def changes(
         self, call: StoreCall, lifecycle: AlertLifecycle, tx: Transaction, at: int,
         first_seen: int | None, found: list[tuple[WindowRule, tuple[int, ...], bool]],
-        tag: str,
+        tag: str, known: dict[tuple[str, str], LifecycleState] | None = None,
     ) -> list[tuple[Transition, Alert]]:
-        """The lifecycle changes that ``found`` (each window rule that may change for ``tx``'s
-        pool: its values, and whether it holds) makes, in order, with one ``states`` call."""
+        """The lifecycle changes that ``found`` makes, in order: each window rule whose state
+        may change for ``tx``'s pool (one that holds where it was not firing, or the reverse),
+        its values, and whether it holds. The states are ``known``, or asked in one ``states``
+        call for the rules that hold: a rule that does not hold was firing, its resolution
+        needs no state, and the transition checks that it still was."""
         pool = tx.pool_id
-        known = call("states", lifecycle.states, [(pool, rule.name) for rule, _, _ in found])
+        if known is None:
+            asked = [(pool, rule.name) for rule, _, holds in found if holds]
+            known = call("states", lifecycle.states, asked) if asked else {}
         changes = []
         for rule, values, holds in found:
-            state = known.get((pool, rule.name), IDLE)
-            if holds is state.firing:
-                continue
-            if holds and not rule.may_fire(at, first_seen, state):
-                continue
+            if holds:
+                state = known.get((pool, rule.name), IDLE)
+                if state.firing or not rule.may_fire(at, first_seen, state):
+                    continue
             alert = rule.alert(FIRING if holds else RESOLVED, pool, tx.timestamp, tx.id,
                                tx.investor_id, values)
             changes.append((Transition(pool, rule.name, holds, at, tx.id, tag), alert))
