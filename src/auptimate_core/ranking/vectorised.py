@@ -190,11 +190,14 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str], n: i
     """polars reads quotes as characters: a quoted field (or half of one split at a comma or a
     line break) has a quote in it and is not plain. A blank line is a row of nulls, not plain.
 
-    Every row is checked, and its figures made, before the rows are grouped (an expression
-    inside a grouping runs once per investor, which on a hundred thousand investors costs
-    several times the whole read); investor ids are checked once each, on the groups. Distinct
-    pools are counted only for the investors that can be among the first ``n`` (see
-    :func:`_pools_of_contenders`), and the fraction digits of totals for those alone."""
+    One pass over the file (polars' streaming engine, on all cores) checks every row and makes
+    its figures, and gives two things at once: each investor's figures (investments, which
+    bound its distinct pools; total; most fraction digits of a counted amount; rows not plain),
+    and the rows' investors and pools, kept for :func:`_pools_of_contenders`, which counts
+    distinct pools only for the investors that can be among the first ``n``. An expression
+    inside a grouping would run once per investor (on a hundred thousand investors several
+    times the whole read), so every figure is made per row before the rows are grouped;
+    investor ids are checked once each, on the groups."""
     try:
         import polars as pl
     except ImportError as error:
@@ -213,62 +216,66 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str], n: i
     if "id" in columns:
         plain = plain & plain_id(pl.col(columns["id"]))
     value = amount.cast(pl.Decimal(38, 6), strict=False)
+    # A plain amount's fraction digits: after its point, if it has one.
+    places = (amount.str.len_bytes() - amount.str.find(".", literal=True) - 1).fill_null(0)
     if "kind" in columns:
         kind = pl.col(columns["kind"])
         plain = plain & kind.is_in(sorted(KINDS))
         adds = kind.is_in(sorted(ADDS))
+        counted = kind.is_in(sorted(COUNTED))
         figures = [  # null where the row does not count
             pl.when(adds).then(pool).alias("pool"),
             pl.when(adds).then(value).when(kind.is_in(sorted(SUBTRACTS))).then(-value)
             .alias("value"),
+            pl.when(counted).then(places).alias("places"),
         ]
     else:  # every row is an investment
-        figures = [pool.alias("pool"), value.alias("value")]
+        figures = [pool.alias("pool"), value.alias("value"), places.alias("places")]
+    rows = (pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",")
+            .select(investor.alias("investor"), *figures,
+                    (~plain.fill_null(False)).alias("odd")))
     try:
-        rows = (pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",")
-                .select(investor.alias("investor"), *figures, amount.alias("amount"),
-                        plain.fill_null(False).alias("plain"))
-                .collect())
+        pairs, investors = pl.collect_all([
+            rows.select("investor", "pool"),
+            # An investor's investments bound its distinct pools.
+            rows.group_by("investor").agg(
+                pl.col("pool").count().alias("bound"), pl.col("value").sum().alias("total"),
+                pl.col("places").max().fill_null(0).alias("places"),
+                pl.col("odd").sum().alias("odd"), pl.len().alias("rows")),
+        ])
     except pl.exceptions.PolarsError as error:
         raise NotVectorised(f"polars could not read the file as plain CSV: {error}") from None
-    odd = rows.height - int(rows["plain"].sum())
+    height, odd = investors.select(pl.col("rows").sum(), pl.col("odd").sum()).row(0)
     if odd:
-        return _Found([], rows.height, odd)
-    # An investor's investments bound its distinct pools from above.
-    investors = rows.group_by("investor").agg(pl.col("pool").count().alias("bound"),
-                                              pl.col("value").sum().alias("total"))
+        return _Found([], height, odd)
     odd = int((~plain_id(pl.col("investor")).fill_null(False)).sum()
               .pipe(investors.select).item())
-    ranked = _pools_of_contenders(pl, rows, investors, n)
+    ranked = _pools_of_contenders(pl, pairs, investors, n)
     # Investor ids are distinct, so these keys order the investors fully.
     top = ranked.top_k(n, by=["pools", "total", "investor"], reverse=[False, False, True])
-    return _Found(top.select("investor", "pools", "total", "places").rows(), rows.height, odd)
+    return _Found(top.select("investor", "pools", "total", "places").rows(), height, odd)
 
 
-def _pools_of_contenders(pl: Any, rows: Any, investors: Any, n: int) -> Any:
-    """The investors that can be among the first ``n``, with their distinct pools and the most
-    fraction digits of their counted amounts (columns investor, pools, total, places).
+def _pools_of_contenders(pl: Any, pairs: Any, investors: Any, n: int) -> Any:
+    """The investors that can be among the first ``n``, with their distinct pools (columns
+    investor, pools, total, places).
 
-    ``rows`` are the file's rows (investor, pool: null where the row is not an investment,
-    value: null where it does not count, amount: its text) and ``investors`` each investor's
-    ``bound`` (investments, at least its distinct pools) and total. Pools are counted first for
-    the investors with as many investments as the ``64 n``-th most, ``floor``: ``n`` of them
-    have at least ``least`` pools, the ``n``-th most among them (at least one: an investor
-    without pools is not ranked), so an investor with fewer than ``least`` investments, who
-    has fewer pools than each of those ``n``, is left out. When ``least`` is at least
-    ``floor`` every investor left in has been counted already; else those with ``least``
-    investments or more are counted again. Counting distinct pools is the costly part of the
-    ranking (a pass over the rows each time); on real files few investors are left in."""
+    ``pairs`` are the file's rows (investor, pool: null where the row is not an investment)
+    and ``investors`` each investor's ``bound`` (investments, at least its distinct pools),
+    total and places. Pools are counted first for the investors with as many investments as
+    the ``64 n``-th most, ``floor``: ``n`` of them have at least ``least`` pools, the ``n``-th
+    most among them (at least one: an investor without pools is not ranked), so an investor
+    with fewer than ``least`` investments, who has fewer pools than each of those ``n``, is
+    left out. When ``least`` is at least ``floor`` every investor left in has been counted
+    already; else those with ``least`` investments or more are counted again. Counting
+    distinct pools is the costly part of the ranking (a pass over the rows each time); on
+    real files few investors are left in."""
 
     def counted(ids: Any) -> Any:
-        text = pl.col("amount")
-        places = text.str.len_bytes() - text.str.find(".", literal=True) - 1
-        return (rows.lazy()
+        return (pairs.lazy()
                 .filter(pl.col("investor").is_in(ids.implode()))
                 .group_by("investor")
-                .agg(pl.col("pool").drop_nulls().n_unique().alias("pools"),
-                     places.filter(pl.col("value").is_not_null()).fill_null(0).max()
-                     .fill_null(0).alias("places"))
+                .agg(pl.col("pool").drop_nulls().n_unique().alias("pools"))
                 .collect())
 
     floor = investors.top_k(64 * n, by="bound")["bound"].min() or 0
