@@ -122,3 +122,36 @@ def test_a_lazy_command_is_imported_without_the_collector_then_frozen() -> None:
     done = program("generate", "--out", "-", before=before)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[False]", "True", "True"]
+
+
+def test_the_vectorised_ranking_leaves_the_collector_on_and_its_import_frozen(
+    tmp_path: Path,
+) -> None:
+    """As the program, what polars' import made is frozen once the ranking is done, so that the
+    first collection after it does not walk it; the collector is on again."""
+    path = many_investors(tmp_path / "tx.csv", 50_000)
+    before = ("import atexit, gc, sys\n"
+              "atexit.register(lambda: print(gc.isenabled(), 'polars' in sys.modules, "
+              "gc.get_count()[0] < 10_000))\n")
+    done = program("top-investors", str(path), "--format", "csv", "-n", "1", before=before)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True True True"
+
+
+def test_collector_paused_outside_the_program_puts_the_collector_back() -> None:
+    import gc
+
+    from auptimate_core.cli.lazy import collector_paused
+
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -12,11 +12,34 @@ import gc
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib import import_module
 from typing import Any, NamedTuple
 
 import click
+
+_as_program = False
+"""Whether this process runs a :class:`LazyGroup` as the program (see :meth:`LazyGroup.main`)."""
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off for a block that imports a large library and makes few other
+    objects and no cycles: the import makes tens of thousands of objects, all kept, which the
+    collector would walk again and again (and once more at the first collection after the
+    block, as they are all young). Run as the program, what the block made is then frozen, as
+    the command's own imports are; otherwise the collector is put back as it was."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if _as_program:
+            gc.freeze()
+        gc.enable()
 
 
 class LazyCommand(NamedTuple):
@@ -54,7 +77,8 @@ class LazyGroup(click.Group):
         if args or kwargs:
             return super().main(*args, **kwargs)
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        self.program = True
+        global _as_program
+        self.program = _as_program = True
         self._collect_after_import = gc.isenabled()
         gc.disable()
         try:

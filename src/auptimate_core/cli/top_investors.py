@@ -12,14 +12,12 @@ same answer and the same errors.
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import json
 import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import tzinfo
 from typing import Any, BinaryIO
 
@@ -32,6 +30,7 @@ from ..io.readers import file_format
 from ..ranking import InvestorRank, top_investors
 from ..ranking.vectorised import ENGINES, NotVectorised, fast_top_investors
 from ._common import Input, input_options
+from .lazy import collector_paused
 
 FORMATS = ("table", "json", "csv")
 _PROGRESS_EVERY = 10_000
@@ -139,21 +138,6 @@ def _stream_rank(source: Input, n: int, progress: bool) -> list[InvestorRank]:
         counting.close()
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The garbage collector off while the vectorised engine is imported and ranks: its import
-    makes tens of thousands of objects, all kept, which the collector would walk again and
-    again, and the ranking makes few Python objects and no cycles."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _vectorisable(path: str, engine: str) -> bool:
     if path == "-" or not os.path.isfile(path):
         return False
@@ -192,7 +176,7 @@ def top_investors_command(
         ranks = None
         if engine != "python" and _vectorisable(file, engine):
             try:
-                with _collector_paused():
+                with collector_paused():
                     result = fast_top_investors(file, n, engine=engine)
                 ranks, source.read = result.ranks, result.rows
             except NotVectorised:
