@@ -42,8 +42,8 @@ from .delivery import Dispatcher
 from .event_rules import EventRules, Found
 from .pending import PendingAlerts
 from .retries import RetryLog, Unfinished
-from .rows import ColumnRows, Rows, TxRows, over_limit
-from .rules import FlaggingRule, ThresholdRule, TransactionRule, WindowRule
+from .rows import ColumnRows, Rows, TxRows, transaction_alerts
+from .rules import FlaggingRule, TransactionRule, WindowRule
 from .sinks import AlertCallback
 from .stats import EngineStats, log_held
 
@@ -491,30 +491,7 @@ class AlertEngine:
         _metrics.engine_batch(self._store_name, n, *held_counts)
         # Sorted at the end into the order a loop per transaction gives.
         pending = PendingAlerts(len(self._tx_rules) + len(self._windows.slots))
-        found, places, unconditional = pending.alerts, pending.places, pending.changes
-        width = pending.rules
-        duplicate = Status.DUPLICATE
-        # The rules whose alerts came, each a run in order already (a rule's own flagged()
-        # may give its indices in any order: counted as two).
-        runs = 0
-        for order, (tx_rule, flagged) in enumerate(self._tx_rules):
-            before = len(pending)
-            candidates: Iterable[int]
-            if type(tx_rule) is ThresholdRule:
-                candidates = over_limit(tx_rule, rows.amounts, rows.keys)
-            elif flagged is not None:
-                candidates = flagged(rows.transactions())
-                runs += 1
-            else:
-                candidates = range(n)
-            for i in candidates:
-                if every_new or statuses[i] is not duplicate:
-                    alert = tx_rule.check(rows.for_rules(i))
-                    if alert is not None:
-                        found.append(alert)
-                        places.append(i * width + order)
-                        unconditional.append(-1)
-            runs += len(pending) > before
+        runs = transaction_alerts(self._tx_rules, rows, statuses, every_new, pending)
         transitions: list[Transition] = []
         before = len(pending)
         if self._windows.slots:

@@ -1,13 +1,14 @@
 """A batch's rows as the engine's decisions read them (:class:`~.decisions.Rows`): pools, ids,
 amounts and event times as columns, from :class:`~auptimate_core.domain.Transaction` objects
 (:class:`TxRows`) or from trusted :class:`~auptimate_core.columns.TransactionColumns`
-(:class:`ColumnRows`, which builds a Transaction only for a row that needs one), and the
-threshold test on those columns (:func:`over_limit`).
+(:class:`ColumnRows`, which builds a Transaction only for a row that needs one), the
+threshold test on those columns (:func:`over_limit`), and the transaction rules run over a
+batch (:func:`transaction_alerts`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import compress, count
@@ -15,7 +16,9 @@ from operator import attrgetter
 
 from ..columns import AmountColumn, TransactionColumns, unchecked_transaction
 from ..domain import EPOCH, Transaction, from_micros
-from .rules import ThresholdRule
+from ..store import Status
+from .pending import PendingAlerts
+from .rules import ThresholdRule, TransactionRule
 
 _POOL = attrgetter("pool_id")
 _ID = attrgetter("id")
@@ -103,3 +106,36 @@ def over_limit(
     get = rule.per_pool.get
     return [i for i, (amount, pool) in enumerate(zip(amounts, pools))
             if amount > get(pool, limit)]
+
+
+def transaction_alerts(
+    tx_rules: Sequence[tuple[TransactionRule, Callable[[Sequence[Transaction]], list[int]] | None]],
+    rows: Rows, statuses: Sequence[Status], every_new: bool, pending: PendingAlerts,
+) -> int:
+    """Run each transaction rule (with its ``flagged``, when it is a
+    :class:`~.rules.FlaggingRule`) over a batch's rows that are not duplicates, in rule order,
+    adding its alerts to ``pending``; returns how many runs of alerts in order came (a rule's
+    own ``flagged()`` may give its indices in any order: counted as two)."""
+    found, places, unconditional = pending.alerts, pending.places, pending.changes
+    width = pending.rules
+    duplicate = Status.DUPLICATE
+    runs = 0
+    for order, (tx_rule, flagged) in enumerate(tx_rules):
+        before = len(found)
+        candidates: Iterable[int]
+        if type(tx_rule) is ThresholdRule:
+            candidates = over_limit(tx_rule, rows.amounts, rows.keys)
+        elif flagged is not None:
+            candidates = flagged(rows.transactions())
+            runs += 1
+        else:
+            candidates = range(len(rows.ids))
+        for i in candidates:
+            if every_new or statuses[i] is not duplicate:
+                alert = tx_rule.check(rows.for_rules(i))
+                if alert is not None:
+                    found.append(alert)
+                    places.append(i * width + order)
+                    unconditional.append(-1)
+        runs += len(found) > before
+    return runs
