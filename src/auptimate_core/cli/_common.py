@@ -4,25 +4,25 @@ amounts, and the observability options (--metrics-port, --log-format)."""
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from collections.abc import Callable, Iterator, Sized
 from contextlib import ExitStack
 from datetime import timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from ..domain import Transaction
 from ..errors import RowError, ValidationError
-from ..io.readers import read_transactions
-from ..io.schema import RejectedRow
-from ..io.writers import RejectsWriter
 
 if TYPE_CHECKING:
+    from ..domain import Transaction
+    from ..io.schema import RejectedRow
     from ..io.vectorised import Batch
+    from ..io.writers import RejectsWriter
+
+# The input pipeline, the rejects writer, zoneinfo and logging are imported where they are
+# used: top-investors starts its vectorised engine before it needs any of them.
 
 _B = TypeVar("_B", bound=Sized)
 
@@ -84,6 +84,8 @@ class TimeZone(click.ParamType):  # type: ignore[type-arg]
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> tzinfo:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         if isinstance(value, tzinfo):
             return value
         try:
@@ -115,6 +117,8 @@ class Input:
         self._stack = ExitStack()
         self._writer: RejectsWriter | None = None
         if rejects:
+            from ..io.writers import RejectsWriter
+
             out = self._stack.enter_context(
                 open(rejects, "w", encoding="utf-8", newline="")  # noqa: SIM115
             )
@@ -135,6 +139,8 @@ class Input:
     def transactions(self, stream: IO[bytes] | None = None) -> Iterator[Transaction]:
         """The file's transactions; ``stream`` reads FILE's bytes through another stream (a
         progress counter, say). A bad row, or a file that cannot be read, is BadInput."""
+        from ..io.readers import read_transactions
+
         try:
             for tx in read_transactions(
                 self.path if stream is None else stream, name=self.path,
@@ -244,6 +250,8 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> Callable[[], No
 
     Returns a function that removes the handler again.
     """
+    import logging
+
     from ..logs import configure_logging as configure
 
     root = logging.getLogger()

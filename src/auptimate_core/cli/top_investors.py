@@ -6,31 +6,34 @@ is read before a vectorised engine would be imported) is first offered to the ve
 is one it can show the input pipeline reads the same way; anything else (JSON Lines, standard
 input, a file with a row it cannot judge, or no engine installed) is read through the input
 pipeline row by row, in constant memory, with a progress bar on standard error. Both give the
-same answer and the same errors.
+same answer and the same errors. On the vectorised path the engine reads the file in a thread
+while what the answer needs (the ranking's lines, attrs) is imported.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from datetime import tzinfo
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from ..domain import Transaction
 from ..errors import MissingExtra
-from ..io.plain import VECTORISE_FROM
-from ..io.readers import file_format
-from ..ranking import InvestorRank, top_investors
-from ..ranking.vectorised import ENGINES, NotVectorised, fast_top_investors
+from ..io.plain import VECTORISE_FROM, NotVectorised
+from ..ranking.engines import ENGINES, start_ranking
 from ._common import Input, input_options
 from .lazy import collector_paused
+
+if TYPE_CHECKING:
+    from ..domain import Transaction
+    from ..ranking import InvestorRank
+
+# The ranking's other forms and the input pipeline are imported where they are used: on the
+# vectorised path, while the engine reads the file.
 
 FORMATS = ("table", "json", "csv")
 _PROGRESS_EVERY = 10_000
@@ -40,10 +43,14 @@ def render(ranks: list[InvestorRank], fmt: str) -> str:
     """The ranking as text in ``fmt`` (table, json or csv), ending with a newline.
 
     >>> from decimal import Decimal
+    >>> from auptimate_core.ranking import InvestorRank
     >>> print(render([InvestorRank("ann", 2, Decimal("150.50"))], "csv"), end="")
     investor_id,unique_pools,total_amount
     ann,2,150.50
     """
+    import csv
+    import json
+
     rows = [rank.to_dict() for rank in ranks]
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
@@ -122,6 +129,8 @@ def _open(path: str) -> tuple[_Counting, int | None]:
 
 def _stream_rank(source: Input, n: int, progress: bool) -> list[InvestorRank]:
     """Rank by reading every row through the input pipeline: constant memory, any input."""
+    from ..ranking import top_investors
+
     counting, size = _open(source.path)
     bar = _Progress(size, progress)
     try:
@@ -139,11 +148,11 @@ def _stream_rank(source: Input, n: int, progress: bool) -> list[InvestorRank]:
 
 
 def _vectorisable(path: str, engine: str) -> bool:
+    """Whether to offer the file to the vectorised ranking, which also tells a file the input
+    pipeline reads as JSON Lines, by its name or its first line, and hands it back."""
     if path == "-" or not os.path.isfile(path):
         return False
-    if engine == "auto" and os.path.getsize(path) < VECTORISE_FROM:
-        return False
-    return file_format(path) == "csv"
+    return engine != "auto" or os.path.getsize(path) >= VECTORISE_FROM
 
 
 @click.command("top-investors")
@@ -177,7 +186,11 @@ def top_investors_command(
         if engine != "python" and _vectorisable(file, engine):
             try:
                 with collector_paused():
-                    result = fast_top_investors(file, n, engine=engine)
+                    started = start_ranking(file, n, engine=engine)
+                    # What the answer needs is imported while the engine reads the file.
+                    from ..ranking.vectorised import finish_ranking
+
+                    result = finish_ranking(started)
                 ranks, source.read = result.ranks, result.rows
             except NotVectorised:
                 pass  # the input pipeline decides, and explains any bad row

@@ -27,15 +27,17 @@ returns, names in lower case without spaces, each naming one field of a row
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from typing import Final
 
 from ..errors import AuptimateError, RowError
 from ..money import MAX_AMOUNT
-from .schema import column_map
+from .header import column_map
 
 __all__ = [
-    "AMOUNT", "ID_RE2", "ID_RUST", "TIME", "VECTORISE_FROM", "NotVectorised", "plain_header",
+    "AMOUNT", "ID_RE2", "ID_RUST", "TIME", "VECTORISE_FROM", "NotVectorised", "field_limit",
+    "plain_header", "read_header",
 ]
 
 VECTORISE_FROM: Final = 1 << 20
@@ -91,6 +93,11 @@ ID_RE2: Final = (rf'[^{_SPACE_RE2}\x{{00}}"](?:[^\x{{00}}\r\n"]*[^{_SPACE_RE2}\x
 """A plain id in RE2 (DuckDB), for a full match; its length is checked apart."""
 ID_RUST: Final = rf'^[^{_SPACE_RUST}\x00"](?:[^\x00\r\n"]*[^{_SPACE_RUST}\x00"])?$'
 """A plain id in Rust's regular expressions (polars), anchored; its length is checked apart."""
+
+
+def field_limit() -> int:
+    """The longest CSV field, in characters, the reader takes (the csv module's limit)."""
+    return csv.field_size_limit()
 
 
 def read_header(path: str) -> list[str]:

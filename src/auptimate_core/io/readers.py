@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import tzinfo
 from decimal import Decimal
-from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from ..domain import Transaction
 from ..errors import RowError, ValidationError
+from .formats import Format, detect_format
+from .plain import field_limit
 from .schema import ColumnMap, RejectedRow, column_map, field_of, to_transaction, transaction_from
 
 __all__ = [
@@ -45,23 +46,10 @@ __all__ = [
     "read_csv_part", "read_rows", "read_transactions",
 ]
 
-Format = Literal["csv", "jsonl"]
 Source = str | os.PathLike[str] | IO[str] | IO[bytes]
 """A path, ``"-"`` for standard input, or an open stream (bytes, or text already decoded)."""
 
-_JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 _UNDECODED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of bytes not UTF-8
-
-
-def detect_format(name: str, first_line: str) -> Format:
-    """JSON Lines for .jsonl/.ndjson/.json files, CSV for .csv; otherwise JSON Lines when the
-    first line that is not blank starts with ``{``, else CSV."""
-    suffix = Path(name).suffix.lower()
-    if suffix in _JSONL_SUFFIXES:
-        return "jsonl"
-    if suffix == ".csv":
-        return "csv"
-    return "jsonl" if first_line.lstrip().startswith("{") else "csv"
 
 
 class _Lines:
@@ -244,11 +232,6 @@ def _csv_problem(error: csv.Error, first: int, last: int) -> str:
                 problem += f" (the row runs from line {first} to {last}: is a quote left open?)"
             return problem
     return f"is not valid CSV ({text})"
-
-
-def field_limit() -> int:
-    """The longest CSV field, in characters, the reader takes (the csv module's limit)."""
-    return csv.field_size_limit()
 
 
 def _header(reader: Any, lines: _Lines) -> tuple[int, list[str]] | None:

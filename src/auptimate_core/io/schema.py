@@ -7,8 +7,8 @@ readers (the file ranking, and :mod:`auptimate_core.io.vectorised` behind ``moni
 header with :func:`column_map` (see :mod:`auptimate_core.io.plain`) and read only rows they can
 show are read the same way, handing every other row to the readers above.
 
-**Columns.** Two header sets are understood, in CSV headers and JSON keys alike, compared
-without case and surrounding whitespace:
+**Columns** (:mod:`auptimate_core.io.header`). Two header sets are understood, in CSV headers
+and JSON keys alike, compared without case and surrounding whitespace:
 
 - the library's: ``id, investor_id, pool_id, amount, timestamp, kind``;
 - syndicate-style: ``investor_id, syndicate_id, transaction_amount, transaction_date``
@@ -41,15 +41,25 @@ ValueError: '1_000' is not a plain decimal number
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Final
 
 import attrs
 
 from ..domain import Transaction
 from ..errors import RowError, ValidationError
+from .header import (
+    ALIASES,
+    BRIEF_HEADER,
+    FIELDS,
+    LIBRARY_HEADER,
+    REQUIRED,
+    ColumnMap,
+    column_map,
+    field_of,
+    field_positions,
+)
 
 __all__ = [
     "ALIASES", "BRIEF_HEADER", "FIELDS", "LIBRARY_HEADER", "REQUIRED", "ColumnMap", "RejectedRow",
@@ -57,91 +67,12 @@ __all__ = [
     "parse_timestamp", "to_transaction", "transaction_from",
 ]
 
-LIBRARY_HEADER: Final = ("id", "investor_id", "pool_id", "amount", "timestamp", "kind")
-BRIEF_HEADER: Final = ("investor_id", "syndicate_id", "transaction_amount", "transaction_date")
-FIELDS: Final = LIBRARY_HEADER
-"""The fields of a row, in the order they are checked."""
-
-ALIASES: Final[Mapping[str, str]] = {
-    "id": "id", "transaction_id": "id",
-    "investor_id": "investor_id",
-    "pool_id": "pool_id", "syndicate_id": "pool_id",
-    "amount": "amount", "transaction_amount": "amount",
-    "timestamp": "timestamp", "transaction_date": "timestamp",
-    "kind": "kind", "transaction_type": "kind",
-}
-"""Column name (lower case) -> the field it holds."""
-
-REQUIRED: Final = ("investor_id", "pool_id", "amount", "timestamp")
-
 _AMOUNT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"(?P<time>[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?P<offset>Z|[+-][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?)?"
 )
-
-
-def field_of(name: str) -> str | None:
-    """The field a column (or JSON key) named ``name`` holds, or None if it holds none.
-
-    >>> field_of(" Syndicate_ID "), field_of("note")
-    ('pool_id', None)
-    """
-    return ALIASES.get(name.strip().lower())
-
-
-def _positions(names: Sequence[str]) -> dict[str, int]:
-    """Field -> index in ``names``; ValidationError naming the field for a repeat or a gap."""
-    positions: dict[str, int] = {}
-    for i, name in enumerate(names):
-        field = field_of(name)
-        if field is None:
-            continue  # extra columns are allowed and ignored
-        if field in positions:
-            first = names[positions[field]]
-            raise ValidationError(field, f"named twice, by {first!r} and {name!r}")
-        positions[field] = i
-    for field in REQUIRED:
-        if field not in positions:
-            raise ValidationError(
-                field,
-                f"missing column (expected {', '.join(LIBRARY_HEADER)} "
-                f"or {', '.join(BRIEF_HEADER)})",
-            )
-    return positions
-
-
-@attrs.frozen(slots=True)
-class ColumnMap:
-    """Where each field sits in a row (a field without a column is absent)."""
-
-    names: tuple[str, ...]
-    positions: Mapping[str, int]
-
-    @property
-    def style(self) -> str:
-        """``"brief"`` when the pool column is named ``syndicate_id``, else ``"library"``."""
-        return "brief" if self.names[self.positions["pool_id"]].strip().lower() == (
-            "syndicate_id") else "library"
-
-    def pick(self, row: Sequence[str]) -> dict[str, str]:
-        """The row's values by field."""
-        return {field: row[i] for field, i in self.positions.items()}
-
-
-def column_map(header: Sequence[str], line: int = 1) -> ColumnMap:
-    """Map a header (either naming) to fields; a repeated or missing field is a RowError.
-
-    >>> column_map(["investor_id", "pool_id", "syndicate_id", "amount", "timestamp"])
-    Traceback (most recent call last):
-    ...
-    auptimate_core.errors.RowError: line 1: pool_id: named twice, by 'pool_id' and 'syndicate_id'
-    """
-    try:
-        return ColumnMap(tuple(header), _positions(header))
-    except ValidationError as error:
-        raise RowError(line, error.field, error.reason, ",".join(header)) from None
 
 
 def describe(value: object) -> str:
@@ -282,7 +213,7 @@ def transaction_from(
 time (write 2026-03-01 or 2026-03-01T09:30:00+00:00)
     """
     names = list(record)
-    positions = _positions(names)
+    positions = field_positions(names)
     if "id" not in positions and default_id is None:
         raise ValidationError("id", "missing")
     fields = {field: record[names[i]] for field, i in positions.items()}

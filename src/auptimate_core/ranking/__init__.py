@@ -11,11 +11,13 @@ and one order (:mod:`.ranks`), in the forms that give the same list:
   the SQL backend, since it needs SQLAlchemy, and takes its definition from here).
 
 Totals are exact Decimals: sums are taken in :data:`~auptimate_core.money.EXACT`, so no amount
-is ever rounded on the way.
+is ever rounded on the way. Each name here is imported from its module on first use, so that
+the vectorised ranking starts reading a file before the other forms are imported.
 
 >>> from datetime import datetime, timezone
 >>> from decimal import Decimal
 >>> from auptimate_core import Transaction
+>>> from auptimate_core.ranking import top_investors
 >>> at = datetime(2026, 3, 1, tzinfo=timezone.utc)
 >>> txs = [Transaction("1", "ann", "p1", Decimal("100"), at),
 ...        Transaction("2", "ann", "p2", Decimal("50"), at),
@@ -24,11 +26,26 @@ is ever rounded on the way.
 [('ann', 2, Decimal('150')), ('bob', 1, Decimal('500'))]
 """
 
+from typing import TYPE_CHECKING
+
+from ..exports import lazy_exports
 from ..money import EXACT
-from .incremental import TopInvestors
-from .invested import ADDS, COUNTED, SUBTRACTS, WITHOUT_KIND, tally
-from .listing import top_investors
-from .ranks import InvestorRank, RankFilter, RankKey, check_n, rank_key, rank_totals
+
+if TYPE_CHECKING:
+    from .count import check_n
+    from .incremental import TopInvestors
+    from .invested import ADDS, COUNTED, SUBTRACTS, WITHOUT_KIND, tally
+    from .listing import top_investors
+    from .ranks import InvestorRank, RankFilter, RankKey, rank_key, rank_totals
+
+_MODULES = {
+    "count": ("check_n",),
+    "incremental": ("TopInvestors",),
+    "invested": ("ADDS", "COUNTED", "SUBTRACTS", "WITHOUT_KIND", "tally"),
+    "listing": ("top_investors",),
+    "ranks": ("InvestorRank", "RankFilter", "RankKey", "rank_key", "rank_totals"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _MODULES)
 
 __all__ = [
     "ADDS",

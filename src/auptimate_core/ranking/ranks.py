@@ -16,6 +16,7 @@ import attrs
 
 from ..domain import KINDS, Transaction, check_timestamp
 from ..errors import InvalidKind, ValidationError
+from .count import check_n
 
 __all__ = ["InvestorRank", "RankFilter", "RankKey", "check_n", "rank_key", "rank_totals"]
 
@@ -57,21 +58,6 @@ def rank_key(investor_id: str, unique_pools: int, total_amount: Decimal) -> Rank
 def rank_of_key(key: RankKey) -> InvestorRank:
     """The line of the ranking a :func:`rank_key` stands for."""
     return InvestorRank(key[2], -key[0], key[1].copy_negate())
-
-
-def check_n(n: object) -> int:
-    """Return ``n`` if it is a positive int (bools excluded), else raise ``ValidationError``.
-
-    >>> check_n(0)
-    Traceback (most recent call last):
-    ...
-    auptimate_core.errors.ValidationError: n: must be a positive integer, not 0
-    """
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise ValidationError("n", f"must be a positive integer, not {type(n).__name__} {n!r}")
-    if n < 1:
-        raise ValidationError("n", f"must be a positive integer, not {n}")
-    return n
 
 
 def rank_totals(

@@ -1,0 +1,97 @@
+"""The vectorised ranking started in a thread (ranking.engines): what can be told before the
+file is read is raised at once, the engine's own errors when its result is asked for, and
+nothing of the ranking's other forms or of attrs is imported before the engine starts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auptimate_core import ValidationError
+from auptimate_core.io.plain import NotVectorised
+from auptimate_core.ranking.engines import ENGINES, start_ranking
+from auptimate_core.ranking.vectorised import fast_top_investors, finish_ranking
+
+pytest.importorskip("polars")
+pytest.importorskip("duckdb")
+
+HEADER = "investor_id,syndicate_id,transaction_amount,transaction_date\n"
+ROWS = "ann,p1,10.50,2026-03-01\nann,p2,1,2026-03-01\nbob,p1,100,2026-03-01\n"
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_started_then_finished_is_the_ranking(tmp_path: Path, engine: str) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + ROWS)
+    started = start_ranking(path, 2, engine=engine)
+    assert (started.n, started.style) == (2, "brief")
+    ranking = finish_ranking(started)
+    assert ranking == fast_top_investors(path, 2, engine=engine)
+    assert [(r.investor_id, r.unique_pools, str(r.total_amount)) for r in ranking.ranks] == [
+        ("ann", 2, "11.50"), ("bob", 1, "100")]
+
+
+@pytest.mark.parametrize("name", ["tx.jsonl", "tx.ndjson", "tx.json", "TX.JSONL"])
+def test_a_file_the_pipeline_reads_as_json_lines_is_handed_back(tmp_path: Path,
+                                                                 name: str) -> None:
+    path = tmp_path / name
+    path.write_text(HEADER + ROWS)
+    for engine in ENGINES:
+        with pytest.raises(NotVectorised, match="JSON Lines"):
+            start_ranking(path, 2, engine=engine)
+
+
+def test_what_is_known_before_the_read_is_raised_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + ROWS)
+    with pytest.raises(ValidationError, match="n: must be a positive integer"):
+        start_ranking(path, 0)
+    with pytest.raises(ValidationError, match="engine: must be 'auto' or one of"):
+        start_ranking(path, 1, engine="pandas")
+    path.write_text("investor_id,pool_id,amount\n" + ROWS)
+    with pytest.raises(NotVectorised, match="header"):
+        start_ranking(path, 1)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_the_engines_own_refusal_comes_when_the_result_is_asked_for(tmp_path: Path,
+                                                                     engine: str) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + ROWS + "cy,p1,5,2026-03-01,extra\n")
+    started = start_ranking(path, 2, engine=engine)
+    with pytest.raises(NotVectorised):
+        finish_ranking(started)
+    with pytest.raises(NotVectorised):  # odd rows: the pipeline decides
+        fast_top_investors(_write(tmp_path / "odd.csv", HEADER + ROWS + "cy,p1,-5,2026-03-01\n"),
+                           2, engine=engine)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_nothing_but_the_engine_is_imported_before_it_starts(tmp_path: Path) -> None:
+    path = _write(tmp_path / "tx.csv", HEADER + ROWS)
+    code = (
+        "import json, sys\n"
+        "import auptimate_core.cli.top_investors\n"
+        "from auptimate_core.ranking.engines import start_ranking\n"
+        f"started = start_ranking({str(path)!r}, 2, engine='polars')\n"
+        "before = sorted(sys.modules)\n"
+        "started.found()\n"
+        "print(json.dumps(before))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    before = set(json.loads(done.stdout))
+    assert "polars" in before
+    unwanted = {"attrs", "attr", "auptimate_core.domain", "auptimate_core.io.schema",
+                "auptimate_core.io.readers", "auptimate_core.ranking.ranks",
+                "auptimate_core.ranking.incremental", "auptimate_core.ranking.vectorised",
+                "sortedcontainers"}
+    assert sorted(before & unwanted) == []
