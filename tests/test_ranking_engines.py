@@ -95,3 +95,11 @@ def test_nothing_but_the_engine_is_imported_before_it_starts(tmp_path: Path) -> 
                 "auptimate_core.ranking.incremental", "auptimate_core.ranking.vectorised",
                 "sortedcontainers"}
     assert sorted(before & unwanted) == []
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_a_name_with_glob_characters_is_the_file_itself(tmp_path: Path, engine: str) -> None:
+    _write(tmp_path / "tx1.csv", HEADER + "zed,p9,5,2026-03-01\n")
+    path = _write(tmp_path / "tx[1].csv", HEADER + ROWS)
+    ranking = fast_top_investors(path, 2, engine=engine)
+    assert [r.investor_id for r in ranking.ranks] == ["ann", "bob"]

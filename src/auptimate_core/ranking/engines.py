@@ -213,7 +213,7 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str], n: i
         ]
     else:  # every row is an investment
         figures = [pool.alias("pool"), value.alias("value"), places.alias("places")]
-    rows = (pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",")
+    rows = (pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",", glob=False)
             .select(investor.alias("investor"), *figures,
                     (~plain.fill_null(False)).alias("odd")))
     try:
