@@ -97,9 +97,13 @@ def test_nothing_but_the_engine_is_imported_before_it_starts(tmp_path: Path) -> 
     assert sorted(before & unwanted) == []
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_a_name_with_glob_characters_is_the_file_itself(tmp_path: Path, engine: str) -> None:
+@pytest.mark.parametrize("name", ["tx[1].csv", "tx*.csv", "tx?.csv"])
+def test_a_name_with_glob_characters_is_the_file_itself(tmp_path: Path, name: str) -> None:
+    """polars reads the file named; DuckDB would read the name as a pattern, and hands the
+    file back to the pipeline."""
     _write(tmp_path / "tx1.csv", HEADER + "zed,p9,5,2026-03-01\n")
-    path = _write(tmp_path / "tx[1].csv", HEADER + ROWS)
-    ranking = fast_top_investors(path, 2, engine=engine)
+    path = _write(tmp_path / name, HEADER + ROWS)
+    ranking = fast_top_investors(path, 2, engine="polars")
     assert [r.investor_id for r in ranking.ranks] == ["ann", "bob"]
+    with pytest.raises(NotVectorised, match="pattern"):
+        fast_top_investors(path, 2, engine="duckdb")

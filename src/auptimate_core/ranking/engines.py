@@ -147,9 +147,13 @@ def _query(header: Sequence[str], columns: dict[str, str], n: int) -> str:
 
 def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str], n: int) -> Found:
     """DuckDB reads quotes as characters (``quote = ''``) and refuses a line with another
-    number of fields or a carriage return inside it; its rows must be the file's lines."""
+    number of fields or a carriage return inside it; its rows must be the file's lines. It
+    reads a name with ``*``, ``?`` or ``[`` as a pattern of names: such a file goes to the
+    pipeline."""
     import duckdb
 
+    if any(char in name for char in "*?["):
+        raise NotVectorised("DuckDB would read the file's name as a pattern")
     lines = _LineBreaks(name)
     lines.start()
     connection = duckdb.connect(":memory:")
