@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from auptimate_core.store import IDLE, LifecycleState, LifecycleTable, Transition
 
@@ -51,3 +55,21 @@ def test_held_states_are_left_to_reference_counting() -> None:
     assert table.states([("p1", "spike")], batch="b1") == {
         ("p1", "spike"): LifecycleState(True, 1, "t1")}
     assert table.states([("p1", "spike")]) == {("p1", "spike"): LifecycleState(False, 201, "b")}
+
+
+changes = st.lists(st.tuples(st.sampled_from(["p", "q"]), st.sampled_from(["a", "b"]),
+                             st.booleans(), st.integers(0, 5), st.sampled_from([None, "t1", "t2"]),
+                             st.sampled_from([None, "b1", "b2"])), max_size=30)
+
+
+@given(changes)
+def test_one_pair_switched_and_read_as_a_batch_of_one_would(script: list[Any]) -> None:
+    """switch() and state_of() against transition() and states() of a batch of one, on two
+    tables fed the same changes."""
+    one, many = LifecycleTable(), LifecycleTable()
+    for key, rule, firing, at, cause, batch in script:
+        assert one.switch(key, rule, firing, at, cause, batch) == many.transition(
+            [Transition(key, rule, firing, at, cause, batch)])[0]
+        for pair in [("p", "a"), ("p", "b"), ("q", "a"), ("q", "b")]:
+            assert one.state_of(*pair) == many.states([pair])[pair]
+    assert one.firing("a") == many.firing("a") and one.firing("b") == many.firing("b")

@@ -373,6 +373,21 @@ class IndexesFiring(Protocol):
         ...
 
 
+@runtime_checkable
+class SwitchesOne(Protocol):
+    """An optional capability of a store that keeps its lifecycle in this process: one pair's
+    state read, and one pair switched, without the containers of a batch's calls."""
+
+    def state_of(self, key: str, rule: str) -> LifecycleState:
+        """:meth:`AlertLifecycle.states` of one pair, outside any batch."""
+        ...
+
+    def switch(self, key: str, rule: str, firing: bool, at: int, cause: str | None) -> bool:
+        """:meth:`AlertLifecycle.transition` of one ``Transition(key, rule, firing, at, cause)``
+        outside any batch: whether it applied."""
+        ...
+
+
 def observe_one(
     windows: EventWindows, observation: Observation, intervals: Sequence[Interval],
     not_after: int | None = None,
@@ -433,33 +448,42 @@ class LifecycleTable:
                 out[pair] = new_state(entry[0], entry[1], entry[2])
         return out
 
+    def state_of(self, key: str, rule: str) -> LifecycleState:
+        """The state of one pair, outside any batch."""
+        entry = self._pairs.get((key, rule))
+        if entry is None or entry[1] is None:
+            return IDLE
+        return new_state(entry[0], entry[1], entry[2])
+
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
-        applied = []
-        held = self._pairs
-        for change in transitions:
-            key, rule = change.key, change.rule
-            firing = self._firing.get(rule)
-            if firing is None:
-                firing = self._firing[rule] = set()
-            pair = (key, rule)
-            entry = held.get(pair)
-            now, since, cause, tag, then = entry if entry is not None else _UNTOUCHED
-            write = False
-            if change.batch is not None and tag != change.batch:
-                tag, then, write = change.batch, (now, since, cause), True
-            if now == change.firing:
-                # Already so: applied only if it is this very change, decided again.
-                applied.append(change.cause is not None and since == change.at
-                               and cause == change.cause)
+        switch = self.switch
+        return [switch(change.key, change.rule, change.firing, change.at, change.cause,
+                       change.batch) for change in transitions]
+
+    def switch(self, key: str, rule: str, firing: bool, at: int, cause: str | None,
+               batch: str | None = None) -> bool:
+        """Apply ``Transition(key, rule, firing, at, cause, batch)`` if it changes the state
+        (see :meth:`transition`); whether it applied."""
+        keys = self._firing.get(rule)
+        if keys is None:  # every rule that has an entry is named (see forget)
+            keys = self._firing[rule] = set()
+        pair = (key, rule)
+        entry = self._pairs.get(pair)
+        now, since, was, tag, then = entry if entry is not None else _UNTOUCHED
+        write = False
+        if batch is not None and tag != batch:
+            tag, then, write = batch, (now, since, was), True
+        if now == firing:
+            # Already so: applied only if it is this very change, decided again.
+            applied = cause is not None and since == at and was == cause
+        else:
+            now, since, was, write, applied = firing, at, cause, True, True
+            if firing:
+                keys.add(key)
             else:
-                now, since, cause, write = change.firing, change.at, change.cause, True
-                if now:
-                    firing.add(key)
-                else:
-                    firing.discard(key)
-                applied.append(True)
-            if write:
-                held[pair] = (now, since, cause, tag, then)
+                keys.discard(key)
+        if write:
+            self._pairs[pair] = (now, since, was, tag, then)
         return applied
 
     def firing(self, rule: str) -> frozenset[str]:

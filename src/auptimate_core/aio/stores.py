@@ -41,6 +41,7 @@ from ..store import (
     Observed,
     ObservedBatch,
     ObservesEvents,
+    SwitchesOne,
     Tally,
     Transition,
     WindowStore,
@@ -211,13 +212,15 @@ class TakesTurns:
 class TakesTurnsPerEvent(TakesTurns):
     """:class:`TakesTurns` for a store with the engine's per-event capabilities
     (:class:`~auptimate_core.store.ObservesEvents`,
-    :class:`~auptimate_core.store.IndexesFiring`), which it shows the engine in turn."""
+    :class:`~auptimate_core.store.IndexesFiring`, :class:`~auptimate_core.store.SwitchesOne`),
+    which it shows the engine in turn (the event's turn is taken when it is observed)."""
 
     def __init__(self, store: WindowStore) -> None:
-        assert isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring)
+        assert _per_event(store)
         super().__init__(store)
-        self._events: ObservesEvents = store
-        self._firing: IndexesFiring = store
+        self._events: ObservesEvents = store  # type: ignore[assignment]
+        self._firing: IndexesFiring = store  # type: ignore[assignment]
+        self._switch: SwitchesOne = store  # type: ignore[assignment]
 
     def observe_event(
         self, key: str, event_id: str, at: int, amount: int, intervals: Sequence[Interval],
@@ -230,11 +233,20 @@ class TakesTurnsPerEvent(TakesTurns):
     def firing_view(self, rule: str) -> AbstractSet[str]:
         return self._firing.firing_view(rule)
 
+    def state_of(self, key: str, rule: str) -> LifecycleState:
+        return self._switch.state_of(key, rule)
+
+    def switch(self, key: str, rule: str, firing: bool, at: int, cause: str | None) -> bool:
+        return self._switch.switch(key, rule, firing, at, cause)
+
+
+def _per_event(store: WindowStore) -> bool:
+    return (isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring)
+            and isinstance(store, SwitchesOne))
+
 
 def _taking_turns(store: WindowStore) -> TakesTurns:
-    if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
-        return TakesTurnsPerEvent(store)
-    return TakesTurns(store)
+    return TakesTurnsPerEvent(store) if _per_event(store) else TakesTurns(store)
 
 
 async def _give_turn() -> None:

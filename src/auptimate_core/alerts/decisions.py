@@ -123,31 +123,32 @@ class WindowDecisions:
             holds = slot.holds(values)
             if holds is not known.get((pool, slot.rule.name), IDLE).firing:
                 found.append((slot.rule, values, holds))
-        return self.changes(call, lifecycle, tx, at, batch.first_seen[0], found, tag, known)
+        changes = self.changes(lambda name: known.get((pool, name), IDLE), tx, at,
+                               batch.first_seen[0], found)
+        return [(Transition(pool, rule.name, holds, at, tx.id, tag), alert)
+                for rule, holds, alert in changes]
 
+    @staticmethod
     def changes(
-        self, call: StoreCall, lifecycle: AlertLifecycle, tx: Transaction, at: int,
+        state_of: Callable[[str], LifecycleState], tx: Transaction, at: int,
         first_seen: int | None, found: list[tuple[WindowRule, tuple[int, ...], bool]],
-        tag: str, known: dict[tuple[str, str], LifecycleState] | None = None,
-    ) -> list[tuple[Transition, Alert]]:
-        """The lifecycle changes that ``found`` makes, in order: each window rule whose state
-        may change for ``tx``'s pool (one that holds where it was not firing, or the reverse),
-        its values, and whether it holds. The states are ``known``, or asked in one ``states``
-        call for the rules that hold: a rule that does not hold was firing, its resolution
-        needs no state, and the transition checks that it still was."""
+    ) -> list[tuple[WindowRule, bool, Alert]]:
+        """The lifecycle changes that ``found`` makes, in order, each with its alert: ``found``
+        holds each window rule whose state may change for ``tx``'s pool (one that holds where
+        it was not firing, or the reverse), its values, and whether it holds. ``state_of(name)``
+        is asked only for the rules that hold (may_fire reads it): a rule that does not hold
+        was firing, its resolution needs no state, and the transition checks that it still
+        was."""
         pool = tx.pool_id
-        if known is None:
-            asked = [(pool, rule.name) for rule, _, holds in found if holds]
-            known = call("states", lifecycle.states, asked) if asked else {}
         changes = []
         for rule, values, holds in found:
             if holds:
-                state = known.get((pool, rule.name), IDLE)
+                state = state_of(rule.name)
                 if state.firing or not rule.may_fire(at, first_seen, state):
                     continue
-            alert = rule.alert(FIRING if holds else RESOLVED, pool, tx.timestamp, tx.id,
-                               tx.investor_id, values)
-            changes.append((Transition(pool, rule.name, holds, at, tx.id, tag), alert))
+            changes.append((rule, holds, rule.alert(FIRING if holds else RESOLVED, pool,
+                                                    tx.timestamp, tx.id, tx.investor_id,
+                                                    values)))
         return changes
 
     def resolutions(

@@ -16,6 +16,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import islice
 from time import perf_counter, time_ns
 from typing import Any, Literal, TypeVar
@@ -30,6 +31,7 @@ from ..store import (
     IndexesFiring,
     ObservesEvents,
     Status,
+    SwitchesOne,
     Transition,
     WindowStore,
     to_units,
@@ -129,13 +131,16 @@ class AlertEngine:
                                          if isinstance(rule, WindowRule)])
         self._intervals = self._windows.intervals
         self._totals = self._windows.totals
-        # A store that answers one event as plain values and shows its firing keys live (the
-        # stores of this process) gets process() on a path of its own: no batch built, and
-        # no call to the lifecycle unless a rule's state may change.
+        # A store that answers one event as plain values, shows its firing keys live and
+        # switches one pair (the stores of this process) gets process() on a path of its own:
+        # no batch built, and no call to the lifecycle unless a rule's state may change.
         self._event: Callable[..., EventAnswer] | None = None
         self._one: EventRules | None = None
-        if isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring):
+        self._switch: SwitchesOne | None = None
+        if (isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring)
+                and isinstance(store, SwitchesOne)):
             self._event = store.observe_event
+            self._switch = store
             self._one = EventRules([rule for rule, _ in self._tx_rules], self._windows.slots,
                                    store.firing_view)
         self._stats_lock = threading.Lock()
@@ -245,17 +250,17 @@ class AlertEngine:
         self, tx: Transaction, at: int, first: int | None, found: list[Found]
     ) -> list[Alert]:
         """The alerts of the window rules of ``found`` (those whose state may change at
-        ``tx``), decided with the lifecycle's word: those whose change applied."""
-        tag = self._retries.tag()
+        ``tx``), each switched in the lifecycle of this process: those whose change applied."""
+        switch = self._switch
+        assert switch is not None  # the per-event path runs only on a store that switches
+        pool = tx.pool_id
         try:
-            changes = self._windows.changes(_untimed, self.store, tx, at, first, found, tag)
-            if not changes:
-                return []
-            applied = self.store.transition([change for change, _ in changes])
+            return [alert for rule, holds, alert in self._windows.changes(
+                        partial(switch.state_of, pool), tx, at, first, found)
+                    if switch.switch(pool, rule.name, holds, at, tx.id)]
         except StoreError:
-            self._retries.fail((tx.id,), tag)
+            self._retries.fail((tx.id,), self._retries.tag())
             raise
-        return [alert for (_, alert), ok in zip(changes, applied) if ok]
 
     def _process_alone(self, tx: Transaction) -> list[Alert]:
         """:meth:`process` as a batch of one (a store without the per-event capabilities,

@@ -58,5 +58,13 @@ class LocalStore:
         with self._lock:
             return self._lifecycle.firing(rule)
 
+    def state_of(self, key: str, rule: str) -> LifecycleState:
+        with self._lock:
+            return self._lifecycle.state_of(key, rule)
+
+    def switch(self, key: str, rule: str, firing: bool, at: int, cause: str | None) -> bool:
+        with self._lock:
+            return self._lifecycle.switch(key, rule, firing, at, cause)
+
     def close(self) -> None:
         """Nothing to release; the store stays usable."""
