@@ -47,7 +47,7 @@ class Found(NamedTuple):
     odd: int
 
 
-_Engine = Callable[[str, Sequence[str], dict[str, str], int], Found]
+_Engine = Callable[["_File", Sequence[str], dict[str, str], int], Found]
 
 
 _CHUNK: Final = 1 << 22
@@ -145,13 +145,14 @@ def _query(header: Sequence[str], columns: dict[str, str], n: int) -> str:
     """
 
 
-def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str], n: int) -> Found:
+def _with_duckdb(file: _File, header: Sequence[str], columns: dict[str, str], n: int) -> Found:
     """DuckDB reads quotes as characters (``quote = ''``) and refuses a line with another
     number of fields or a carriage return inside it; its rows must be the file's lines. It
     reads a name with ``*``, ``?`` or ``[`` as a pattern of names: such a file goes to the
     pipeline."""
     import duckdb
 
+    name = file.name
     if any(char in name for char in "*?["):
         raise NotVectorised("DuckDB would read the file's name as a pattern")
     lines = _LineBreaks(name)
@@ -172,7 +173,7 @@ def _with_duckdb(name: str, header: Sequence[str], columns: dict[str, str], n: i
     return Found([row[:4] for row in found], rows, int(found[0][5]) if found else 0)
 
 
-def _with_polars(name: str, header: Sequence[str], columns: dict[str, str], n: int) -> Found:
+def _with_polars(file: _File, header: Sequence[str], columns: dict[str, str], n: int) -> Found:
     """polars reads quotes as characters: a quoted field (or half of one split at a comma or a
     line break) has a quote in it and is not plain. A blank line is a row of nulls, not plain.
 
@@ -217,7 +218,8 @@ def _with_polars(name: str, header: Sequence[str], columns: dict[str, str], n: i
         ]
     else:  # every row is an investment
         figures = [pool.alias("pool"), value.alias("value"), places.alias("places")]
-    rows = (pl.scan_csv(name, infer_schema=False, quote_char=None, separator=",", glob=False)
+    rows = (pl.scan_csv(file.contents(), infer_schema=False, quote_char=None, separator=",",
+                        glob=False)
             .select(investor.alias("investor"), *figures,
                     (~plain.fill_null(False)).alias("odd")))
     try:
@@ -283,24 +285,61 @@ import included)."""
 _EXTRAS: Final = {"polars": "fast", "duckdb": "duckdb"}
 
 
+_READ_AHEAD_UP_TO: Final = 1 << 29
+"""Bytes: a file up to this size is read into memory for polars while polars is imported."""
+
+
+class _File:
+    """The file an engine reads: its ``name``, and with ``read_ahead`` its bytes, read in a
+    thread from the moment the ranking starts (the read frees the GIL, so it goes on while the
+    engine is imported, on a core that would idle), which polars then parses in place of
+    reading the file itself."""
+
+    def __init__(self, name: str, read_ahead: bool) -> None:
+        self.name = name
+        self._bytes: bytes | None = None
+        self._error: OSError | None = None
+        self._reader: threading.Thread | None = None
+        if read_ahead:
+            self._reader = threading.Thread(target=self._read, name="auptimate-read-ahead")
+            self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            with open(self.name, "rb", buffering=0) as handle:
+                self._bytes = handle.read()
+        except OSError as error:
+            self._error = error
+
+    def contents(self) -> bytes | str:
+        """The file's bytes when read ahead, else its name."""
+        if self._reader is None:
+            return self.name
+        self._reader.join()
+        if self._error is not None:
+            raise NotVectorised(f"could not read the file: {self._error}")
+        assert self._bytes is not None
+        return self._bytes
+
+
 class Started:
     """An engine's pass over a file, under way in a thread: the file's header ``style``
     (``brief`` or ``library``) and ``n``, known at once; :meth:`found` waits for the rest."""
 
-    def __init__(self, run: _Engine, name: str, header: Sequence[str], columns: dict[str, str],
-                 n: int, style: str) -> None:
+    def __init__(self, run: _Engine, file: _File, header: Sequence[str],
+                 columns: dict[str, str], n: int, style: str) -> None:
         self.n = n
         self.style = style
         self._found: Found | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(run, name, header, columns, n),
+        self._thread = threading.Thread(target=self._run, args=(run, file, header, columns, n),
                                         name="auptimate-ranking")
         self._thread.start()
 
-    def _run(self, run: _Engine, name: str, header: Sequence[str], columns: dict[str, str],
+    def _run(self, run: _Engine, file: _File, header: Sequence[str], columns: dict[str, str],
              n: int) -> None:
         try:
-            self._found = run(name, header, columns, n)
+            self._found = run(file, header, columns, n)
         except BaseException as error:  # handed to the caller by found()
             self._error = error
 
@@ -327,13 +366,14 @@ def start_ranking(path: str | os.PathLike[str], n: int, *, engine: str = "auto")
     if detect_format(name, ",".join(header)) != "csv":
         raise NotVectorised("the input pipeline reads the file as JSON Lines")
     style, columns = plain_header(header)
+    file = _File(name, chosen == "polars" and os.path.getsize(name) <= _READ_AHEAD_UP_TO)
     try:
         # Imported here, in the calling thread: an engine that is not installed is told at
         # once, and the engine's thread only reads.
         importlib.import_module(chosen)
     except ImportError as error:
         raise MissingExtra(chosen, _EXTRAS[chosen]) from error
-    return Started(ENGINES[chosen], name, header, columns, n, style)
+    return Started(ENGINES[chosen], file, header, columns, n, style)
 
 
 def _engine(engine: str) -> str:
