@@ -13,6 +13,7 @@ import pytest
 
 from auptimate_core import ValidationError
 from auptimate_core.io.plain import NotVectorised
+from auptimate_core.ranking import engines
 from auptimate_core.ranking.engines import ENGINES, start_ranking
 from auptimate_core.ranking.vectorised import fast_top_investors, finish_ranking
 
@@ -107,3 +108,19 @@ def test_a_name_with_glob_characters_is_the_file_itself(tmp_path: Path, name: st
     assert [r.investor_id for r in ranking.ranks] == ["ann", "bob"]
     with pytest.raises(NotVectorised, match="pattern"):
         fast_top_investors(path, 2, engine="duckdb")
+
+
+def test_a_file_over_the_read_ahead_size_is_read_by_polars_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path / "tx.csv", HEADER + ROWS)
+    read_ahead = fast_top_investors(path, 2, engine="polars")
+    monkeypatch.setattr(engines, "_READ_AHEAD_UP_TO", 0)
+    assert fast_top_investors(path, 2, engine="polars") == read_ahead
+
+
+def test_a_file_that_cannot_be_read_ahead_is_handed_to_the_pipeline(tmp_path: Path) -> None:
+    missing = engines._File(str(tmp_path / "gone.csv"), read_ahead=True)
+    with pytest.raises(NotVectorised, match="could not read the file"):
+        missing.contents()
+    assert engines._File("x.csv", read_ahead=False).contents() == "x.csv"
