@@ -246,9 +246,12 @@ class MemoryWindowStore(LocalStore):
                     if at > self._newest:
                         self._newest = at
                     times = state._times
-                    cum = state._cum
                     times.append(at)
-                    cum.append(cum[-1] + amount)
+                    cum = state._cum
+                    if cum is not None:
+                        cum.append(cum[-1] + amount)
+                    elif amount:
+                        cum = state.first_amount(amount)
                     begin = state._start
                     if len(times) - begin > state.cap:
                         self._compact(state, at)
@@ -258,14 +261,17 @@ class MemoryWindowStore(LocalStore):
                     size = len(times)
                     _, chained, r0, r1 = inline
                     lo0 = bisect_right(times, at - r0, begin)
+                    sums = _ZEROS
                     if chained:
                         lo1 = bisect_right(times, at - r1, begin, lo0)
                         counts = (size - lo0, lo0 - lo1)
-                        sums = (cum[size] - cum[lo0], cum[lo0] - cum[lo1]) if totals else _ZEROS
+                        if totals and cum is not None:
+                            sums = (cum[size] - cum[lo0], cum[lo0] - cum[lo1])
                     else:
                         lo1 = bisect_right(times, at - r1, begin)
                         counts = (size - lo0, size - lo1)
-                        sums = (cum[size] - cum[lo0], cum[size] - cum[lo1]) if totals else _ZEROS
+                        if totals and cum is not None:
+                            sums = (cum[size] - cum[lo0], cum[size] - cum[lo1])
                     since = self._since_sweep = self._since_sweep + 1
                     if since >= _SWEEP_MIN and self._newest >= self._sweep_due:
                         self._sweep()
@@ -358,9 +364,12 @@ class MemoryWindowStore(LocalStore):
                         # In order (the usual case): an append, a rare trim, two searches.
                         exact: ExactKey = state  # type: ignore[assignment]
                         times = exact._times
-                        cum = exact._cum
                         times.append(at)
-                        cum.append(cum[-1] + amounts[i])
+                        cum = exact._cum
+                        if cum is not None:
+                            cum.append(cum[-1] + amounts[i])
+                        elif amounts[i]:
+                            cum = exact.first_amount(amounts[i])
                         begin = exact._start
                         if len(times) - begin > exact.cap:
                             self._compact(exact, at)
@@ -373,14 +382,14 @@ class MemoryWindowStore(LocalStore):
                             lo1 = bisect_right(times, at - r1, begin, lo0)
                             c0[i] = size - lo0
                             c1[i] = lo0 - lo1
-                            if totals:
+                            if totals and cum is not None:
                                 s0[i] = cum[size] - cum[lo0]
                                 s1[i] = cum[lo0] - cum[lo1]
                         else:
                             lo1 = bisect_right(times, at - r1, begin)
                             c0[i] = size - lo0
                             c1[i] = size - lo1
-                            if totals:
+                            if totals and cum is not None:
                                 s0[i] = cum[size] - cum[lo0]
                                 s1[i] = cum[size] - cum[lo1]
                         first_seen[i] = state.first

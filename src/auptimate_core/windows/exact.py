@@ -42,8 +42,10 @@ class ExactWindow:
 
     def __init__(self) -> None:
         self._times: list[int] = []
-        # _cum[i] is the sum of the amounts of events [0, i) (with _cum[0] == 0).
-        self._cum: list[int] = [0]
+        # _cum[i] is the sum of the amounts of events [0, i) (with _cum[0] == 0); None while
+        # every amount is 0 (an owner that never asks for totals records 0 each time), which
+        # spares a list per window and a sum per event.
+        self._cum: list[int] | None = None
         self._start = 0
 
     def __len__(self) -> int:
@@ -59,16 +61,31 @@ class ExactWindow:
 
     def add(self, at: int, amount: int = 0) -> None:
         times = self._times
+        cum = self._cum
         if not times or at >= times[-1]:
             times.append(at)
-            self._cum.append(self._cum[-1] + amount)
+            if cum is not None:
+                cum.append(cum[-1] + amount)
+            elif amount:
+                self.first_amount(amount)
             return
         i = bisect_right(times, at, self._start)
+        if cum is None:
+            if not amount:
+                times.insert(i, at)
+                return
+            cum = self._cum = [0] * (len(times) + 1)
         times.insert(i, at)
-        cum = self._cum
         cum.insert(i + 1, cum[i] + amount)
         for j in range(i + 2, len(cum)):
             cum[j] += amount
+
+    def first_amount(self, amount: int) -> list[int]:
+        """The prefix sums once the newest event (just appended) brings the first amount
+        other than 0: zeros up to it, then ``amount``."""
+        cum = self._cum = [0] * len(self._times)
+        cum.append(amount)
+        return cum
 
     def _rank(self, at: int) -> int:
         times = self._times
@@ -87,6 +104,8 @@ class ExactWindow:
         if high <= low:
             return 0
         cum = self._cum
+        if cum is None:
+            return 0
         return cum[self._rank(high)] - cum[max(self._start, self._rank(low))]
 
     def trim(self, before: int) -> int:
@@ -99,15 +118,17 @@ class ExactWindow:
         self._start = cut
         if cut * 2 > len(times):
             del times[:cut]
-            base = self._cum[cut]
-            self._cum = [value - base for value in self._cum[cut:]]
+            cum = self._cum
+            if cum is not None:
+                base = cum[cut]
+                self._cum = [value - base for value in cum[cut:]]
             self._start = 0
         return cut - start
 
     def clear(self) -> None:
         """Forget every event (what ``trim`` at or after the newest leaves), in ``O(1)``."""
         self._times = []
-        self._cum = [0]
+        self._cum = None
         self._start = 0
 
     def record(
@@ -127,18 +148,21 @@ class ExactWindow:
         as the separate calls, without their per-call overhead.
         """
         times = self._times
-        cum = self._cum
         if not times or at >= times[-1]:
             times.append(at)
-            cum.append(cum[-1] + amount)
+            cum = self._cum
+            if cum is not None:
+                cum.append(cum[-1] + amount)
+            elif amount:
+                self.first_amount(amount)
         else:
             self.add(at, amount)
         start = self._start
         if times[start] <= horizon:
             self.trim(horizon)
             times = self._times
-            cum = self._cum
             start = self._start
+        cum = self._cum
         size = len(times)
         newest = times[-1]
         for j, (offset, reach) in enumerate(spans):
@@ -147,11 +171,11 @@ class ExactWindow:
             lo = bisect_right(times, at - reach, start)
             counts[j][row] = hi - lo
             if sums is not None:
-                sums[j][row] = cum[hi] - cum[lo]
+                sums[j][row] = cum[hi] - cum[lo] if cum is not None else 0
 
     def _check(self) -> None:
         """Assert the invariants (sorted times, consistent prefix sums)."""
         times = self._times
-        assert len(self._cum) == len(times) + 1
+        assert self._cum is None or len(self._cum) == len(times) + 1
         assert 0 <= self._start <= len(times)
         assert all(a <= b for a, b in pairwise(times))
