@@ -155,3 +155,18 @@ def test_collector_paused_outside_the_program_puts_the_collector_back() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_vectorised_path_imports_no_other_form_of_the_ranking(tmp_path: Path) -> None:
+    path = many_investors(tmp_path / "tx.csv", 50_000)
+    before = ("import atexit, sys\n"
+              "atexit.register(lambda: print(sorted(m for m in sys.modules if m in {"
+              "'attrs', 'auptimate_core.domain', 'auptimate_core.io.readers', "
+              "'auptimate_core.ranking.ranks', 'sortedcontainers', 'polars'})))\n")
+    done = program("top-investors", str(path), "--format", "json", "-n", "2", before=before)
+    assert done.returncode == 0, done.stderr
+    *ranking, modules = done.stdout.splitlines()
+    assert modules == "['polars']"
+    assert "".join(ranking).replace(" ", "") == (
+        '[{"investor_id":"inv0000000","unique_pools":1,"total_amount":"1.25"},'
+        '{"investor_id":"inv0000001","unique_pools":1,"total_amount":"1.25"}]')

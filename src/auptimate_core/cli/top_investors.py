@@ -6,8 +6,8 @@ is read before a vectorised engine would be imported) is first offered to the ve
 is one it can show the input pipeline reads the same way; anything else (JSON Lines, standard
 input, a file with a row it cannot judge, or no engine installed) is read through the input
 pipeline row by row, in constant memory, with a progress bar on standard error. Both give the
-same answer and the same errors. On the vectorised path the engine reads the file in a thread
-while what the answer needs (the ranking's lines, attrs) is imported.
+same answer and the same errors. The vectorised path imports nothing of the ranking's other
+forms, of the input pipeline or of attrs.
 """
 
 from __future__ import annotations
@@ -24,34 +24,35 @@ import click
 
 from ..errors import MissingExtra
 from ..io.plain import VECTORISE_FROM, NotVectorised
-from ..ranking.engines import ENGINES, start_ranking
+from ..ranking.engines import ENGINES, Line, start_ranking
 from ._common import Input, input_options
 from .lazy import collector_paused
 
 if TYPE_CHECKING:
     from ..domain import Transaction
-    from ..ranking import InvestorRank
 
-# The ranking's other forms and the input pipeline are imported where they are used: on the
-# vectorised path, while the engine reads the file.
+# The ranking's other forms and the input pipeline are imported where they are used: the
+# vectorised path needs none of them, nor attrs.
 
 FORMATS = ("table", "json", "csv")
 _PROGRESS_EVERY = 10_000
 
 
-def render(ranks: list[InvestorRank], fmt: str) -> str:
-    """The ranking as text in ``fmt`` (table, json or csv), ending with a newline.
+def render(ranking: list[Line], fmt: str) -> str:
+    """The ranking's lines (investor id, distinct pools, total) as text in ``fmt`` (table, json
+    or csv), ending with a newline; in JSON as :meth:`~auptimate_core.InvestorRank.to_dict`
+    gives them.
 
     >>> from decimal import Decimal
-    >>> from auptimate_core.ranking import InvestorRank
-    >>> print(render([InvestorRank("ann", 2, Decimal("150.50"))], "csv"), end="")
+    >>> print(render([("ann", 2, Decimal("150.50"))], "csv"), end="")
     investor_id,unique_pools,total_amount
     ann,2,150.50
     """
     import csv
     import json
 
-    rows = [rank.to_dict() for rank in ranks]
+    rows = [{"investor_id": investor, "unique_pools": pools, "total_amount": format(total, "f")}
+            for investor, pools, total in ranking]
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
@@ -127,7 +128,7 @@ def _open(path: str) -> tuple[_Counting, int | None]:
     return _Counting(raw), os.fstat(raw.fileno()).st_size
 
 
-def _stream_rank(source: Input, n: int, progress: bool) -> list[InvestorRank]:
+def _stream_rank(source: Input, n: int, progress: bool) -> list[Line]:
     """Rank by reading every row through the input pipeline: constant memory, any input."""
     from ..ranking import top_investors
 
@@ -142,7 +143,7 @@ def _stream_rank(source: Input, n: int, progress: bool) -> list[InvestorRank]:
 
         ranks = top_investors(counted(), n)
         bar.close(counting.count, source.read)
-        return ranks
+        return [(rank.investor_id, rank.unique_pools, rank.total_amount) for rank in ranks]
     finally:
         counting.close()
 
@@ -182,23 +183,18 @@ def top_investors_command(
     smaller investor id. A bad row stops the run with exit status 2 unless --skip-invalid.
     """
     with Input(file, skip_invalid=skip_invalid, rejects=rejects, assume_tz=assume_tz) as source:
-        ranks = None
+        lines = None
         if engine != "python" and _vectorisable(file, engine):
             try:
                 with collector_paused():
-                    started = start_ranking(file, n, engine=engine)
-                    # What the answer needs is imported while the engine reads the file.
-                    from ..ranking.vectorised import finish_ranking
-
-                    result = finish_ranking(started)
-                ranks, source.read = result.ranks, result.rows
+                    lines, source.read = start_ranking(file, n, engine=engine).lines()
             except NotVectorised:
                 pass  # the input pipeline decides, and explains any bad row
             except MissingExtra as error:
                 if engine != "auto":
                     raise click.UsageError(str(error)) from None
-        if ranks is None:
+        if lines is None:
             show = sys.stderr.isatty() if progress is None else progress
-            ranks = _stream_rank(source, n, show)
+            lines = _stream_rank(source, n, show)
         source.summary("ranked")
-    click.echo(render(ranks, fmt), nl=False)
+    click.echo(render(lines, fmt), nl=False)

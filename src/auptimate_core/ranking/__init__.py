@@ -32,18 +32,18 @@ from ..exports import lazy_exports
 from ..money import EXACT
 
 if TYPE_CHECKING:
-    from .count import check_n
     from .incremental import TopInvestors
     from .invested import ADDS, COUNTED, SUBTRACTS, WITHOUT_KIND, tally
     from .listing import top_investors
-    from .ranks import InvestorRank, RankFilter, RankKey, rank_key, rank_totals
+    from .order import RankKey, check_n, rank_key
+    from .ranks import InvestorRank, RankFilter, rank_totals
 
 _MODULES = {
-    "count": ("check_n",),
+    "order": ("RankKey", "check_n", "rank_key"),
     "incremental": ("TopInvestors",),
     "invested": ("ADDS", "COUNTED", "SUBTRACTS", "WITHOUT_KIND", "tally"),
     "listing": ("top_investors",),
-    "ranks": ("InvestorRank", "RankFilter", "RankKey", "rank_key", "rank_totals"),
+    "ranks": ("InvestorRank", "RankFilter", "rank_totals"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _MODULES)
 

@@ -28,14 +28,19 @@ from ..io.plain import (
     plain_header,
     read_header,
 )
-from .count import check_n
+from ..money import EXACT
 from .invested import ADDS, COUNTED, SUBTRACTS
+from .order import check_n, rank_key
 
-__all__ = ["ENGINES", "Found", "Started", "start_ranking"]
+__all__ = ["ENGINES", "Found", "Line", "Started", "start_ranking"]
 
 Top = list[tuple[str, int, Decimal | None, int]]
 """The first investors in ranking order (those who invested in no pool last): id, distinct
 pools invested in, total invested, most fraction digits of a counted amount."""
+
+
+Line = tuple[str, int, Decimal]
+"""A line of the ranking: investor id, distinct pools invested in, total invested."""
 
 
 class Found(NamedTuple):
@@ -342,6 +347,21 @@ class Started:
             self._found = run(file, header, columns, n)
         except BaseException as error:  # handed to the caller by found()
             self._error = error
+
+    def lines(self) -> tuple[list[Line], int]:
+        """The ranking's lines, in order, and the rows read (all of them valid), once the
+        engine is done; :class:`NotVectorised` when a row (or an id) is not plain.
+
+        Totals carry the exponent a Decimal sum of the same amounts would have (the most
+        fraction digits among the investor's counted amounts), so they print the same as
+        :func:`~auptimate_core.top_investors`'s."""
+        found = self.found()
+        if found.odd:
+            raise NotVectorised(f"{found.odd} rows (or ids) are not plain")
+        lines = [(investor, pools, total.quantize(Decimal(1).scaleb(-places), context=EXACT))
+                 for investor, pools, total, places in found.top if pools and total is not None]
+        lines.sort(key=lambda line: rank_key(*line))
+        return lines[:self.n], found.rows
 
     def found(self) -> Found:
         """What the engine found; the engine's error, if it failed, raised here."""

@@ -1,8 +1,9 @@
 """The lines of a ranking, their order, and which transactions a ranking looks at.
 
-The order is fixed by the public contract: ``unique_pools`` descending, then ``total_amount``
-descending, then ``investor_id`` ascending. Every form of the ranking (list, incremental, SQL,
-vectorised) finishes with :func:`rank_totals` or keeps :func:`rank_key` order itself.
+The order is fixed by the public contract (:mod:`.order`): ``unique_pools`` descending, then
+``total_amount`` descending, then ``investor_id`` ascending. Every form of the ranking (list,
+incremental, SQL, vectorised) finishes with :func:`rank_totals` or keeps :func:`rank_key` order
+itself.
 """
 
 from __future__ import annotations
@@ -16,13 +17,9 @@ import attrs
 
 from ..domain import KINDS, Transaction, check_timestamp
 from ..errors import InvalidKind, ValidationError
-from .count import check_n
+from .order import RankKey, check_n, rank_key
 
 __all__ = ["InvestorRank", "RankFilter", "RankKey", "check_n", "rank_key", "rank_totals"]
-
-RankKey = tuple[int, Decimal, str]
-"""``(-unique_pools, -total_amount, investor_id)``: ascending order of keys is ranking order."""
-
 
 @attrs.frozen(slots=True)
 class InvestorRank:
@@ -48,11 +45,6 @@ class InvestorRank:
             "unique_pools": self.unique_pools,
             "total_amount": format(self.total_amount, "f"),
         }
-
-
-def rank_key(investor_id: str, unique_pools: int, total_amount: Decimal) -> RankKey:
-    """The sort key putting ranks in contract order (copy_negate is exact, unlike ``-``)."""
-    return (-unique_pools, total_amount.copy_negate(), investor_id)
 
 
 def rank_of_key(key: RankKey) -> InvestorRank:

@@ -24,14 +24,12 @@ among the investor's counted amounts), so they print the same as
 from __future__ import annotations
 
 import os
-from decimal import Decimal
 
 import attrs
 
 from ..io.plain import NotVectorised
-from ..money import EXACT
 from .engines import ENGINES, Started, start_ranking
-from .ranks import InvestorRank, rank_totals
+from .ranks import InvestorRank
 
 __all__ = ["ENGINES", "FastRanking", "NotVectorised", "fast_top_investors", "finish_ranking",
            "start_ranking"]
@@ -64,9 +62,5 @@ def fast_top_investors(
 def finish_ranking(started: Started) -> FastRanking:
     """The ranking a :func:`~auptimate_core.ranking.engines.start_ranking` started, once its
     engine is done (see :func:`fast_top_investors`)."""
-    found = started.found()
-    if found.odd:
-        raise NotVectorised(f"{found.odd} rows (or ids) are not plain")
-    totals = [(investor, pools, total.quantize(Decimal(1).scaleb(-places), context=EXACT))
-              for investor, pools, total, places in found.top if pools and total is not None]
-    return FastRanking(rank_totals(totals, started.n), found.rows, started.style)
+    lines, rows = started.lines()
+    return FastRanking([InvestorRank(*line) for line in lines], rows, started.style)
