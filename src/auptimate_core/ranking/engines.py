@@ -290,8 +290,9 @@ import included)."""
 _EXTRAS: Final = {"polars": "fast", "duckdb": "duckdb"}
 
 
-_READ_AHEAD_UP_TO: Final = 1 << 29
-"""Bytes: a file up to this size is read into memory for polars while polars is imported."""
+_READ_AHEAD_UP_TO: Final = 1 << 26
+"""Bytes: a file up to this size is read into memory for polars while polars is imported (a
+larger one would still be reading when polars is ready, and cost its size in memory)."""
 
 
 class _File:
