@@ -42,13 +42,14 @@ def test_forget_with_nothing_firing_drops_every_key() -> None:
 
 
 def test_held_states_are_left_to_reference_counting() -> None:
-    """The entries are plain tuples of atoms: after one collection the cyclic collector no
-    longer tracks them, so many pools' states add nothing to later collections."""
+    """The entries are plain tuples of atoms, in a plain tuple per key: after two collections
+    the cyclic collector no longer tracks them, so many pools' states add nothing to later
+    collections."""
     table = LifecycleTable()
     table.transition([Transition(f"p{i}", "spike", True, i, f"t{i}") for i in range(100)])
     table.transition([Transition(f"p{i}", "spike", False, 200 + i, "b", batch="b1")
                       for i in range(50)])
-    for _ in range(2):  # an entry holding its state from before a batch: on the second
+    for _ in range(2):  # a key's tuple of entries, then the entries: two collections
         gc.collect()
     assert not any(map(gc.is_tracked, table._pairs.values()))
     assert not any(map(gc.is_tracked, table._pairs))

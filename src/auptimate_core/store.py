@@ -401,9 +401,8 @@ def observe_one(
     return batch.observed(0)
 
 
-_Held = tuple[bool, "int | None", "str | None"]
-_Entry = tuple[bool, "int | None", "str | None", "str | None", "_Held | None"]
-_UNTOUCHED: Final[_Entry] = (False, None, None, None, None)
+_Entry = tuple[str, bool, "int | None", "str | None", "str | None", "bool | None", "int | None",
+               "str | None"]
 
 
 class LifecycleTable:
@@ -411,24 +410,26 @@ class LifecycleTable:
     :meth:`WindowStore.transition` on dicts, with an index of the keys firing per rule. Not
     thread-safe: its owner locks.
 
-    Each pair's entry is a plain tuple of strings, ints and None (its state, the last batch
-    that asked to change it and its state before that batch), never a :class:`LifecycleState`:
-    the cyclic garbage collector stops tracking such a tuple the first time it meets it, so a
-    table of many pools adds nothing to the collections that a process full of alerts runs
-    (a held object would be traversed by every full collection, and counted towards the next).
+    A key's entries are one plain tuple of flat tuples, an entry a rule's: its name, state, the
+    last batch that asked to change it and its state before that batch, all strings, ints,
+    bools and None; never a :class:`LifecycleState`. The cyclic garbage collector stops
+    tracking such tuples in its first two collections of them, so a table of many pools adds
+    nothing to the collections that a process full of alerts runs (a held object would be
+    traversed by every full collection, and counted towards the next); and forgetting a key is
+    one ``pop`` by its name.
 
-    O(1) per pair asked or changed; :meth:`forget` is O(rules) per key; :meth:`firing` is
+    O(rules of the key) per pair asked or changed, and per key forgotten; :meth:`firing` is
     O(keys firing for that rule).
     """
 
     __slots__ = ("_firing", "_pairs")
 
     def __init__(self) -> None:
-        # Per (key, rule): (firing, since, cause, tag, then), unless never changed. ``tag`` is
-        # the last batch that asked to change it, ``then`` its (firing, since, cause) before
-        # that batch's transitions (never None beside a tag).
-        self._pairs: dict[tuple[str, str], _Entry] = {}
-        self._firing: dict[str, set[str]] = {}  # names every rule seen
+        # Per key: an entry for each rule changed for it, (rule, firing, since, cause, tag, then
+        # firing, then since, then cause): ``tag`` is the last batch that asked to change it,
+        # then its state before that batch's transitions (None without a tag).
+        self._pairs: dict[str, tuple[_Entry, ...]] = {}
+        self._firing: dict[str, set[str]] = {}
 
     def states(
         self, pairs: Iterable[tuple[str, str]], batch: str | None = None
@@ -436,24 +437,35 @@ class LifecycleTable:
         out = {}
         held = self._pairs
         for pair in pairs:
-            entry = held.get(pair)
-            if entry is None:
+            found = None
+            entries = held.get(pair[0])
+            if entries is not None:
+                rule = pair[1]
+                for entry in entries:
+                    if entry[0] == rule:
+                        found = entry
+                        break
+            if found is None:
                 out[pair] = IDLE
-            elif batch is not None and entry[3] == batch:
-                then = entry[4]
-                out[pair] = new_state(*then) if then is not None else IDLE
-            elif entry[1] is None:
+            elif batch is not None and found[4] == batch:
+                out[pair] = (new_state(found[5], found[6], found[7]) if found[6] is not None
+                             else IDLE)
+            elif found[2] is None:
                 out[pair] = IDLE
             else:
-                out[pair] = new_state(entry[0], entry[1], entry[2])
+                out[pair] = new_state(found[1], found[2], found[3])
         return out
 
     def state_of(self, key: str, rule: str) -> LifecycleState:
         """The state of one pair, outside any batch."""
-        entry = self._pairs.get((key, rule))
-        if entry is None or entry[1] is None:
-            return IDLE
-        return new_state(entry[0], entry[1], entry[2])
+        entries = self._pairs.get(key)
+        if entries is not None:
+            for entry in entries:
+                if entry[0] == rule:
+                    if entry[2] is None:
+                        break
+                    return new_state(entry[1], entry[2], entry[3])
+        return IDLE
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
         switch = self.switch
@@ -464,26 +476,42 @@ class LifecycleTable:
                batch: str | None = None) -> bool:
         """Apply ``Transition(key, rule, firing, at, cause, batch)`` if it changes the state
         (see :meth:`transition`); whether it applied."""
-        keys = self._firing.get(rule)
-        if keys is None:  # every rule that has an entry is named (see forget)
-            keys = self._firing[rule] = set()
-        pair = (key, rule)
-        entry = self._pairs.get(pair)
-        now, since, was, tag, then = entry if entry is not None else _UNTOUCHED
+        held = self._pairs
+        entries = held.get(key)
+        found = None
+        if entries is not None:
+            for entry in entries:
+                if entry[0] == rule:
+                    found = entry
+                    break
+        if found is None:
+            now, since, was, tag, then, then_since, then_was = (
+                False, None, None, None, None, None, None)
+        else:
+            _, now, since, was, tag, then, then_since, then_was = found
         write = False
         if batch is not None and tag != batch:
-            tag, then, write = batch, (now, since, was), True
+            tag, then, then_since, then_was, write = batch, now, since, was, True
         if now == firing:
             # Already so: applied only if it is this very change, decided again.
             applied = cause is not None and since == at and was == cause
         else:
             now, since, was, write, applied = firing, at, cause, True, True
+            keys = self._firing.get(rule)
+            if keys is None:
+                keys = self._firing[rule] = set()
             if firing:
                 keys.add(key)
             else:
                 keys.discard(key)
         if write:
-            self._pairs[pair] = (now, since, was, tag, then)
+            entry = (rule, now, since, was, tag, then, then_since, then_was)
+            if entries is None or (found is not None and len(entries) == 1):
+                held[key] = (entry,)
+            elif found is None:
+                held[key] = (*entries, entry)
+            else:
+                held[key] = tuple([entry if e is found else e for e in entries])
         return applied
 
     def firing(self, rule: str) -> frozenset[str]:
@@ -498,11 +526,11 @@ class LifecycleTable:
         held = self._pairs
         keys = list(keys)
         before = len(held)
-        for rule, firing in self._firing.items():
-            # A key firing for a rule keeps that rule's state (and only that one).
-            kept = [(pair, held[pair]) for pair in zip(firing.intersection(keys), repeat(rule))
-                    ] if firing else []
-            deque(map(held.pop, zip(keys, repeat(rule)), repeat(None)), maxlen=0)  # C loops
-            held.update(kept)
+        firing = [named for named in self._firing.values() if named]
+        # A key firing for some rule keeps the entries of the rules firing for it.
+        kept = [(key, tuple([entry for entry in held[key] if entry[1]]))
+                for key in set().union(*firing).intersection(keys)] if firing else []
+        deque(map(held.pop, keys, repeat(None)), maxlen=0)  # one C loop: most keys go
+        held.update(kept)
         if before - len(held) > len(held):  # most left: the rest copied close together
             self._pairs = dict(held)
