@@ -14,7 +14,12 @@ columns other than the ranking's, or a line the engine cannot split into the hea
 (quotes are read as characters, so a quoted field is never plain),
 :class:`NotVectorised` says why and the caller reads the file through the pipeline instead,
 which accepts or rejects each such row and reports the line. So the answer, and every error,
-is the pipeline's; only the time differs. A file with blank lines goes to the pipeline too.
+is the pipeline's; only the time differs. A file with blank lines goes to the pipeline too,
+and so does a file the pipeline reads as JSON Lines by its name.
+
+The engines' pass lives in :mod:`auptimate_core.ranking.engines`, which starts it in a thread
+(:func:`start_ranking`) and imports neither attrs nor the ranking's other forms, for a caller
+that has other work to do meanwhile; :func:`finish_ranking` waits for it.
 
 Totals carry the exponent a Decimal sum of the same amounts would have (the most fraction digits
 among the investor's counted amounts), so they print the same as
