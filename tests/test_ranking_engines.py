@@ -7,15 +7,22 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from auptimate_core import ValidationError
+from auptimate_core import ValidationError, top_investors
 from auptimate_core.io.plain import NotVectorised
+from auptimate_core.io.readers import read_transactions
+from auptimate_core.money import MAX_AMOUNT
 from auptimate_core.ranking import engines
 from auptimate_core.ranking.engines import ENGINES, start_ranking
 from auptimate_core.ranking.vectorised import fast_top_investors, finish_ranking
+from tests.ranking_model import KINDS_DRAWN, model_top
 
 pytest.importorskip("polars")
 pytest.importorskip("duckdb")
@@ -124,3 +131,42 @@ def test_a_file_that_cannot_be_read_ahead_is_handed_to_the_pipeline(tmp_path: Pa
     with pytest.raises(NotVectorised, match="could not read the file"):
         missing.contents()
     assert engines._File("x.csv", read_ahead=False).contents() == "x.csv"
+
+
+LIBRARY = "id,investor_id,pool_id,amount,timestamp,kind\n"
+# Amounts near the documented maximum (sums far past 64 bits), tiny ones, equal values written
+# differently (ties), and ids up to the CSV reader's field limit.
+HOSTILE_AMOUNTS = st.one_of(
+    st.sampled_from(["1", "1.5", "1.50", "0.000001", "999999999999999.999999",
+                     "1000000000000000", "1000000000000000.000000", "0001.25", "2"]),
+    st.decimals(min_value=Decimal("0.000001"), max_value=MAX_AMOUNT, places=6)
+    .map(lambda d: format(d, "f")),
+)
+HOSTILE_IDS = st.sampled_from(["a", "b", "c", "ä-ü", "x y", "L" * 1000, "M" * 131_072])
+
+
+@st.composite
+def hostile_rows(draw: st.DrawFn) -> list[tuple[str, str, str, str]]:
+    return [(draw(HOSTILE_IDS), draw(st.sampled_from(["p1", "p2", "p3", "q" * 300])),
+             draw(HOSTILE_AMOUNTS), draw(KINDS_DRAWN))
+            for _ in range(draw(st.integers(0, 40)))]
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+@given(rows=hostile_rows(), n=st.integers(1, 8))
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_lines_are_the_brute_force_models_on_hostile_files(
+    tmp_path: Path, engine: str, rows: list[tuple[str, str, str, str]], n: int
+) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(LIBRARY + "".join(f"t{i},{investor},{pool},{amount},2026-03-01T00:00:00Z,"
+                                      f"{kind}\n"
+                                      for i, (investor, pool, amount, kind) in enumerate(rows)))
+    txs = list(read_transactions(path))
+    lines, read = start_ranking(path, n, engine=engine).lines()
+    assert read == len(rows)
+    assert [(inv, pools, Fraction(total)) for inv, pools, total in lines] == model_top(txs, n)
+    # Printed as a Decimal sum of the same amounts prints.
+    assert [str(total) for _, _, total in lines] == [
+        str(rank.total_amount) for rank in top_investors(txs, n)]
