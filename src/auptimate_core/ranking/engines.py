@@ -271,7 +271,7 @@ def _pools_of_contenders(pl: Any, pairs: Any, investors: Any, n: int) -> Any:
                 .agg(pl.col("pool").drop_nulls().n_unique().alias("pools"))
                 .collect())
 
-    floor = investors.top_k(64 * n, by="bound")["bound"].min() or 0
+    floor = investors.select(pl.col("bound").top_k(64 * n).min()).item() or 0
     first = investors.filter(pl.col("bound") >= floor)
     found = counted(first["investor"])
     pools = found["pools"].sort(descending=True)
