@@ -74,3 +74,59 @@ def test_one_pair_switched_and_read_as_a_batch_of_one_would(script: list[Any]) -
         for pair in [("p", "a"), ("p", "b"), ("q", "a"), ("q", "b")]:
             assert one.state_of(*pair) == many.states([pair])[pair]
     assert one.firing("a") == many.firing("a") and one.firing("b") == many.firing("b")
+
+
+class _Model:
+    """The lifecycle as a dict per (key, rule), written from the contract."""
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, str], tuple[LifecycleState, str | None, LifecycleState]] = {}
+
+    def switch(self, key: str, rule: str, firing: bool, at: int, cause: str | None,
+               batch: str | None) -> bool:
+        now, tag, then = self.held.get((key, rule), (IDLE, None, IDLE))
+        if batch is not None and tag != batch:
+            tag, then = batch, now
+        if now.firing == firing:
+            applied = cause is not None and now.since == at and now.cause == cause
+        else:
+            now, applied = LifecycleState(firing, at, cause), True
+        self.held[(key, rule)] = (now, tag, then)
+        return applied
+
+    def state(self, key: str, rule: str, batch: str | None) -> LifecycleState:
+        now, tag, then = self.held.get((key, rule), (IDLE, None, IDLE))
+        return then if batch is not None and tag == batch else now
+
+    def forget(self, keys: list[str]) -> None:
+        for (key, rule), (now, _, _) in list(self.held.items()):
+            if key in keys and not now.firing:  # a firing one is kept whole
+                del self.held[(key, rule)]
+
+
+steps = st.lists(st.one_of(
+    st.tuples(st.just("switch"), st.sampled_from(["p", "q", "r"]), st.sampled_from(["a", "b"]),
+              st.booleans(), st.integers(0, 5), st.sampled_from([None, "t1"]),
+              st.sampled_from([None, "b1", "b2"])),
+    st.tuples(st.just("forget"), st.lists(st.sampled_from(["p", "q", "r", "s"]), max_size=3)),
+), max_size=40)
+
+
+@given(steps)
+def test_switch_states_and_forget_match_a_model(script: list[Any]) -> None:
+    table, model = LifecycleTable(), _Model()
+    for step in script:
+        if step[0] == "switch":
+            assert table.switch(*step[1:]) == model.switch(*step[1:])
+        else:
+            table.forget(step[1])
+            model.forget(step[1])
+        for key in "pqr":
+            for rule in "ab":
+                for batch in (None, "b1", "b2"):
+                    assert table.states([(key, rule)], batch)[(key, rule)] == model.state(
+                        key, rule, batch)
+                assert table.state_of(key, rule) == model.state(key, rule, None)
+        for rule in "ab":
+            assert table.firing(rule) == frozenset(
+                key for (key, r), (now, _, _) in model.held.items() if r == rule and now.firing)

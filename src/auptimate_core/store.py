@@ -401,8 +401,23 @@ def observe_one(
     return batch.observed(0)
 
 
-_Entry = tuple[str, bool, "int | None", "str | None", "str | None", "bool | None", "int | None",
-               "str | None"]
+_Entry = tuple[Any, ...]
+"""A rule's entry in a :class:`LifecycleTable`: (rule, firing, since, cause, tag, then firing,
+then since, then cause); a key holds one, or a tuple of them (typed alike)."""
+
+
+def _entry_of(held: _Entry | None, rule: str) -> _Entry | None:
+    """The entry of ``rule`` among a key's (one entry, or a tuple of them)."""
+    if held is None:
+        return None
+    if held[0] == rule:  # one entry, of that rule (an entry is never equal to a name)
+        return held
+    if type(held[0]) is tuple:
+        entry: _Entry
+        for entry in held:
+            if entry[0] == rule:
+                return entry
+    return None
 
 
 class LifecycleTable:
@@ -410,13 +425,13 @@ class LifecycleTable:
     :meth:`WindowStore.transition` on dicts, with an index of the keys firing per rule. Not
     thread-safe: its owner locks.
 
-    A key's entries are one plain tuple of flat tuples, an entry a rule's: its name, state, the
-    last batch that asked to change it and its state before that batch, all strings, ints,
-    bools and None; never a :class:`LifecycleState`. The cyclic garbage collector stops
-    tracking such tuples in its first two collections of them, so a table of many pools adds
-    nothing to the collections that a process full of alerts runs (a held object would be
-    traversed by every full collection, and counted towards the next); and forgetting a key is
-    one ``pop`` by its name.
+    A key holds one entry per rule changed for it (the entry alone, or a tuple of them when it
+    has several): the rule's name, its state, the last batch that asked to change it and its
+    state before that batch, all in one flat tuple of strings, ints, bools and None; never a
+    :class:`LifecycleState`. The cyclic garbage collector stops tracking such a tuple the first
+    time it meets it, so a table of many pools adds nothing to the collections that a process
+    full of alerts runs (a held object would be traversed by every full collection, and counted
+    towards the next); and forgetting a key is one ``pop`` by its name.
 
     O(rules of the key) per pair asked or changed, and per key forgotten; :meth:`firing` is
     O(keys firing for that rule).
@@ -425,10 +440,10 @@ class LifecycleTable:
     __slots__ = ("_firing", "_pairs")
 
     def __init__(self) -> None:
-        # Per key: an entry for each rule changed for it, (rule, firing, since, cause, tag, then
-        # firing, then since, then cause): ``tag`` is the last batch that asked to change it,
-        # then its state before that batch's transitions (None without a tag).
-        self._pairs: dict[str, tuple[_Entry, ...]] = {}
+        # Per key, per rule changed for it: (rule, firing, since, cause, tag, then firing, then
+        # since, then cause). ``tag`` is the last batch that asked to change it, then its
+        # state before that batch's transitions (None without a tag).
+        self._pairs: dict[str, _Entry] = {}
         self._firing: dict[str, set[str]] = {}
 
     def states(
@@ -437,19 +452,12 @@ class LifecycleTable:
         out = {}
         held = self._pairs
         for pair in pairs:
-            found = None
-            entries = held.get(pair[0])
-            if entries is not None:
-                rule = pair[1]
-                for entry in entries:
-                    if entry[0] == rule:
-                        found = entry
-                        break
+            found = _entry_of(held.get(pair[0]), pair[1])
             if found is None:
                 out[pair] = IDLE
             elif batch is not None and found[4] == batch:
-                out[pair] = (new_state(found[5], found[6], found[7]) if found[6] is not None
-                             else IDLE)
+                out[pair] = (new_state(found[5], found[6], found[7])
+                             if found[6] is not None else IDLE)
             elif found[2] is None:
                 out[pair] = IDLE
             else:
@@ -458,14 +466,10 @@ class LifecycleTable:
 
     def state_of(self, key: str, rule: str) -> LifecycleState:
         """The state of one pair, outside any batch."""
-        entries = self._pairs.get(key)
-        if entries is not None:
-            for entry in entries:
-                if entry[0] == rule:
-                    if entry[2] is None:
-                        break
-                    return new_state(entry[1], entry[2], entry[3])
-        return IDLE
+        found = _entry_of(self._pairs.get(key), rule)
+        if found is None or found[2] is None:
+            return IDLE
+        return new_state(found[1], found[2], found[3])
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
         switch = self.switch
@@ -478,12 +482,7 @@ class LifecycleTable:
         (see :meth:`transition`); whether it applied."""
         held = self._pairs
         entries = held.get(key)
-        found = None
-        if entries is not None:
-            for entry in entries:
-                if entry[0] == rule:
-                    found = entry
-                    break
+        found = _entry_of(entries, rule)
         if found is None:
             now, since, was, tag, then, then_since, then_was = (
                 False, None, None, None, None, None, None)
@@ -506,12 +505,14 @@ class LifecycleTable:
                 keys.discard(key)
         if write:
             entry = (rule, now, since, was, tag, then, then_since, then_was)
-            if entries is None or (found is not None and len(entries) == 1):
-                held[key] = (entry,)
+            if entries is None or entries is found:
+                held[key] = entry
             elif found is None:
-                held[key] = (*entries, entry)
+                held[key] = ((entries, entry) if type(entries[0]) is str
+                             else (*entries, entry))
             else:
-                held[key] = tuple([entry if e is found else e for e in entries])
+                held[key] = tuple([entry if e is found else e
+                                   for e in entries])
         return applied
 
     def firing(self, rule: str) -> frozenset[str]:
@@ -528,8 +529,15 @@ class LifecycleTable:
         before = len(held)
         firing = [named for named in self._firing.values() if named]
         # A key firing for some rule keeps the entries of the rules firing for it.
-        kept = [(key, tuple([entry for entry in held[key] if entry[1]]))
-                for key in set().union(*firing).intersection(keys)] if firing else []
+        kept: list[tuple[str, _Entry]] = []
+        for key in set().union(*firing).intersection(keys) if firing else ():
+            entries = held[key]
+            if type(entries[0]) is str:
+                kept.append((key, entries))  # its one rule is the one firing
+            else:
+                firing_ones = tuple([e for e in entries if e[1]])
+                kept.append((key, firing_ones[0] if len(firing_ones) == 1
+                             else firing_ones))
         deque(map(held.pop, keys, repeat(None)), maxlen=0)  # one C loop: most keys go
         held.update(kept)
         if before - len(held) > len(held):  # most left: the rest copied close together
