@@ -77,6 +77,25 @@ def test_memory_is_bounded_by_the_windows_not_the_stream(window: str) -> None:
     assert peak_keys <= 2_000
 
 
+def test_one_event_at_a_time_drops_the_pools_that_went_quiet() -> None:
+    """observe_event (the per-event path of process(tx)) sweeps as observe_many does: pools
+    that go quiet are dropped, so the keys held follow the pools in use, not every pool seen."""
+    store = MemoryWindowStore(dedup_horizon=TINY)
+    spike = tuple(SPIKE)
+    rng = random.Random(5)
+    at = 0
+    peak_keys = 0
+    for step in range(100):
+        for i in range(1_000):
+            at += rng.randrange(0, 4_000_000)
+            # 200 pools in use at a time; every tenth step, 200 new ones
+            store.observe_event(f"pool-{step // 10}-{rng.randrange(200)}", f"t{step}-{i}", at,
+                                1, spike, False, None)
+        peak_keys = max(peak_keys, store.size()["keys"])
+    store._check()
+    assert peak_keys <= 600  # 2,000 pools seen
+
+
 def _id_bound(window: str, size: dict[str, int]) -> int:
     """Ids held at most, with a dedup horizon shorter than the windows: per-pool maps forget
     lazily (at twice what they need, 64 at least) the ids of twice the windows' horizon (a
