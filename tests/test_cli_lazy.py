@@ -93,28 +93,35 @@ def test_top_investors_on_a_small_file_imports_nothing_heavy(tmp_path: Path) -> 
     assert "auptimate_core.alerts.engine" not in modules
 
 
-@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("4", "4")])
-def test_run_as_the_program_blas_keeps_to_one_thread_unless_told(given: str | None,
-                                                                 expected: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+@pytest.mark.parametrize("name", ["OPENBLAS_NUM_THREADS", "POLARS_MAX_HOT_TABLE_SIZE"])
+@pytest.mark.parametrize(("given", "expected"), [(None, "default"), ("4", "4")])
+def test_run_as_the_program_the_libraries_are_tuned_unless_told(
+    name: str, given: str | None, expected: str
+) -> None:
+    """numpy's BLAS keeps to one thread and polars' hot-key table is off, unless set."""
+    env = {k: v for k, v in os.environ.items() if k != name}
     if given is not None:
-        env["OPENBLAS_NUM_THREADS"] = given
+        env[name] = given
     # The program ends with os._exit once the command is done, after the atexit functions.
     code = ("import atexit, os, sys\nfrom auptimate_core.cli import main\n"
-            "atexit.register(lambda: print(os.environ['OPENBLAS_NUM_THREADS']))\n"
+            f"atexit.register(lambda: print(os.environ[{name!r}]))\n"
             "sys.argv = ['auptimate', '--help']\nmain()\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == expected
+    defaults = {"OPENBLAS_NUM_THREADS": "1", "POLARS_MAX_HOT_TABLE_SIZE": "0"}
+    assert done.stdout.splitlines()[-1] == (defaults[name] if expected == "default"
+                                            else expected)
 
 
 def test_called_with_arguments_the_group_leaves_the_environment_alone() -> None:
     code = ("import os\nfrom click.testing import CliRunner\nfrom auptimate_core.cli import "
             "main\nCliRunner().invoke(main, ['--help'])\n"
-            "print(os.environ.get('OPENBLAS_NUM_THREADS'))")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), "
+            "os.environ.get('POLARS_MAX_HOT_TABLE_SIZE'))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"OPENBLAS_NUM_THREADS", "POLARS_MAX_HOT_TABLE_SIZE"}}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "None"
+    assert done.stdout.splitlines()[-1] == "None None"

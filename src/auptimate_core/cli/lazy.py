@@ -15,9 +15,12 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import import_module
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import click
+
+_PROGRAM_ENVIRONMENT: Final = {"OPENBLAS_NUM_THREADS": "1", "POLARS_MAX_HOT_TABLE_SIZE": "0"}
+"""Set when run as the program, unless already set (see :meth:`LazyGroup.main`)."""
 
 _as_program = False
 """Whether this process runs a :class:`LazyGroup` as the program (see :meth:`LazyGroup.main`)."""
@@ -67,6 +70,9 @@ class LazyGroup(click.Group):
         - keeps numpy's BLAS to one thread unless told otherwise (no command multiplies
           matrices large enough to gain from more, and idle BLAS threads spin on the cores the
           file reader and the engine use);
+        - turns off polars' table of hot keys in its streaming group-by unless told otherwise
+          (``POLARS_MAX_HOT_TABLE_SIZE=0``): grouping a file's rows by investor, with keys that
+          seldom repeat close together, it costs more than it saves;
         - imports the command with the garbage collector off (imports make many objects and
           no garbage), then freezes what they made, so that no collection of the run walks
           them again;
@@ -76,7 +82,8 @@ class LazyGroup(click.Group):
         """
         if args or kwargs:
             return super().main(*args, **kwargs)
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        for name, value in _PROGRAM_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
         global _as_program
         self.program = _as_program = True
         self._collect_after_import = gc.isenabled()
