@@ -18,6 +18,7 @@ import attrs
 import pytest
 
 from auptimate_core.backends.columnar import ColumnarWindowStore
+from auptimate_core.backends.lifecycle import LifecycleTable
 from auptimate_core.backends.memory import MemoryWindowStore
 from auptimate_core.backends.registry import window_store_from_url
 from auptimate_core.errors import InvalidURL, StoreError, ValidationError
@@ -25,7 +26,6 @@ from auptimate_core.store import (
     DAY,
     Interval,
     LifecycleState,
-    LifecycleTable,
     Observation,
     Observed,
     ObservedBatch,

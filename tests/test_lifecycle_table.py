@@ -1,4 +1,5 @@
-"""LifecycleTable.forget: what an idle key leaves behind, against what is firing."""
+"""LifecycleTable: what an idle key leaves behind against what is firing, what the collector
+stops tracking, and every call against a model of the contract."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auptimate_core.store import IDLE, LifecycleState, LifecycleTable, Transition
+from auptimate_core.backends.lifecycle import LifecycleTable
+from auptimate_core.store import IDLE, LifecycleState, Transition
 
 
 def test_forget_keeps_only_the_firing_states_of_keys_firing_for_a_rule() -> None:

@@ -2,7 +2,7 @@
 
 The options every such store takes (``allowed_lateness``, ``dedup_horizon``) and their checks,
 the lock that serialises its calls, and the alert lifecycle kept in a
-:class:`~auptimate_core.store.LifecycleTable` under that lock.
+:class:`~auptimate_core.backends.lifecycle.LifecycleTable` under that lock.
 :class:`~auptimate_core.backends.memory.MemoryWindowStore` and
 :class:`~auptimate_core.backends.columnar.ColumnarWindowStore` build their event windows on it.
 """
@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from ..errors import ValidationError
-from ..store import LifecycleState, LifecycleTable, Transition
+from ..store import LifecycleState, Transition
+from .lifecycle import LifecycleTable
 
 US = timedelta(microseconds=1)
 
