@@ -36,6 +36,13 @@ def _entry_of(held: _Entry | None, rule: str) -> _Entry | None:
     return None
 
 
+def _now(entry: _Entry | None) -> LifecycleState:
+    """An entry's state now (``IDLE`` for no entry, or one that never changed)."""
+    if entry is None or entry[2] is None:
+        return IDLE
+    return new_state(entry[1], entry[2], entry[3])
+
+
 class LifecycleTable:
     """The alert lifecycle held in one process: the semantics of :meth:`WindowStore.states` and
     :meth:`WindowStore.transition` on dicts, with an index of the keys firing per rule. Not
@@ -45,9 +52,10 @@ class LifecycleTable:
     has several): the rule's name, its state, the last batch that asked to change it and its
     state before that batch, all in one flat tuple of strings, ints, bools and None; never a
     :class:`LifecycleState`. The cyclic garbage collector stops tracking such a tuple the first
-    time it meets it, so a table of many pools adds nothing to the collections that a process
-    full of alerts runs (a held object would be traversed by every full collection, and counted
-    towards the next); and forgetting a key is one ``pop`` by its name.
+    time it meets it (a key's tuple of several entries, the next time), so a table of many pools
+    adds nothing to the collections that a process full of alerts runs (a held object would be
+    traversed by every full collection, and counted towards the next); and forgetting a key is
+    one ``pop`` by its name.
 
     O(rules of the key) per pair asked or changed, and per key forgotten; :meth:`firing` is
     O(keys firing for that rule).
@@ -69,23 +77,17 @@ class LifecycleTable:
         held = self._pairs
         for pair in pairs:
             found = _entry_of(held.get(pair[0]), pair[1])
-            if found is None:
-                out[pair] = IDLE
-            elif batch is not None and found[4] == batch:
+            if batch is not None and found is not None and found[4] == batch:
+                # Its state before that batch's transitions.
                 out[pair] = (new_state(found[5], found[6], found[7])
                              if found[6] is not None else IDLE)
-            elif found[2] is None:
-                out[pair] = IDLE
             else:
-                out[pair] = new_state(found[1], found[2], found[3])
+                out[pair] = _now(found)
         return out
 
     def state_of(self, key: str, rule: str) -> LifecycleState:
         """The state of one pair, outside any batch."""
-        found = _entry_of(self._pairs.get(key), rule)
-        if found is None or found[2] is None:
-            return IDLE
-        return new_state(found[1], found[2], found[3])
+        return _now(_entry_of(self._pairs.get(key), rule))
 
     def transition(self, transitions: Sequence[Transition]) -> list[bool]:
         switch = self.switch
