@@ -386,6 +386,12 @@ class SwitchesOne(Protocol):
         ...
 
 
+@runtime_checkable
+class DecidesPerEvent(ObservesEvents, IndexesFiring, SwitchesOne, Protocol):
+    """A store with all three per-event capabilities (the stores of this process): the engine
+    decides ``process(tx)`` on it without building a batch of one."""
+
+
 def observe_one(
     windows: EventWindows, observation: Observation, intervals: Sequence[Interval],
     not_after: int | None = None,

@@ -33,15 +33,13 @@ from time import perf_counter
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..store import (
+    DecidesPerEvent,
     EventAnswer,
-    IndexesFiring,
     Interval,
     LifecycleState,
     Observation,
     Observed,
     ObservedBatch,
-    ObservesEvents,
-    SwitchesOne,
     Tally,
     Transition,
     WindowStore,
@@ -211,42 +209,34 @@ class TakesTurns:
 
 class TakesTurnsPerEvent(TakesTurns):
     """:class:`TakesTurns` for a store with the engine's per-event capabilities
-    (:class:`~auptimate_core.store.ObservesEvents`,
-    :class:`~auptimate_core.store.IndexesFiring`, :class:`~auptimate_core.store.SwitchesOne`),
-    which it shows the engine in turn (the event's turn is taken when it is observed)."""
+    (:class:`~auptimate_core.store.DecidesPerEvent`), which it shows the engine in turn (the
+    event's turn is taken when it is observed)."""
 
     def __init__(self, store: WindowStore) -> None:
-        assert _per_event(store)
+        assert isinstance(store, DecidesPerEvent)
         super().__init__(store)
-        self._events: ObservesEvents = store  # type: ignore[assignment]
-        self._firing: IndexesFiring = store  # type: ignore[assignment]
-        self._switch: SwitchesOne = store  # type: ignore[assignment]
+        self._one: DecidesPerEvent = store
 
     def observe_event(
         self, key: str, event_id: str, at: int, amount: int, intervals: Sequence[Interval],
         totals: bool, not_after: int | None,
     ) -> EventAnswer:
         self._turn()
-        return self._events.observe_event(key, event_id, at, amount, intervals, totals,
+        return self._one.observe_event(key, event_id, at, amount, intervals, totals,
                                           not_after)
 
     def firing_view(self, rule: str) -> AbstractSet[str]:
-        return self._firing.firing_view(rule)
+        return self._one.firing_view(rule)
 
     def state_of(self, key: str, rule: str) -> LifecycleState:
-        return self._switch.state_of(key, rule)
+        return self._one.state_of(key, rule)
 
     def switch(self, key: str, rule: str, firing: bool, at: int, cause: str | None) -> bool:
-        return self._switch.switch(key, rule, firing, at, cause)
-
-
-def _per_event(store: WindowStore) -> bool:
-    return (isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring)
-            and isinstance(store, SwitchesOne))
+        return self._one.switch(key, rule, firing, at, cause)
 
 
 def _taking_turns(store: WindowStore) -> TakesTurns:
-    return TakesTurnsPerEvent(store) if _per_event(store) else TakesTurns(store)
+    return TakesTurnsPerEvent(store) if isinstance(store, DecidesPerEvent) else TakesTurns(store)
 
 
 async def _give_turn() -> None:

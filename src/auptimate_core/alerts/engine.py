@@ -27,9 +27,8 @@ from ..columns import AmountColumn, TransactionColumns
 from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
+    DecidesPerEvent,
     EventAnswer,
-    IndexesFiring,
-    ObservesEvents,
     Status,
     SwitchesOne,
     Transition,
@@ -137,8 +136,7 @@ class AlertEngine:
         self._event: Callable[..., EventAnswer] | None = None
         self._one: EventRules | None = None
         self._switch: SwitchesOne | None = None
-        if (isinstance(store, ObservesEvents) and isinstance(store, IndexesFiring)
-                and isinstance(store, SwitchesOne)):
+        if isinstance(store, DecidesPerEvent):
             self._event = store.observe_event
             self._switch = store
             self._one = EventRules([rule for rule, _ in self._tx_rules], self._windows.slots,
