@@ -25,6 +25,7 @@ import click
 from ..errors import MissingExtra
 from ..io.plain import VECTORISE_FROM, NotVectorised
 from ..ranking.engines import ENGINES, Line, start_ranking
+from ..ranking.order import line_dict
 from ._common import Input, input_options
 from .lazy import collector_paused
 
@@ -51,8 +52,7 @@ def render(ranking: list[Line], fmt: str) -> str:
     import csv
     import json
 
-    rows = [{"investor_id": investor, "unique_pools": pools, "total_amount": format(total, "f")}
-            for investor, pools, total in ranking]
+    rows = [line_dict(*line) for line in ranking]
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":

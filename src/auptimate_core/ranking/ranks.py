@@ -17,7 +17,7 @@ import attrs
 
 from ..domain import KINDS, Transaction, check_timestamp
 from ..errors import InvalidKind, ValidationError
-from .order import RankKey, check_n, rank_key
+from .order import RankKey, check_n, line_dict, rank_key
 
 __all__ = ["InvestorRank", "RankFilter", "RankKey", "check_n", "rank_key", "rank_totals"]
 
@@ -40,11 +40,7 @@ class InvestorRank:
         >>> InvestorRank("ann", 2, Decimal("150.00")).to_dict()
         {'investor_id': 'ann', 'unique_pools': 2, 'total_amount': '150.00'}
         """
-        return {
-            "investor_id": self.investor_id,
-            "unique_pools": self.unique_pools,
-            "total_amount": format(self.total_amount, "f"),
-        }
+        return line_dict(self.investor_id, self.unique_pools, self.total_amount)
 
 
 def rank_of_key(key: RankKey) -> InvestorRank:
