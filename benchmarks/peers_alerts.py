@@ -3,6 +3,10 @@
 - :class:`DequeLoop` (and :func:`deque_loop`, one fresh loop over a whole stream): the same two
   rules (threshold and spike, same semantics) as a straightforward loop over per-pool deques,
   one transaction at a time: the floor our engine must match.
+- :func:`threshold_floor`: less than either rule set decides, on purpose: what any
+  implementation that answers with the library's :class:`~auptimate_core.alerts.Alert` cannot
+  avoid on an alert-heavy stream (ids, event times, one Alert per transaction over the
+  threshold), so that the report shows how much of a stream's time the answer's type alone takes.
 - :func:`minute_scan`: the original brief's design: keep the last hour of transactions in a
   list and scan it once a minute (here: at each minute boundary of event time).
 """
@@ -15,6 +19,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from auptimate_core import Transaction
+from auptimate_core.alerts import Alert
+from auptimate_core.alerts.alert import make_alert
 from auptimate_core.domain import EPOCH
 
 _US = timedelta(microseconds=1)
@@ -75,6 +81,31 @@ def deque_loop(
     :class:`DequeLoop` fed the whole stream."""
     return DequeLoop(limit=limit, window=window, baseline=baseline, factor=factor,
                      min_count=min_count).feed(txs)
+
+
+def threshold_floor(txs: Iterable[Transaction], *, limit: Decimal) -> list[Alert]:
+    """The threshold rule's alerts, built as the engine builds them, and nothing else: each
+    repeated id dropped, each event time turned into microseconds and kept (as any window
+    must), and for each transaction over ``limit`` the :class:`Alert` with the message
+    ``ThresholdRule`` gives, through the slot writer the engine uses. No windows and no spike
+    rule: less than any implementation of the two rules that returns these Alerts must do,
+    not a peer that decides the same."""
+    seen: set[str] = set()
+    times: list[int] = []
+    out: list[Alert] = []
+    text = f" > limit {limit} in pool "
+    for tx in txs:
+        if tx.id in seen:
+            continue
+        seen.add(tx.id)
+        times.append((tx.timestamp - EPOCH) // _US)
+        amount = tx.amount
+        if amount > limit:
+            pool = tx.pool_id
+            out.append(make_alert("threshold", "firing", pool, tx.timestamp, tx.id, amount,
+                                  limit, f"amount {amount}{text}{pool}", "threshold",
+                                  tx.investor_id, ()))
+    return out
 
 
 def minute_scan(

@@ -196,8 +196,10 @@ def _ours(name: str) -> str:
     return f"**{name}** (ours)"
 
 
-def _same(same: bool | None) -> str:
-    return "-" if same is None else "yes" if same else "NO"
+def _same(same: bool | None, compared: str | None = None) -> str:
+    if same is None:
+        return "-"
+    return f"{compared}: {'yes' if same else 'NO'}" if compared else "yes" if same else "NO"
 
 
 def _us(value: float) -> str:
@@ -216,7 +218,8 @@ LOOP_NOTE = (
 def _engine_rows(rows: dict[str, Any]) -> list[Row]:
     return [[name if name.startswith(("hand-written", "minute scan")) else _ours(name),
              f"{r['transactions']:,}", _rate(r["tx_per_second"]), _times(r["vs_loop"]),
-             f"{r['alerts']:,}", _same(r.get("same_alerts"))] for name, r in rows.items()]
+             f"{r['alerts']:,}", _same(r.get("same_alerts"), r.get("compared"))]
+            for name, r in rows.items()]
 
 
 ENGINE_COLUMNS = ["path (calls, store, batches)", "transactions", "transactions/s",
@@ -253,7 +256,8 @@ def engine_tables(data: dict[str, Any]) -> list[Table]:
         tables.append(Table(
             f"Alert engine, alert-heavy: {n:,} transactions, a third over the threshold, "
             "fresh engines (a cold start)", ENGINE_COLUMNS,
-            _engine_rows(data["alert_heavy"]["rows"]), LOOP_NOTE,
+            _engine_rows(data["alert_heavy"]["rows"]),
+            " ".join(filter(None, (LOOP_NOTE, data["alert_heavy"].get("floor_note")))),
         ))
     if "alert_cost" in data:
         rows = []
@@ -703,6 +707,12 @@ def _engine_headlines(engine: dict[str, Any]) -> list[str]:
         if found:
             text += f"; alert-heavy: {_times(found['vs_loop'])} the loop's"
         lines.append(text)
+    floor = path("hand-written floor", heavy)
+    if floor:
+        lines.append(f"alert-heavy stream, a hand-written floor that only drops repeated ids, "
+                     f"keeps event times and builds the threshold rule's `Alert` objects (no "
+                     f"spike rule, per event): {_rate(floor['tx_per_second'])} transactions/s, "
+                     f"{_times(floor['vs_loop'])} the loop's rate")
     hist = engine.get("history")
     if hist:
         rows = {r["history_pools"]: r for name, r in hist["rows"].items()
