@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 from .. import metrics as _metrics
 from ..clock import Clock, SystemClock
 from ..columns import AmountColumn, TransactionColumns
-from ..domain import EPOCH, Transaction, check_timestamp, from_micros, to_micros
+from ..domain import EPOCH, Transaction, check_timestamp, to_micros
 from ..errors import LateEvent, StoreError, ValidationError
 from ..store import (
     DecidesPerEvent,
@@ -575,8 +575,3 @@ def _weakly(method: Callable[[AlertCallback, Alert, BaseException], None]
             bound(sink, alert, error)
 
     return call
-
-
-def alert_time(at: int) -> datetime:
-    """The datetime of an integer event time (microseconds since the epoch)."""
-    return from_micros(at)
