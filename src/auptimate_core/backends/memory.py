@@ -95,6 +95,8 @@ _SWEEP_MIN = 4_096  # events between two sweeps, at least
 _DROPPED = 1 << 62  # the due time of a key no longer held (the sweep skips what it filed)
 _NEW = Status.NEW
 _ZEROS = (0, 0)
+_ALONE_CHAINED = (1, 0)  # the counts of an event alone in both intervals: chained ones
+_ALONE_BOTH = (1, 1)  # and both ending now
 
 
 class MemoryWindowStore(LocalStore):
@@ -133,9 +135,10 @@ class MemoryWindowStore(LocalStore):
         self._reach = 0
         self._keep = self._lateness  # the allowed lateness and the longest interval asked for
         self._memory = max(self._keep, self._horizon) + self._keep  # how long ids are kept
-        # (intervals, chained, r0, r1): the intervals observe_event decides inline, once
-        # observe_many has seen them (see Shape), or (None, ...).
-        self._inline: tuple[Sequence[Interval] | None, bool, int, int] = (None, False, 0, 0)
+        # (intervals, chained, r0, r1, reach): the intervals observe_event decides inline,
+        # once observe_many has seen them (see Shape), or (None, ...).
+        self._inline: tuple[Sequence[Interval] | None, bool, int, int, int] = (
+            None, False, 0, 0, 0)
         self._newest = NEVER
         self._sweep_due = NO_FIRST  # the store's newest event at which a bucket falls due
         self._since_sweep = 0
@@ -200,9 +203,20 @@ class MemoryWindowStore(LocalStore):
         if len(state.ids) > state.id_limit:
             forget_ids(state, at - self._memory)
         keep = self._keep
-        state.trim(at - keep)
-        state.cap = cap_of(len(state._times) - state._start)
-        if state.cap > SMALL and state.due > at + keep:
+        # state.trim(at - keep), written out: this runs every few events of a quiet pool.
+        times = state._times
+        size = len(times)
+        cut = bisect_right(times, at - keep, state._start)
+        cap = state.cap = cap_of(size - cut)
+        if cut * 2 > size:
+            del times[:cut]
+            cum = state._cum
+            if cum is not None:
+                base = cum[cut]
+                state._cum = [value - base for value in cum[cut:]]
+            cut = 0
+        state._start = cut
+        if cap > SMALL and state.due > at + keep:
             self._file(state, at + keep)
 
     def observe(
@@ -240,8 +254,9 @@ class MemoryWindowStore(LocalStore):
                 if at >= newest and (not_after is None or at <= not_after) and (
                         seen is None or seen <= newest - self._memory):
                     ids[event_id] = at
-                    if at < state.first:
-                        state.first = at
+                    first = state.first
+                    if first is NO_FIRST and at < first:  # see observe_many
+                        state.first = first = at
                     state.last = at
                     if at > self._newest:
                         self._newest = at
@@ -253,21 +268,33 @@ class MemoryWindowStore(LocalStore):
                     elif amount:
                         cum = state.first_amount(amount)
                     begin = state._start
-                    if len(times) - begin > state.cap:
+                    size = len(times)
+                    if size - begin > state.cap:
                         self._compact(state, at)
                         times = state._times
                         cum = state._cum
                         begin = state._start
-                    size = len(times)
-                    _, chained, r0, r1 = inline
-                    lo0 = bisect_right(times, at - r0, begin)
+                        size = len(times)
+                    _, chained, r0, r1, reach = inline
+                    lo0 = size - 1
                     sums = _ZEROS
-                    if chained:
+                    if times[lo0 - 1] <= at - reach:  # alone in both intervals: see observe_many
+                        if chained:
+                            counts = _ALONE_CHAINED
+                            if totals and cum is not None:
+                                sums = (cum[size] - cum[lo0], 0)
+                        else:
+                            counts = _ALONE_BOTH
+                            if totals and cum is not None:
+                                sums = (cum[size] - cum[lo0],) * 2
+                    elif chained:
+                        lo0 = bisect_right(times, at - r0, begin)
                         lo1 = bisect_right(times, at - r1, begin, lo0)
                         counts = (size - lo0, lo0 - lo1)
                         if totals and cum is not None:
                             sums = (cum[size] - cum[lo0], cum[lo0] - cum[lo1])
                     else:
+                        lo0 = bisect_right(times, at - r0, begin)
                         lo1 = bisect_right(times, at - r1, begin)
                         counts = (size - lo0, size - lo1)
                         if totals and cum is not None:
@@ -275,7 +302,7 @@ class MemoryWindowStore(LocalStore):
                     since = self._since_sweep = self._since_sweep + 1
                     if since >= _SWEEP_MIN and self._newest >= self._sweep_due:
                         self._sweep()
-                    return _NEW, counts, sums, state.first
+                    return _NEW, counts, sums, first
         finally:
             self._lock.release()
         got = self.observe_many((key,), (event_id,), (at,), (amount,), intervals,
@@ -315,14 +342,14 @@ class MemoryWindowStore(LocalStore):
         first_seen: list[int | None] = [None] * n
         duplicate, late, future = Status.DUPLICATE, Status.LATE, Status.FUTURE
         ahead = not_after if not_after is not None else NO_FIRST
-        two, chained, r0, r1 = shape.two, shape.chained, shape.r0, shape.r1
+        two, chained, r0, r1, reach = shape.two, shape.chained, shape.r0, shape.r1, shape.reach
         c0, c1 = (counts[0], counts[1]) if two else ([], [])
         s0, s1 = (sums[0], sums[1]) if two and totals else ([], [])
         with self._lock:
             if shape.reach > self._reach:
                 self._widen(shape.reach)
             if shape.two and not self._ring and self._inline[0] is not intervals:
-                self._inline = (intervals, shape.chained, shape.r0, shape.r1)
+                self._inline = (intervals, shape.chained, shape.r0, shape.r1, shape.reach)
             lateness = self._lateness
             keep = lateness + self._reach
             # A quiet key's newest may be moved up by ``keep`` (see _sweep): remember that
@@ -332,10 +359,10 @@ class MemoryWindowStore(LocalStore):
             # SLACK more (see cap_of): stale events are never counted (every lower bound is past
             # the horizon), and a quiet pool is not trimmed at every one of its events.
             inline = two and not self._ring
-            states = self._keys
+            get = self._keys.get
             newest_all = self._newest
             for i, key, event_id, at in zip(range(n), keys, event_ids, ats):
-                state = states.get(key)
+                state = get(key)
                 if state is None:
                     state = self._new_key(key)
                 ids = state.ids
@@ -345,23 +372,19 @@ class MemoryWindowStore(LocalStore):
                     statuses[i] = duplicate
                     first_seen[i] = state.first if state.first != NO_FIRST else None
                     continue
-                if at > ahead or at < newest - lateness:
-                    # Kept out of the windows, remembered for the horizon from now.
-                    statuses[i] = future if at > ahead else late
-                    ids[event_id] = ahead if at > ahead else newest
-                    if len(ids) > state.id_limit:
-                        forget_ids(state, newest - memory)
-                    first_seen[i] = state.first if state.first != NO_FIRST else None
-                    continue
-                ids[event_id] = at
-                if at < state.first:
-                    state.first = at
-                if at >= newest:
+                if newest <= at <= ahead:
+                    # In order (the usual case). A key's first event is at or before its
+                    # newest once it has one, so only a key without one (NO_FIRST itself)
+                    # needs the test.
+                    ids[event_id] = at
+                    first = state.first
+                    if first is NO_FIRST and at < first:
+                        state.first = first = at
                     state.last = at
                     if at > newest_all:
                         newest_all = at
                     if inline:
-                        # In order (the usual case): an append, a rare trim, two searches.
+                        # An append, a rare trim, two searches.
                         exact: ExactKey = state  # type: ignore[assignment]
                         times = exact._times
                         times.append(at)
@@ -371,30 +394,52 @@ class MemoryWindowStore(LocalStore):
                         elif amounts[i]:
                             cum = exact.first_amount(amounts[i])
                         begin = exact._start
-                        if len(times) - begin > exact.cap:
+                        size = len(times)
+                        if size - begin > exact.cap:
                             self._compact(exact, at)
                             times = exact._times
                             cum = exact._cum
                             begin = exact._start
-                        size = len(times)
-                        lo0 = bisect_right(times, at - r0, begin)
-                        if chained:
+                            size = len(times)
+                        lo0 = size - 1
+                        if times[lo0 - 1] <= at - reach:
+                            # No other event it holds is in either interval (the usual
+                            # case on a quiet pool). Holding no other, times[lo0 - 1] is
+                            # ``at`` itself or a trimmed event: either way both are lo0.
+                            lo1 = lo0
+                        elif chained:
+                            lo0 = bisect_right(times, at - r0, begin)
                             lo1 = bisect_right(times, at - r1, begin, lo0)
+                        else:
+                            lo0 = bisect_right(times, at - r0, begin)
+                            lo1 = bisect_right(times, at - r1, begin)
+                        if chained:
                             c0[i] = size - lo0
                             c1[i] = lo0 - lo1
                             if totals and cum is not None:
                                 s0[i] = cum[size] - cum[lo0]
                                 s1[i] = cum[lo0] - cum[lo1]
                         else:
-                            lo1 = bisect_right(times, at - r1, begin)
                             c0[i] = size - lo0
                             c1[i] = size - lo1
                             if totals and cum is not None:
                                 s0[i] = cum[size] - cum[lo0]
                                 s1[i] = cum[size] - cum[lo1]
-                        first_seen[i] = state.first
+                        first_seen[i] = first
                         continue
                     newest = at
+                elif at > ahead or at < newest - lateness:
+                    # Kept out of the windows, remembered for the horizon from now.
+                    statuses[i] = future if at > ahead else late
+                    ids[event_id] = ahead if at > ahead else newest
+                    if len(ids) > state.id_limit:
+                        forget_ids(state, newest - memory)
+                    first_seen[i] = state.first if state.first != NO_FIRST else None
+                    continue
+                else:
+                    ids[event_id] = at
+                    if at < state.first:
+                        state.first = at
                 if len(ids) > state.id_limit:
                     forget_ids(state, at - memory)
                 if isinstance(state, ExactKey):

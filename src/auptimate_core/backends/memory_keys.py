@@ -11,7 +11,8 @@ from ..windows.exact import ExactWindow
 from ..windows.ring import BucketRing
 
 NEVER = -(1 << 62)
-NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows
+NO_FIRST = 1 << 62  # a key's first event time before it has one in its windows (this very
+# object: the store's in-order paths test ``first is NO_FIRST``)
 SLACK = 8  # events an exact window may hold past its live ones and a quarter more
 SMALL = 2 * SLACK + 2  # an exact window of at most this many events (and of that cap) is small
 
