@@ -401,25 +401,30 @@ class MemoryWindowStore(LocalStore):
                             cum = exact._cum
                             begin = exact._start
                             size = len(times)
-                        lo0 = size - 1
-                        if times[lo0 - 1] <= at - reach:
+                        if times[size - 2] <= at - reach:
                             # No other event it holds is in either interval (the usual
-                            # case on a quiet pool). Holding no other, times[lo0 - 1] is
-                            # ``at`` itself or a trimmed event: either way both are lo0.
-                            lo1 = lo0
-                        elif chained:
-                            lo0 = bisect_right(times, at - r0, begin)
-                            lo1 = bisect_right(times, at - r1, begin, lo0)
-                        else:
-                            lo0 = bisect_right(times, at - r0, begin)
-                            lo1 = bisect_right(times, at - r1, begin)
+                            # case on a quiet pool): counts of 1 (the rows hold 0). Holding
+                            # no other, times[size - 2] is ``at`` itself or a trimmed
+                            # event, and the searches below find the same.
+                            c0[i] = 1
+                            if not chained:
+                                c1[i] = 1
+                            if totals and cum is not None:
+                                s0[i] = own = cum[size] - cum[size - 1]
+                                if not chained:
+                                    s1[i] = own
+                            first_seen[i] = first
+                            continue
+                        lo0 = bisect_right(times, at - r0, begin)
                         if chained:
+                            lo1 = bisect_right(times, at - r1, begin, lo0)
                             c0[i] = size - lo0
                             c1[i] = lo0 - lo1
                             if totals and cum is not None:
                                 s0[i] = cum[size] - cum[lo0]
                                 s1[i] = cum[lo0] - cum[lo1]
                         else:
+                            lo1 = bisect_right(times, at - r1, begin)
                             c0[i] = size - lo0
                             c1[i] = size - lo1
                             if totals and cum is not None:
