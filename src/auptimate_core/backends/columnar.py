@@ -30,7 +30,8 @@ Its limits, beside the memory store's:
   :mod:`auptimate_core.windows.columnar`), so an event of a key that went quiet is ``LATE``
   when its windows would reach the events given back, and an event of a key the store holds
   nothing of is ``LATE`` when it is older than the newest event of a key dropped so far plus
-  the longest interval.
+  the longest interval. Compactions run at the end of a call, so for those events alone the
+  answer can depend on how the stream was cut into calls (the memory store's cannot).
 - **Memory** is bounded by the windows and the dedup horizon as in the memory store, but the
   array is compacted once it has grown by half and the id log once it has tripled, so it may
   hold up to about twice what the windows need between compactions.

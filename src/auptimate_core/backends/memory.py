@@ -36,7 +36,14 @@ events or once it has gone quiet, not at every sweep:
   enough to need the dropped events is ``LATE`` (the windows of any event it still accepts
   begin after them);
 - a key quiet for longer than the dedup horizon as well (plus that move) is dropped whole:
-  events, ids, times, and its lifecycle unless a rule is firing for it.
+  events, ids, times, and its lifecycle unless a rule is firing for it. It is a new key if it
+  comes back; since the events it had are gone, an event of a key with no window (a new key,
+  or one that only ever had late or future events) is ``LATE`` when its intervals reach back
+  to the newest event of any key dropped so far, as it may need the events dropped.
+
+The sweep runs between the same two events however a stream is cut into calls (it is looked
+for before each event of a batch, after each event observed alone), so one call per event and
+batches of any size give the same answers.
 
 Costs per observation: amortised ``O(1)`` to record an in-order event, ``O(log n)`` per interval
 tallied (``O(log m)`` in one bucket of ``m`` events for the ring), more for a late event that
@@ -140,6 +147,9 @@ class MemoryWindowStore(LocalStore):
         self._inline: tuple[Sequence[Interval] | None, bool, int, int, int] = (
             None, False, 0, 0, 0)
         self._newest = NEVER
+        # The newest event time of any key dropped whole so far (see _sweep): an event of a
+        # key that has no window is LATE when its windows would reach back to it.
+        self._floor = NEVER
         self._sweep_due = NO_FIRST  # the store's newest event at which a bucket falls due
         self._since_sweep = 0
         # The sweep's schedule (see _file): the keys by the time they are due a look, in
@@ -252,7 +262,8 @@ class MemoryWindowStore(LocalStore):
                 seen = ids.get(event_id)
                 # Else out of order, ahead or a duplicate: the general path.
                 if at >= newest and (not_after is None or at <= not_after) and (
-                        seen is None or seen <= newest - self._memory):
+                        seen is None or seen <= newest - self._memory) and (
+                        newest != NEVER or at >= self._floor + inline[4]):
                     ids[event_id] = at
                     first = state.first
                     if first is NO_FIRST and at < first:  # see observe_many
@@ -361,7 +372,20 @@ class MemoryWindowStore(LocalStore):
             inline = two and not self._ring
             get = self._keys.get
             newest_all = self._newest
+            floor = self._floor
+            # The sweep runs between the same two events however the stream is cut into calls:
+            # the per-event path looks after each event, this loop before each and after the
+            # last, so that no answer depends on the cut.
+            swept = 0  # the index of the first event after the last sweep of this call
+            sweep_from = _SWEEP_MIN - self._since_sweep
             for i, key, event_id, at in zip(range(n), keys, event_ids, ats):
+                if i >= sweep_from and newest_all >= self._sweep_due:
+                    self._newest = newest_all
+                    self._sweep()
+                    get = self._keys.get  # the sweep may have copied the keys anew
+                    floor = self._floor
+                    swept = i
+                    sweep_from = i + _SWEEP_MIN
                 state = get(key)
                 if state is None:
                     state = self._new_key(key)
@@ -372,7 +396,7 @@ class MemoryWindowStore(LocalStore):
                     statuses[i] = duplicate
                     first_seen[i] = state.first if state.first != NO_FIRST else None
                     continue
-                if newest <= at <= ahead:
+                if newest <= at <= ahead and (newest != NEVER or at >= floor + reach):
                     # In order (the usual case). A key's first event is at or before its
                     # newest once it has one, so only a key without one (NO_FIRST itself)
                     # needs the test.
@@ -433,10 +457,13 @@ class MemoryWindowStore(LocalStore):
                         first_seen[i] = first
                         continue
                     newest = at
-                elif at > ahead or at < newest - lateness:
-                    # Kept out of the windows, remembered for the horizon from now.
+                elif at > ahead or at < newest - lateness or newest == NEVER:
+                    # Kept out of the windows (ahead of the clock, late for its key, or, on
+                    # a key with no window yet, older than the floor), remembered for the
+                    # horizon from now: its key's newest, or the store's for a key with none.
                     statuses[i] = future if at > ahead else late
-                    ids[event_id] = ahead if at > ahead else newest
+                    ids[event_id] = (ahead if at > ahead else newest if newest != NEVER
+                                     else newest_all)
                     if len(ids) > state.id_limit:
                         forget_ids(state, newest - memory)
                     first_seen[i] = state.first if state.first != NO_FIRST else None
@@ -457,7 +484,7 @@ class MemoryWindowStore(LocalStore):
                     self._file(state, state.last + keep)
                 first_seen[i] = state.first
             self._newest = newest_all
-            self._since_sweep += n
+            self._since_sweep += n - swept  # a sweep set it to 0
             if self._since_sweep >= _SWEEP_MIN and newest_all >= self._sweep_due:
                 self._sweep()
         return ObservedBatch(statuses, counts, sums, first_seen)
@@ -510,6 +537,8 @@ class MemoryWindowStore(LocalStore):
                 if last < gone:
                     state.due = _DROPPED
                     dropped.append(state.key)
+                    if state.last > self._floor:  # a window it had: its newest is the floor
+                        self._floor = state.last
                     continue
                 if gives_back:
                     if isinstance(state, ExactKey):
