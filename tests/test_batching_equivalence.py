@@ -60,7 +60,7 @@ def hostile_stream(seed: int, pools: int, events: int) -> list[Transaction]:
         elif kind < 0.05:
             moment = at - timedelta(seconds=rng.randrange(0, 900))  # late, or nearly
         elif kind < 0.06:
-            moment = CLOCK + timedelta(minutes=rng.randrange(1, 20))  # ahead of the clock
+            moment = CLOCK + timedelta(minutes=rng.randrange(6, 30))  # ahead of the clock
         if kind > 0.985 and out:
             again = out[rng.randrange(len(out))]  # a redelivery, old or new timestamp
             out.append(Transaction(again.id, again.investor_id, again.pool_id, again.amount,
