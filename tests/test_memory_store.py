@@ -186,3 +186,47 @@ def test_peak_size_is_bounded_on_a_long_fast_stream(window: str, events: int) ->
     if window == "ring":
         assert peak["slots"] <= 10_000 * (keep // MINUTE + 2)
     store._check()
+
+
+def test_a_pool_with_only_events_ahead_of_the_clock_forgets_their_ids() -> None:
+    """Its ids are remembered for the dedup horizon of the store's time, not for ever: such a
+    pool has no newest event of its own to measure the horizon from."""
+    intervals = (Interval(0, 60_000_000), Interval(60_000_000, 3_600_000_000))
+    store = MemoryWindowStore()
+    day = 86_400_000_000
+    for k in range(200):  # twenty days, ten steps a day
+        at = k * day // 10
+        store.observe_many(["p"], [f"p{k}"], [at], [0], intervals, not_after=at + 1)
+        ahead = [f"q{k}-{j}" for j in range(50)]
+        got = store.observe_many(["q"] * 50, ahead, [at + 10**12] * 50, [0] * 50, intervals,
+                                 not_after=at + 1)
+        assert {status.value for status in got.statuses} == {"future"}
+    assert store.size()["ids"] < 1_000  # of the 10,000 ids ahead: about a day and a half's
+    again = store.observe_many(["q"], ["q199-0"], [10**13], [0], intervals, not_after=1)
+    assert again.statuses[0].value == "duplicate"
+
+
+@pytest.mark.parametrize("per_event", [True, False])
+def test_a_pool_first_seen_ahead_of_the_clock_is_swept_in_time(per_event: bool) -> None:
+    """A backfill: the clock is far past the events. A pool whose first event was ahead even
+    of it is filed for a look when that id would be forgotten; once its own events come, it
+    is filed again by them, as every pool is (the invariants of ``_check``)."""
+    intervals = (Interval(0, 60_000_000), Interval(60_000_000, 3_600_000_000))
+    store = MemoryWindowStore()
+    store.observe_many([], [], [], [], intervals)
+    clock = 10**14
+
+    def observe(key: str, event: str, at: int) -> None:
+        if per_event:
+            store.observe_event(key, event, at, 0, intervals, False, clock)
+        else:
+            store.observe_many([key], [event], [at], [0], intervals, not_after=clock)
+
+    observe("q", "ahead", 10**15)
+    at = 0
+    for k in range(6_000):
+        at += 1_000_000
+        observe(f"p{k % 30}", f"e{k}", at)
+        if k == 5_000:
+            observe("q", "own", at)
+    store._check()

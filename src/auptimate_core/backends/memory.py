@@ -268,6 +268,8 @@ class MemoryWindowStore(LocalStore):
                     first = state.first
                     if first is NO_FIRST and at < first:  # see observe_many
                         state.first = first = at
+                        if state.due > at + self._memory:  # see observe_many
+                            self._file(state, at + self._memory)
                     state.last = at
                     if at > self._newest:
                         self._newest = at
@@ -404,6 +406,10 @@ class MemoryWindowStore(LocalStore):
                     first = state.first
                     if first is NO_FIRST and at < first:
                         state.first = first = at
+                        if state.due > at + memory:
+                            # Filed by the ids of events ahead of the clock it had: looked at
+                            # by the time its own events would have it dropped.
+                            self._file(state, at + memory)
                     state.last = at
                     if at > newest_all:
                         newest_all = at
@@ -462,10 +468,10 @@ class MemoryWindowStore(LocalStore):
                     # a key with no window yet, older than the floor), remembered for the
                     # horizon from now: its key's newest, or the store's for a key with none.
                     statuses[i] = future if at > ahead else late
-                    ids[event_id] = (ahead if at > ahead else newest if newest != NEVER
-                                     else newest_all)
+                    now = newest if newest != NEVER else newest_all
+                    ids[event_id] = ahead if at > ahead else now
                     if len(ids) > state.id_limit:
-                        forget_ids(state, newest - memory)
+                        forget_ids(state, now - memory)
                     first_seen[i] = state.first if state.first != NO_FIRST else None
                     continue
                 else:
