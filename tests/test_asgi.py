@@ -439,8 +439,7 @@ async def _across_processes(a: str, b: str) -> None:
     import httpx
 
     manager, ann = {"X-Actor": "m1"}, {"X-Actor": "ann"}
-    # 30 s a request: a loaded machine took over 10 s for one (the suite then runs two processes
-    # of its own per worker beside these two servers).
+    # 30 s a request: under the whole suite on a loaded machine, one write took over 10 s.
     async with httpx.AsyncClient(timeout=30) as client:
         (await client.put(f"{a}/pools/fund-a", headers=manager)).raise_for_status()
         (await client.put(f"{b}/pools/fund-a/members/ann", headers=manager)).raise_for_status()
