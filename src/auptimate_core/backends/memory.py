@@ -213,20 +213,9 @@ class MemoryWindowStore(LocalStore):
         if len(state.ids) > state.id_limit:
             forget_ids(state, at - self._memory)
         keep = self._keep
-        # state.trim(at - keep), written out: this runs every few events of a quiet pool.
-        times = state._times
-        size = len(times)
-        cut = bisect_right(times, at - keep, state._start)
-        cap = state.cap = cap_of(size - cut)
-        if cut * 2 > size:
-            del times[:cut]
-            cum = state._cum
-            if cum is not None:
-                base = cum[cut]
-                state._cum = [value - base for value in cum[cut:]]
-            cut = 0
-        state._start = cut
-        if cap > SMALL and state.due > at + keep:
+        state.trim(at - keep)
+        state.cap = cap_of(len(state._times) - state._start)
+        if state.cap > SMALL and state.due > at + keep:
             self._file(state, at + keep)
 
     def observe(
