@@ -154,6 +154,11 @@ def looped(txs: list[Transaction], before: list[Transaction] | None = None
 
 
 def floored(txs: list[Transaction]) -> Callable[[], Callable[[], Any]]:
+    # The floor writes the rule's message out again: its alerts must be the rule's, whole.
+    head, rule = txs[:1_000], ThresholdRule(limit=LIMIT)
+    assert threshold_floor(head, limit=LIMIT) == [
+        alert for tx in head if (alert := rule.check(tx)) is not None]
+
     def prepare() -> Callable[[], list[Key]]:
         return lambda: keys(threshold_floor(txs, limit=LIMIT))
     return prepare

@@ -103,7 +103,7 @@ def threshold_floor(txs: Iterable[Transaction], *, limit: Decimal) -> list[Alert
         if amount > limit:
             pool = tx.pool_id
             out.append(make_alert("threshold", "firing", pool, tx.timestamp, tx.id, amount,
-                                  limit, f"amount {amount}{text}{pool}", "threshold",
+                                  limit, f"amount {amount!s}{text}{pool}", "threshold",
                                   tx.investor_id, ()))
     return out
 
