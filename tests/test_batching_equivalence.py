@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from auptimate_core import Transaction
 from auptimate_core.alerts import AlertEngine, SpikeRule, ThresholdRule
 from auptimate_core.backends.memory import MemoryWindowStore
+from auptimate_core.domain import to_micros
 from auptimate_core.store import Interval, Status, WindowStore
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -73,12 +74,8 @@ def hostile_stream(seed: int, pools: int, events: int) -> list[Transaction]:
     return out
 
 
-def micros(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-
-
 INTERVALS = (Interval(0, 60 * US), Interval(60 * US, 3_600 * US))
-NOT_AFTER = micros(CLOCK) + 300 * US
+NOT_AFTER = to_micros(CLOCK) + 300 * US
 
 Answer = tuple[Status, tuple[int, ...], int | None]
 
@@ -92,7 +89,7 @@ def answer(status: Status, counts: Sequence[int], first: int | None) -> Answer:
 def per_event(store: WindowStore, txs: list[Transaction]) -> list[Answer]:
     out: list[Answer] = []
     for tx in txs:
-        got = store.observe_many([tx.pool_id], [tx.id], [micros(tx.timestamp)], [0], INTERVALS,
+        got = store.observe_many([tx.pool_id], [tx.id], [to_micros(tx.timestamp)], [0], INTERVALS,
                                  not_after=NOT_AFTER)
         out.append(answer(got.statuses[0], [c[0] for c in got.counts], got.first_seen[0]))
     return out
@@ -104,7 +101,7 @@ def inline(store: MemoryWindowStore, txs: list[Transaction]) -> list[Answer]:
     out: list[Answer] = []
     for tx in txs:
         status, counts, _, first = store.observe_event(
-            tx.pool_id, tx.id, micros(tx.timestamp), 0, INTERVALS, False, NOT_AFTER)
+            tx.pool_id, tx.id, to_micros(tx.timestamp), 0, INTERVALS, False, NOT_AFTER)
         out.append(answer(status, counts, first))
     return out
 
@@ -114,7 +111,7 @@ def batched(store: WindowStore, txs: list[Transaction], size: int) -> list[Answe
     for start in range(0, len(txs), size):
         part = txs[start:start + size]
         got = store.observe_many([t.pool_id for t in part], [t.id for t in part],
-                                 [micros(t.timestamp) for t in part], [0] * len(part),
+                                 [to_micros(t.timestamp) for t in part], [0] * len(part),
                                  INTERVALS, not_after=NOT_AFTER)
         for i in range(len(part)):
             out.append(answer(got.statuses[i], [c[i] for c in got.counts], got.first_seen[i]))
