@@ -52,3 +52,17 @@ def test_totals_and_counts_match_a_model_with_sums_started_late(script: list[tup
         window._check()
         assert len(window) == len(held)
         assert (window._cum is None) <= all(x == 0 for _, x in held)
+
+
+def test_a_late_event_older_than_trimmed_ones_is_counted_and_trimmed_like_any() -> None:
+    window = ExactWindow()
+    for at in (0, 1, 2, 3):
+        window.add(at, at)
+    assert window.trim(1) == 2  # two dead events stay in the list until a compaction
+    window.add(0, 5)            # older than both of them
+    window._check()
+    assert (window.count(-1, 3), window.total(-1, 3)) == (3, 10)
+    assert window.oldest == 0
+    assert window.trim(1) == 1
+    assert (len(window), window.total(-1, 3)) == (2, 5)
+    window._check()

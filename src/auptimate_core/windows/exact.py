@@ -174,8 +174,12 @@ class ExactWindow:
                 sums[j][row] = cum[hi] - cum[lo] if cum is not None else 0
 
     def _check(self) -> None:
-        """Assert the invariants (sorted times, consistent prefix sums)."""
+        """Assert the invariants (live times sorted, consistent prefix sums).
+
+        Only the live part ``times[_start:]`` is kept sorted: a late event older than some
+        trimmed (dead, not yet compacted) events goes in at ``_start``, after them.
+        """
         times = self._times
         assert self._cum is None or len(self._cum) == len(times) + 1
         assert 0 <= self._start <= len(times)
-        assert all(a <= b for a, b in pairwise(times))
+        assert all(a <= b for a, b in pairwise(times[self._start:]))
