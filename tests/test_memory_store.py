@@ -230,3 +230,25 @@ def test_a_pool_first_seen_ahead_of_the_clock_is_swept_in_time(per_event: bool) 
         if k == 5_000:
             observe("q", "own", at)
     store._check()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("window", ["exact", "ring"])
+def test_a_sweep_ends_when_a_pool_has_only_ids_from_long_ago(window: str) -> None:
+    """A pool whose only event came ahead of the clock, looked at first by a sweep that comes
+    long after (the store's newest far past its id, still inside the dedup horizon), is filed
+    for a later sweep: a ring store's sweep once filed it again into a bucket already due,
+    looking at it for ever."""
+    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
+    start = 100 * 60 * MINUTE
+    store.observe_many(["p"], ["a"], [start], [0], SPIKE)
+    ahead = store.observe_many(["q"], ["ahead"], [start + 10 * MINUTE], [0], SPIKE,
+                               not_after=start + MINUTE)
+    assert ahead.statuses == [Status.FUTURE]
+    at = start
+    for k in range(6_000):  # ten seconds apart: the first sweep comes some 11 hours later
+        at += 10_000_000
+        store.observe_many(["p"], [f"e{k}"], [at], [0], SPIKE)
+    store._check()
+    again = store.observe_many(["q"], ["ahead"], [at], [0], SPIKE)
+    assert again.statuses == [Status.DUPLICATE]

@@ -523,8 +523,9 @@ class MemoryWindowStore(LocalStore):
                 if due - due % slot != start:
                     continue  # filed again since, or dropped
                 last = state.last
-                if last == NEVER:
-                    # No event in its windows yet, only ids of events ahead of the clock.
+                ids_only = last == NEVER
+                if ids_only:
+                    # No event in its windows yet, only ids of events kept out of them.
                     last = max(state.ids.values(), default=NEVER)
                     gives_back = False
                 else:
@@ -535,7 +536,12 @@ class MemoryWindowStore(LocalStore):
                     if state.last > self._floor:  # a window it had: its newest is the floor
                         self._floor = state.last
                     continue
-                if gives_back:
+                if ids_only:
+                    # Nothing to give back, only ids to forget: looked at when it may be
+                    # dropped (never in a bucket already due, which this loop would reach
+                    # again: ``last`` may lie more than ``keep`` behind the store's newest).
+                    due = last + memory
+                elif gives_back:
                     if isinstance(state, ExactKey):
                         if state._start < len(state._times):
                             # Every event it holds is at or before ``last``: all given back,
