@@ -27,7 +27,8 @@ the ids recorded more than the dedup horizon before its newest event. Every 4,09
 the store's newest event has passed the time one is due) the store looks at the keys that may
 have gone quiet, and at no other: each key is filed by the time it may next need a look (its
 newest event plus the windows' horizon if it holds more than a few events, else plus the time
-after which a quiet key is dropped, below), in buckets of an eighth of the windows' horizon. A
+after which a quiet key is dropped, below), in buckets of an eighth of the windows' horizon
+(:mod:`~auptimate_core.backends.memory_sweep`). A
 look costs ``O(1)`` per key due one, and a key is due one about once per horizon of its own
 events or once it has gone quiet, not at every sweep:
 
@@ -71,7 +72,6 @@ from collections import deque
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import timedelta
-from heapq import heappop, heappush
 from typing import Literal
 
 from ..errors import ValidationError
@@ -88,7 +88,6 @@ from .local import US, LocalStore
 from .memory_keys import (
     NEVER,
     NO_FIRST,
-    SLACK,
     SMALL,
     ExactKey,
     Key,
@@ -97,9 +96,9 @@ from .memory_keys import (
     cap_of,
     forget_ids,
 )
+from .memory_sweep import DROPPED, SweepSchedule, look
 
 _SWEEP_MIN = 4_096  # events between two sweeps, at least
-_DROPPED = 1 << 62  # the due time of a key no longer held (the sweep skips what it filed)
 _NEW = Status.NEW
 _ZEROS = (0, 0)
 _ALONE_CHAINED = (1, 0)  # the counts of an event alone in both intervals: chained ones
@@ -150,13 +149,9 @@ class MemoryWindowStore(LocalStore):
         # The newest event time of any key dropped whole so far (see _sweep): an event of a
         # key that has no window is LATE when its windows would reach back to it.
         self._floor = NEVER
-        self._sweep_due = NO_FIRST  # the store's newest event at which a bucket falls due
         self._since_sweep = 0
-        # The sweep's schedule (see _file): the keys by the time they are due a look, in
-        # buckets of ``_slot`` microseconds, and the buckets' start times in a heap.
-        self._buckets: dict[int, list[Key]] = {}
-        self._starts: list[int] = []
-        self._slot = max(self._keep // 8, 1)
+        # The sweep's schedule (see _file), in buckets of an eighth of the horizon.
+        self._schedule = SweepSchedule(max(self._keep // 8, 1))
 
     def _new_key(self, key: str) -> Key:
         first, newest = NO_FIRST, NEVER
@@ -177,26 +172,16 @@ class MemoryWindowStore(LocalStore):
         holds more than a few events (a ring; an exact window of more than ``SMALL`` events,
         or allowed to grow past that before it trims) at its newest plus ``keep`` as well,
         so that what it holds is given back once it goes quiet. A key filed too early is
-        filed again when looked at; one filed anew leaves its old entry behind, which the
-        sweep skips (``due`` names its one entry that counts)."""
-        state.due = due
-        start = due - due % self._slot
-        bucket = self._buckets.get(start)
-        if bucket is None:
-            self._buckets[start] = [state]
-            heappush(self._starts, start)
-            if start + self._slot < self._sweep_due:
-                self._sweep_due = start + self._slot
-        else:
-            bucket.append(state)
+        filed again when looked at."""
+        self._schedule.file(state, due)
 
     def _widen(self, reach: int) -> None:
         """A longer interval was asked for: hold that much more from now on."""
         self._reach = reach
         self._keep = self._lateness + reach
         self._memory = max(self._keep, self._horizon) + self._keep
-        if not self._starts:  # nothing filed yet: buckets of an eighth of the horizon
-            self._slot = max(self._keep // 8, 1)
+        if not self._schedule:  # nothing filed yet: buckets of an eighth of the horizon
+            self._schedule.slot = max(self._keep // 8, 1)
         if self._ring:
             span = self._lateness + reach
             for state in self._keys.values():
@@ -302,7 +287,7 @@ class MemoryWindowStore(LocalStore):
                         if totals and cum is not None:
                             sums = (cum[size] - cum[lo0], cum[size] - cum[lo1])
                     since = self._since_sweep = self._since_sweep + 1
-                    if since >= _SWEEP_MIN and self._newest >= self._sweep_due:
+                    if since >= _SWEEP_MIN and self._newest >= self._schedule.due:
                         self._sweep()
                     return _NEW, counts, sums, first
         finally:
@@ -370,7 +355,7 @@ class MemoryWindowStore(LocalStore):
             swept = 0  # the index of the first event after the last sweep of this call
             sweep_from = _SWEEP_MIN - self._since_sweep
             for i, key, event_id, at in zip(range(n), keys, event_ids, ats):
-                if i >= sweep_from and newest_all >= self._sweep_due:
+                if i >= sweep_from and newest_all >= self._schedule.due:
                     self._newest = newest_all
                     self._sweep()
                     get = self._keys.get  # the sweep may have copied the keys anew
@@ -480,7 +465,7 @@ class MemoryWindowStore(LocalStore):
                 first_seen[i] = state.first
             self._newest = newest_all
             self._since_sweep += n - swept  # a sweep set it to 0
-            if self._since_sweep >= _SWEEP_MIN and newest_all >= self._sweep_due:
+            if self._since_sweep >= _SWEEP_MIN and newest_all >= self._schedule.due:
                 self._sweep()
         return ObservedBatch(statuses, counts, sums, first_seen)
 
@@ -497,83 +482,26 @@ class MemoryWindowStore(LocalStore):
             return tuple(out)
 
     def _sweep(self) -> None:
-        """Look at the keys due a look (see :meth:`_file`): each bucket whose every due time
-        the store's newest event has passed, and nothing else. Called once there is one and
-        at least _SWEEP_MIN events came since the last sweep.
-
-        A key whose newest event is older than the store's newest minus ``keep`` is quiet: its
-        events are dropped and its newest moved up by ``keep``, so that an event of it late
-        enough to need them is ``LATE`` (an event at or after the new newest minus the allowed
-        lateness has windows that begin after them). A key quiet for longer than the dedup
-        horizon as well holds nothing anyone can ask for: it is dropped whole, with its
-        lifecycle unless a rule is firing for it (:meth:`AlertEngine.evaluate` resolves that).
-        Any other key is filed again for when it may be next.
-        """
+        """Look at the keys due a look (see :meth:`_file` and
+        :func:`~.memory_sweep.look`): give back what a quiet key holds, drop one quiet for
+        longer than the dedup horizon (with its lifecycle unless a rule is firing for it;
+        :meth:`AlertEngine.evaluate` resolves that), file any other again. Called once a
+        bucket is due and at least _SWEEP_MIN events came since the last sweep."""
         self._since_sweep = 0
-        newest = self._newest
-        keep, memory, slot = self._keep, self._memory, self._slot
-        quiet = newest - keep
-        gone = newest - memory
-        starts, buckets, keys = self._starts, self._buckets, self._keys
+        newest, keep, memory = self._newest, self._keep, self._memory
+        schedule = self._schedule
         dropped = []
-        while starts and starts[0] + slot <= newest:
-            start = heappop(starts)
-            for state in buckets.pop(start):
-                due = state.due
-                if due - due % slot != start:
-                    continue  # filed again since, or dropped
-                last = state.last
-                ids_only = last == NEVER
-                if ids_only:
-                    # No event in its windows yet, only ids of events kept out of them.
-                    last = max(state.ids.values(), default=NEVER)
-                    gives_back = False
-                else:
-                    gives_back = last < quiet
-                if last < gone:
-                    state.due = _DROPPED
-                    dropped.append(state.key)
-                    if state.last > self._floor:  # a window it had: its newest is the floor
-                        self._floor = state.last
-                    continue
-                if ids_only:
-                    # Nothing to give back, only ids to forget: looked at when it may be
-                    # dropped (never in a bucket already due, which this loop would reach
-                    # again: ``last`` may lie more than ``keep`` behind the store's newest).
-                    due = last + memory
-                elif gives_back:
-                    if isinstance(state, ExactKey):
-                        if state._start < len(state._times):
-                            # Every event it holds is at or before ``last``: all given back,
-                            # the window left as a new one (what trim(last) would leave).
-                            last = state.last = last + keep
-                            state.clear()
-                            state.cap = SLACK
-                        held = 0
-                    else:
-                        if len(state):
-                            last = state.last = last + keep
-                            state.trim(last)
-                        held = len(state)
-                    if len(state.ids) > 2 * held + 64:
-                        forget_ids(state, last - memory)
-                    due = last + memory
-                elif isinstance(state, ExactKey) and state.cap <= SMALL and (
-                        len(state._times) - state._start <= SMALL):
-                    due = last + memory
-                else:
-                    due = last + keep
-                # _file, inline: most keys looked at are filed again
-                state.due = due
-                due -= due % slot
-                bucket = buckets.get(due)
-                if bucket is None:
-                    buckets[due] = [state]
-                    heappush(starts, due)
-                else:
-                    bucket.append(state)
-        self._sweep_due = starts[0] + slot if starts else NO_FIRST
+        for state in schedule.take(newest):
+            due = look(state, newest, keep, memory)
+            if due is not None:
+                schedule.file(state, due)
+                continue
+            state.due = DROPPED
+            dropped.append(state.key)
+            if state.last > self._floor:  # a window it had: its newest is the floor
+                self._floor = state.last
         if dropped:
+            keys = self._keys
             deque(map(keys.__delitem__, dropped), maxlen=0)  # one C loop for what may be many
             self._lifecycle.forget(dropped)
             if len(dropped) > len(keys):
@@ -600,17 +528,13 @@ class MemoryWindowStore(LocalStore):
         still reach remembered."""
         with self._lock:
             keep = self._lateness + self._reach
-            slot = self._slot
-            assert sorted(self._starts) == sorted(self._buckets)
-            filed = {(start, id(state)) for start, held in self._buckets.items()
-                     for state in held}
+            self._schedule.check(self._keys.values())
             for key, state in self._keys.items():
                 state._check()
                 assert len(state.ids) >= state.count(state.last - keep, state.last)
                 assert state.first <= state.last or (state.first, state.last) == (
                     NO_FIRST, NEVER)
                 assert state.key == key
-                assert (state.due - state.due % slot, id(state)) in filed
                 assert state.due <= state.last + self._memory or state.last == NEVER
                 if isinstance(state, RingKey):
                     assert state.due <= state.last + keep or not len(state)
