@@ -469,3 +469,18 @@ def test_an_event_within_the_windows_horizon_of_the_stream_agrees_with_the_model
     assert want[-1][:2] == (Status.NEW, (1, 1))
     got = feed_observe(MemoryWindowStore(window=window), [stream], spike)
     assert got[-1] == want[-1]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.xfail(strict=True, reason=(
+    "observe_many caches what it derives from the intervals (Shape: spans, reach) by the "
+    "identity of the sequence passed, so a list changed in place between calls is answered "
+    "as the intervals it held before (and the store does not widen to the new reach)"))
+def test_a_list_of_intervals_changed_in_place_is_answered_as_it_now_is(window: Window) -> None:
+    store = MemoryWindowStore(window=window)
+    intervals = [Interval(0, 10), Interval(0, 20)]
+    store.observe(Observation("p", "a", 100), intervals)
+    intervals[:] = [Interval(0, 1_000), Interval(0, 2_000)]
+    got = store.observe(Observation("p", "b", 150), intervals)
+    assert [t.count for t in got.tallies] == [2, 2]
