@@ -46,6 +46,7 @@ class Event:
     at: int
     amount: int
     not_after: int | None  # the same for every event of one segment
+    shape: int = 0  # the intervals it is observed with: 0 the stream's, k the k-th other's
 
 
 Segment = list[Event]
@@ -83,12 +84,15 @@ def interval_shapes(rng: random.Random) -> tuple[Interval, ...]:
     ))
 
 
-def hostile(seed: int, events: int, options: Options, pools: int = 30) -> list[Segment]:
+def hostile(seed: int, events: int, options: Options, pools: int = 30, shapes: int = 1,
+            far: bool = False) -> list[Segment]:
     """``events`` events in segments of a few hundred, each segment under one ``not_after``
     (sometimes none). The clock mostly creeps, sometimes jumps (minutes, hours, past the dedup
     horizon, days); among the events: pools back in order for themselves far behind the
     stream, late and nearly late ones, events ahead of the clock (often the first of a pool),
-    ties, ids reused across pools, redeliveries with their own or a new time."""
+    ties, ids reused across pools, redeliveries with their own or a new time. ``shapes``:
+    how many interval shapes the segments pick from (``Event.shape``); ``far``: ``not_after``
+    sometimes lies weeks past the clock (a backfill)."""
     rng = random.Random(seed)
     clock = rng.choice((0, -10 * DAY, 10**15))
     last: dict[str, int] = {}
@@ -97,7 +101,8 @@ def hostile(seed: int, events: int, options: Options, pools: int = 30) -> list[S
     n = 0
     fresh = 0
     while n < events:
-        ahead = rng.choice((None, MINUTE, 5 * MINUTE, 0))
+        ahead = rng.choice((None, MINUTE, 5 * MINUTE, 0, *((40 * DAY, 400 * DAY) if far else ())))
+        shape = rng.randrange(shapes)
         segment: Segment = []
         clocks = []
         for _ in range(rng.randrange(1, 600)):
@@ -132,11 +137,12 @@ def hostile(seed: int, events: int, options: Options, pools: int = 30) -> list[S
                 again = sent[rng.randrange(len(sent))]
                 pool = again.key if rng.random() < 0.7 else pool
                 at = again.at if rng.random() < 0.5 else at
-                event = Event(pool, again.event_id, at, again.amount, not_after)
+                event = Event(pool, again.event_id, at, again.amount, not_after, shape)
             else:
                 # Ids repeat across pools now and then (each pool has ids of its own).
                 name = f"e{n}" if rng.random() < 0.95 else f"e{rng.randrange(n + 1)}"
-                event = Event(pool, name, at, rng.choice((0, 1, 100, 10**12)), not_after)
+                event = Event(pool, name, at, rng.choice((0, 1, 100, 10**12)), not_after,
+                              shape)
             segment.append(event)
             sent.append(event)
             n += 1
@@ -154,32 +160,34 @@ def answer(status: Status, counts: Sequence[int], totals: Sequence[int],
 
 
 def feed_observe(store: MemoryWindowStore, stream: list[Segment],
-                 intervals: Sequence[Interval]) -> list[Answer]:
+                 intervals: Sequence[Interval], others: Shapes = ()) -> list[Answer]:
     out = []
     for segment in stream:
         for e in segment:
-            got = store.observe(Observation(e.key, e.event_id, e.at, e.amount), intervals,
-                                not_after=e.not_after)
+            got = store.observe(Observation(e.key, e.event_id, e.at, e.amount),
+                                shape_of(e, intervals, others), not_after=e.not_after)
             out.append(answer(got.status, [t.count for t in got.tallies],
                               [t.total for t in got.tallies], got.first_seen))
     return out
 
 
 def feed_inline(store: MemoryWindowStore, stream: list[Segment],
-                intervals: Sequence[Interval]) -> list[Answer]:
+                intervals: Sequence[Interval], others: Shapes = ()) -> list[Answer]:
     """``observe_event``, the engine's per-event path (inline for two-interval shapes)."""
     store.observe_many([], [], [], [], intervals)
     out = []
     for segment in stream:
         for e in segment:
             status, counts, totals, first = store.observe_event(
-                e.key, e.event_id, e.at, e.amount, intervals, True, e.not_after)
+                e.key, e.event_id, e.at, e.amount, shape_of(e, intervals, others), True,
+                e.not_after)
             out.append(answer(status, counts, totals, first))
     return out
 
 
 def feed_batches(store: MemoryWindowStore, stream: list[Segment],
-                 intervals: Sequence[Interval], sizes: Sequence[int]) -> list[Answer]:
+                 intervals: Sequence[Interval], sizes: Sequence[int],
+                 others: Shapes = ()) -> list[Answer]:
     """``observe_many`` in batches cut at ``sizes`` in turn (and at every segment's end)."""
     out = []
     turn = 0
@@ -192,7 +200,8 @@ def feed_batches(store: MemoryWindowStore, stream: list[Segment],
             start += size
             got = store.observe_many(
                 [e.key for e in part], [e.event_id for e in part], [e.at for e in part],
-                [e.amount for e in part], intervals, totals=True, not_after=part[0].not_after)
+                [e.amount for e in part], shape_of(part[0], intervals, others), totals=True,
+                not_after=part[0].not_after)
             for i in range(len(part)):
                 out.append(answer(got.statuses[i], [c[i] for c in got.counts],
                                   [s[i] for s in got.totals], got.first_seen[i]))
@@ -200,6 +209,11 @@ def feed_batches(store: MemoryWindowStore, stream: list[Segment],
 
 
 Feed = Callable[[MemoryWindowStore], list[Answer]]
+Shapes = Sequence[Sequence[Interval]]
+
+
+def shape_of(e: Event, intervals: Sequence[Interval], others: Shapes) -> Sequence[Interval]:
+    return intervals if e.shape == 0 else others[e.shape - 1]
 
 
 def first_difference(want: Sequence[Answer], got: Sequence[Answer],
@@ -212,14 +226,14 @@ def first_difference(want: Sequence[Answer], got: Sequence[Answer],
 
 
 def check_feeds_agree(options: Options, window: Window, stream: list[Segment],
-                      intervals: Sequence[Interval], rng: random.Random) -> list[Answer]:
+                      intervals: Sequence[Interval], rng: random.Random,
+                      others: Shapes = ()) -> list[Answer]:
+    sizes = [rng.choice((2, 7, 100, 4_095, 4_096, 5_000)) for _ in range(5)]
     feeds: dict[str, Feed] = {
-        "observe": lambda s: feed_observe(s, stream, intervals),
-        "inline": lambda s: feed_inline(s, stream, intervals),
-        "one-by-one": lambda s: feed_batches(s, stream, intervals, [1]),
-        "batches": lambda s: feed_batches(
-            s, stream, intervals, [rng.choice((2, 7, 100, 4_095, 4_096, 5_000))
-                                   for _ in range(5)]),
+        "observe": lambda s: feed_observe(s, stream, intervals, others),
+        "inline": lambda s: feed_inline(s, stream, intervals, others),
+        "one-by-one": lambda s: feed_batches(s, stream, intervals, [1], others),
+        "batches": lambda s: feed_batches(s, stream, intervals, sizes, others),
     }
     want: list[Answer] | None = None
     for name, feed in feeds.items():
@@ -484,3 +498,21 @@ def test_a_list_of_intervals_changed_in_place_is_answered_as_it_now_is(window: W
     intervals[:] = [Interval(0, 1_000), Interval(0, 2_000)]
     got = store.observe(Observation("p", "b", 150), intervals)
     assert [t.count for t in got.tallies] == [2, 2]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("seed", range(3))
+def test_streams_asked_with_changing_intervals_and_far_clocks_are_fed_alike(
+    window: Window, seed: int
+) -> None:
+    """Segments asked with different interval tuples (the store widens to a longer reach
+    mid-stream) and backfills whose ``not_after`` lies weeks ahead."""
+    rng = random.Random(3_000 + seed)
+    intervals = interval_shapes(rng)
+    others = [interval_shapes(rng) for _ in range(3)]
+    reach = max(iv.reach for shape in [intervals, *others] for iv in shape)
+    options = sized(OPTIONS[seed], [Interval(0, reach)])
+    stream = hostile(50 + seed, 12_000, options, shapes=4, far=True)
+    answers = check_feeds_agree(options, window, stream, intervals, rng, others)
+    assert Status.FUTURE in {a[0] for a in answers}
