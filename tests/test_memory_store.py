@@ -252,3 +252,22 @@ def test_a_sweep_ends_when_a_pool_has_only_ids_from_long_ago(window: str) -> Non
     store._check()
     again = store.observe_many(["q"], ["ahead"], [at], [0], SPIKE)
     assert again.statuses == [Status.DUPLICATE]
+
+
+@pytest.mark.parametrize("window", ["exact", "ring"])
+def test_a_pool_quiet_past_its_windows_gives_them_back_but_keeps_its_ids(window: str) -> None:
+    """Quiet for three hours (past the windows, inside the dedup horizon): the sweep gives back
+    the pool's events, not its ids, so a redelivery is still a duplicate."""
+    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
+    start = 100 * 60 * MINUTE
+    n = 30  # more than a small window holds: filed for a look once its windows have passed
+    store.observe_many(["q"] * n, [f"q{k}" for k in range(n)],
+                       [start + k for k in range(n)], [0] * n, SPIKE)
+    at = start
+    for k in range(3 * 3_600):
+        at += 1_000_000
+        store.observe_many(["p"], [f"p{k}"], [at], [0], SPIKE)
+    assert store.size()["events"] < 3_600 + 1_000  # q's events were given back
+    again = store.observe_many(["q", "q"], ["q0", "q29"], [start, at], [0, 0], SPIKE)
+    assert again.statuses == [Status.DUPLICATE, Status.DUPLICATE]
+    store._check()
