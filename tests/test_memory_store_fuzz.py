@@ -601,3 +601,29 @@ def test_scripted_streams_with_sweeps_between_their_events(
     exact = check_feeds_agree(options, "exact", stream, spike, rng)
     ring = check_feeds_agree(options, "ring", stream, spike, rng)
     assert ring == exact, first_difference(exact, ring, stream)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.xfail(strict=True, reason=(
+    "exact and ring windows answer a pool far behind the stream differently: a small exact "
+    "window not quiet at a sweep is filed for its newest plus the id memory (never given "
+    "back before it is dropped), a ring for its newest plus keep (given back, its newest "
+    "moved up by keep), so the pool's next event in order for itself is NEW (as the model "
+    "says) on exact and LATE on ring. docs/backends.md allows stores to differ on such "
+    "events; whether the two window kinds of one store may is the lead's call"))
+def test_exact_and_ring_answer_alike_for_a_pool_far_behind_the_stream() -> None:
+    spike = (Interval(0, MINUTE), Interval(MINUTE, HOUR))
+    keep = 5 * MINUTE + HOUR + MINUTE
+    stream = [Event("q", "q0", 0, 1, None)]
+    stream += [Event("p", f"a{k}", 10 * MS * (k + 1), 1, None) for k in range(4_100)]
+    at = 41 * SEC
+    stream += [Event("q", "q1", at, 1, None)]  # not quiet at the first sweep
+    stream += [Event("p", f"b{k}", at + 3 * keep * (k + 1) // 8_200, 1, None)
+               for k in range(8_200)]  # two more sweeps, three horizons on
+    stream += [Event("q", "q2", at + 2 * MINUTE, 1, None)]  # in order for q
+    options = Options(5 * MINUTE, DAY, 5 * MINUTE)
+    assert model_answers(options, [stream], spike)[-1][:2] == (Status.NEW, (1, 2))
+    exact = feed_observe(options.store("exact"), [stream], spike)
+    ring = feed_observe(options.store("ring"), [stream], spike)
+    assert exact[-1][:2] == (Status.NEW, (1, 2))
+    assert ring[-1] == exact[-1]
