@@ -210,6 +210,27 @@ def feed_batches(store: MemoryWindowStore, stream: list[Segment],
     return out
 
 
+def feed_mixed(store: MemoryWindowStore, stream: list[Segment], intervals: Sequence[Interval],
+               others: Shapes, seed: int) -> list[Answer]:
+    """Each segment fed its own way: ``observe``, ``observe_event`` or ``observe_many`` in
+    batches (the sweep's event count is carried from one path to the other)."""
+    rng = random.Random(seed)
+    out = []
+    for segment in stream:
+        way = rng.randrange(3)
+        if way == 0:
+            out += feed_observe(store, [segment], intervals, others)
+        elif way == 1:
+            for e in segment:
+                status, counts, totals, first = store.observe_event(
+                    e.key, e.event_id, e.at, e.amount, shape_of(e, intervals, others), True,
+                    e.not_after)
+                out.append(answer(status, counts, totals, first))
+        else:
+            out += feed_batches(store, [segment], intervals, [rng.randrange(1, 5_000)], others)
+    return out
+
+
 Feed = Callable[[MemoryWindowStore], list[Answer]]
 Shapes = Sequence[Sequence[Interval]]
 
@@ -244,6 +265,7 @@ def check_feeds_agree(options: Options, window: Window, stream: list[Segment],
         "inline": lambda s: feed_inline(s, stream, intervals, others),
         "one-by-one": primed(lambda s: feed_batches(s, stream, intervals, [1], others)),
         "batches": primed(lambda s: feed_batches(s, stream, intervals, sizes, others)),
+        "mixed": primed(lambda s: feed_mixed(s, stream, intervals, others, sizes[0])),
     }
     want: list[Answer] | None = None
     for name, feed in feeds.items():
