@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -650,3 +650,21 @@ def test_exact_and_ring_answer_alike_for_a_pool_far_behind_the_stream() -> None:
     ring = feed_observe(options.store("ring"), [stream], spike)
     assert exact[-1][:2] == (Status.NEW, (1, 2))
     assert ring[-1] == exact[-1]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("seed", range(3))
+def test_amounts_past_64_bits_and_negative_ones_total_as_the_model_does(
+    window: Window, seed: int
+) -> None:
+    """A ring keeps its sums in ``array('q')`` until one does not fit: totals stay exact."""
+    rng = random.Random(5_000 + seed)
+    intervals = interval_shapes(rng)
+    options = sized(OPTIONS[seed], intervals)
+    amounts = (-5, 0, 2**63 - 1, 2**63, -(2**63), 2**80, -(2**90))
+    stream = [[replace(e, amount=rng.choice(amounts)) for e in segment]
+              for segment in within_lateness(90 + seed, 6_000, options, pools=4)]
+    want = [(*a[:3], None) for a in model_answers(options, stream, intervals)]
+    got = [(*a[:3], None) for a in check_feeds_agree(options, window, stream, intervals, rng)]
+    assert got == want, first_difference(want, got, stream)
