@@ -668,3 +668,34 @@ def test_amounts_past_64_bits_and_negative_ones_total_as_the_model_does(
     want = [(*a[:3], None) for a in model_answers(options, stream, intervals)]
     got = [(*a[:3], None) for a in check_feeds_agree(options, window, stream, intervals, rng)]
     assert got == want, first_difference(want, got, stream)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("case", range(len(OPTIONS)))
+def test_tallies_at_the_streams_newest_are_the_models_for_every_pool(
+    window: Window, case: int
+) -> None:
+    """After a stream within the lateness, quiet, given-back and dropped pools included: what
+    they gave back lies before every window that ends at or after the stream's newest minus
+    the allowed lateness."""
+    rng = random.Random(6_000 + case)
+    intervals = interval_shapes(rng)
+    options = sized(OPTIONS[case], intervals)
+    stream = within_lateness(110 + case, 9_000, options, pools=rng.choice((2, 30, 300)))
+    model = FastModel(options.lateness, options.horizon)
+    for e in (e for segment in stream for e in segment):
+        model.observe(e, intervals)
+    store = options.store(window)
+    feed_batches(store, stream, intervals, [1_000])
+    newest = max(model.newest.values())
+    for key in model.times:
+        times, amounts = model.times[key], model.amounts[key]
+        for at in (newest - options.lateness, newest, newest + MINUTE):
+            want = []
+            for interval in intervals:
+                low, high = interval.bounds(at)
+                lo, hi = bisect_right(times, low), bisect_right(times, high)
+                want.append((hi - lo, sum(amounts[lo:hi])))
+            got = [(t.count, t.total) for t in store.tally(key, at, intervals)]
+            assert got == want, (key, at)
