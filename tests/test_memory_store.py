@@ -271,3 +271,21 @@ def test_a_pool_quiet_past_its_windows_gives_them_back_but_keeps_its_ids(window:
     again = store.observe_many(["q", "q"], ["q0", "q29"], [start, at], [0, 0], SPIKE)
     assert again.statuses == [Status.DUPLICATE, Status.DUPLICATE]
     store._check()
+
+
+@pytest.mark.parametrize("window", ["exact", "ring"])
+def test_a_sweep_keeps_a_small_pool_still_inside_its_windows(window: str) -> None:
+    """The first sweep looks at every pool (each is filed when it is new); one with a few
+    recent events keeps them and its ids."""
+    store = MemoryWindowStore(window=window)  # type: ignore[arg-type]
+    start = 100 * 60 * MINUTE
+    store.observe_many(["q"] * 3, ["q0", "q1", "q2"], [start, start + 1, start + 2], [0] * 3,
+                       SPIKE)
+    at = start
+    for k in range(5_000):  # ten milliseconds apart: a sweep comes within the minute
+        at += 10_000
+        store.observe_many(["p"], [f"p{k}"], [at], [0], SPIKE)
+    got = store.observe_many(["q", "q"], ["q1", "q3"], [start + 1, at], [0, 0], SPIKE)
+    assert got.statuses == [Status.DUPLICATE, Status.NEW]
+    assert got.counts[0][1] == 4  # its three events and itself, in the last minute
+    store._check()

@@ -157,3 +157,25 @@ def test_observe_event_without_totals_answers_zeros(intervals: Sequence[Interval
                for i, (at, amount) in enumerate(zip(TIMES, AMOUNTS))]
     assert [a[2][0] for a in answers] == [1, 3, 5, 7, 9]
     assert {a[3] for a in answers} == {0}
+
+
+@pytest.mark.parametrize("intervals", [(Interval(0, 10), Interval(10, 10)),
+                                       (Interval(0, 10), Interval(0, 20))],
+                         ids=["chained", "both end now"])
+@pytest.mark.parametrize("amounts", [[0, 0, 3, 4, 5], [2, 0, 3, 4, 5]])
+def test_observe_event_inline_totals_start_at_the_first_amount(
+        intervals: Sequence[Interval], amounts: list[int]) -> None:
+    """The inline path (taken once observe_many has seen the intervals) keeps no sums while
+    every amount is 0 and starts them at the first other one."""
+    store = MemoryWindowStore(LATENESS)
+    store.observe_many([], [], [], [], intervals)
+    answers = [store.observe_event("p", f"e{i}", at, amount, intervals, True, None)
+               for i, (at, amount) in enumerate(zip(TIMES, amounts))]
+    def inside(at: int, interval: Interval) -> list[int]:
+        low = at - interval.offset - interval.length
+        return [x for t, x in zip(TIMES, amounts) if low < t <= at - interval.offset]
+
+    assert [tuple(a[2]) for a in answers] == [
+        tuple(sum(inside(at, iv)) for iv in intervals) for at in TIMES]
+    assert [tuple(a[1]) for a in answers] == [
+        tuple(len(inside(at, iv)) for iv in intervals) for at in TIMES]
