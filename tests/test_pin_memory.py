@@ -179,3 +179,23 @@ def test_observe_event_inline_totals_start_at_the_first_amount(
         tuple(sum(inside(at, iv)) for iv in intervals) for at in TIMES]
     assert [tuple(a[1]) for a in answers] == [
         tuple(len(inside(at, iv)) for iv in intervals) for at in TIMES]
+
+
+def test_a_ring_of_too_many_buckets_is_refused_naming_bucket_width() -> None:
+    with pytest.raises(ValidationError) as caught:
+        MemoryWindowStore(window="ring", bucket_width=timedelta(microseconds=1))
+    assert str(caught.value) == (
+        "bucket_width: 0:00:00.000001 is too narrow for the allowed_lateness (0:05:00 to "
+        "hold): 300,000,002 buckets a pool, at most 100,000; use at least 0:00:00.003001")
+    MemoryWindowStore(window="ring", bucket_width=timedelta(microseconds=3_001))
+    store = MemoryWindowStore(window="ring", bucket_width=timedelta(milliseconds=5))
+    hour = (Interval(0, 3_600 * SECOND),)
+    with pytest.raises(ValidationError) as caught:
+        store.observe_many(["p"], ["a"], [1], [0], hour)
+    assert str(caught.value).startswith(
+        "bucket_width: 0:00:00.005000 is too narrow for the allowed lateness and the longest "
+        "interval (1:05:00 to hold): 780,002 buckets a pool")
+    minute = (Interval(0, 60 * SECOND),)
+    assert store.observe_many(["p"], ["a"], [1], [0], minute).counts == [[1]]  # unchanged
+    # An exact window has no buckets: any width is taken.
+    MemoryWindowStore(bucket_width=timedelta(microseconds=1))

@@ -99,6 +99,8 @@ from .memory_keys import (
 from .memory_sweep import DROPPED, SweepSchedule, look
 
 _SWEEP_MIN = 4_096  # events between two sweeps, at least
+MAX_RING_SLOTS = 100_000
+"""The most buckets a ring window may have a key (``window="ring"``)."""
 _NEW = Status.NEW
 _ZEROS = (0, 0)
 _ALONE_CHAINED = (1, 0)  # the counts of an event alone in both intervals: chained ones
@@ -137,6 +139,7 @@ class MemoryWindowStore(LocalStore):
         self.bucket_width = bucket_width
         self._ring = window == "ring"
         self._width = bucket_width // US
+        self._check_ring(self._lateness, "allowed_lateness")
         self._keys: dict[str, Key] = {}
         self._reach = 0
         self._keep = self._lateness  # the allowed lateness and the longest interval asked for
@@ -175,8 +178,20 @@ class MemoryWindowStore(LocalStore):
         filed again when looked at."""
         self._schedule.file(state, due)
 
+    def _check_ring(self, span: int, by: str) -> None:
+        """Refuse a ring of more than MAX_RING_SLOTS buckets a key (``span`` behind its newest
+        event, in buckets of ``bucket_width``): each bucket costs every key some 32 bytes."""
+        slots = span // self._width + 2
+        if self._ring and slots > MAX_RING_SLOTS:
+            widest = (span // (MAX_RING_SLOTS - 2)) + 1
+            raise ValidationError("bucket_width", (
+                f"{self.bucket_width} is too narrow for the {by} ({timedelta(microseconds=span)}"
+                f" to hold): {slots:,} buckets a pool, at most {MAX_RING_SLOTS:,}; use at least "
+                f"{timedelta(microseconds=widest)}"))
+
     def _widen(self, reach: int) -> None:
         """A longer interval was asked for: hold that much more from now on."""
+        self._check_ring(self._lateness + reach, "allowed lateness and the longest interval")
         self._reach = reach
         self._keep = self._lateness + reach
         self._memory = max(self._keep, self._horizon) + self._keep
@@ -318,9 +333,14 @@ class MemoryWindowStore(LocalStore):
         on this store cannot fail half-way, so it is never retried)."""
         n = len(keys)
         cached = self._shape  # one tuple, read and replaced whole: safe without the lock
-        if cached[0] is not intervals:
-            cached = self._shape = (intervals, Shape(intervals))
-        shape = cached[1]
+        if cached[0] is intervals:
+            shape = cached[1]
+        else:
+            shape = Shape(intervals)
+            if type(intervals) is tuple:
+                # Kept, and known again by identity: a tuple of frozen intervals cannot
+                # change (a list can, in place, so it is read anew at every call).
+                self._shape = (intervals, shape)
         spans = shape.spans
         counts = [[0] * n for _ in spans]
         sums = [[0] * n for _ in spans] if totals else []
@@ -335,7 +355,8 @@ class MemoryWindowStore(LocalStore):
         with self._lock:
             if shape.reach > self._reach:
                 self._widen(shape.reach)
-            if shape.two and not self._ring and self._inline[0] is not intervals:
+            if shape.two and not self._ring and self._inline[0] is not intervals and (
+                    type(intervals) is tuple):
                 self._inline = (intervals, shape.chained, shape.r0, shape.r1, shape.reach)
             lateness = self._lateness
             keep = lateness + self._reach
@@ -535,8 +556,12 @@ class MemoryWindowStore(LocalStore):
                 assert state.first <= state.last or (state.first, state.last) == (
                     NO_FIRST, NEVER)
                 assert state.key == key
-                assert state.due <= state.last + self._memory or state.last == NEVER
+                # (an id taken ahead of the clock may be newer than its newest event)
+                assert state.due <= max(state.last, *state.ids.values()) + self._memory or (
+                    state.last == NEVER)
                 if isinstance(state, RingKey):
-                    assert state.due <= state.last + keep or not len(state)
+                    # Or all it holds given back (a bucket wider than keep keeps them).
+                    assert state.due <= state.last + keep or not state.count(
+                        state.last - keep, NO_FIRST)
                 elif len(state) > SMALL or state.cap > SMALL:
                     assert state.due <= state.last + keep

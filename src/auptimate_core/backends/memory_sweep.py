@@ -102,9 +102,13 @@ def look(state: Key, newest: int, keep: int, memory: int) -> int | None:
         # Nothing to give back, only ids to forget: due when it may be dropped (``last`` may
         # lie more than ``keep`` behind ``newest``, so ``last + keep`` may be due already).
         return None if last < newest - memory else last + memory
+    recent = NEVER  # the newest id, where it decides (one taken ahead of the clock may be
+    # newer than every event the key holds: it is recorded at the caller's clock)
     if last < newest - memory:
-        return None
-    if last >= newest - keep:
+        recent = max(state.ids.values(), default=NEVER)
+        if recent < newest - memory:
+            return None
+    elif last >= newest - keep:
         if isinstance(state, ExactKey) and state.cap <= SMALL and (
                 len(state._times) - state._start <= SMALL):
             return last + memory  # a small window, nothing to give back before it is dropped
@@ -124,4 +128,6 @@ def look(state: Key, newest: int, keep: int, memory: int) -> int | None:
         held = len(state)
     if len(state.ids) > 2 * held + 64:
         forget_ids(state, last - memory)
-    return last + memory
+    # (A ring trims whole buckets: one wider than ``keep`` may still hold given-back events,
+    # which no event it accepts can reach, until new buckets push it out or it is dropped.)
+    return max(last, recent) + memory
