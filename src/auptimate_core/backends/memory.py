@@ -72,6 +72,7 @@ from collections import deque
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from datetime import timedelta
+from operator import is_
 from typing import Literal
 
 from ..errors import ValidationError
@@ -102,6 +103,7 @@ _SWEEP_MIN = 4_096  # events between two sweeps, at least
 MAX_RING_SLOTS = 100_000
 """The most buckets a ring window may have a key (``window="ring"``)."""
 _NEW = Status.NEW
+_NONE2 = (None, None)
 _ZEROS = (0, 0)
 _ALONE_CHAINED = (1, 0)  # the counts of an event alone in both intervals: chained ones
 _ALONE_BOTH = (1, 1)  # and both ending now
@@ -127,7 +129,11 @@ class MemoryWindowStore(LocalStore):
         dedup_horizon: timedelta = timedelta(days=1),
     ) -> None:
         super().__init__(allowed_lateness, dedup_horizon)
-        self._shape: tuple[Sequence[Interval], Shape] = ((), Shape(()))
+        # (intervals, shape, items): what observe_many derived from the intervals it was last
+        # asked for; ``items`` is None for a tuple, else the intervals the sequence held then
+        # (a list may be changed in place: it is known again only while it holds the same).
+        self._shape: tuple[Sequence[Interval], Shape, tuple[Interval, ...] | None] = (
+            (), Shape(()), None)
         if window not in ("exact", "ring"):
             moved = (" (numpy columns are a store of their own: ColumnarWindowStore, from "
                      "auptimate_core.backends.columnar)" if str(window) == "columnar" else "")
@@ -144,10 +150,12 @@ class MemoryWindowStore(LocalStore):
         self._reach = 0
         self._keep = self._lateness  # the allowed lateness and the longest interval asked for
         self._memory = max(self._keep, self._horizon) + self._keep  # how long ids are kept
-        # (intervals, chained, r0, r1, reach): the intervals observe_event decides inline,
-        # once observe_many has seen them (see Shape), or (None, ...).
-        self._inline: tuple[Sequence[Interval] | None, bool, int, int, int] = (
-            None, False, 0, 0, 0)
+        # (intervals, chained, r0, r1, reach, first, second): the intervals observe_event
+        # decides inline, once observe_many has seen them (see Shape), or (None, ...);
+        # ``first`` and ``second`` are the two intervals a sequence other than a tuple held.
+        self._inline: tuple[Sequence[Interval] | None, bool, int, int, int,
+                            Interval | None, Interval | None] = (
+            None, False, 0, 0, 0, None, None)
         self._newest = NEVER
         # The newest event time of any key dropped whole so far (see _sweep): an event of a
         # key that has no window is LATE when its windows would reach back to it.
@@ -241,7 +249,9 @@ class MemoryWindowStore(LocalStore):
         self._lock.acquire()  # not a with block: a measurable share of this path
         try:
             inline = self._inline
-            if intervals is inline[0]:
+            if intervals is inline[0] and (inline[5] is None or (
+                    len(intervals) == 2 and intervals[0] is inline[5]
+                    and intervals[1] is inline[6])):
                 state: ExactKey | None = self._keys.get(key)  # type: ignore[assignment]
                 if state is None:  # inline shapes are only kept on exact windows
                     state = self._new_key(key)  # type: ignore[assignment]
@@ -277,7 +287,7 @@ class MemoryWindowStore(LocalStore):
                         cum = state._cum
                         begin = state._start
                         size = len(times)
-                    _, chained, r0, r1, reach = inline
+                    _, chained, r0, r1, reach, _, _ = inline
                     lo0 = size - 1
                     sums = _ZEROS
                     if times[lo0 - 1] <= at - reach:  # alone in both intervals: see observe_many
@@ -333,14 +343,14 @@ class MemoryWindowStore(LocalStore):
         on this store cannot fail half-way, so it is never retried)."""
         n = len(keys)
         cached = self._shape  # one tuple, read and replaced whole: safe without the lock
-        if cached[0] is intervals:
+        items = cached[2]
+        if cached[0] is intervals and (items is None or (
+                len(intervals) == len(items) and all(map(is_, intervals, items)))):
             shape = cached[1]
         else:
             shape = Shape(intervals)
-            if type(intervals) is tuple:
-                # Kept, and known again by identity: a tuple of frozen intervals cannot
-                # change (a list can, in place, so it is read anew at every call).
-                self._shape = (intervals, shape)
+            items = None if type(intervals) is tuple else tuple(intervals)
+            self._shape = (intervals, shape, items)
         spans = shape.spans
         counts = [[0] * n for _ in spans]
         sums = [[0] * n for _ in spans] if totals else []
@@ -355,9 +365,10 @@ class MemoryWindowStore(LocalStore):
         with self._lock:
             if shape.reach > self._reach:
                 self._widen(shape.reach)
-            if shape.two and not self._ring and self._inline[0] is not intervals and (
-                    type(intervals) is tuple):
-                self._inline = (intervals, shape.chained, shape.r0, shape.r1, shape.reach)
+            if shape.two and not self._ring and (
+                    self._inline[0] is not intervals or self._inline[5:] != (items or _NONE2)):
+                self._inline = (intervals, shape.chained, shape.r0, shape.r1, shape.reach,
+                                *(items or _NONE2))
             lateness = self._lateness
             keep = lateness + self._reach
             # A quiet key's newest may be moved up by ``keep`` (see _sweep): remember that
