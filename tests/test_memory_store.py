@@ -289,3 +289,23 @@ def test_a_sweep_keeps_a_small_pool_still_inside_its_windows(window: str) -> Non
     assert got.statuses == [Status.DUPLICATE, Status.NEW]
     assert got.counts[0][1] == 4  # its three events and itself, in the last minute
     store._check()
+
+
+def test_a_batch_sweeps_before_an_event_at_the_very_time_a_bucket_falls_due() -> None:
+    """The store's newest lands exactly on the time the sweep's next bucket falls due, and the
+    next event is of a pool that sweep gives back: one batch answers as one call per event
+    does (the sweep comes first: LATE)."""
+    second = 1_000_000
+    keys = ["q"] * 30 + ["p"] * 8_200 + ["q"]
+    ids = [f"e{i}" for i in range(len(keys))]
+    # q's 30 events are due a look in the bucket that falls due at 4,455 s (the windows'
+    # horizon is 66 minutes, the buckets an eighth of it); p's last event lands on it.
+    ats = list(range(30)) + [second + (4_454 * second * k) // 8_199 for k in range(8_200)]
+    ats.append(1_000 * second)  # in order for q, its windows reaching what is given back
+    one_by_one = MemoryWindowStore()
+    alone = [one_by_one.observe_many([k], [i], [a], [0], SPIKE).statuses[0]
+             for k, i, a in zip(keys, ids, ats)]
+    batched = MemoryWindowStore()
+    got = batched.observe_many(keys, ids, ats, [0] * len(keys), SPIKE)
+    assert alone[-1] is Status.LATE
+    assert got.statuses == alone

@@ -199,3 +199,14 @@ def test_a_ring_of_too_many_buckets_is_refused_naming_bucket_width() -> None:
     assert store.observe_many(["p"], ["a"], [1], [0], minute).counts == [[1]]  # unchanged
     # An exact window has no buckets: any width is taken.
     MemoryWindowStore(bucket_width=timedelta(microseconds=1))
+
+
+def test_a_ring_asked_for_a_longer_interval_holds_that_much_more_from_then_on() -> None:
+    store = MemoryWindowStore(window="ring", bucket_width=timedelta(seconds=10))
+    minute, hour = (Interval(0, 60 * SECOND),), (Interval(0, 3_600 * SECOND),)
+    for k in range(60):  # ten minutes, asked for a minute: a ring of about six minutes
+        store.observe(Observation("p", f"a{k}", k * 10 * SECOND), minute)
+    for k in range(180):  # thirty minutes more, asked for an hour
+        got = store.observe(Observation("p", f"b{k}", (600 + k * 10) * SECOND), hour)
+    assert got.tallies[0].count >= 180  # every event since the hour was first asked for
+    store._check()
