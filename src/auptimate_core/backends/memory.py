@@ -475,7 +475,12 @@ class MemoryWindowStore(LocalStore):
                     # horizon from now: its key's newest, or the store's for a key with none.
                     statuses[i] = future if at > ahead else late
                     now = newest if newest != NEVER else newest_all
-                    ids[event_id] = ahead if at > ahead else now
+                    if at > ahead:
+                        ids[event_id] = ahead
+                        if ahead > state.ahead:
+                            state.ahead = ahead  # may be newer than every event it holds
+                    else:
+                        ids[event_id] = now
                     if len(ids) > state.id_limit:
                         forget_ids(state, now - memory)
                     first_seen[i] = state.first if state.first != NO_FIRST else None
@@ -568,7 +573,7 @@ class MemoryWindowStore(LocalStore):
                     NO_FIRST, NEVER)
                 assert state.key == key
                 # (an id taken ahead of the clock may be newer than its newest event)
-                assert state.due <= max(state.last, *state.ids.values()) + self._memory or (
+                assert state.due <= max(state.last, state.ahead) + self._memory or (
                     state.last == NEVER)
                 if isinstance(state, RingKey):
                     # Or all it holds given back (a bucket wider than keep keeps them).

@@ -21,7 +21,7 @@ class ExactKey(ExactWindow):
     """Everything a store keeps for one key, on an exact window. ``cap``: the length its
     times may reach before the events no interval can reach are trimmed."""
 
-    __slots__ = ("cap", "due", "first", "id_limit", "ids", "key", "last")
+    __slots__ = ("ahead", "cap", "due", "first", "id_limit", "ids", "key", "last")
 
     def __init__(self, key: str, first: int, newest: int) -> None:
         super().__init__()
@@ -32,12 +32,13 @@ class ExactKey(ExactWindow):
         self.last = newest  # the key's newest event time
         self.first = first
         self.id_limit = 64
+        self.ahead = NEVER  # the newest time an id of an event ahead of the clock was kept at
 
 
 class RingKey(BucketRing):
     """Everything a store keeps for one key, on a bucket ring."""
 
-    __slots__ = ("due", "first", "id_limit", "ids", "key", "last")
+    __slots__ = ("ahead", "due", "first", "id_limit", "ids", "key", "last")
 
     def __init__(self, key: str, first: int, newest: int, width: int, span: int) -> None:
         super().__init__(width, span)
@@ -47,6 +48,7 @@ class RingKey(BucketRing):
         self.last = newest  # the key's newest event time
         self.first = first
         self.id_limit = 64
+        self.ahead = NEVER  # the newest time an id of an event ahead of the clock was kept at
 
 
 Key = ExactKey | RingKey

@@ -102,10 +102,10 @@ def look(state: Key, newest: int, keep: int, memory: int) -> int | None:
         # Nothing to give back, only ids to forget: due when it may be dropped (``last`` may
         # lie more than ``keep`` behind ``newest``, so ``last + keep`` may be due already).
         return None if last < newest - memory else last + memory
-    recent = NEVER  # the newest id, where it decides (one taken ahead of the clock may be
-    # newer than every event the key holds: it is recorded at the caller's clock)
+    # An id of an event ahead of the clock is kept at the caller's clock, which may be newer
+    # than every event the key holds: the key is kept for that id's horizon.
+    recent = state.ahead
     if last < newest - memory:
-        recent = max(state.ids.values(), default=NEVER)
         if recent < newest - memory:
             return None
     elif last >= newest - keep:
