@@ -93,8 +93,9 @@ def look(state: Key, newest: int, keep: int, memory: int) -> int | None:
     and the longest interval), ``memory`` how long ids are remembered. A key whose newest
     event is older than ``newest - keep`` gives back its events and its newest moves up by
     ``keep``, so that an event of it old enough to need them is ``LATE``; one quiet for longer
-    than ``memory`` holds nothing anyone can ask for and is dropped. A key with only ids of
-    events kept out of its windows is measured by its newest id.
+    than ``memory`` holds nothing anyone can ask for and is dropped, unless it kept the id of
+    an event ahead of the clock more recently (``ahead``): it is kept for that id's horizon.
+    A key with only ids of events kept out of its windows is measured by its newest id.
     """
     last = state.last
     if last == NEVER:
