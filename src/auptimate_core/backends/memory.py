@@ -189,8 +189,10 @@ class MemoryWindowStore(LocalStore):
     def _check_ring(self, span: int, by: str) -> None:
         """Refuse a ring of more than MAX_RING_SLOTS buckets a key (``span`` behind its newest
         event, in buckets of ``bucket_width``): each bucket costs every key some 32 bytes."""
+        if not self._ring:
+            return
         slots = span // self._width + 2
-        if self._ring and slots > MAX_RING_SLOTS:
+        if slots > MAX_RING_SLOTS:
             widest = (span // (MAX_RING_SLOTS - 2)) + 1
             raise ValidationError("bucket_width", (
                 f"{self.bucket_width} is too narrow for the {by} ({timedelta(microseconds=span)}"
@@ -199,17 +201,17 @@ class MemoryWindowStore(LocalStore):
 
     def _widen(self, reach: int) -> None:
         """A longer interval was asked for: hold that much more from now on."""
-        self._check_ring(self._lateness + reach, "allowed lateness and the longest interval")
+        keep = self._lateness + reach
+        self._check_ring(keep, "allowed lateness and the longest interval")
         self._reach = reach
-        self._keep = self._lateness + reach
-        self._memory = max(self._keep, self._horizon) + self._keep
+        self._keep = keep
+        self._memory = max(keep, self._horizon) + keep
         if not self._schedule:  # nothing filed yet: buckets of an eighth of the horizon
-            self._schedule.slot = max(self._keep // 8, 1)
+            self._schedule.slot = max(keep // 8, 1)
         if self._ring:
-            span = self._lateness + reach
             for state in self._keys.values():
                 assert isinstance(state, RingKey)
-                state.widen(span)
+                state.widen(keep)
 
     # -- recording and tallying ---------------------------------------------------------------
 

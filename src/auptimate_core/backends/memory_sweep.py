@@ -103,9 +103,7 @@ def look(state: Key, newest: int, keep: int, memory: int) -> int | None:
         # Nothing to give back, only ids to forget: due when it may be dropped (``last`` may
         # lie more than ``keep`` behind ``newest``, so ``last + keep`` may be due already).
         return None if last < newest - memory else last + memory
-    # An id of an event ahead of the clock is kept at the caller's clock, which may be newer
-    # than every event the key holds: the key is kept for that id's horizon.
-    recent = state.ahead
+    recent = state.ahead  # kept at the caller's clock: may be newer than every event it holds
     if last < newest - memory:
         if recent < newest - memory:
             return None
